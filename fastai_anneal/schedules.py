@@ -1,0 +1,169 @@
+"Pure annealing shapes and schedule builders: `pos` in [0, 1] → value. No `Learner`, no torch state."
+from __future__ import annotations
+import math, numbers, inspect
+from bisect import bisect_right
+from functools import partial
+import numpy as np
+from fastai.callback.schedule import sched_lin, sched_cos, sched_exp  # reused: identical formulas keep fastai parity
+
+__all__ = ['sched_sqrt', 'sched_poly', 'ANNEALS', 'WARMUPS', 'get_anneal', 'Phases', 'cos_anneal_scheds',
+           'sgdr_n_epoch', 'sgdr_anneal_scheds', 'flat_anneal_scheds']
+
+# ---------------------------------------------------------------- shapes
+def sched_sqrt(start, end, pos):
+    "1-sqrt cooldown from `start` to `end` (Hägele et al. 2024, arXiv 2405.18392)"
+    return end + (start-end) * (1 - math.sqrt(pos))
+
+def sched_poly(start, end, pos, power=2.):
+    "Polynomial decay of `power` from `start` to `end`: `end + (start-end)*(1-pos)**power` (transformers' convention)"
+    return end + (start-end) * (1-pos) ** power
+
+ANNEALS = {'cos': sched_cos, 'lin': sched_lin, 'exp': sched_exp, 'sqrt': sched_sqrt, 'poly': sched_poly}
+WARMUPS = {'lin': sched_lin, 'cos': sched_cos}
+
+def get_anneal(anneal:str|callable, name:str='anneal', names:dict=ANNEALS) -> callable:
+    "Resolve `anneal` (a name in `names` or any annealer `f(start, end, pos)`) to a function, or raise naming `name`"
+    if isinstance(anneal, str):
+        if anneal in names: return names[anneal]
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, names))} or a function f(start, end, pos), got {anneal!r}")
+    if not callable(anneal): raise TypeError(f"{name} must be a name in {list(names)} or a function f(start, end, pos), got {type(anneal).__name__}")
+    try: inspect.signature(anneal).bind(1., 0., 0.5)
+    except TypeError: raise TypeError(f"{name} must accept three arguments (start, end, pos); {anneal!r} does not") from None
+    except ValueError: pass  # builtins without a signature: trust them
+    return anneal
+
+# ---------------------------------------------------------------- argument checks (shared by every entry point)
+def _is_real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+def check_int(name:str, v, lo:int=1) -> int:
+    "`v` as an int >= `lo`, or raise naming `name` (whole floats such as 3.0 are accepted)"
+    if not _is_real(v) or not math.isfinite(v) or v != int(v): raise TypeError(f"{name} must be a whole number >= {lo}, got {v!r}")
+    if v < lo: raise ValueError(f"{name} must be >= {lo}, got {v!r}")
+    return int(v)
+
+def check_float(name:str, v, lo:float=0., hi:float=math.inf, lo_open:bool=True, hi_open:bool=True, inf_ok:bool=False) -> float:
+    "`v` as a float in the interval (`lo`, `hi`) (open/closed as flagged), or raise naming `name` and the range"
+    rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if not _is_real(v): raise TypeError(f"{name} must be a real number in {rng}, got {v!r}")
+    v = float(v)
+    if math.isnan(v) or (math.isinf(v) and not inf_ok): raise ValueError(f"{name} must be a finite number in {rng}, got {v!r}")
+    if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi): raise ValueError(f"{name} must be in {rng}, got {v!r}")
+    return v
+
+def check_pct(name:str, v) -> float:
+    "`v` as a fraction of training in [0, 1)"
+    return check_float(name, v, 0., 1., lo_open=False)
+
+def check_lrs(name:str, lr) -> float|np.ndarray:
+    "`lr` (a float or one float per param group) as a float or float64 array, every value finite and > 0"
+    if isinstance(lr, (list, tuple, np.ndarray)) or (hasattr(lr, 'tolist') and not _is_real(lr)):
+        arr = np.asarray(lr.tolist() if hasattr(lr, 'tolist') else lr, dtype=object).ravel()
+        if arr.size == 0: raise ValueError(f"{name} must hold at least one learning rate, got an empty {type(lr).__name__}")
+        vals = [check_float(f"{name}[{i}]", v) for i,v in enumerate(arr)]
+        return np.array(vals, dtype=np.float64)
+    return check_float(name, lr)
+
+def check_moms(name:str, moms) -> tuple:
+    "`moms` as a `(hi, lo, hi)` triple of momentums in [0, 1)"
+    if not isinstance(moms, (tuple, list)) or len(moms) != 3: raise TypeError(f"{name} must be a tuple of 3 momentums (start, peak-lr value, end) in [0, 1), got {moms!r}")
+    return tuple(check_float(f"{name}[{i}]", m, 0., 1., lo_open=False) for i,m in enumerate(moms))
+
+# ---------------------------------------------------------------- phase combiner
+class Phases:
+    "Piecewise schedule: phase `i` anneals `fs[i]` from `starts[i]` to `ends[i]` over fraction `pcts[i]` of training"
+    def __init__(self, pcts, fs, starts, ends):
+        pcts = [check_float(f"pcts[{i}]", p, 0., 1., lo_open=False, hi_open=False) for i,p in enumerate(pcts)]
+        if abs(sum(pcts) - 1) > 1e-9: raise ValueError(f"pcts must sum to 1 (within 1e-9), got {sum(pcts)!r}")
+        keep = [i for i,p in enumerate(pcts) if p > 0]  # zero-length phases never run
+        self.fs,self.starts,self.ends = [fs[i] for i in keep],[starts[i] for i in keep],[ends[i] for i in keep]
+        bounds = list(np.cumsum([0.] + [pcts[i] for i in keep]))
+        bounds[-1] = 1.  # the last phase ends at exactly 1, whatever the rounding of the sum
+        self.lo = tuple(float(b) for b in bounds[:-1])
+        self.width = tuple(float(b-a) for a,b in zip(bounds[:-1], bounds[1:]))
+        self.n = len(self.fs)
+
+    def __call__(self, pos:float):
+        i = bisect_right(self.lo, pos, 1, self.n) - 1  # a join belongs to the phase it starts
+        p = (pos - self.lo[i]) / self.width[i]
+        if p <= 0: return self.starts[i]
+        if p >= 1: return self.ends[i]
+        return self.fs[i](self.starts[i], self.ends[i], p)
+
+    def __repr__(self): return f"Phases(lo={self.lo}, fs={[getattr(f, '__name__', f) for f in self.fs]})"
+
+def _phase_list(*phases):
+    "`Phases` from `(pct, f, start, end)` tuples"
+    return Phases(*zip(*phases))
+
+def _floor(lr, div_final):
+    "Final value `lr/div_final`; `div_final=inf` anneals to 0 (torch's `eta_min=0`)"
+    return lr * 0. if math.isinf(div_final) else lr / div_final
+
+def _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal):
+    return (check_lrs('lr_max', lr_max), check_float('div_final', div_final, inf_ok=True), check_pct('pct_warmup', pct_warmup),
+            check_float('div_warmup', div_warmup, inf_ok=True), get_anneal(warmup, 'warmup', WARMUPS), get_anneal(anneal))
+
+# ---------------------------------------------------------------- builders, one per fit variant
+def cos_anneal_scheds(lr_max:float|np.ndarray,  # Peak learning rate (an array: one per param group)
+    div_final:float=1e5,     # Final lr is `lr_max/div_final` (inf: anneal to 0)
+    pct_warmup:float=0.,     # Fraction of training spent warming up to `lr_max`
+    div_warmup:float=25.,    # Warmup starts at `lr_max/div_warmup` (inf: from 0)
+    warmup:str|callable='lin',  # Warmup shape: 'lin' | 'cos' | f(start, end, pos)
+    anneal:str|callable='cos',  # Anneal shape: 'cos' | 'lin' | 'exp' | 'sqrt' | 'poly' | f(start, end, pos)
+    moms:tuple=None,         # `(hi, lo, hi)`: momentum mirrors the lr, lowest at the peak; None leaves it alone
+) -> dict:
+    "Schedules for `Learner.fit_cos_anneal`: optional warmup then one anneal from `lr_max` to `lr_max/div_final` (Loshchilov & Hutter, arXiv 1608.03983)"
+    lr_max,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal)
+    lr_lo,lr_end = _floor(lr_max, div_warmup),_floor(lr_max, div_final)
+    scheds = {'lr': _phase_list((pct_warmup, fw, lr_lo, lr_max), (1-pct_warmup, fa, lr_max, lr_end))}
+    if moms is not None:
+        hi,lo,end = check_moms('moms', moms)
+        scheds['mom'] = _phase_list((pct_warmup, fw, hi, lo), (1-pct_warmup, fa, lo, end))
+    return scheds
+
+def sgdr_n_epoch(n_cycles:int, cycle_len:int, cycle_mult:float=2) -> int:
+    "Total epochs of `n_cycles` warm-restart cycles, cycle `i` lasting `cycle_len*cycle_mult**i` epochs"
+    n_cycles,cycle_len = check_int('n_cycles', n_cycles),check_int('cycle_len', cycle_len)
+    cycle_mult = check_float('cycle_mult', cycle_mult, 1., lo_open=False)
+    total = sum(cycle_len * cycle_mult**i for i in range(n_cycles))
+    if abs(total - round(total)) > 1e-9:
+        raise ValueError(f"cycle_len*sum(cycle_mult**i for i < n_cycles) must be a whole number of epochs, got {total!r} "
+                         f"(n_cycles={n_cycles}, cycle_len={cycle_len}, cycle_mult={cycle_mult})")
+    return int(round(total))
+
+def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
+    cycle_len:int,           # Epochs in the first cycle
+    lr_max:float|np.ndarray, # Peak learning rate of the first cycle
+    cycle_mult:float=2,      # Cycle `i` lasts `cycle_len*cycle_mult**i` epochs (1: equal cycles)
+    cycle_decay:float=1.,    # Cycle `i` starts at `lr_max*cycle_decay**i`
+    div_final:float=1e5,     # Every cycle ends at `lr_max/div_final` (timm's `lr_min`, torch's `eta_min`)
+    pct_warmup:float=0.,     # Fraction of all training spent warming up, a prefix of the first cycle
+    div_warmup:float=25.,    # Warmup starts at `lr_max/div_warmup` (inf: from 0)
+    warmup:str|callable='lin',  # Warmup shape
+    anneal:str|callable='cos',  # Anneal shape of every cycle
+) -> dict:
+    "Schedules for `Learner.fit_sgdr_anneal`: warm restarts with growing cycles and decaying peaks (SGDR, arXiv 1608.03983)"
+    n_epoch = sgdr_n_epoch(n_cycles, cycle_len, cycle_mult)
+    cycle_decay = check_float('cycle_decay', cycle_decay)
+    lr_max,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal)
+    pcts = [cycle_len * cycle_mult**i / n_epoch for i in range(int(n_cycles))]
+    if pct_warmup >= pcts[0]: raise ValueError(f"pct_warmup must be smaller than the first cycle's share of training ({pcts[0]:g}), got {pct_warmup!r}")
+    lr_end = _floor(lr_max, div_final)
+    phases = [(pct_warmup, fw, _floor(lr_max, div_warmup), lr_max), (pcts[0]-pct_warmup, fa, lr_max, lr_end)]
+    phases += [(p, fa, lr_max*cycle_decay**i, lr_end) for i,p in enumerate(pcts) if i > 0]
+    return {'lr': _phase_list(*phases)}
+
+def flat_anneal_scheds(lr:float|np.ndarray,  # Stable learning rate
+    div_final:float=1e5,     # Final lr is `lr/div_final` (inf: decay to 0)
+    pct_start:float=0.75,    # Fraction of training before the decay starts (warmup included)
+    pct_warmup:float=0.,     # Fraction of training spent warming up to `lr`
+    anneal:str|callable='cos',  # Decay shape: 'cos' | 'lin' | 'sqrt' (1-sqrt cooldown) | 'exp' | 'poly' | f
+    warmup:str|callable='lin',  # Warmup shape
+    div_warmup:float=None,   # Warmup starts at `lr/div_warmup`; None: at `lr/div_final`, as transformers' WSD
+) -> dict:
+    "Schedules for `Learner.fit_flat_anneal`: warmup, stable, decay (WSD; Hägele et al., arXiv 2405.18392)"
+    pct_start = check_pct('pct_start', pct_start)
+    lr,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr, div_final, pct_warmup, div_final if div_warmup is None else div_warmup, warmup, anneal)
+    if pct_warmup > pct_start: raise ValueError(f"pct_warmup must be <= pct_start ({pct_start!r}): the warmup happens before the decay, got {pct_warmup!r}")
+    return {'lr': _phase_list((pct_warmup, fw, _floor(lr, div_warmup), lr), (pct_start-pct_warmup, sched_lin, lr, lr),
+                              (1-pct_start, fa, lr, _floor(lr, div_final)))}
