@@ -1,0 +1,135 @@
+"Thin `Learner` patches: validate, build the schedules of `schedules.py`, hand them to fastai's `ParamScheduler`, fit."
+from __future__ import annotations
+import numpy as np
+from fastcore.basics import even_mults, patch
+from fastcore.foundation import L
+from fastcore.meta import delegates
+from fastai.learner import Learner
+from fastai.callback.schedule import ParamScheduler
+from .schedules import (check_int, check_float, check_lrs, cos_anneal_scheds, sgdr_n_epoch, sgdr_anneal_scheds,
+                        flat_anneal_scheds)
+
+__all__ = []  # everything here is a `Learner` patch, applied on import
+
+def _n_groups(learn) -> int:
+    "Number of param groups `learn.opt` has, or would have, without creating it (mirrors fastai's `Optimizer.__init__`)"
+    if learn.opt is not None: return len(learn.opt.param_lists)
+    ps = L(learn.splitter(learn.model))
+    return len(ps) if len(ps) and isinstance(ps[0], (L, list)) else 1
+
+def _group_lrs(learn, lr, name:str) -> np.ndarray:
+    "One lr per param group from a float, a slice (as `Optimizer.set_hyper`) or a list; `learn.lr` if None"
+    n = _n_groups(learn)
+    if lr is None: lr = learn.lr
+    if isinstance(lr, slice):
+        if lr.stop is None: raise ValueError(f"{name} as a slice needs a stop (the last group's lr), got {lr!r}")
+        stop = check_float(f"{name}.stop", lr.stop)
+        lr = [stop/10]*(n-1) + [stop] if lr.start is None else even_mults(check_float(f"{name}.start", lr.start), stop, n)
+    lrs = check_lrs(name, lr)
+    if np.ndim(lrs) == 0 or len(lrs) == 1: return np.full(n, float(np.ravel(lrs)[0]))
+    if len(lrs) != n: raise ValueError(f"{name} has {len(lrs)} values but the optimizer has {n} parameter group(s): give one value, a slice, or {n} values")
+    return lrs
+
+def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max') -> dict:
+    "Validate one fit call with no side effect; returns what `_launch` needs"
+    n_epoch = check_int('n_epoch', n_epoch)
+    start_epoch = check_int('start_epoch', start_epoch, 0)
+    if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
+    if wd is not None: wd = check_float('wd', wd, 0., lo_open=False)
+    lrs = _group_lrs(learn, lr, lr_name)
+    return dict(n_epoch=n_epoch, lrs=lrs, scheds=build(lrs), wd=wd, start_epoch=start_epoch)
+
+def _launch(learn, n_epoch, lrs, scheds, wd, start_epoch, cbs=None, reset_opt=False):
+    "The setup every variant shares: optimizer, per-group lrs, `ParamScheduler`, `fit` (with `start_epoch`, which fastai's `fit_flat_cos` drops)"
+    if learn.opt is None: learn.create_opt()
+    learn.opt.set_hyper('lr', lrs)
+    learn.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+
+@patch
+def fit_cos_anneal(self:Learner,
+    n_epoch:int,              # Number of epochs
+    lr_max:float|slice|list=None,  # Peak learning rate (per group with a slice or list); `self.lr` if None
+    div_final:float=1e5,      # Final lr is `lr_max/div_final` (inf: anneal to 0)
+    pct_warmup:float=0.,      # Fraction of training spent warming up to `lr_max`
+    div_warmup:float=25.,     # Warmup starts at `lr_max/div_warmup` (inf: from 0)
+    warmup:str|callable='lin',   # Warmup shape: 'lin' | 'cos' | f(start, end, pos)
+    anneal:str|callable='cos',   # Anneal shape: 'cos' | 'lin' | 'exp' | 'sqrt' | 'poly' | f(start, end, pos)
+    moms:tuple=None,          # `(hi, lo, hi)`: momentum mirrors the lr, lowest at the peak; None leaves it alone
+    wd:float=None,            # Weight decay; `self.wd` if None
+    cbs=None,                 # Extra callbacks for this fit
+    reset_opt:bool=False,     # Reset the optimizer before fitting
+    start_epoch:int=0,        # Resume at this epoch (the lr sequence continues exactly)
+):
+    "Fit `self.model` for `n_epoch` with optional warmup then cosine annealing to `lr_max/div_final` (SGDR without restarts, arXiv 1608.03983)"
+    build = lambda lrs: cos_anneal_scheds(lrs, div_final, pct_warmup, div_warmup, warmup, anneal, moms)
+    _launch(self, **_prepare(self, n_epoch, lr_max, build, wd, start_epoch), cbs=cbs, reset_opt=reset_opt)
+
+@patch
+def fit_sgdr_anneal(self:Learner,
+    n_cycles:int,             # Number of cycles
+    cycle_len:int,            # Epochs in the first cycle
+    lr_max:float|slice|list=None,  # Peak lr of the first cycle (per group with a slice or list); `self.lr` if None
+    cycle_mult:float=2,       # Cycle `i` lasts `cycle_len*cycle_mult**i` epochs (1: equal cycles)
+    cycle_decay:float=1.,     # Cycle `i` peaks at `lr_max*cycle_decay**i`
+    div_final:float=1e5,      # Every cycle ends at `lr_max/div_final`
+    pct_warmup:float=0.,      # Fraction of all training spent warming up, a prefix of the first cycle
+    div_warmup:float=25.,     # Warmup starts at `lr_max/div_warmup`
+    warmup:str|callable='lin',   # Warmup shape
+    anneal:str|callable='cos',   # Anneal shape of every cycle
+    wd:float=None,            # Weight decay; `self.wd` if None
+    cbs=None,                 # Extra callbacks for this fit
+    reset_opt:bool=False,     # Reset the optimizer before fitting
+    start_epoch:int=0,        # Resume at this epoch
+):
+    "Fit `self.model` with `n_cycles` warm restarts, growing by `cycle_mult` and decaying by `cycle_decay` (SGDR, arXiv 1608.03983)"
+    n_epoch = sgdr_n_epoch(n_cycles, cycle_len, cycle_mult)
+    build = lambda lrs: sgdr_anneal_scheds(n_cycles, cycle_len, lrs, cycle_mult, cycle_decay, div_final, pct_warmup, div_warmup, warmup, anneal)
+    _launch(self, **_prepare(self, n_epoch, lr_max, build, wd, start_epoch), cbs=cbs, reset_opt=reset_opt)
+
+@patch
+def fit_flat_anneal(self:Learner,
+    n_epoch:int,              # Number of epochs
+    lr:float|slice|list=None, # Stable learning rate (per group with a slice or list); `self.lr` if None
+    div_final:float=1e5,      # Final lr is `lr/div_final` (inf: decay to 0)
+    pct_start:float=0.75,     # Fraction of training before the decay starts (warmup included)
+    pct_warmup:float=0.,      # Fraction of training spent warming up to `lr`
+    anneal:str|callable='cos',   # Decay shape: 'cos' | 'lin' | 'sqrt' (1-sqrt cooldown) | 'exp' | 'poly' | f
+    warmup:str|callable='lin',   # Warmup shape
+    div_warmup:float=None,    # Warmup starts at `lr/div_warmup`; None: at `lr/div_final`, as transformers' WSD
+    wd:float=None,            # Weight decay; `self.wd` if None
+    cbs=None,                 # Extra callbacks for this fit
+    reset_opt:bool=False,     # Reset the optimizer before fitting
+    start_epoch:int=0,        # Resume at this epoch (fastai's `fit_flat_cos` ignores it; this one doesn't)
+):
+    "Fit `self.model` with warmup, a stable `lr`, then a decay from `pct_start` (WSD, Hägele et al., arXiv 2405.18392)"
+    build = lambda lrs: flat_anneal_scheds(lrs, div_final, pct_start, pct_warmup, anneal, warmup, div_warmup)
+    _launch(self, **_prepare(self, n_epoch, lr, build, wd, start_epoch, lr_name='lr'), cbs=cbs, reset_opt=reset_opt)
+
+@patch
+@delegates(Learner.fit_cos_anneal, but=['n_epoch', 'lr_max', 'pct_warmup', 'div_final', 'anneal'])
+def fine_tune_anneal(self:Learner,
+    epochs:int,               # Epochs of the unfrozen phase
+    base_lr:float=2e-3,       # Peak lr of the frozen phase; the unfrozen phase peaks at `base_lr/2` on the last group
+    freeze_epochs:int=1,      # Epochs of the frozen phase (0: skip it)
+    lr_mult:float=100,        # Discriminative lrs of the unfrozen phase span `base_lr/2/lr_mult` to `base_lr/2`
+    pct_warmup:float=0.1,     # Fraction of each phase spent warming up
+    div_final:float=1e5,      # Each phase ends at its peak/`div_final`
+    anneal:str|callable='cos',   # Anneal shape of both phases
+    **kwargs,
+):
+    "`Learner.fine_tune` with both phases warmed up and annealed by `fit_cos_anneal` instead of 1cycle"
+    unknown = set(kwargs) - {'div_warmup', 'warmup', 'moms', 'wd', 'start_epoch', 'cbs', 'reset_opt'}
+    if unknown: raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}; it passes on div_warmup, warmup, moms, wd, start_epoch, cbs, reset_opt")
+    freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0)
+    base_lr,lr_mult = check_float('base_lr', base_lr),check_float('lr_mult', lr_mult, 1., lo_open=False)
+    bkw = {k: kwargs[k] for k in ('div_warmup', 'warmup', 'moms') if k in kwargs}
+    fkw = {k: kwargs[k] for k in ('wd', 'start_epoch') if k in kwargs}
+    build = lambda lrs: cos_anneal_scheds(lrs, div_final, pct_warmup, anneal=anneal, **bkw)
+    # validate both phases before freezing, so a bad argument leaves the learner untouched
+    frozen = _prepare(self, freeze_epochs, slice(base_lr), build, **fkw) if freeze_epochs else None
+    unfrozen = _prepare(self, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, **fkw)
+    lkw = {k: kwargs[k] for k in ('cbs', 'reset_opt') if k in kwargs}
+    self.freeze()
+    if frozen: _launch(self, **frozen, **lkw)
+    self.unfreeze()
+    _launch(self, **unfrozen, **lkw)
