@@ -43,10 +43,11 @@ def check_int(name:str, v, lo:int=1) -> int:
 
 def check_float(name:str, v, lo:float=0., hi:float=math.inf, lo_open:bool=True, hi_open:bool=True, inf_ok:bool=False) -> float:
     "`v` as a float in the interval (`lo`, `hi`) (open/closed as flagged), or raise naming `name` and the range"
+    hi_open = hi_open and not (inf_ok and math.isinf(hi))  # inf_ok: inf itself is accepted (e.g. `div_final=inf` anneals to 0)
     rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
     if not _is_real(v): raise TypeError(f"{name} must be a real number in {rng}, got {v!r}")
     v = float(v)
-    if math.isnan(v) or (math.isinf(v) and not inf_ok): raise ValueError(f"{name} must be a finite number in {rng}, got {v!r}")
+    if math.isnan(v) or (math.isinf(v) and not (inf_ok and v > 0)): raise ValueError(f"{name} must be a finite number in {rng}, got {v!r}")
     if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi): raise ValueError(f"{name} must be in {rng}, got {v!r}")
     return v
 
@@ -70,17 +71,23 @@ def check_moms(name:str, moms) -> tuple:
 
 # ---------------------------------------------------------------- phase combiner
 class Phases:
-    "Piecewise schedule: phase `i` anneals `fs[i]` from `starts[i]` to `ends[i]` over fraction `pcts[i]` of training"
-    def __init__(self, pcts, fs, starts, ends):
-        pcts = [check_float(f"pcts[{i}]", p, 0., 1., lo_open=False, hi_open=False) for i,p in enumerate(pcts)]
-        if abs(sum(pcts) - 1) > 1e-9: raise ValueError(f"pcts must sum to 1 (within 1e-9), got {sum(pcts)!r}")
-        keep = [i for i,p in enumerate(pcts) if p > 0]  # zero-length phases never run
+    "Piecewise schedule: phase `i` anneals `fs[i]` from `starts[i]` to `ends[i]` between positions `bounds[i]` and `bounds[i+1]`"
+    def __init__(self, bounds, fs, starts, ends):
+        # Boundaries, not widths: builders pass exact positions such as `epoch/n_epoch`, the very float fastai's
+        # `pct_train` takes at an epoch start, so a restart lands on its first batch (a cumsum of widths drifts by an ulp).
+        b = [check_float(f"bounds[{i}]", v, 0., 1., lo_open=False, hi_open=False) for i,v in enumerate(bounds)]
+        if len(b) != len(fs)+1 or b[0] != 0 or b[-1] != 1 or any(x > y for x,y in zip(b, b[1:])):
+            raise ValueError(f"bounds must rise from 0 to 1 with one more entry than fs ({len(fs)+1}), got {bounds!r}")
+        keep = [i for i in range(len(fs)) if b[i+1] > b[i]]  # zero-length phases never run
         self.fs,self.starts,self.ends = [fs[i] for i in keep],[starts[i] for i in keep],[ends[i] for i in keep]
-        bounds = list(np.cumsum([0.] + [pcts[i] for i in keep]))
-        bounds[-1] = 1.  # the last phase ends at exactly 1, whatever the rounding of the sum
-        self.lo = tuple(float(b) for b in bounds[:-1])
-        self.width = tuple(float(b-a) for a,b in zip(bounds[:-1], bounds[1:]))
-        self.n = len(self.fs)
+        self.lo,self.width = tuple(b[i] for i in keep),tuple(b[i+1]-b[i] for i in keep)
+        self.n = len(keep)
+
+    @classmethod
+    def from_pcts(cls, pcts, fs, starts, ends):
+        "`Phases` from each phase's share of training, as fastai's `combine_scheds` (`pcts` must sum to 1 within 1e-9)"
+        if abs(math.fsum(pcts) - 1) > 1e-9: raise ValueError(f"pcts must sum to 1 (within 1e-9), got {math.fsum(pcts)!r}")
+        return cls([0.] + [min(math.fsum(pcts[:i+1]), 1.) for i in range(len(pcts)-1)] + [1.], fs, starts, ends)
 
     def __call__(self, pos:float):
         i = bisect_right(self.lo, pos, 1, self.n) - 1  # a join belongs to the phase it starts
@@ -92,8 +99,9 @@ class Phases:
     def __repr__(self): return f"Phases(lo={self.lo}, fs={[getattr(f, '__name__', f) for f in self.fs]})"
 
 def _phase_list(*phases):
-    "`Phases` from `(pct, f, start, end)` tuples"
-    return Phases(*zip(*phases))
+    "`Phases` from `(upto, f, start, end)` tuples: each phase runs from the previous one's `upto` (0 for the first)"
+    ups = [0.] + [p[0] for p in phases[:-1]] + [1.]
+    return Phases(ups, *list(zip(*phases))[1:])
 
 def _floor(lr, div_final):
     "Final value `lr/div_final`; `div_final=inf` anneals to 0 (torch's `eta_min=0`)"
@@ -115,10 +123,10 @@ def cos_anneal_scheds(lr_max:float|np.ndarray,  # Peak learning rate (an array: 
     "Schedules for `Learner.fit_cos_anneal`: optional warmup then one anneal from `lr_max` to `lr_max/div_final` (Loshchilov & Hutter, arXiv 1608.03983)"
     lr_max,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal)
     lr_lo,lr_end = _floor(lr_max, div_warmup),_floor(lr_max, div_final)
-    scheds = {'lr': _phase_list((pct_warmup, fw, lr_lo, lr_max), (1-pct_warmup, fa, lr_max, lr_end))}
+    scheds = {'lr': _phase_list((pct_warmup, fw, lr_lo, lr_max), (1., fa, lr_max, lr_end))}
     if moms is not None:
         hi,lo,end = check_moms('moms', moms)
-        scheds['mom'] = _phase_list((pct_warmup, fw, hi, lo), (1-pct_warmup, fa, lo, end))
+        scheds['mom'] = _phase_list((pct_warmup, fw, hi, lo), (1., fa, lo, end))
     return scheds
 
 def sgdr_n_epoch(n_cycles:int, cycle_len:int, cycle_mult:float=2) -> int:
@@ -146,11 +154,11 @@ def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
     n_epoch = sgdr_n_epoch(n_cycles, cycle_len, cycle_mult)
     cycle_decay = check_float('cycle_decay', cycle_decay)
     lr_max,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal)
-    pcts = [cycle_len * cycle_mult**i / n_epoch for i in range(int(n_cycles))]
-    if pct_warmup >= pcts[0]: raise ValueError(f"pct_warmup must be smaller than the first cycle's share of training ({pcts[0]:g}), got {pct_warmup!r}")
+    ends = [math.fsum(cycle_len * cycle_mult**j for j in range(i+1)) / n_epoch for i in range(int(n_cycles))]  # epoch/n_epoch, exactly as fastai's pct_train
+    if pct_warmup >= ends[0]: raise ValueError(f"pct_warmup must be smaller than the first cycle's share of training ({ends[0]:g}), got {pct_warmup!r}")
     lr_end = _floor(lr_max, div_final)
-    phases = [(pct_warmup, fw, _floor(lr_max, div_warmup), lr_max), (pcts[0]-pct_warmup, fa, lr_max, lr_end)]
-    phases += [(p, fa, lr_max*cycle_decay**i, lr_end) for i,p in enumerate(pcts) if i > 0]
+    phases = [(pct_warmup, fw, _floor(lr_max, div_warmup), lr_max), (ends[0], fa, lr_max, lr_end)]
+    phases += [(up, fa, lr_max*cycle_decay**i, lr_end) for i,up in enumerate(ends) if i > 0]
     return {'lr': _phase_list(*phases)}
 
 def flat_anneal_scheds(lr:float|np.ndarray,  # Stable learning rate
@@ -165,5 +173,5 @@ def flat_anneal_scheds(lr:float|np.ndarray,  # Stable learning rate
     pct_start = check_pct('pct_start', pct_start)
     lr,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr, div_final, pct_warmup, div_final if div_warmup is None else div_warmup, warmup, anneal)
     if pct_warmup > pct_start: raise ValueError(f"pct_warmup must be <= pct_start ({pct_start!r}): the warmup happens before the decay, got {pct_warmup!r}")
-    return {'lr': _phase_list((pct_warmup, fw, _floor(lr, div_warmup), lr), (pct_start-pct_warmup, sched_lin, lr, lr),
-                              (1-pct_start, fa, lr, _floor(lr, div_final)))}
+    return {'lr': _phase_list((pct_warmup, fw, _floor(lr, div_warmup), lr), (pct_start, sched_lin, lr, lr),
+                              (1., fa, lr, _floor(lr, div_final)))}
