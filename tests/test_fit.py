@@ -1,0 +1,178 @@
+"The `Learner` patches: recorded schedules equal the builders, exact resume, per-group lrs, bad input leaves the learner untouched."
+import math
+import numpy as np, pytest, torch
+from fastai.basics import *
+from fastai.test_utils import synth_dbunch, RegModel, synth_learner
+from fastai_anneal.all import *
+from copy import deepcopy  # after the star imports, which bring a `copy` of their own
+
+N_ITER = 5  # batches per epoch of the synthetic data
+
+def _splitter(m): return [[m.a], [m.b]]
+
+def mk_learner(groups=1, opt_func=Adam, lr=1e-2, seed=0):
+    set_seed(seed, reproducible=True)
+    return Learner(synth_dbunch(n_train=N_ITER, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=opt_func, lr=lr,
+                   splitter=_splitter if groups == 2 else trainable_params)
+
+class RecordAllGroups(Callback):
+    "Records every param group's lr and mom after each training batch (fastai's recorder keeps the last group only)"
+    order = 70
+    def __init__(self): self.lrs,self.moms = [],[]  # kept across fits: fine_tune_anneal runs two
+    def after_batch(self):
+        if self.training: self.lrs.append([h['lr'] for h in self.opt.hypers]); self.moms.append([h.get('mom') for h in self.opt.hypers])
+
+def quiet_fit(learn, method, *args, **kwargs):
+    with learn.no_bar(), learn.no_logging(): getattr(learn, method)(*args, **kwargs)
+
+# each variant: (method, args, kwargs, n_epoch, builder of the same schedule given per-group lrs)
+VARIANTS = {
+    'cos': ('fit_cos_anneal', (4, 1e-2), dict(pct_warmup=0.2), 4, lambda lrs: cos_anneal_scheds(lrs, pct_warmup=0.2)),
+    'cos_moms': ('fit_cos_anneal', (3, 1e-2), dict(moms=(0.95, 0.85, 0.95), anneal='sqrt', pct_warmup=0.1, warmup='cos'), 3,
+                 lambda lrs: cos_anneal_scheds(lrs, pct_warmup=0.1, warmup='cos', anneal='sqrt', moms=(0.95, 0.85, 0.95))),
+    'sgdr': ('fit_sgdr_anneal', (3, 1), dict(cycle_decay=0.5), 7, lambda lrs: sgdr_anneal_scheds(3, 1, lrs, cycle_decay=0.5)),
+    'sgdr_mult1': ('fit_sgdr_anneal', (4, 1, 3e-3), dict(cycle_mult=1, pct_warmup=0.1), 4,
+                   lambda lrs: sgdr_anneal_scheds(4, 1, lrs, cycle_mult=1, pct_warmup=0.1)),
+    'flat': ('fit_flat_anneal', (4, 1e-2), dict(pct_start=0.5, pct_warmup=0.1, anneal='sqrt'), 4,
+             lambda lrs: flat_anneal_scheds(lrs, pct_start=0.5, pct_warmup=0.1, anneal='sqrt')),
+}
+
+@pytest.mark.parametrize('name', VARIANTS)
+def test_recorded_lr_equals_builder(name):
+    method,args,kwargs,n_epoch,build = VARIANTS[name]
+    learn = mk_learner()
+    quiet_fit(learn, method, *args, **kwargs)
+    lr = args[-1] if len(args) > (2 if method == 'fit_sgdr_anneal' else 1) else learn.lr
+    scheds,n = build(np.array([lr])),n_epoch*N_ITER
+    test_eq(len(learn.recorder.hps['lr']), n)
+    # fastai's pct_train accumulates 1/n per batch, so positions differ from t/n by a few ulps at most
+    np.testing.assert_allclose(learn.recorder.hps['lr'], [scheds['lr'](t/n)[0] for t in range(n)], rtol=1e-9)
+    if 'mom' in scheds: np.testing.assert_allclose(learn.recorder.hps['mom'], [scheds['mom'](t/n) for t in range(n)], rtol=1e-9)
+    assert 'mom' in scheds or 'mom' not in learn.recorder.hps  # moms=None leaves momentum alone
+
+@pytest.mark.parametrize('name', VARIANTS)
+@pytest.mark.parametrize('k', [1, 2])
+def test_resume_reproduces_tail_exactly(name, k):
+    method,args,kwargs,n_epoch,_ = VARIANTS[name]
+    full = mk_learner()
+    quiet_fit(full, method, *args, **kwargs)
+    resumed = mk_learner()
+    quiet_fit(resumed, method, *args, start_epoch=k, **kwargs)
+    for hp in full.recorder.hps:  # bit for bit, lr and mom
+        test_eq(resumed.recorder.hps[hp], full.recorder.hps[hp][k*N_ITER:])
+
+@pytest.mark.parametrize('lr,expect', [
+    (slice(1e-2), [1e-3, 1e-2]), (slice(1e-4, 1e-2), [1e-4, 1e-2]), ([2e-3, 3e-3], [2e-3, 3e-3]), (5e-3, [5e-3, 5e-3])])
+def test_per_group_lrs(lr, expect):
+    learn,rec = mk_learner(groups=2),RecordAllGroups()
+    quiet_fit(learn, 'fit_cos_anneal', 2, lr, pct_warmup=0.3, cbs=rec)
+    scheds,n = cos_anneal_scheds(np.array(expect), pct_warmup=0.3),2*N_ITER
+    np.testing.assert_allclose(np.array(rec.lrs), np.stack([scheds['lr'](t/n) for t in range(n)]), rtol=1e-9)
+    assert max(rec.lrs, key=lambda v: v[1]) == expect  # the peak reaches each group's lr
+
+def test_fine_tune_anneal_phases():
+    learn,rec = mk_learner(groups=2),RecordAllGroups()
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune_anneal(2, base_lr=4e-3, freeze_epochs=1, lr_mult=10, cbs=rec)
+    lrs = np.array(rec.lrs)
+    test_eq(len(lrs), 3*N_ITER)
+    frozen,unfrozen = lrs[:N_ITER],lrs[N_ITER:]
+    # frozen: slice(base_lr) puts base_lr/10 on the earlier group; unfrozen: base_lr/2, lr_mult between the groups
+    for got,peaks,n in ((frozen, [4e-4, 4e-3], N_ITER), (unfrozen, [2e-4, 2e-3], 2*N_ITER)):
+        s = cos_anneal_scheds(np.array(peaks), pct_warmup=0.1)['lr']
+        np.testing.assert_allclose(got, np.stack([s(t/n) for t in range(n)]), rtol=1e-9)
+    assert not learn.opt.frozen_idx  # unfrozen at the end
+
+def test_fine_tune_anneal_freeze_epochs_zero_and_kwargs():
+    learn,rec = mk_learner(groups=2),RecordAllGroups()
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune_anneal(1, freeze_epochs=0, moms=(0.95, 0.85, 0.95), cbs=rec)
+    test_eq(len(rec.lrs), N_ITER)
+    assert rec.moms[0][0] == 0.95
+
+def test_training_improves_and_plot_sched():
+    learn = mk_learner(lr=1e-1)
+    xb,yb = learn.dls.one_batch()
+    init_loss = learn.loss_func(learn.model(xb), yb)
+    quiet_fit(learn, 'fit_cos_anneal', 3, pct_warmup=0.1, moms=(0.95, 0.85, 0.95))
+    assert learn.loss_func(learn.model(xb), yb) < init_loss / 2
+    import matplotlib; matplotlib.use('Agg')
+    learn.recorder.plot_sched()  # needs hps recorded for every key
+
+def test_sgdr_cycle_mult_one_where_fastai_fails():
+    learn = mk_learner()
+    with pytest.raises(ZeroDivisionError): quiet_fit(learn, 'fit_sgdr', 3, 1, cycle_mult=1)
+    quiet_fit(learn, 'fit_sgdr_anneal', 3, 1, cycle_mult=1)
+    lrs = learn.recorder.hps['lr']
+    test_eq(len(lrs), 3*N_ITER)
+    test_eq([lrs[i*N_ITER] for i in range(3)], [learn.lr]*3)  # every restart lands on the epoch's first batch
+
+def test_flat_anneal_honours_start_epoch_where_fastai_does_not():
+    fa = mk_learner(); quiet_fit(fa, 'fit_flat_cos', 4, start_epoch=2)
+    ours = mk_learner(); quiet_fit(ours, 'fit_flat_anneal', 4, start_epoch=2)
+    test_eq(len(fa.recorder.hps['lr']), 4*N_ITER)   # fastai silently reruns from epoch 0
+    test_eq(len(ours.recorder.hps['lr']), 2*N_ITER)
+
+# ------------------------------------------------------------------ bad input
+def _state(learn):
+    "Everything a rejected call must leave alone: weights, optimizer state and hypers, frozen state"
+    opt = None if learn.opt is None else (deepcopy(learn.opt.state_dict()), deepcopy(learn.opt.hypers), learn.opt.frozen_idx)
+    return [p.detach().clone() for p in learn.model.parameters()],opt,[p.requires_grad for p in learn.model.parameters()]
+
+def _same(a, b):
+    (wa,oa,ra),(wb,ob,rb) = a,b
+    assert all(torch.equal(x, y) for x,y in zip(wa, wb)) and ra == rb
+    assert (oa is None) == (ob is None)
+    if oa is not None:
+        test_eq(oa[1], ob[1]); test_eq(oa[2], ob[2])
+        for sa,sb in zip(oa[0]['state'], ob[0]['state']):
+            assert sa.keys() == sb.keys() and all(torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])) for k in sa)
+
+BAD = [
+    ('fit_cos_anneal', (0,), {}, 'n_epoch must be >= 1'),
+    ('fit_cos_anneal', (2.5,), {}, 'n_epoch must be a whole number'),
+    ('fit_cos_anneal', ('3',), {}, 'n_epoch must be a whole number'),
+    ('fit_cos_anneal', (2, 0.), {}, r'lr_max must be in \(0, inf\)'),
+    ('fit_cos_anneal', (2, -1e-3), {}, 'lr_max must be in'),
+    ('fit_cos_anneal', (2, math.nan), {}, 'lr_max must be a finite number'),
+    ('fit_cos_anneal', (2, math.inf), {}, 'lr_max must be a finite number'),
+    ('fit_cos_anneal', (2, slice(0, 1e-2)), {}, r'lr_max.start must be in'),
+    ('fit_cos_anneal', (2, slice(1e-3, None)), {}, 'lr_max as a slice needs a stop'),
+    ('fit_cos_anneal', (2, [1e-3, 1e-2, 1e-1]), {}, r'lr_max has 3 values but the optimizer has 2 parameter group'),
+    ('fit_cos_anneal', (2,), dict(pct_warmup=1.), r'pct_warmup must be in \[0, 1\)'),
+    ('fit_cos_anneal', (2,), dict(pct_warmup=-0.5), r'pct_warmup must be in \[0, 1\)'),
+    ('fit_cos_anneal', (2,), dict(div_final=0.), 'div_final must be in'),
+    ('fit_cos_anneal', (2,), dict(div_warmup=-1.), 'div_warmup must be in'),
+    ('fit_cos_anneal', (2,), dict(anneal='cosine'), 'anneal must be one of'),
+    ('fit_cos_anneal', (2,), dict(warmup='sqrt'), 'warmup must be one of'),
+    ('fit_cos_anneal', (2,), dict(moms=(0.9, 0.8)), 'moms must be a tuple of 3'),
+    ('fit_cos_anneal', (2,), dict(wd=-0.1), r'wd must be in \[0, inf\)'),
+    ('fit_cos_anneal', (2,), dict(start_epoch=2), r'start_epoch must be in \[0, n_epoch=2\)'),
+    ('fit_cos_anneal', (2,), dict(start_epoch=-1), 'start_epoch must be >= 0'),
+    ('fit_sgdr_anneal', (0, 1), {}, 'n_cycles must be >= 1'),
+    ('fit_sgdr_anneal', (2, 0), {}, 'cycle_len must be >= 1'),
+    ('fit_sgdr_anneal', (2, 1.5), {}, 'cycle_len must be a whole number'),
+    ('fit_sgdr_anneal', (2, 1), dict(cycle_mult=0.5), r'cycle_mult must be in \[1, inf\)'),
+    ('fit_sgdr_anneal', (2, 1), dict(cycle_decay=0.), r'cycle_decay must be in \(0, inf\)'),
+    ('fit_sgdr_anneal', (2, 1), dict(pct_warmup=0.5), "pct_warmup must be smaller than the first cycle's share"),
+    ('fit_flat_anneal', (2,), dict(pct_start=1.2), r'pct_start must be in \[0, 1\)'),
+    ('fit_flat_anneal', (2,), dict(pct_start=0.3, pct_warmup=0.5), 'pct_warmup must be <= pct_start'),
+    ('fit_flat_anneal', (2, 0.), {}, r'lr must be in \(0, inf\)'),
+    ('fit_flat_anneal', (2,), dict(anneal='step'), 'anneal must be one of'),
+    ('fine_tune_anneal', (0,), {}, 'n_epoch must be >= 1'),
+    ('fine_tune_anneal', (1,), dict(freeze_epochs=-1), 'freeze_epochs must be >= 0'),
+    ('fine_tune_anneal', (1,), dict(base_lr=0.), r'base_lr must be in \(0, inf\)'),
+    ('fine_tune_anneal', (1,), dict(lr_mult=0.5), r'lr_mult must be in \[1, inf\)'),
+    ('fine_tune_anneal', (1,), dict(pct_warmup=1.), r'pct_warmup must be in \[0, 1\)'),
+    ('fine_tune_anneal', (1,), dict(div_warmup=0.), 'div_warmup must be in'),
+    ('fine_tune_anneal', (1,), dict(pct_start=0.3), 'unexpected keyword argument'),
+]
+
+@pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])
+@pytest.mark.parametrize('method,args,kwargs,match', BAD)
+def test_bad_input_leaves_learner_untouched(method, args, kwargs, match, trained):
+    learn = mk_learner(groups=2)
+    if trained: quiet_fit(learn, 'fit', 1)  # Adam moments and step counts exist
+    learn.model.eval()
+    before = _state(learn)
+    with pytest.raises((ValueError, TypeError), match=match): getattr(learn, method)(*args, **kwargs)
+    _same(before, _state(learn))
+    assert not learn.model.training  # not even the train/eval mode moved
