@@ -161,7 +161,7 @@ def test_phases_exact_joins_and_clamps():
     # the values of fastai's combine_scheds docs test
     np.testing.assert_allclose([f(0.), f(0.15), f(0.3), f(0.4), f(0.5), f(0.7), f(1.)], [0., 0.5, 1., 1., 1., 0.65451, 0.], atol=1e-5)
     assert isinstance(f(0.42), float)  # python floats in, python floats out: no tensors built per call
-    g = Phases.from_pcts([0.1, 0.2, 0.7], [sched_lin]*3, [0., 1., 2.], [1., 2., 3.])  # a plain sum gives 0.9999999999999999
+    g = Phases.from_pcts([0.7, 0.2, 0.1], [sched_lin]*3, [0., 1., 2.], [1., 2., 3.])  # a plain sum gives 0.9999999999999999
     assert g(1.) == 3.
 
 def test_zero_length_phases_are_dropped():
