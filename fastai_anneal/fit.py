@@ -4,12 +4,13 @@ import numpy as np
 from fastcore.basics import even_mults, patch
 from fastcore.foundation import L
 from fastcore.meta import delegates
-from fastai.learner import Learner
+from fastai.learner import Learner, SkipToEpoch
+from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from .schedules import (check_int, check_float, check_lrs, cos_anneal_scheds, sgdr_n_epoch, sgdr_anneal_scheds,
                         flat_anneal_scheds)
 
-__all__ = []  # everything here is a `Learner` patch, applied on import
+__all__ = ['ReplayShuffles']  # and the `Learner` patches, applied on import
 
 def _n_groups(learn) -> int:
     "Number of param groups `learn.opt` has, or would have, without creating it (mirrors fastai's `Optimizer.__init__`)"
@@ -39,11 +40,24 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     lrs = _group_lrs(learn, lr, lr_name)
     return dict(n_epoch=n_epoch, lrs=lrs, scheds=build(lrs), wd=wd, start_epoch=start_epoch)
 
+class ReplayShuffles(Callback):
+    "Draw the training shuffles of the epochs `SkipToEpoch` skips, so a resumed run sees the batches the uninterrupted run saw"
+    order = SkipToEpoch.order - 1  # before SkipToEpoch cancels the epoch
+    def __init__(self, start_epoch:int): self.start_epoch = start_epoch
+    def before_epoch(self):
+        if self.epoch < self.start_epoch: _replay_shuffles(self.dls.train, 1)
+
+def _replay_shuffles(dl, n_epoch:int):
+    "Use `dl.rng` as `n_epoch` epochs of `DataLoader.__iter__` would: randomize, then draw the shuffled indices"
+    if not getattr(dl, 'shuffle', False): return
+    for _ in range(n_epoch): dl.randomize(); dl.get_idxs()
+
 def _launch(learn, n_epoch, lrs, scheds, wd, start_epoch, cbs=None, reset_opt=False):
     "The setup every variant shares: optimizer, per-group lrs, `ParamScheduler`, `fit` (with `start_epoch`, which fastai's `fit_flat_cos` drops)"
     if learn.opt is None: learn.create_opt()
     learn.opt.set_hyper('lr', lrs)
-    learn.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    cbs = ParamScheduler(scheds) + L(cbs) + (L(ReplayShuffles(start_epoch)) if start_epoch else L())
+    learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
 @patch
 def fit_cos_anneal(self:Learner,
@@ -117,19 +131,23 @@ def fine_tune_anneal(self:Learner,
     anneal:str|callable='cos',   # Anneal shape of both phases
     **kwargs,
 ):
-    "`Learner.fine_tune` with both phases warmed up and annealed by `fit_cos_anneal` instead of 1cycle"
+    "`Learner.fine_tune` with both phases warmed up and annealed by `fit_cos_anneal` instead of 1cycle; `start_epoch` counts the epochs of both phases"
     unknown = set(kwargs) - {'div_warmup', 'warmup', 'moms', 'wd', 'start_epoch', 'cbs', 'reset_opt'}
     if unknown: raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}; it passes on div_warmup, warmup, moms, wd, start_epoch, cbs, reset_opt")
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0)
     base_lr,lr_mult = check_float('base_lr', base_lr),check_float('lr_mult', lr_mult, 1., lo_open=False)
+    epochs,start = check_int('epochs', epochs),check_int('start_epoch', kwargs.get('start_epoch', 0), 0)
+    if start >= freeze_epochs + epochs: raise ValueError(f"start_epoch must be in [0, freeze_epochs+epochs={freeze_epochs+epochs}), got {start}")
     bkw = {k: kwargs[k] for k in ('div_warmup', 'warmup', 'moms') if k in kwargs}
-    fkw = {k: kwargs[k] for k in ('wd', 'start_epoch') if k in kwargs}
     build = lambda lrs: cos_anneal_scheds(lrs, div_final, pct_warmup, anneal=anneal, **bkw)
     # validate both phases before freezing, so a bad argument leaves the learner untouched
-    frozen = _prepare(self, freeze_epochs, slice(base_lr), build, **fkw) if freeze_epochs else None
-    unfrozen = _prepare(self, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, **fkw)
+    frozen = _prepare(self, freeze_epochs, slice(base_lr), build, kwargs.get('wd'), start) if start < freeze_epochs else None
+    unfrozen = _prepare(self, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, kwargs.get('wd'), max(0, start-freeze_epochs))
     lkw = {k: kwargs[k] for k in ('cbs', 'reset_opt') if k in kwargs}
-    self.freeze()
-    if frozen: _launch(self, **frozen, **lkw)
-    self.unfreeze()
+    # The uninterrupted run clears the optimizer state at each freeze/unfreeze (`Learner.freeze_to` does); a resumed run
+    # clears it only at the transitions it replays, so the state loaded from a checkpoint mid-phase survives.
+    if self.opt is None: self.create_opt()
+    if frozen: (self.freeze_to if start == 0 else self.opt.freeze_to)(-1); _launch(self, **frozen, **lkw)
+    elif start: _replay_shuffles(self.dls.train, freeze_epochs)  # the frozen phase's epochs, skipped without a fit
+    (self.freeze_to if start <= freeze_epochs else self.opt.freeze_to)(0)
     _launch(self, **unfrozen, **lkw)

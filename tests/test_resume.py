@@ -1,0 +1,128 @@
+"""Exact resume through fastai's own checkpoints (`SaveModelCallback(every_epoch=True, with_opt=True)`, `learn.load`),
+faults inside a fit, and how the schedule advances under mixed precision and gradient accumulation."""
+import tempfile
+from pathlib import Path
+import numpy as np, pytest, torch
+from fastai.basics import *
+from fastai.callback.tracker import SaveModelCallback
+from fastai.callback.training import GradientAccumulation
+from fastai.callback.fp16 import MixedPrecision
+from fastai.callback.schedule import ParamScheduler
+from fastai.test_utils import synth_dbunch, RegModel
+from fastai_anneal.all import *
+
+N_ITER = 4
+
+def mk_learner(path, opt_func=Adam, seed=0):
+    "The same learner, data order included, each time: what a restarted process rebuilds"
+    set_seed(seed, reproducible=True)
+    return Learner(synth_dbunch(n_train=N_ITER, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=opt_func,
+                   lr=1e-2, path=path, model_dir='models')
+
+class Interrupt(Callback):
+    "The machine dies at the start of epoch `epoch`, counted across fits (fine_tune_anneal runs two)"
+    order = 0
+    def __init__(self, epoch): self.at,self.n = epoch,0
+    def before_epoch(self):
+        if self.n == self.at: raise CancelFitException()
+        self.n += 1
+
+class SaveEveryEpoch(Callback):
+    "`learn.save(f'epoch_{n}', with_opt=True)` after every epoch, `n` counted across fits: `SaveModelCallback` numbers epochs per fit, so fine_tune's two phases would overwrite each other's files"
+    order = SaveModelCallback.order
+    def __init__(self): self.n = 0
+    def after_epoch(self): self.learn.save(f'epoch_{self.n}', with_opt=True); self.n += 1
+
+class FailAtBatch(Callback):
+    "Raise `exc` in the middle of training batch `n`"
+    order = 65
+    def __init__(self, n, exc): self.n,self.exc,self.i = n,exc,0
+    def after_loss(self):
+        if self.training:
+            self.i += 1
+            if self.i == self.n: raise self.exc('boom')
+
+VARIANTS = {
+    'cos': ('fit_cos_anneal', (4,), dict(pct_warmup=0.2, moms=(0.95, 0.85, 0.95))),
+    'sgdr': ('fit_sgdr_anneal', (2, 1), dict(cycle_decay=0.5, pct_warmup=0.1)),
+    'flat': ('fit_flat_anneal', (4,), dict(pct_start=0.5, pct_warmup=0.1, anneal='sqrt')),
+    'fine_tune': ('fine_tune_anneal', (2,), dict(freeze_epochs=1, lr_mult=10)),
+    'fine_tune_unfrozen': ('fine_tune_anneal', (3,), dict(freeze_epochs=0)),
+}
+
+class RecordHypers(Callback):
+    "lr and mom of every group at every training batch, across fits (fine_tune_anneal runs two)"
+    order = 70
+    def __init__(self): self.hps = []
+    def after_batch(self):
+        if self.training: self.hps.append([(h['lr'], h.get('mom')) for h in self.opt.hypers])
+
+def fit_quiet(learn, method, args, kwargs):
+    with learn.no_bar(), learn.no_logging(): getattr(learn, method)(*args, **kwargs)
+
+@pytest.mark.parametrize('name', VARIANTS)
+@pytest.mark.parametrize('k', [0, 1])  # k=0 resumes fine_tune in its unfrozen phase, k=1 inside it
+def test_resume_from_checkpoint_is_exact(name, k, tmp_path):
+    method,args,kwargs = VARIANTS[name]
+    save,fname = (SaveEveryEpoch,'epoch_{}') if method == 'fine_tune_anneal' else (partial(SaveModelCallback, every_epoch=True, with_opt=True),'model_{}')
+    full,rec_full = mk_learner(tmp_path/'full'),RecordHypers()
+    fit_quiet(full, method, args, dict(kwargs, cbs=[save(), rec_full]))
+    dying = mk_learner(tmp_path/'run')
+    fit_quiet(dying, method, args, dict(kwargs, cbs=[save(), Interrupt(k+1)]))
+    resumed,rec = mk_learner(tmp_path/'run'),RecordHypers()  # a new process: same construction, then fastai's loader
+    resumed.load(fname.format(k), with_opt=True)
+    fit_quiet(resumed, method, args, dict(kwargs, start_epoch=k+1, cbs=rec))
+    test_eq(rec.hps, rec_full.hps[(k+1)*N_ITER:])  # the lr/mom sequence of every group, bit for bit
+    for a,b in zip(full.model.parameters(), resumed.model.parameters()):  # same batches (ReplayShuffles), same weights
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+def test_plain_fastai_resume_sees_other_batches(tmp_path):
+    "Why `ReplayShuffles` exists: `SkipToEpoch` skips epochs without drawing their shuffles, so fastai's own resume trains on other batches"
+    full = mk_learner(tmp_path/'full')
+    fit_quiet(full, 'fit_one_cycle', (3,), dict(cbs=SaveModelCallback(every_epoch=True, with_opt=True)))
+    resumed = mk_learner(tmp_path/'full')
+    resumed.load('model_0', with_opt=True)
+    fit_quiet(resumed, 'fit_one_cycle', (3,), dict(start_epoch=1))
+    test_eq(resumed.recorder.hps['lr'], full.recorder.hps['lr'][N_ITER:])  # same lrs...
+    assert not all(torch.allclose(a, b, rtol=1e-6, atol=1e-7) for a,b in zip(full.model.parameters(), resumed.model.parameters()))  # ...other weights
+
+# ------------------------------------------------------------------ faults mid-epoch
+@pytest.mark.parametrize('name', VARIANTS)
+@pytest.mark.parametrize('exc', [RuntimeError, KeyboardInterrupt])
+def test_fault_mid_epoch_leaves_a_usable_learner(name, exc, tmp_path):
+    method,args,kwargs = VARIANTS[name]
+    learn = mk_learner(tmp_path)
+    with pytest.raises(exc): fit_quiet(learn, method, args, dict(kwargs, cbs=FailAtBatch(N_ITER+2, exc)))
+    assert not any(isinstance(cb, (ParamScheduler, FailAtBatch, ReplayShuffles)) for cb in learn.cbs)  # nothing stale
+    # the next call schedules from scratch: its recorded lrs are its own builder's, from the first batch
+    fit_quiet(learn, 'fit_cos_anneal', (2, 3e-3), {})
+    s = cos_anneal_scheds(np.array([3e-3]))['lr']
+    np.testing.assert_allclose(learn.recorder.hps['lr'], [s(t/(2*N_ITER))[0] for t in range(2*N_ITER)], rtol=1e-9)
+    test_eq(set(learn.recorder.hps), {'lr'})  # no half-set momentum schedule left over
+
+# ------------------------------------------------------------------ mixed precision, gradient accumulation
+class CountSteps(Callback):
+    order = 90
+    def __init__(self): self.steps = 0
+    def after_step(self): self.steps += 1
+
+@pytest.mark.parametrize('name', VARIANTS)
+@pytest.mark.parametrize('amp', ['fp16', 'bf16'])
+def test_mixed_precision_keeps_the_schedule(name, amp, tmp_path):
+    "fastai's `MixedPrecision` autocasts on CUDA only; on CPU it runs in fp32. Either way the schedule is per batch, as in fp32"
+    method,args,kwargs = VARIANTS[name]
+    ref,rec_ref = mk_learner(tmp_path),RecordHypers(); fit_quiet(ref, method, args, dict(kwargs, cbs=rec_ref))
+    learn,rec = mk_learner(tmp_path),RecordHypers()
+    learn.to_fp16() if amp == 'fp16' else learn.to_bf16()
+    fit_quiet(learn, method, args, dict(kwargs, cbs=rec))
+    test_eq(rec.hps, rec_ref.hps)
+
+@pytest.mark.parametrize('name', VARIANTS)
+def test_gradient_accumulation_advances_the_schedule_per_batch(name, tmp_path):
+    "The schedule moves every batch (fastai's convention); the optimizer steps every `n_acc` samples"
+    method,args,kwargs = VARIANTS[name]
+    ref,rec_ref = mk_learner(tmp_path),RecordHypers(); fit_quiet(ref, method, args, dict(kwargs, cbs=rec_ref))
+    learn,steps,rec = mk_learner(tmp_path),CountSteps(),RecordHypers()
+    fit_quiet(learn, method, args, dict(kwargs, cbs=[GradientAccumulation(n_acc=2*16), steps, rec]))  # 2 batches of 16
+    test_eq(rec.hps, rec_ref.hps)
+    test_eq(steps.steps, len(rec_ref.hps)//2)
