@@ -1,0 +1,4 @@
+"The public API, fastai convention: `from fastai_anneal.all import *` (importing it applies the `Learner` patches)."
+from .schedules import *
+from .fit import *
+from .metrics import *

@@ -1,0 +1,62 @@
+"One rank of the 2-process gloo run of `tests/test_metrics_distributed.py`: `python _ddp_metrics_worker.py OUT_DIR`."
+import json, os, sys
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from fastai.basics import *
+from fastai_anneal.metrics import *
+
+# odd validation sizes, so fastai's `DistributedDL` pads every rank to the same length with a repeated sample
+N_VALID = dict(multiclass=37, segment=11, multilabel=13)
+BS = 4
+
+def make_task(name:str, seed:int=0) -> Learner:
+    "Learner of task `name` (data, initial weights, metrics), identical in every process for the same `seed`"
+    g = torch.Generator().manual_seed(seed)
+    n = N_VALID[name]
+    torch.manual_seed(seed)
+    if name == 'multiclass':
+        x,y = torch.randn(n, 6, generator=g),torch.randint(0, 4, (n,), generator=g)  # class 4 is never a target
+        model,loss = nn.Linear(6, 5),nn.CrossEntropyLoss()
+        weighted = BalancedAccuracy(adjusted=True, sample_weight=torch.rand(n, generator=g))
+        weighted.name = 'weighted_adjusted_balanced_accuracy'
+        metrics = [Accuracy(), Accuracy(top_k=3), BalancedAccuracy(), weighted]
+    elif name == 'segment':
+        x,y = torch.randn(n, 2, 3, 3, generator=g),torch.randint(0, 3, (n, 3, 3), generator=g)
+        y[torch.rand(y.shape, generator=g) < 0.2] = 255
+        model,loss = nn.Conv2d(2, 3, 1),nn.CrossEntropyLoss(ignore_index=255)
+        metrics = [Accuracy(axis=1, ignore_index=255), Accuracy(axis=1, top_k=2, ignore_index=255),
+                   BalancedAccuracy(axis=1, ignore_index=255)]
+    else:
+        x,y = torch.randn(n, 6, generator=g),(torch.rand(n, 4, generator=g) < 0.4).float()
+        model,loss = nn.Linear(6, 4),nn.BCEWithLogitsLoss()
+        low = AccuracyMulti(thresh=0.3)
+        low.name = 'accuracy_multi_thresh_0.3'
+        metrics = [AccuracyMulti(), low]
+    ds = TensorDataset(x, y)
+    dls = DataLoaders(TfmdDL(ds, bs=BS, shuffle=True, drop_last=True, device='cpu'), TfmdDL(ds, bs=BS, device='cpu'))
+    return Learner(dls, model, loss_func=loss, metrics=metrics)
+
+def _broadcast_cpu(self, t, rank):
+    "`DistributedDL._broadcast` without its `.cuda()` (fastai assumes nccl): gloo broadcasts CPU tensors"
+    t = torch.tensor(t, dtype=torch.int64)
+    torch.distributed.broadcast(t, rank)
+    return t.tolist()
+
+def main(out:str):
+    from fastai.distributed import DistributedDL, teardown_distrib
+    DistributedDL._broadcast = _broadcast_cpu
+    rank,res = rank_distrib(),{}
+    try:
+        for name in N_VALID:
+            learn = make_task(name)
+            with learn.distrib_ctx(cpu=True):
+                # multiclass goes through a real (DDP-wrapped) fit; its last recorded row is [train_loss, valid_loss, *metrics]
+                if name == 'multiclass': learn.fit(1, 1e-2); vals = learn.recorder.values[-1][2:]
+                else: vals = learn.validate()[1:]
+            res[name] = dict(zip(learn.metrics.attrgot('name'), map(float, vals)))
+            if rank == 0: torch.save(learn.model.state_dict(), os.path.join(out, f'{name}.pth'))
+        with open(os.path.join(out, f'rank{rank}.json'), 'w') as f: json.dump(res, f)
+    finally: teardown_distrib()
+
+if __name__ == '__main__': main(sys.argv[1])

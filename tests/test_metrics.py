@@ -1,0 +1,242 @@
+"Streaming metrics: exact against torchmetrics, scikit-learn and fastai; simulated `DistributedDL` sharding; bad input."
+import inspect, math, warnings
+from functools import partial
+from types import SimpleNamespace
+import numpy as np, pytest, torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from hypothesis import given, settings, strategies as st
+from sklearn.metrics import balanced_accuracy_score
+from torchmetrics.classification import MulticlassAccuracy, MulticlassRecall, MultilabelAccuracy
+import fastai.metrics as fm
+from fastai.learner import Learner, AvgMetric
+from fastai.data.core import DataLoaders, TfmdDL
+from fastai.distributed import DistributedDL
+from fastai_anneal.metrics import Accuracy, BalancedAccuracy, AccuracyMulti
+import fastai_anneal.metrics as mod
+
+def _stream(metric, pred, targ, bs=16):
+    "`metric` fed `pred`/`targ` in batches of `bs` (the last one uneven), then its value"
+    metric.reset()
+    for i in range(0, len(targ), bs): metric.accum_values(pred[i:i+bs], targ[i:i+bs])
+    return metric.value
+
+def _close(a, b, eps=1e-12): assert abs(float(a) - float(b)) <= eps, (a, b)
+
+@pytest.fixture
+def mc():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(203, 7, generator=g),torch.randint(0, 7, (203,), generator=g)
+
+# ---------------------------------------------------------------- accuracy
+@pytest.mark.parametrize('top_k', [1, 3])
+@pytest.mark.parametrize('ignore_index', [None, 2])
+def test_accuracy_matches_torchmetrics_and_exact_count(mc, top_k, ignore_index):
+    pred,targ = mc
+    ours = _stream(Accuracy(top_k=top_k, ignore_index=ignore_index), pred, targ)
+    tm = MulticlassAccuracy(7, top_k=top_k, average='micro', ignore_index=ignore_index)(pred, targ)
+    _close(ours, tm, 1e-7)  # torchmetrics divides in float32
+    keep = targ != ignore_index if ignore_index is not None else torch.ones_like(targ, dtype=torch.bool)
+    hits = (pred.topk(top_k, 1).indices == targ[:, None]).any(1) & keep
+    assert ours == int(hits.sum()) / int(keep.sum())  # the exact fraction of two counts, bit for bit
+
+def test_accuracy_segmentation_axis1():
+    g = torch.Generator().manual_seed(1)
+    pred,targ = torch.randn(9, 4, 5, 6, generator=g),torch.randint(0, 4, (9, 5, 6), generator=g)
+    targ[torch.rand(targ.shape, generator=g) < 0.1] = 255
+    for k in (1, 2):
+        ours = _stream(Accuracy(axis=1, top_k=k, ignore_index=255), pred, targ, bs=4)
+        _close(ours, MulticlassAccuracy(4, top_k=k, average='micro', ignore_index=255, multidim_average='global')(pred, targ), 1e-7)
+    keep = targ != 255
+    assert _stream(Accuracy(axis=1, ignore_index=255), pred, targ, bs=4) == int(((pred.argmax(1) == targ) & keep).sum()) / int(keep.sum())
+
+def test_accuracy_on_label_indices_and_naive_batch_mean(mc):
+    pred,targ = mc
+    labels = pred.argmax(1)
+    exact = int((labels == targ).sum()) / len(targ)
+    assert _stream(Accuracy(), labels, targ) == exact == _stream(Accuracy(), pred, targ)
+    # the seed's naive metric: the mean of per-batch means over-weights the uneven last batch (203 = 12*16 + 11)
+    naive = np.mean([(labels[i:i+16] == targ[i:i+16]).float().mean().item() for i in range(0, 203, 16)])
+    assert abs(naive - exact) > 1e-3
+
+def test_accuracy_names_and_empty_value():
+    assert [Accuracy().name, Accuracy(top_k=5).name] == ['accuracy', 'top_5_accuracy']
+    assert Accuracy().value is None and BalancedAccuracy().value is None and AccuracyMulti().value is None
+    a = Accuracy(ignore_index=0)
+    assert a(torch.randn(3, 4), torch.zeros(3, dtype=torch.long)) is None  # every target ignored: nothing counted
+    a.name = 'acc'
+    assert a.name == 'acc'
+
+# ---------------------------------------------------------------- balanced accuracy
+@pytest.mark.parametrize('adjusted', [False, True])
+def test_balanced_accuracy_matches_sklearn_and_torchmetrics(mc, adjusted):
+    pred,targ = mc
+    ours = _stream(BalancedAccuracy(adjusted=adjusted), pred, targ)
+    assert ours == balanced_accuracy_score(targ, pred.argmax(1), adjusted=adjusted)  # same float64 steps: bit for bit
+    if not adjusted: _close(ours, MulticlassRecall(7, average='macro')(pred, targ), 1e-7)
+
+def test_balanced_accuracy_absent_classes_weights_and_growth(mc):
+    pred,targ = mc
+    targ = targ.clamp(max=4)  # classes 5 and 6 are predicted but never targets: sklearn leaves them out
+    w = torch.rand(len(targ), generator=torch.Generator().manual_seed(2)).numpy()
+    labels = pred.argmax(1)
+    assert _stream(BalancedAccuracy(), pred, targ) == balanced_accuracy_score(targ, labels)
+    for adjusted in (False, True):  # weighted: float sums in another order than sklearn's, so within 1e-12
+        ref = balanced_accuracy_score(targ, labels, sample_weight=w, adjusted=adjusted)
+        _close(_stream(BalancedAccuracy(sample_weight=w, adjusted=adjusted), pred, targ), ref)
+        # class indices, with the matrix grown as new labels arrive, or sized up front by `n_classes`
+        _close(_stream(BalancedAccuracy(sample_weight=w, adjusted=adjusted), labels, targ), ref)
+        _close(_stream(BalancedAccuracy(sample_weight=w, adjusted=adjusted, n_classes=7), labels, targ), ref)
+    m = BalancedAccuracy()
+    _stream(m, labels, targ)
+    assert m._state['cm'].numel() == 7*7 + 2  # O(C^2): grew to the largest label seen, not to the sample count
+
+def test_balanced_accuracy_segmentation_ignore_index_and_weights():
+    g = torch.Generator().manual_seed(3)
+    pred,targ = torch.randn(6, 3, 4, 4, generator=g),torch.randint(0, 3, (6, 4, 4), generator=g)
+    w = torch.rand(targ.numel(), generator=g)
+    _close(_stream(BalancedAccuracy(axis=1, sample_weight=w), pred, targ, bs=4),
+           balanced_accuracy_score(targ.flatten(), pred.argmax(1).flatten(), sample_weight=w))
+    targ[0, 0] = 255
+    keep = targ.flatten() != 255
+    assert _stream(BalancedAccuracy(axis=1, ignore_index=255), pred, targ, bs=4) == \
+           balanced_accuracy_score(targ.flatten()[keep], pred.argmax(1).flatten()[keep])
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 60), st.integers(2, 6), st.integers(1, 9), st.booleans(), st.integers(0, 10**6))
+def test_balanced_accuracy_any_batching(n, n_cls, bs, adjusted, seed):
+    g = torch.Generator().manual_seed(seed)
+    pred,targ = torch.randn(n, n_cls, generator=g),torch.randint(0, n_cls, (n,), generator=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ref = balanced_accuracy_score(targ, pred.argmax(1), adjusted=adjusted)
+    ours = _stream(BalancedAccuracy(adjusted=adjusted), pred, targ, bs)
+    # a single class in the targets with `adjusted`: sklearn divides by 1 - 1/1 and returns nan or -inf; so do we
+    assert ours == ref or math.isnan(ours) and math.isnan(ref)
+
+# ---------------------------------------------------------------- multi-label
+@pytest.mark.parametrize('thresh,sigmoid', [(0.5, True), (0.3, True), (0.2, False)])
+def test_accuracy_multi_matches_fastai_and_torchmetrics(thresh, sigmoid):
+    g = torch.Generator().manual_seed(4)
+    pred,targ = torch.randn(45, 5, generator=g),(torch.rand(45, 5, generator=g) < 0.4).float()
+    ours = _stream(AccuracyMulti(thresh=thresh, sigmoid=sigmoid), pred, targ, bs=8)
+    probs = pred.sigmoid() if sigmoid else pred
+    assert ours == int(((probs > thresh) == targ.bool()).sum()) / targ.numel()
+    _close(ours, fm.accuracy_multi(pred, targ, thresh=thresh, sigmoid=sigmoid), 1e-7)
+    if sigmoid: _close(ours, MultilabelAccuracy(5, threshold=thresh, average='micro')(probs, targ.long()), 1e-7)
+    assert AccuracyMulti().name == 'accuracy_multi'
+
+# ---------------------------------------------------------------- through a real Learner.validate, next to fastai's own
+def _learner(x, y, model, loss, metrics, bs=8):
+    ds = TensorDataset(x, y)
+    return Learner(DataLoaders(TfmdDL(ds, bs=bs, device='cpu'), TfmdDL(ds, bs=bs, device='cpu')), model, loss_func=loss, metrics=metrics)
+
+def test_learner_validate_against_fastai():
+    torch.manual_seed(5)
+    x,y = torch.randn(61, 6),torch.randint(0, 5, (61,))
+    w = np.random.default_rng(0).random(61)
+    mets = [Accuracy(), fm.accuracy, Accuracy(top_k=3), AvgMetric(partial(fm.top_k_accuracy, k=3)),
+            BalancedAccuracy(), fm.BalancedAccuracy(), BalancedAccuracy(adjusted=True, sample_weight=w),
+            fm.BalancedAccuracy(adjusted=True, sample_weight=w)]
+    learn = _learner(x, y, nn.Linear(6, 5), nn.CrossEntropyLoss(), mets)
+    with learn.no_bar(), learn.no_logging(): vals = learn.validate()[1:]
+    for ours,theirs in zip(vals[0::2], vals[1::2]): _close(ours, theirs, 1e-6)  # fastai's AvgMetric averages float32 batch means
+    assert vals[4] == vals[5]; _close(vals[6], vals[7])  # same confusion matrix and float64 steps as sklearn's
+    assert learn.recorder.metric_names[3:5] == ['accuracy', 'accuracy']
+    assert learn.recorder.metric_names[7] == 'balanced_accuracy_score'  # fastai's name: `monitor=` keeps working
+
+def test_learner_validate_multilabel_against_fastai():
+    torch.manual_seed(6)
+    x,y = torch.randn(29, 6),(torch.rand(29, 4) < 0.5).float()
+    learn = _learner(x, y, nn.Linear(6, 4), nn.BCEWithLogitsLoss(), [AccuracyMulti(thresh=0.4), partial(fm.accuracy_multi, thresh=0.4)])
+    with learn.no_bar(), learn.no_logging(): ours,theirs = learn.validate()[1:]
+    _close(ours, theirs, 1e-6)
+
+def test_balanced_accuracy_keeps_fastai_signature():
+    ours,theirs = inspect.signature(BalancedAccuracy).parameters,inspect.signature(fm.BalancedAccuracy).parameters
+    for k,p in theirs.items(): assert ours[k].default == p.default and list(ours).index(k) == list(theirs).index(k)
+
+# ---------------------------------------------------------------- DistributedDL padding, simulated in one process
+class _SoloDDL(DistributedDL):
+    "A `DistributedDL` for rank `rank` of a pretend world, without a process group (fastai's tests override the same hook)"
+    def _broadcast(self, t, rank): return t
+
+@pytest.mark.parametrize('world_size,n,bs', [(2, 37, 8), (3, 10, 3), (4, 2, 2)])
+def test_distributed_padding_is_left_out(world_size, n, bs):
+    g = torch.Generator().manual_seed(n)
+    x,y = torch.randn(n, 5, generator=g),torch.randint(0, 5, (n,), generator=g)
+    w = torch.rand(n, generator=g)
+    dl = TfmdDL(TensorDataset(x, y), bs=bs, device='cpu')
+    single = [Accuracy(), BalancedAccuracy(sample_weight=w)]
+    for m in single: _stream(m, x, y, bs)
+    shards = []
+    for r in range(world_size):
+        ms,ddl = [Accuracy(), BalancedAccuracy(sample_weight=w)],_SoloDDL(dl, rank=r, world_size=world_size)
+        for m in ms: m.reset()
+        for xb,yb in ddl:
+            learn = SimpleNamespace(pred=xb, yb=(yb,), y=yb, dl=ddl)
+            for m in ms: m.accumulate(learn)
+        assert all(m._sharded for m in ms)
+        shards.append(ms)
+    assert ddl.n_padded > n or n % world_size == 0
+    # what `value` all-reduces: the per-rank counts sum to the single-process counts, weights aligned to epoch order
+    acc = [sum(s[0]._state[k] for s in shards) for k in ('hits', 'total')]
+    assert [int(a) for a in acc] == [int(single[0]._state['hits']), n]
+    assert torch.equal(sum(s[1]._state['cm'] for s in shards), single[1]._state['cm'])
+    assert torch.allclose(sum(s[1]._state['wcm'] for s in shards), single[1]._state['wcm'], rtol=0, atol=1e-12)
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize('make,exc,msg', [
+    (lambda: Accuracy(top_k=0), ValueError, 'top_k'), (lambda: Accuracy(top_k=2.5), TypeError, 'top_k'),
+    (lambda: Accuracy(top_k='5'), TypeError, 'top_k'), (lambda: Accuracy(top_k=True), TypeError, 'top_k'),
+    (lambda: Accuracy(axis=None), TypeError, 'axis'), (lambda: Accuracy(axis=1.0), TypeError, 'axis'),
+    (lambda: Accuracy(ignore_index=0.5), TypeError, 'ignore_index'),
+    (lambda: BalancedAccuracy(n_classes=1), ValueError, 'n_classes'), (lambda: BalancedAccuracy(adjusted='yes'), TypeError, 'adjusted'),
+    (lambda: BalancedAccuracy(sample_weight=[[1., 2.]]), ValueError, 'sample_weight'),
+    (lambda: BalancedAccuracy(sample_weight=[1., float('nan')]), ValueError, 'sample_weight'),
+    (lambda: BalancedAccuracy(sample_weight=['a']), TypeError, 'sample_weight'),
+    (lambda: AccuracyMulti(thresh=1.5), ValueError, r'thresh must be in \(0, 1\)'), (lambda: AccuracyMulti(thresh=0), ValueError, 'thresh'),
+    (lambda: AccuracyMulti(thresh=float('nan'), sigmoid=False), ValueError, 'thresh'), (lambda: AccuracyMulti(thresh='0.5'), TypeError, 'thresh'),
+    (lambda: AccuracyMulti(sigmoid=1), TypeError, 'sigmoid'),
+])
+def test_bad_constructor_args(make, exc, msg):
+    with pytest.raises(exc, match=msg): make()
+
+def test_good_constructor_args():
+    assert AccuracyMulti(thresh=-2, sigmoid=False).thresh == -2.  # raw scores: any finite threshold
+    assert Accuracy(top_k=np.int64(3)).top_k == 3 and BalancedAccuracy(adjusted=np.bool_(True)).adjusted is True
+
+P,T = torch.randn(4, 3),torch.tensor([0, 1, 2, 1])
+@pytest.mark.parametrize('metric,pred,targ,exc,msg', [
+    (Accuracy(), P, T[:3], ValueError, r'shape \(4, 3\).*targ of shape \(3,\)'),
+    (Accuracy(), torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long), ValueError, 'axis=-1'),
+    (Accuracy(), P, T.float(), TypeError, r'integer dtype\), got torch.float32'),
+    (Accuracy(), P, torch.tensor([0, 1, 3, 1]), ValueError, r'\[0, 3\).*got values in \[0, 3\]'),
+    (Accuracy(), P, torch.tensor([0, -1, 2, 1]), ValueError, r'got values in \[-1, 2\]'),
+    (Accuracy(top_k=4), P, T, ValueError, 'top_k=4 is larger than the number of classes C=3'),
+    (Accuracy(top_k=2), T, T, ValueError, 'top_k=2 needs class scores'),
+    (Accuracy(axis=2), P, T, ValueError, 'axis=2 is out of range'),
+    (Accuracy(), torch.randn(4, 1), T, ValueError, '1 class'),
+    (Accuracy(), P.bool(), T, TypeError, 'torch.bool'),
+    (Accuracy(), P.numpy(), T, TypeError, 'tensors'),
+    (BalancedAccuracy(), P, torch.tensor([0, 1, 5, 1]), ValueError, r'1 targets or predicted class indices were outside \[0, 3\)'),
+    (BalancedAccuracy(n_classes=3), torch.tensor([0, 1, 4, 1]), T, ValueError, r'outside \[0, 3\)'),
+    (BalancedAccuracy(n_classes=4), P, T, ValueError, 'pred has 3 classes along axis=-1 but n_classes=4'),
+    (BalancedAccuracy(), P, T[:, None, None].expand(4, 2, 1), ValueError, 'do not match'),
+    (BalancedAccuracy(sample_weight=[1., 2., 3.]), P, T, ValueError, 'sample_weight has 3 entries'),
+    (BalancedAccuracy(sample_weight=[1.]*5), P, T, ValueError, 'sample_weight has 5 entries but 4 targets'),
+    (AccuracyMulti(), P, P.round(), ValueError, '0/1 labels'),
+    (AccuracyMulti(), P, torch.ones(4, 2), ValueError, 'do not match'),
+    (AccuracyMulti(), (P > 0).long(), (P > 0).long(), TypeError, 'float scores'),
+])
+def test_bad_batches(metric, pred, targ, exc, msg):
+    with pytest.raises(exc, match=msg): metric(pred, targ)
+
+def test_class_count_must_not_change():
+    m = Accuracy()
+    m.accum_values(P, T)
+    with pytest.raises(ValueError, match='pred has 4 classes but earlier batches had 3'): m.accum_values(torch.randn(2, 4), T[:2])
+
+def test_public_names():
+    assert sorted(mod.__all__) == ['Accuracy', 'AccuracyMulti', 'BalancedAccuracy']
+    assert not set(mod.__all__) & (set(fm.__all__) - {'BalancedAccuracy'})  # the one shared name keeps fastai's value (tests above)
