@@ -2,3 +2,4 @@
 from .schedules import *
 from .fit import *
 from .metrics import *
+from .optimizer import *

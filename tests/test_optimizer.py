@@ -1,0 +1,446 @@
+"Tests of `fastai_anneal.optimizer`: bad input, equivalences (fastai, torch), the anneal clock, the fast paths, Learner integration."
+import copy, math, os, warnings
+from functools import partial
+import pytest, torch
+from torch import nn
+from fastai.basics import Learner, Callback, params, CrossEntropyLossFlat, accuracy
+from fastai.callback.schedule import ParamScheduler, SchedCos
+from fastai.callback.fp16 import MixedPrecision
+from fastai.optimizer import (Optimizer, Lookahead, SGD, RMSProp, Adam, RAdam, QHAdam, Lamb, Larc, ranger, sgd_step,
+                              weight_decay)
+from fastai_anneal.all import *  # the fit variants and the project's `lr_find`
+from fastai_anneal.optimizer import *
+from fastai_anneal.optimizer import _FUSED_DEVICES
+from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
+from fastai_anneal.schedules import sched_cos, sched_lin
+
+# ---------------------------------------------------------------- helpers
+def make_params(n=4, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(6, 5), (6,), (3, 6), (3,), (4, 3, 2)][:n]
+    return [nn.Parameter(torch.randn(s, generator=g).to(dtype)) for s in shapes]
+
+def set_grads(ps, k, scale=1.):
+    g = torch.Generator().manual_seed(1000 + k)
+    for p in ps: p.grad = (torch.randn(p.shape, generator=g) * scale).to(p.dtype)
+
+def run(opt_f, n=100, ps=None, groups=None, scale=1.):
+    "`n` steps of `opt_f(params)` on fixed pseudo-random gradients; returns (params, opt)"
+    ps = make_params() if ps is None else ps
+    opt = opt_f(ps if groups is None else groups(ps))
+    for k in range(n): set_grads(ps, k, scale); opt.step(); opt.zero_grad()
+    return ps,opt
+
+def rel_err(a, b): return max(((x.detach().float()-y.detach().float()).abs().max() / y.detach().float().abs().max().clamp_min(1e-30)).item() for x,y in zip(a, b))
+def bitwise(a, b): return all(torch.equal(x, y) for x,y in zip(a, b))
+def two_groups(ps): return [ps[:2], ps[2:]]
+
+def record_lr(p, lr, lrs=None, **kwargs):
+    "A stepper recording the lr it sees"
+    return {'lrs': (lrs or []) + [lr]}
+
+def recording_sgd(params, lr, wd=0.):
+    "fastai SGD with a stepper that records the lr every step"
+    return Optimizer(params, [weight_decay, record_lr, sgd_step], lr=lr, wd=wd)
+
+@pytest.fixture(scope='module')
+def dls(): return mnist1d_dls(bs=500)  # 8 batches an epoch: fits are quick
+
+class Net(nn.Module):
+    "MNIST-1D model with a batchnorm in the body, so `train_bn` matters when frozen"
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv1d(1, 8, 5, stride=2), nn.BatchNorm1d(8), nn.ReLU(), nn.Flatten())
+        self.head = nn.Linear(8*18, 10)
+    def forward(self, x): return self.head(self.body(x))
+
+class CountSteps(Callback):
+    "Optimizer steps over all fits, and how many of them had the body frozen"
+    n = frozen = 0
+    def after_step(self): self.n,self.frozen = self.n + 1,self.frozen + (self.opt.frozen_idx > 0)
+
+def learner(dls, opt_func, **kwargs):
+    torch.manual_seed(0)
+    return Learner(dls, Net(), loss_func=CrossEntropyLossFlat(), opt_func=opt_func, metrics=accuracy,
+                   splitter=lambda m: [params(m.body), params(m.head)], **kwargs)
+
+def quiet_fit(learn, meth, *args, **kwargs):
+    with learn.no_bar(), learn.no_logging(): getattr(learn, meth)(*args, **kwargs)
+
+# ---------------------------------------------------------------- bad input
+FACTORIES = [SGDAnneal, RMSPropAnneal, AdamAnneal, annealed(RAdam), partial(AnnealOptimizer, cbs=[sgd_step])]
+
+@pytest.mark.parametrize('kwargs,exc,msg', [
+    (dict(lr=-1e-3), ValueError, 'lr must be in [0, inf)'),
+    (dict(lr=float('nan')), ValueError, 'lr must be a finite number'),
+    (dict(lr=slice(-1., 1e-3)), ValueError, 'lr.start must be in [0, inf)'),
+    (dict(lr=[1e-3, -1.]), ValueError, 'lr[1] must be in [0, inf)'),
+    (dict(lr='big'), TypeError, 'lr must be a real number'),
+    (dict(anneal_rate=0.), ValueError, 'anneal_rate must be in (0, 1]'),
+    (dict(anneal_rate=1.5), ValueError, 'anneal_rate must be in (0, 1]'),
+    (dict(anneal_every=0), ValueError, 'anneal_every must be >= 1'),
+    (dict(anneal_every=1.5), TypeError, 'anneal_every must be a whole number >= 1'),
+    (dict(anneal='cos'), ValueError, 'total_steps (the number of optimizer steps to anneal over, >= 1) is required'),
+    (dict(anneal='cos', total_steps=0), ValueError, 'total_steps must be >= 1'),
+    (dict(anneal='exp', total_steps=100), ValueError, 'total_steps applies to shaped anneals'),
+    (dict(anneal='step'), ValueError, "anneal must be one of 'cos', 'lin', 'exp', 'sqrt', 'poly'"),
+    (dict(anneal=3), TypeError, 'anneal must be a name in'),
+    (dict(lr_min=-1.), ValueError, 'lr_min must be in [0, inf)'),
+    (dict(impl='fast'), ValueError, "impl must be one of 'auto', 'fused', 'foreach', 'stepper'"),
+])
+@pytest.mark.parametrize('factory', FACTORIES, ids=['SGDAnneal', 'RMSPropAnneal', 'AdamAnneal', 'annealed(RAdam)', 'AnnealOptimizer'])
+def test_bad_anneal_args(factory, kwargs, exc, msg):
+    ps = make_params()
+    before = [p.detach().clone() for p in ps]
+    with pytest.raises(exc) as e: factory(ps, **({'lr': 1e-3} | kwargs))
+    assert msg in str(e.value), str(e.value)
+    assert bitwise(ps, before)
+
+@pytest.mark.parametrize('factory,kwargs,exc,msg', [
+    (AdamAnneal, dict(mom=1.), ValueError, 'mom must be in [0, 1)'),
+    (AdamAnneal, dict(mom=-0.1), ValueError, 'mom must be in [0, 1)'),
+    (AdamAnneal, dict(sqr_mom=1.), ValueError, 'sqr_mom must be in [0, 1)'),
+    (AdamAnneal, dict(eps=0.), ValueError, 'eps must be in (0, inf)'),
+    (AdamAnneal, dict(wd=-0.1), ValueError, 'wd must be in [0, inf)'),
+    (AdamAnneal, dict(decouple_wd='yes'), TypeError, 'decouple_wd must be True or False'),
+    (SGDAnneal, dict(mom=1.5), ValueError, 'mom must be in [0, 1)'),
+    (RMSPropAnneal, dict(sqr_mom=1.), ValueError, 'sqr_mom must be in [0, 1)'),
+    (RMSPropAnneal, dict(eps=-1e-8), ValueError, 'eps must be in (0, inf)'),
+    (RMSPropAnneal, dict(impl='fused'), ValueError, "impl='fused' needs fastai's Adam or SGD steppers"),
+    (annealed(RAdam, impl='foreach'), dict(), ValueError, "impl='foreach' needs fastai's Adam or SGD steppers"),
+    (AdamAnneal, dict(params=[]), ValueError, 'params must hold at least one tensor or param group'),
+    (AdamAnneal, dict(params='mix'), TypeError, 'params must be all tensors or all param-group dicts'),
+    (AdamAnneal, dict(params='nokey'), ValueError, "param group 0 must have a 'params' key"),
+    (AdamAnneal, dict(params='badkey'), ValueError, "param group 0: unknown hyper-parameter 'nesterov'"),
+    (AdamAnneal, dict(params='badbeta'), ValueError, 'sqr_mom must be in [0, 1)'),
+    (SGDAnneal, dict(params='badlr'), ValueError, 'param group 0 lr must be in [0, inf)'),
+])
+def test_bad_optimizer_args(factory, kwargs, exc, msg):
+    ps = make_params()
+    groups = {'mix': [ps[0], {'params': ps[1:]}], 'nokey': [{'lr': 1e-3}], 'badkey': [{'params': ps, 'nesterov': True}],
+              'badbeta': [{'params': ps, 'betas': (0.9, 1.0)}], 'badlr': [{'params': ps, 'lr': -1.}]}
+    kwargs = dict(kwargs)
+    p = kwargs.pop('params', ps)
+    with pytest.raises(exc) as e: factory(groups.get(p, p) if isinstance(p, str) else p, **kwargs)
+    assert msg in str(e.value), str(e.value)
+
+def test_annealed_bad_opt_func():
+    with pytest.raises(TypeError, match='opt_func must be a fastai optimizer function'): annealed(torch.optim.AdamW)
+    with pytest.raises(TypeError, match='opt_func must be a fastai optimizer function'): annealed('Adam')
+    with pytest.raises(ValueError, match=r'anneal_rate must be in \(0, 1\]'): annealed(Adam, anneal_rate=2)  # at definition, before any params
+    with pytest.raises(TypeError, match='already anneals its lr'): annealed(AdamAnneal)(make_params(), lr=1e-3)
+    with pytest.raises(TypeError, match='needs an opt_func returning a fastai Optimizer'):
+        annealed(lambda ps, lr: torch.optim.SGD(ps, lr=lr))(make_params(), lr=1e-3)
+
+def test_from_optimizer_bad_args():
+    with pytest.raises(TypeError, match=r"from_optimizer got unknown argument\(s\) \['anneal_rat'\]"):
+        AnnealOptimizer.from_optimizer(RAdam(make_params(), lr=1e-3), anneal_rat=0.5)
+    with pytest.raises(TypeError, match='opt must be a plain fastai Optimizer'): AnnealOptimizer.from_optimizer(ranger(make_params(), lr=1e-3))
+    with pytest.raises(ValueError, match=r'lr_min must be in \[0, inf\)'): AnnealOptimizer.from_optimizer(RAdam(make_params(), lr=1e-3), lr_min=-1)
+    with pytest.raises(ValueError, match='lr as a slice takes start and stop only'): AdamAnneal(make_params(), lr=slice(1e-4, 1e-3, 2))
+
+def test_bad_opt_func_in_learner_touches_nothing(dls):
+    learn = learner(dls, partial(AdamAnneal, anneal_rate=0.))
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    with pytest.raises(ValueError, match=r'anneal_rate must be in \(0, 1\]'): quiet_fit(learn, 'fit', 1)
+    assert bitwise(list(learn.model.parameters()), before)
+
+# ---------------------------------------------------------------- the anneal factor
+@pytest.mark.parametrize('rate,every', [(0.97, 1), (0.5, 3), (1., 1), (0.9, 40)])
+def test_anneal_lr_exp_is_staircase(rate, every):
+    for t in [0, 1, every-1, every, 2*every+1, 1000]:
+        assert anneal_lr(0.1, t, anneal_rate=rate, anneal_every=every) == pytest.approx(0.1 * rate ** (t // every), rel=1e-12)
+    assert anneal_lr(0.1, 10**6, anneal_rate=0.5, lr_min=1e-3) == 1e-3  # floor
+    assert anneal_lr(1e-4, 10**6, anneal_rate=0.5, lr_min=1e-3) == 1e-4  # a floor never raises an lr below it
+
+@pytest.mark.parametrize('anneal,f', [('cos', sched_cos), ('lin', sched_lin), ('sqrt', lambda s,e,p: e + (s-e)*(1-math.sqrt(p))),
+                                      ('poly', lambda s,e,p: e + (s-e)*(1-p)**2), (lambda s,e,p: s - (s-e)*p**3, lambda s,e,p: s - (s-e)*p**3)])
+def test_anneal_lr_shapes(anneal, f):
+    for t in range(0, 121, 7):
+        assert anneal_lr(0.1, t, anneal=anneal, total_steps=100, lr_min=1e-3) == pytest.approx(f(0.1, 1e-3, min(t/100, 1)), rel=1e-12)
+
+def test_cos_matches_torch_cosine_annealing():
+    "`anneal='cos'` with a constant hyper lr is torch's `CosineAnnealingLR(T_max=total_steps, eta_min=lr_min)`"
+    opt = torch.optim.SGD(make_params(1), lr=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=50, eta_min=1e-3)
+    for t in range(50):
+        assert anneal_lr(0.1, t, anneal='cos', total_steps=50, lr_min=1e-3) == pytest.approx(opt.param_groups[0]['lr'], rel=1e-9)
+        opt.step(); sched.step()
+
+@pytest.mark.parametrize('opt_func', [SGD, partial(SGD, mom=0.9), RMSProp, Adam, partial(Adam, decouple_wd=False), RAdam, QHAdam, Lamb, Larc, ranger],
+                         ids=['SGD', 'SGD-mom', 'RMSProp', 'Adam', 'Adam-L2', 'RAdam', 'QHAdam', 'Lamb', 'Larc', 'ranger'])
+def test_every_stepper_sees_annealed_lr(opt_func):
+    "annealed(X) steps exactly as X whose hyper lr is set to lr*factor(t) before each step: every stepper, weight decay included"
+    kw = dict(anneal_rate=0.9, anneal_every=3)
+    ps,opt = run(annealed(partial(opt_func, wd=0.1), impl='stepper', **kw), n=30, groups=lambda ps: two_groups(ps) if opt_func is not ranger else ps)
+    ref_ps = make_params()
+    ref = opt_func(two_groups(ref_ps) if opt_func is not ranger else ref_ps, lr=1e-3, wd=0.1)
+    for k in range(30):
+        ref.set_hyper('lr', anneal_lr(1e-3, k, **kw))
+        set_grads(ref_ps, k); ref.step(); ref.zero_grad()
+    assert bitwise(ps, ref_ps)
+    assert all(h['lr'] == 1e-3 for h in opt.hypers)  # the hyper is never overwritten
+    assert opt.anneal_steps == [30] * len(opt.hypers)
+
+def test_recorded_lrs_and_factors():
+    ps,opt = run(annealed(recording_sgd, anneal_rate=0.5, anneal_every=2), n=7)
+    assert opt.state[ps[0]]['lrs'] == [1e-3 * 0.5 ** (t // 2) for t in range(7)]
+    assert opt.anneal_factors == pytest.approx([0.5 ** 3])
+    assert opt.anneal_lrs == pytest.approx([1e-3 * 0.5 ** 3])
+
+# ---------------------------------------------------------------- equivalences
+@pytest.mark.parametrize('impl', ['stepper', 'foreach', 'fused'])
+@pytest.mark.parametrize('decouple_wd', [True, False])
+def test_adam_anneal_rate_1_is_fastai_adam(impl, decouple_wd):
+    ps,_ = run(partial(AdamAnneal, lr=1e-2, wd=0.05, decouple_wd=decouple_wd, anneal_rate=1, impl=impl), groups=two_groups)
+    ref,_ = run(partial(Adam, lr=1e-2, wd=0.05, decouple_wd=decouple_wd), groups=two_groups)
+    if impl == 'fused': assert rel_err(ps, ref) < 1e-6
+    else: assert bitwise(ps, ref)  # same steppers / same operations in the same order
+
+@pytest.mark.parametrize('impl', ['stepper', 'foreach', 'fused'])
+def test_adam_anneal_is_torch_adamw_and_adam(impl):
+    ps,_ = run(partial(AdamAnneal, lr=1e-2, mom=0.8, sqr_mom=0.95, eps=1e-6, wd=0.1, anneal_rate=1, impl=impl))
+    ref,_ = run(lambda p: torch.optim.AdamW(p, lr=1e-2, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1))
+    assert rel_err(ps, ref) < 1e-6
+    ps,_ = run(partial(AdamAnneal, lr=1e-2, wd=0.1, decouple_wd=False, anneal_rate=1, impl=impl))
+    ref,_ = run(lambda p: torch.optim.Adam(p, lr=1e-2, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.1))
+    assert rel_err(ps, ref) < 1e-6
+
+@pytest.mark.parametrize('impl', ['stepper', 'foreach', 'fused'])
+@pytest.mark.parametrize('mom,wd,decouple_wd', [(0., 0., True), (0.9, 0., True), (0.9, 0.1, True), (0.9, 0.1, False), (0., 0.1, False)])
+def test_sgd_anneal_rate_1_is_fastai_sgd(impl, mom, wd, decouple_wd):
+    ps,_ = run(partial(SGDAnneal, lr=1e-2, mom=mom, wd=wd, decouple_wd=decouple_wd, anneal_rate=1, impl=impl), groups=two_groups)
+    ref,_ = run(partial(SGD, lr=1e-2, mom=mom, wd=wd, decouple_wd=decouple_wd), groups=two_groups)
+    assert rel_err(ps, ref) < 1e-6
+    if impl != 'fused': assert bitwise(ps, ref)
+    if not decouple_wd:  # L2 is torch's weight decay
+        tps,_ = run(lambda p: torch.optim.SGD(p, lr=1e-2, momentum=mom, weight_decay=wd))
+        ps,_ = run(partial(SGDAnneal, lr=1e-2, mom=mom, wd=wd, decouple_wd=False, anneal_rate=1, impl=impl))
+        assert rel_err(ps, tps) < 1e-6
+
+def test_rmsprop_anneal_rate_1_is_fastai_rmsprop():
+    for mom in (0., 0.9):
+        ps,_ = run(partial(RMSPropAnneal, lr=1e-3, mom=mom, wd=0.01, anneal_rate=1))
+        ref,_ = run(partial(RMSProp, lr=1e-3, mom=mom, wd=0.01))
+        assert bitwise(ps, ref)
+
+@pytest.mark.parametrize('factory', [partial(AdamAnneal, wd=0.1), partial(AdamAnneal, wd=0.1, decouple_wd=False),
+                                     partial(SGDAnneal, mom=0.9, wd=0.1), partial(SGDAnneal, wd=0.1, decouple_wd=False)],
+                         ids=['AdamW', 'Adam-L2', 'SGD-mom', 'SGD-L2'])
+def test_fast_paths_match_stepper_after_100_annealed_steps(factory):
+    "fused and foreach agree with the per-parameter reference to 1e-6 relative, state included, with annealing on and per-param `do_wd`"
+    def go(impl):
+        ps = make_params()
+        opt = factory(two_groups(ps), lr=1e-2, anneal_rate=0.99, impl=impl)
+        opt.state[ps[1]]['do_wd'] = False  # as `Learner` does for biases and norms
+        for k in range(100): set_grads(ps, k); opt.step(); opt.zero_grad()
+        return ps,opt
+    ref,ref_opt = go('stepper')
+    for impl in ('foreach', 'fused'):
+        ps,opt = go(impl)
+        assert rel_err(ps, ref) < 1e-6, impl
+        for p,rp in zip(ps, ref):
+            st,rst = opt.state[p],ref_opt.state[rp]
+            assert st.keys() == rst.keys() and st.get('step') == rst.get('step')
+            for k in ('grad_avg', 'sqr_avg'):
+                if k in st: assert rel_err([st[k]], [rst[k]]) < 1e-6, (impl, k)
+        assert opt.anneal_steps == ref_opt.anneal_steps == [100, 100]
+
+def test_sgd_fast_path_when_momentum_is_scheduled_to_0():
+    "a momentum schedule reaching 0 (the fused kernel refuses buffers then): the fast paths still update the buffer as fastai does"
+    def go(impl):
+        ps = make_params()
+        opt = SGDAnneal(ps, lr=1e-2, mom=0.9, anneal_rate=0.99, impl=impl)
+        for k in range(10):
+            opt.set_hyper('mom', 0. if k % 3 == 0 else 0.9)
+            set_grads(ps, k); opt.step(); opt.zero_grad()
+        return ps,[opt.state[p]['grad_avg'] for p in ps]
+    ref,ref_bufs = go('stepper')
+    for impl in ('foreach', 'fused'):
+        ps,bufs = go(impl)
+        assert rel_err(ps, ref) < 1e-6 and rel_err(bufs, ref_bufs) < 1e-6, impl
+
+def test_fast_path_mixed_steps_in_a_group():
+    "params of one group that started at different steps (e.g. trained batchnorms while frozen) keep their own debiasing"
+    def go(impl):
+        ps = make_params()
+        opt = AdamAnneal(ps, lr=1e-2, anneal_rate=0.95, impl=impl)
+        for k in range(10):
+            set_grads(ps, k)
+            if k < 5: ps[0].grad = ps[2].grad = None
+            opt.step(); opt.zero_grad()
+        return ps,opt
+    ref,ref_opt = go('stepper')
+    assert [ref_opt.state[p]['step'] for p in ref] == [5, 10, 5, 10]
+    for impl in ('foreach', 'fused'): assert rel_err(go(impl)[0], ref) < 1e-6
+
+def test_auto_picks_fused_on_cpu():
+    opt = AdamAnneal(make_params(), lr=1e-3)
+    set_grads(opt.param_lists[0], 0)
+    assert opt._path(opt.param_lists[0]) == ('fused' if 'cpu' in _FUSED_DEVICES else 'foreach')
+    opt = annealed(Adam)(make_params(), lr=1e-3)  # fastai's Adam steppers are recognised
+    assert opt.fast_kind == ('adam', True, True)
+    assert RMSPropAnneal(make_params()).fast_kind is None
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_low_precision_params_fast_vs_stepper(dtype):
+    "half-precision params (a model cast with `.to(dtype)`): the fused and foreach kernels agree with the steppers"
+    ref,_ = run(partial(AdamAnneal, lr=1e-2, anneal_rate=0.99, impl='stepper'), n=20, ps=make_params(dtype=dtype))
+    for impl in ('foreach', 'fused'):
+        ps,_ = run(partial(AdamAnneal, lr=1e-2, anneal_rate=0.99, impl=impl), n=20, ps=make_params(dtype=dtype))
+        assert ps[0].dtype == dtype and rel_err(ps, ref) < 2e-2  # a few bf16/fp16 ulps: different rounding of intermediates
+
+# ---------------------------------------------------------------- the clock
+def test_clock_resumes_from_state_dict():
+    f = partial(AdamAnneal, lr=1e-2, anneal_rate=0.9, anneal_every=2)
+    ps,opt = run(f, n=10, groups=two_groups)
+    sd = copy.deepcopy(opt.state_dict())
+    ps2 = [p.detach().clone().requires_grad_() for p in ps]
+    for k in range(10, 20): set_grads(ps, k); opt.step(); opt.zero_grad()
+    opt2 = f(two_groups(ps2))
+    opt2.load_state_dict(sd)
+    assert opt2.anneal_steps == [10, 10]
+    for k in range(10, 20): set_grads(ps2, k); opt2.step(); opt2.zero_grad()
+    assert bitwise(ps, ps2) and opt2.anneal_steps == opt.anneal_steps == [20, 20]
+
+def test_group_without_grads_keeps_its_clock():
+    ps = make_params()
+    opt = AdamAnneal(two_groups(ps), lr=1e-2, anneal_rate=0.5)
+    for k in range(4):
+        set_grads(ps, k)
+        for p in ps[:2]: p.grad = None
+        opt.step()
+    assert opt.anneal_steps == [0, 4] and opt.anneal_factors == pytest.approx([1., 0.5**4])
+
+def test_learner_save_load_resumes_clock(dls, tmp_path):
+    f = partial(AdamAnneal, anneal_rate=0.9, anneal_every=3)
+    learn = learner(dls, f, path=tmp_path)
+    quiet_fit(learn, 'fit', 1, 1e-2)
+    learn.save('ck', with_opt=True)
+    dls.train.rng.seed(1)  # the same batches for both continuations
+    quiet_fit(learn, 'fit', 1, 1e-2)
+    learn2 = learner(dls, f, path=tmp_path)
+    learn2.load('ck', with_opt=True)
+    assert learn2.opt.anneal_steps == [8, 8]
+    dls.train.rng.seed(1)
+    quiet_fit(learn2, 'fit', 1, 1e-2)
+    assert learn2.opt.anneal_steps == learn.opt.anneal_steps == [16, 16]
+    assert bitwise(list(learn.model.parameters()), list(learn2.model.parameters()))
+
+def test_freeze_keeps_body_clock_with_train_bn(dls):
+    "frozen groups' clocks stay put, even though `train_bn` trains their batchnorms; unfreezing starts them"
+    learn = learner(dls, partial(AdamAnneal, anneal_rate=0.9))
+    learn.freeze()
+    quiet_fit(learn, 'fit', 1, 1e-2)
+    assert learn.opt.anneal_steps == [0, 8]
+    bn = learn.model.body[1].weight
+    assert learn.opt.state[bn]['step'] == 8  # trained, at the group's unannealed lr
+    learn.unfreeze()
+    quiet_fit(learn, 'fit', 1, 1e-2)
+    assert learn.opt.anneal_steps == [8, 16]
+
+def test_lr_find_restores_clock(dls):
+    learn = learner(dls, partial(AdamAnneal, anneal_rate=0.9))
+    quiet_fit(learn, 'fit', 1, 1e-2)
+    sd = copy.deepcopy(learn.opt.state_dict())
+    w = [p.detach().clone() for p in learn.model.parameters()]
+    with learn.no_bar(): learn.lr_find(num_it=10, show_plot=False)
+    assert learn.opt.anneal_steps == [8, 8]
+    assert bitwise(list(learn.model.parameters()), w)
+    for s,s0 in zip(learn.opt.state_dict()['state'], sd['state']):
+        assert s.keys() == s0.keys() and all(torch.equal(v, s0[k]) if torch.is_tensor(v) else v == s0[k] for k,v in s.items())
+
+# ---------------------------------------------------------------- with the Learner
+def test_composes_with_param_scheduler(dls):
+    "the steppers see the scheduler's lr (the recorded hyper) times the optimizer's own factor"
+    learn = learner(dls, annealed(recording_sgd, anneal_rate=0.8, anneal_every=3))
+    quiet_fit(learn, 'fit_one_cycle', 2, 1e-2)
+    hps,seen = learn.recorder.hps['lr'],learn.opt.state[learn.model.head.weight]['lrs']
+    assert len(seen) == len(hps) == 16
+    assert seen == pytest.approx([lr * 0.8 ** (t // 3) for t,lr in enumerate(hps)], rel=1e-12)
+
+def test_cos_inside_equals_fit_cos_anneal(dls):
+    "`annealed(Adam, 'cos', total_steps)` + `fit` steps as `fit_cos_anneal(div_final=inf)` + plain `Adam`"
+    learn = learner(dls, annealed(Adam, anneal='cos', total_steps=16, impl='stepper'))
+    dls.train.rng.seed(2)
+    quiet_fit(learn, 'fit', 2, 1e-2)
+    ref = learner(dls, Adam)
+    dls.train.rng.seed(2)
+    quiet_fit(ref, 'fit_cos_anneal', 2, 1e-2, div_final=float('inf'))
+    assert bitwise(list(learn.model.parameters()), list(ref.model.parameters()))
+
+FITS = [('fit', (1, 1e-2), {}), ('fit_one_cycle', (1, 1e-2), {}), ('fit_flat_cos', (1, 1e-2), {}), ('fit_sgdr', (2, 1, 1e-2), {}),
+        ('fine_tune', (1, 1e-2), {}), ('fit_cos_anneal', (1, 1e-2), {}), ('fit_sgdr_anneal', (2, 1, 1e-2), {}),
+        ('fit_flat_anneal', (1, 1e-2), {}), ('fine_tune_anneal', (1, 1e-2), {}), ('fit', (1, slice(1e-3, 1e-2)), {})]
+
+@pytest.mark.parametrize('meth,args,kwargs', FITS, ids=[f"{m}{'-slice' if isinstance(a[-1], slice) else ''}" for m,a,_ in FITS])
+def test_every_fit_variant(dls, meth, args, kwargs):
+    counter = CountSteps()
+    learn = learner(dls, partial(AdamAnneal, anneal_rate=0.99), cbs=counter)
+    w = [p.detach().clone() for p in learn.model.parameters()]
+    quiet_fit(learn, meth, *args, **kwargs)
+    assert learn.opt.anneal_steps == [counter.n - counter.frozen, counter.n]  # a frozen phase leaves the body's clock
+    assert counter.frozen == (8 if meth.startswith('fine_tune') else 0)
+    assert learn.opt.anneal_lrs == pytest.approx([h['lr'] * 0.99**s for h,s in zip(learn.opt.hypers, learn.opt.anneal_steps)], rel=1e-12)
+    if isinstance(args[-1], slice): assert [h['lr'] for h in learn.opt.hypers] == pytest.approx([1e-3, 1e-2])  # discriminative lrs kept
+    assert not bitwise(list(learn.model.parameters()), w)
+    assert all(math.isfinite(v) for v in learn.recorder.values[-1])
+
+@pytest.mark.parametrize('mode', ['fp16', 'bf16'])
+def test_mixed_precision_learner(dls, mode):
+    "fastai's `MixedPrecision` runs (on CPU its autocast is CUDA-only, so the maths stay fp32) and the clock counts steps"
+    learn = learner(dls, AdamAnneal)
+    learn = learn.to_fp16() if mode == 'fp16' else learn.to_bf16()
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        quiet_fit(learn, 'fit', 1, 1e-2)
+    if not torch.cuda.is_available(): assert any('Disabling autocast' in str(w.message) for w in ws)
+    assert learn.opt.anneal_steps == [8, 8] and math.isfinite(learn.recorder.values[-1][0])
+
+def test_cpu_autocast_bf16_loop():
+    "a plain loop under `torch.autocast('cpu', torch.bfloat16)`: fp32 params, bf16 compute; fused and stepper paths agree"
+    def go(impl):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))
+        opt = AdamAnneal(m.parameters(), lr=1e-2, anneal_rate=0.99, impl=impl)
+        x = torch.randn(64, 10, generator=torch.Generator().manual_seed(1)); y = x.sum(1, keepdim=True)
+        for _ in range(20):
+            with torch.autocast('cpu', dtype=torch.bfloat16): loss = ((m(x).float() - y)**2).mean()
+            loss.backward(); opt.step(); opt.zero_grad()
+        return list(m.parameters()),loss.item()
+    (ps,loss),(ref,_) = go('fused'),go('stepper')
+    assert rel_err(ps, ref) < 1e-5 and ps[0].dtype == torch.float32
+
+# ---------------------------------------------------------------- plain PyTorch
+def test_plain_pytorch_loop_param_groups():
+    "torch-style: `model.parameters()` or group dicts with torch names, `zero_grad(set_to_none=True)`, a closure"
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = AdamAnneal([{'params': m[0].parameters(), 'lr': 1e-3, 'betas': (0.8, 0.9), 'weight_decay': 0.},
+                      {'params': m[2].parameters()}], lr=1e-2, anneal_rate=0.99)
+    assert [h['lr'] for h in opt.hypers] == [1e-3, 1e-2] and opt.hypers[0]['mom'] == 0.8 and opt.hypers[0]['sqr_mom'] == 0.9
+    assert opt.hypers[0]['wd'] == 0. and opt.hypers[1]['wd'] == 0.01
+    x = torch.randn(256, 10, generator=torch.Generator().manual_seed(1)); y = x.sum(1, keepdim=True)
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = ((m(x) - y)**2).mean(); loss.backward()
+        return loss
+    first = closure().item()
+    opt.zero_grad(set_to_none=True)
+    assert all(p.grad is None for p in m.parameters())
+    for _ in range(200): loss = opt.step(closure)
+    assert loss.item() < first / 10 and opt.anneal_steps == [200, 200]
+    opt2 = SGDAnneal(m.parameters(), lr=1e-3, mom=0.9)  # a generator of params
+    assert len(opt2.param_lists) == 1 and len(opt2.param_lists[0]) == 4
+
+@pytest.mark.slow
+def test_learns_mnist1d():
+    "every annealed optimizer learns MNIST-1D with the paper's CNN: accuracy well above chance (10%); 3 epochs (FASTAI_ANNEAL_FULL=1: 20)"
+    full = os.environ.get('FASTAI_ANNEAL_FULL') == '1'
+    epochs,min_acc = (20, 0.8) if full else (3, 0.25)
+    dls = mnist1d_dls(bs=100)
+    for of,lr in [(partial(SGDAnneal, mom=0.9), 0.1), (AdamAnneal, 1e-2), (annealed(RAdam, anneal='cos', total_steps=len(dls.train)*epochs), 1e-2)]:
+        torch.manual_seed(0)
+        learn = Learner(dls, mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=of, metrics=accuracy)
+        quiet_fit(learn, 'fit', epochs, lr)
+        assert learn.recorder.values[-1][2] > min_acc, (of, learn.recorder.values[-1])
