@@ -10,6 +10,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import ParamScheduler
 from fastai.test_utils import synth_dbunch, RegModel
 from fastai_anneal.all import *
+from fastai_anneal.optimizer import AdamAnneal
 
 N_ITER = 4
 
@@ -126,3 +127,40 @@ def test_gradient_accumulation_advances_the_schedule_per_batch(name, tmp_path):
     fit_quiet(learn, method, args, dict(kwargs, cbs=[GradientAccumulation(n_acc=2*16), steps, rec]))  # 2 batches of 16
     test_eq(rec.hps, rec_ref.hps)
     test_eq(steps.steps, len(rec_ref.hps)//2)
+
+# ------------------------------------------------------------------ AdamAnneal: its clock resumes and skips with the steps
+def adam_anneal(): return partial(AdamAnneal, anneal_rate=0.8, anneal_every=N_ITER, impl='stepper')
+
+@pytest.mark.parametrize('k', [0, 2])
+def test_adam_anneal_resumes_exactly(k, tmp_path):
+    "The anneal clock lives in the optimizer's hypers, so fastai's `with_opt=True` checkpoint carries it"
+    kw = dict(pct_warmup=0.2)
+    full,rec_full = mk_learner(tmp_path/'full', opt_func=adam_anneal()),RecordHypers()
+    fit_quiet(full, 'fit_cos_anneal', (4,), dict(kw, cbs=[SaveModelCallback(every_epoch=True, with_opt=True), rec_full]))
+    resumed,rec = mk_learner(tmp_path/'full', opt_func=adam_anneal()),RecordHypers()
+    resumed.load(f'model_{k}', with_opt=True)
+    test_eq(resumed.opt.anneal_steps, [(k+1)*N_ITER])  # the clock came back with the checkpoint
+    fit_quiet(resumed, 'fit_cos_anneal', (4,), dict(kw, start_epoch=k+1, cbs=rec))
+    test_eq(rec.hps, rec_full.hps[(k+1)*N_ITER:])
+    test_eq(resumed.opt.anneal_steps, full.opt.anneal_steps)
+    test_eq(resumed.opt.anneal_lrs, full.opt.anneal_lrs)
+    for a,b in zip(full.model.parameters(), resumed.model.parameters()): torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+class SkipSteps(Callback):
+    "What `MixedPrecision` does when fp16 gradients overflow: `CancelStepException` in `before_step`"
+    order = 15
+    def __init__(self, skip): self.skip,self.i = set(skip),-1
+    def before_step(self):
+        self.i += 1
+        if self.i in self.skip: raise CancelStepException()
+
+def test_skipped_fp16_step_holds_the_anneal_clock(tmp_path):
+    "A skipped step leaves the weights and AdamAnneal's clock alone; the lr schedule still advances (fastai: per batch)"
+    ref,rec_ref = mk_learner(tmp_path, opt_func=adam_anneal()),RecordHypers()
+    fit_quiet(ref, 'fit_cos_anneal', (2,), dict(cbs=rec_ref))
+    learn,rec = mk_learner(tmp_path, opt_func=adam_anneal()),RecordHypers()
+    fit_quiet(learn, 'fit_cos_anneal', (2,), dict(cbs=[SkipSteps({1, 2, 5}), rec]))
+    test_eq(rec.hps, rec_ref.hps)                     # the schedule moved every batch
+    test_eq(learn.opt.anneal_steps, [2*N_ITER - 3])   # the clock counts the steps taken
+    test_eq(ref.opt.anneal_steps, [2*N_ITER])
+    assert learn.opt.anneal_factors[0] == pytest.approx(0.8 ** ((2*N_ITER - 3)//N_ITER))
