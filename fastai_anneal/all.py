@@ -1,5 +1,6 @@
 "The public API, fastai convention: `from fastai_anneal.all import *` (importing it applies the `Learner` patches)."
 from .schedules import *
 from .fit import *
+from .lr_finder import *
 from .metrics import *
 from .optimizer import *

@@ -1,0 +1,317 @@
+"The LR range test with an annealing-shaped sweep, restored in memory: `AnnealLRFinder`, `Learner.lr_find` (a superset of fastai's), crash-free suggestions."
+from __future__ import annotations
+import collections, copy, math, numbers, random, warnings
+from functools import partial
+import numpy as np, torch
+import matplotlib.pyplot as plt
+from fastcore.basics import patch, store_attr, even_mults, tuplify
+from fastcore.foundation import L
+from fastai.torch_core import tensor
+from fastai.optimizer import _BaseOptimizer
+from fastai.learner import Learner, Recorder
+from fastai.callback.core import CancelFitException, CancelValidException
+from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp, sched_lin, sched_cos
+from .schedules import get_anneal, sched_sqrt, sched_poly, check_int, check_float, check_lrs
+
+__all__ = ['LogSweep', 'SWEEPS', 'LearnerSnapshot', 'AnnealLRFinder', 'suggest_lrs']
+
+# ---------------------------------------------------------------- sweep shapes
+class LogSweep:
+    "Sweep moving log(lr) from log(`start`) to log(`end`) along annealer `f`'s progress: `start*(end/start)**f(0, 1, pos)`"
+    def __init__(self, f:callable): self.f = f  # An annealer f(start, end, pos) such as `sched_cos`: its progress f(0, 1, pos) is used
+    def __call__(self, start, end, pos): return sched_exp(start, end, self.f(0., 1., pos))
+    def __repr__(self): return f"LogSweep({getattr(self.f, '__name__', self.f)})"
+
+# The range test's vocabulary. 'exp' is fastai's LRFinder (log-linear) and 'lin' Smith's linear range test (arXiv 1506.01186);
+# 'cos', 'sqrt' and 'poly' move log(lr), not lr, along the fit shapes: a linear-space cosine from 1e-7 to 10 would spend
+# almost every batch above 1e-2. So the sweep's 'cos' is lr(pos) = start*(end/start)**((1-cos(pi*pos))/2).
+SWEEPS = {'exp': sched_exp, 'cos': LogSweep(sched_cos), 'lin': sched_lin, 'sqrt': LogSweep(sched_sqrt), 'poly': LogSweep(sched_poly)}
+
+class _Sweep:
+    "The lr schedule handed to `ParamScheduler`: `f(start, end, pos)`, one value per param group when `start` is a list"
+    def __init__(self, f, start, end): store_attr()
+    def __call__(self, pos):
+        if isinstance(self.start, list): return [self.f(s, e, pos) for s,e in zip(self.start, self.end)]  # a user's annealer need not broadcast
+        return self.f(self.start, self.end, pos)
+
+# ---------------------------------------------------------------- argument checks
+def _check_bool(name, v):
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v in (0, 1)): return bool(v)
+    raise TypeError(f"{name} must be True or False, got {v!r}")
+
+def _n_groups(learn) -> int:
+    "Number of param groups `learn.opt` has, or will have, without creating it (as fastai's `Optimizer.__init__` counts)"
+    if learn.opt is not None: return len(learn.opt.param_lists)
+    ps = L(learn.splitter(learn.model))
+    return len(ps) if len(ps) and isinstance(ps[0], (L, list)) else 1
+
+def _lr_values(name, v, n=None):
+    "`v` as a float, a list of floats (one per group), or, while the group count `n` is unknown, a checked slice"
+    if isinstance(v, slice):
+        if v.step is not None or v.stop is None: raise ValueError(f"{name} as a slice must be slice(stop) or slice(start, stop), got {v!r}")
+        stop = check_float(f"{name}.stop", v.stop)
+        start = None if v.start is None else check_float(f"{name}.start", v.start)
+        if n is None: return v
+        vals = [float(o) for o in L(even_mults(start, stop, n))] if start else [stop/10]*(n-1) + [stop]  # fastai's `set_hyper` expansion
+    else:
+        vals = check_lrs(name, v)
+        if np.ndim(vals) == 0: return vals
+        vals = vals.tolist()
+    if len(vals) == 1: return vals[0]
+    if n is not None and len(vals) != n:
+        raise ValueError(f"{name} has {len(vals)} values but the optimizer has {n} parameter group(s): give one value, a slice, or {n} values")
+    return vals
+
+def _check_range(start, end, n=None):
+    "Checked `(start_lr, end_lr)`: floats or equal-length lists with `end_lr > start_lr` in every group"
+    start,end = _lr_values('start_lr', start, n),_lr_values('end_lr', end, n)
+    if isinstance(start, slice) or isinstance(end, slice): return start,end
+    if isinstance(start, list) and isinstance(end, list) and len(start) != len(end):
+        raise ValueError(f"start_lr has {len(start)} values but end_lr has {len(end)}: give one value per parameter group to both")
+    if isinstance(start, list) or isinstance(end, list):
+        k = len(start) if isinstance(start, list) else len(end)
+        start,end = [start]*k if not isinstance(start, list) else start,[end]*k if not isinstance(end, list) else end
+        for i,(s,e) in enumerate(zip(start, end)):
+            if e <= s: raise ValueError(f"end_lr must be greater than start_lr in every group, got end_lr[{i}]={e!r} <= start_lr[{i}]={s!r}")
+    elif end <= start: raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start!r}, end_lr={end!r}")
+    return start,end
+
+# ---------------------------------------------------------------- in-memory snapshot
+def _optimizers(learn) -> list:
+    "Every optimizer object a fit may change: `learn.opt`, a built `OptimWrapper` given as `opt_func` (`create_opt` reuses it), and what they wrap (`Lookahead.opt`, `OptimWrapper.opt`)"
+    res,todo = [],[learn.opt, learn.opt_func]
+    while todo:
+        o = todo.pop()
+        if isinstance(o, (_BaseOptimizer, torch.optim.Optimizer)) and not any(o is r for r in res):
+            res.append(o)
+            if isinstance(o, _BaseOptimizer): todo += list(vars(o).values())
+    return res
+
+def _snap_opt(opt, memo):
+    "A torch optimizer through its own `state_dict`; a fastai one as a deep copy of its attributes, params and optimizers kept by identity through `memo`"
+    if isinstance(opt, torch.optim.Optimizer): return copy.deepcopy(opt.state_dict())
+    attrs,skipped = {},[]
+    for k,v in vars(opt).items():
+        if k == 'param_lists': continue  # a fit never regroups the params
+        try: attrs[k] = copy.deepcopy(v, memo)  # one memo: references shared between attributes stay shared
+        except Exception: attrs[k] = v; skipped.append(k)
+    if skipped: warnings.warn(f"LearnerSnapshot: optimizer attribute(s) {skipped} of {type(opt).__name__} cannot be deep-copied and will not be restored")
+    return attrs
+
+def _restore_opt(opt, saved):
+    if isinstance(opt, torch.optim.Optimizer): return opt.load_state_dict(saved)
+    for k in set(vars(opt)) - set(saved) - {'param_lists'}: delattr(opt, k)  # attributes the fit added
+    for k,v in saved.items(): setattr(opt, k, v)
+
+def _dataloaders(dls) -> list:
+    "The loaders of `dls` and those they wrap: a `DistributedDL` shuffles with its inner `dl`'s `rng`"
+    res,todo = [],list(getattr(dls, 'loaders', []))
+    while todo:
+        dl = todo.pop()
+        if dl is not None and not any(dl is r for r in res): res.append(dl); todo.append(vars(dl).get('dl'))
+    return res
+
+class LearnerSnapshot:
+    "In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, hypers, frozen groups), `lr` and the RNGs"
+    def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
+        self.learn,model = learn,learn.model
+        clones = {}  # a tensor shared by two modules is copied once
+        self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
+                        for m in model.modules() for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
+        self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+        self.modes = [(m, m.training) for m in model.modules()]
+        self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
+        self.opts = _optimizers(learn)
+        memo = {id(o): o for o in self.opts + list(model.parameters())}
+        self.opt_states = [_snap_opt(o, memo) for o in self.opts]
+        self.rng = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
+                        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+        dls = _dataloaders(learn.dls)
+        self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
+        self.dl_rngs += [(dl, 'generator', vars(dl)['generator'].get_state()) for dl in dls if isinstance(vars(dl).get('generator'), torch.Generator)]
+        self.restored = False
+
+    def restore(self):
+        "Put everything back, bit for bit; a snapshot restores once"
+        if self.restored: return
+        self.restored = True
+        with torch.no_grad():
+            for m,kind,n,t,c in self.tensors:
+                getattr(m, kind)[n] = t  # a fit that swapped a tensor out gets the original object back
+                t.copy_(c)
+        for p,rg,g in self.params: p.requires_grad_(rg); p.grad = g
+        for m,training in self.modes: m.training = training
+        for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
+        for k,v in self.attrs.items(): setattr(self.learn, k, v)
+        random.setstate(self.rng['python']); np.random.set_state(self.rng['numpy']); torch.set_rng_state(self.rng['torch'])
+        if self.rng['cuda'] is not None: torch.cuda.set_rng_state_all(self.rng['cuda'])
+        for dl,attr,st in self.dl_rngs:
+            if attr == 'rng': dl.rng = st  # fastai's `DataLoader.randomize` replaces `rng` at every epoch
+            else: dl.generator.set_state(st)
+        self.tensors = self.params = self.opt_states = None  # free the copies
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.restore()
+
+# ---------------------------------------------------------------- the callback
+class AnnealLRFinder(ParamScheduler):
+    "LR range test sweeping from `start_lr` to `end_lr` along `anneal` over `num_it` batches; stops when the smoothed loss passes `div_thresh` times its best or is NaN/inf, then restores the learner in memory"
+    def __init__(self,
+        start_lr:float|list|slice=1e-7,  # First lr of the sweep (one per param group with a list, array or slice)
+        end_lr:float|list|slice=10,      # Last lr of the sweep, greater than `start_lr` in every group
+        num_it:int=100,                  # Batches in the sweep (fastai silently raises fewer than 6 to 6; this runs what you ask, >= 2)
+        stop_div:bool=True,              # Stop on divergence: smoothed loss > `div_thresh` * best, or NaN/inf
+        anneal:str|callable='cos',       # 'cos' (log(lr) on a half cosine) | 'exp' (fastai's) | 'lin' (Smith's) | 'sqrt' | 'poly' | f(start, end, pos)
+        div_thresh:float=4.,             # Divergence threshold (fastai hard-codes 4); inf: stop only on NaN/inf
+    ):
+        "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
+        self.__dict__.update(_snapshot=None, _own_snapshot=False)
+        self.start_lr,self.end_lr = _check_range(start_lr, end_lr)
+        self.num_it,self.stop_div = check_int('num_it', num_it, 2),_check_bool('stop_div', stop_div)
+        self.anneal = get_anneal(anneal, 'anneal', SWEEPS)
+        self.div_thresh = check_float('div_thresh', div_thresh, 1., inf_ok=True)
+        slices = isinstance(self.start_lr, slice) or isinstance(self.end_lr, slice)
+        super().__init__({'lr': None if slices else _Sweep(self.anneal, self.start_lr, self.end_lr)})  # slices need the group count: `before_fit`
+
+    def _range(self, n): return _check_range(self.start_lr, self.end_lr, n)
+
+    # fastai sets `cb.learn` when `fit` adds the callback (before it creates the optimizer) and back to None in a `finally`
+    # when `fit` ends, however it ends: the two places to check the group count early and to restore after an interrupt.
+    @property
+    def learn(self): return self.__dict__.get('_learner')
+    @learn.setter
+    def learn(self, learn):
+        if learn is not None: self._range(_n_groups(learn))
+        elif self.learn is not None: self.restore()
+        self.__dict__['_learner'] = learn
+
+    def restore(self):
+        "Restore the learner to its state before the sweep (after `fit`, an exception or an interrupt); a no-op once done"
+        snap,self.__dict__['_snapshot'] = self.__dict__.get('_snapshot'),None
+        if snap is not None: snap.restore()
+
+    def before_fit(self):
+        "Resolve the per-group lrs, snapshot the learner in memory (unless `lr_find` did before creating the optimizer)"
+        if not hasattr(self.learn, 'recorder'): raise ValueError("AnnealLRFinder needs the learner's Recorder (create the Learner with default_cbs=True)")
+        self.scheds = {'lr': _Sweep(self.anneal, *self._range(len(self.opt.param_lists)))}
+        if self._snapshot is None: self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True)
+        super().before_fit()
+        self.best_loss = float('inf')
+
+    def before_batch(self): self._update_val(self.train_iter/self.num_it)
+
+    def after_batch(self):
+        "Record the lr; stop at `num_it` batches or, with `stop_div`, on divergence"
+        super().after_batch()
+        loss = float(self.smooth_loss)  # one tensor op, then floats: fastai's three tensor compares decide the same (4*x is exact)
+        if loss < self.best_loss: self.best_loss = loss
+        if self.stop_div and (not math.isfinite(loss) or loss > self.div_thresh*self.best_loss): raise CancelFitException()
+        if self.train_iter >= self.num_it: raise CancelFitException()
+
+    def before_validate(self): raise CancelValidException()
+
+    def after_fit(self):
+        "Hand the lrs to the recorder and, as fastai's `LRFinder`, restore a snapshot taken in `before_fit`"
+        super().after_fit()
+        if self._own_snapshot: self.restore()
+
+# ---------------------------------------------------------------- suggestions
+def _name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
+
+def _check_suggest_funcs(suggest_funcs):
+    if suggest_funcs is None: return None
+    funcs = tuplify(suggest_funcs)
+    for f in funcs:
+        if not callable(f): raise TypeError(f"suggest_funcs must be None or suggestion functions f(lrs, losses, num_it) such as SuggestionMethod.Valley, got {f!r}")
+    nms = [_name(f) for f in funcs]
+    if len(set(nms)) != len(nms): raise ValueError(f"suggest_funcs must have distinct names (they name the fields of SuggestedLRs), got {nms}")
+    return funcs
+
+def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
+    losses:list,            # Smoothed loss of every sweep batch (`Recorder.losses`)
+    num_it:int,             # Sweep length asked for: as fastai, the first `num_it//10` points and the last 5 are left out
+    suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions `f(lrs, losses, num_it) -> (lr, (lr, loss))`
+) -> tuple:
+    "`(SuggestedLRs, points)` as fastai's `lr_find` computes them, but a method with too few finite points gives NaN and a warning, never an exception"
+    num_it,funcs = check_int('num_it', num_it, 1),_check_suggest_funcs(suggest_funcs)
+    lrs,losses = tensor(list(lrs)[num_it//10:-5]),tensor(list(losses)[num_it//10:-5])
+    bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
+    if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]  # fastai cuts at the first NaN; an inf breaks the slope too
+    res,pnts = [],[]
+    for f in funcs:
+        try:
+            lr,pnt = f(lrs, losses, num_it)
+            if not math.isfinite(float(lr)): raise ValueError(f"it returned {lr!r}")
+        except (IndexError, ValueError, RuntimeError, ZeroDivisionError) as e:
+            warnings.warn(f"lr_find: no `{_name(f)}` suggestion, it is NaN: {len(losses)} finite loss(es) between iteration {num_it//10} "
+                          f"and the last 5 are too few ({type(e).__name__}: {e}). Try a larger num_it, a smaller end_lr or stop_div=False")
+            lr,pnt = float('nan'),(float('nan'), float('nan'))
+        res.append(lr); pnts.append(pnt)
+    return collections.namedtuple('SuggestedLRs', [_name(f) for f in funcs])(*res),pnts
+
+# ---------------------------------------------------------------- plot and the Learner patch
+def _finite(v):
+    try: return math.isfinite(float(v))
+    except (TypeError, ValueError): return False
+
+@patch
+def plot_lr_find(self:Recorder,
+    skip_end:int=5,          # Leave out the last `skip_end` points of the loss curve (fastai's)
+    return_fig:bool=True,    # Return the figure (fastai's computes it and returns None)
+    suggestions:list=None,   # `(lr, loss)` points to mark, as `lr_find` passes them; NaN ones are listed as none
+    nms:list=None,           # Their names, for the legend
+    show_sweep:bool=True,    # Add a panel with the lr of every iteration: the sweep's shape
+    **kwargs,                # Accepted and ignored, as fastai's
+):
+    "Plot loss against lr of the last LR range test, marking `suggestions`; with `show_sweep`, a side panel draws the sweep's lr per iteration"
+    skip_end,show_sweep = check_int('skip_end', skip_end, 0),_check_bool('show_sweep', show_sweep) and len(self.lrs) > 0
+    lrs    = self.lrs    if skip_end==0 else self.lrs   [:-skip_end]
+    losses = self.losses if skip_end==0 else self.losses[:-skip_end]
+    if show_sweep: fig,(ax,ax_sweep) = plt.subplots(1, 2, figsize=(8.5, 4), gridspec_kw={'width_ratios': [3, 1]})
+    else: fig,ax = plt.subplots(1,1)
+    ax.plot(lrs, losses)
+    ax.set_ylabel("Loss")
+    ax.set_xlabel("Learning Rate")
+    ax.set_xscale('log')
+    colors = plt.rcParams['axes.prop_cycle'].by_key()['color'][1:]
+    if suggestions:
+        for (val, idx), nm, color in zip(suggestions, nms, colors):
+            if _finite(val): ax.plot(val, idx, 'o', label=nm, c=color)
+            else: ax.plot([], [], 'o', label=f'{nm}: none', c=color, alpha=0.3)
+        ax.legend(loc='best')
+    if show_sweep:
+        ax_sweep.plot(range(len(self.lrs)), self.lrs)
+        ax_sweep.set_yscale('log'); ax_sweep.set_xlabel('Iteration'); ax_sweep.set_title('Sweep: lr per iteration', fontsize=9)
+        for (val, _), color in zip(suggestions or [], colors):
+            if _finite(val): ax_sweep.axhline(float(val), c=color, lw=0.8, ls='--')
+        fig.tight_layout()
+    return fig if return_fig else None
+
+@patch
+def lr_find(self:Learner,
+    start_lr:float|list|slice=1e-7,  # First lr of the sweep (one per param group with a list, array or slice)
+    end_lr:float|list|slice=10,      # Last lr of the sweep
+    num_it:int=100,                  # Batches in the sweep (>= 2; fastai raises fewer than 6 to 6)
+    stop_div:bool=True,              # Stop when the smoothed loss passes `div_thresh` times its best, or is NaN/inf
+    show_plot:bool=True,             # Plot loss against lr with the suggestions and the sweep
+    suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions (valley, slide, minimum, steep) or your own; None: no suggestion
+    anneal:str|callable='exp',       # Sweep shape: 'exp' (fastai's, bit for bit) | 'cos' (log-space half cosine) | 'lin' | 'sqrt' | 'poly' | f
+    div_thresh:float=4.,             # Divergence threshold (fastai's 4)
+):
+    "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; the learner comes back bit for bit, even after an exception"
+    cb = AnnealLRFinder(start_lr, end_lr, num_it, stop_div, anneal, div_thresh)
+    show_plot,suggest_funcs = _check_bool('show_plot', show_plot),_check_suggest_funcs(suggest_funcs)
+    cb._range(_n_groups(self))
+    if not hasattr(self, 'recorder'): raise ValueError("lr_find needs the learner's Recorder (create the Learner with default_cbs=True)")
+    if len(self.dls.train) == 0: raise ValueError("lr_find needs batches: the training DataLoader is empty")
+    n_epoch = cb.num_it//len(self.dls.train) + 1
+    cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: the state to come back to
+    try:
+        with self.no_logging(): self.fit(n_epoch, cbs=cb)
+    finally: cb.restore()
+    if suggest_funcs is None:
+        if show_plot: self.recorder.plot_lr_find()
+        return None
+    sugg,pnts = suggest_lrs(self.recorder.lrs, self.recorder.losses, cb.num_it, suggest_funcs)
+    if show_plot: self.recorder.plot_lr_find(suggestions=pnts, nms=list(sugg._fields))
+    return sugg

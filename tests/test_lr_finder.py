@@ -1,0 +1,435 @@
+"`AnnealLRFinder` and `Learner.lr_find`: fastai parity bit for bit, in-memory restore after every way a sweep can end, RNGs, per-group lrs, bad input, degenerate suggestions."
+import math, os, random, tempfile, warnings
+from functools import partial
+from pathlib import Path
+import numpy as np, pytest, torch
+import matplotlib.pyplot as plt
+from torch import nn
+from fastai.basics import *
+import copy  # after the star import: fastai exports shutil's `copy`
+from fastai.callback.schedule import LRFinder, SchedExp, SuggestionMethod, sched_exp, valley, slide, minimum, steep
+from fastai.optimizer import OptimWrapper, ranger
+from fastai.test_utils import synth_learner
+from fastai_anneal.all import *
+from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
+
+FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
+fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close('all')
+
+# ------------------------------------------------------------------ helpers
+def _net():
+    "Conv + BatchNorm (buffers) + Dropout (RNG) + Linear: every kind of state a sweep can change"
+    return nn.Sequential(nn.Conv1d(1, 4, 5, stride=2), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(), nn.Linear(4*18, 10))
+
+def _splitter(m): return [params(m[:2]), params(m[2:])]
+
+def _learner(seed=0, bs=400, **kw):
+    "MNIST-1D, 10 batches per epoch of 400, two param groups"
+    set_seed(seed)
+    kw = {'loss_func': CrossEntropyLossFlat(), 'splitter': _splitter, 'path': tempfile.mkdtemp(), **kw}
+    return Learner(mnist1d_dls(bs=bs, seed=seed), _net(), **kw)
+
+def _capture(learn) -> dict:
+    "Everything lr_find promises to restore, as plain copies"
+    ps = list(learn.model.parameters())
+    opt = learn.opt
+    res = dict(tensors={k: v.clone() for k,v in learn.model.state_dict().items()},
+               grads=[None if p.grad is None else p.grad.clone() for p in ps], rg=[p.requires_grad for p in ps],
+               modes=[m.training for m in learn.model.modules()], lr=learn.lr, opt=opt,
+               rng=(random.getstate(), np.random.get_state(), torch.get_rng_state()), dl_rng=learn.dls.train.rng.getstate())
+    if opt is not None:
+        res.update(hypers=[dict(h) for h in opt.hypers], frozen=opt.frozen_idx, state_type=type(opt.state),
+                   state=[{k: v.clone() if isinstance(v, torch.Tensor) else v for k,v in opt.state[p].items()} for p in ps if p in opt.state])
+    return res
+
+def _same(a, b):
+    if isinstance(a, torch.Tensor): return isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all() | (a.isnan() & b.isnan()).all())
+    if isinstance(a, np.ndarray): return np.array_equal(a, b)
+    if isinstance(a, L): a,b = list(a),list(b) if isinstance(b, L) else b
+    if isinstance(a, dict): return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)): return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x,y in zip(a, b))
+    if isinstance(a, type) or a is None or hasattr(a, 'step'): return a is b  # classes, None, optimizers: identity
+    return a == b
+
+def _assert_restored(before, after):
+    for k in before: assert _same(before[k], after[k]), f"{k} differs after lr_find"
+    assert before.keys() == after.keys()
+
+def _pretrain(learn, n=3):
+    "A few batches so that Adam's moments and step counts exist"
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=_StopAt(n))
+
+class _StopAt(Callback):
+    def __init__(self, n): self.n = n
+    def after_batch(self):
+        if self.train_iter >= self.n: raise CancelFitException()
+
+class _Fault(Callback):
+    "Raise `exc` at `event` of sweep batch `at`"
+    order = 55
+    def __init__(self, event, at, exc): store_attr(); self.i = -1
+    def _maybe(self, event):
+        if event == self.event and self.i == self.at: raise self.exc
+    def before_batch(self): self.i += 1; self._maybe('before_batch')
+    def after_pred(self):   self._maybe('after_pred')
+    def after_loss(self):   self._maybe('after_loss')
+    def before_step(self):  self._maybe('before_step')
+    def after_step(self):   self._maybe('after_step')
+    def after_batch(self):  self._maybe('after_batch')
+
+class _NanLoss:
+    "Cross-entropy that turns NaN from call `at` on (when armed)"
+    def __init__(self, at): self.at,self.calls,self.armed = at,0,False
+    def __call__(self, pred, targ):
+        loss = nn.functional.cross_entropy(pred, targ)
+        if self.armed:
+            self.calls += 1
+            if self.calls > self.at: return loss * float('nan')
+        return loss
+    def activation(self, x): return x.softmax(-1)
+    def decodes(self, x): return x.argmax(-1)
+
+# ------------------------------------------------------------------ parity with fastai
+def _both(mk, **kw):
+    "Run fastai's lr_find and ours on identical learners under the same seed"
+    res = []
+    for f in (fastai_lr_find, Learner.lr_find):
+        learn = mk()
+        set_seed(1)
+        with learn.no_bar(): res.append((f(learn, show_plot=False, **kw), learn))
+    return res
+
+@pytest.mark.parametrize('kw', [{}, {'suggest_funcs': FUNCS}])
+def test_lr_find_bit_identical_to_fastai_synth(kw):
+    (sf,lf),(so,lo) = _both(lambda: (set_seed(0), synth_learner(path=tempfile.mkdtemp()))[1], **kw)
+    test_eq(lo.recorder.lrs, lf.recorder.lrs)
+    test_eq(torch.stack(lo.recorder.losses), torch.stack(lf.recorder.losses))
+    test_eq(type(so).__name__, 'SuggestedLRs'); test_eq(so._fields, sf._fields); test_eq(tuple(so), tuple(sf))
+    test_eq(lo.model.a, lf.model.a); test_eq(lo.model.b, lf.model.b)
+
+def test_lr_find_bit_identical_to_fastai_mnist1d_adam():
+    mk = lambda: Learner(mnist1d_dls(), mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), path=tempfile.mkdtemp())
+    (sf,lf),(so,lo) = _both(lambda: (set_seed(0), mk())[1], suggest_funcs=FUNCS)
+    assert len(lo.recorder.lrs) > 50
+    test_eq(lo.recorder.lrs, lf.recorder.lrs)
+    test_eq(torch.stack(lo.recorder.losses), torch.stack(lf.recorder.losses))
+    test_eq(tuple(so), tuple(sf)); test_eq(so._fields, ('valley', 'slide', 'minimum', 'steep'))
+    for a,b in zip(lo.model.state_dict().values(), lf.model.state_dict().values()): test_eq(a, b)
+
+def test_callback_exp_matches_fastai_lrfinder():
+    res = []
+    for cb in (LRFinder(num_it=100), AnnealLRFinder(num_it=100, anneal='exp')):
+        set_seed(0); learn = synth_learner(path=tempfile.mkdtemp())
+        with learn.no_logging(), learn.no_bar(): learn.fit(20, cbs=cb)
+        res.append(learn.recorder)
+    test_eq(res[1].lrs, res[0].lrs)
+    test_eq(res[1].lrs, [SchedExp(1e-7, 10)(i/100) for i in range_of(res[1].lrs)])
+    test_eq(torch.stack(res[1].losses), torch.stack(res[0].losses))
+
+# ------------------------------------------------------------------ sweep shapes
+@pytest.mark.parametrize('anneal', ['cos', 'exp', 'lin', 'sqrt', 'poly', 'fn'])
+def test_recorded_lrs_follow_the_sweep(anneal):
+    s,e,n = 1e-6, 1., 40
+    ref = {'cos': lambda p: s*(e/s)**((1-math.cos(math.pi*p))/2), 'exp': lambda p: s*(e/s)**p, 'lin': lambda p: s + p*(e-s),
+           'sqrt': lambda p: s*(e/s)**math.sqrt(p), 'poly': lambda p: s*(e/s)**(1-(1-p)**2), 'fn': lambda p: s + p*p*(e-s)}[anneal]
+    learn = _learner()
+    with learn.no_bar(): learn.lr_find(s, e, num_it=n, stop_div=False, show_plot=False, anneal=(lambda a,b,p: a + p*p*(b-a)) if anneal == 'fn' else anneal)
+    test_eq(len(learn.recorder.lrs), n)
+    test_close(learn.recorder.lrs, [ref(i/n) for i in range(n)], eps=1e-12 * e)
+    assert SWEEPS['exp'] is sched_exp
+
+def test_cos_sweep_dwells_at_both_ends():
+    "log(lr) on a half cosine: a third of the batches in each outer sixth of the log range, vs a sixth for 'exp'"
+    s,e,n = 1e-7, 10., 300
+    lo,hi = s*(e/s)**(1/6), s*(e/s)**(5/6)
+    for anneal,share in (('cos', 0.27), ('exp', 1/6)):
+        lrs = np.array([AnnealLRFinder(s, e, n, anneal=anneal).scheds['lr'](i/n) for i in range(n)])
+        test_close((lrs < lo).mean(), share, eps=0.01); test_close((lrs > hi).mean(), share, eps=0.01)
+
+# ------------------------------------------------------------------ restore: complete, diverged, NaN, exception, interrupt
+SCENARIOS = [('complete', None), ('diverge', None), ('nan', 4)] + \
+            [('error', (ev, i)) for ev,i in [('before_batch', 0), ('after_loss', 3), ('before_step', 5), ('after_step', 7)]] + \
+            [('interrupt', (ev, i)) for ev,i in [('after_pred', 0), ('after_step', 2), ('after_batch', 9), ('mid_step', 4)]]
+
+def _boom_state(): return {'armed': False, 'calls': 0, 'at': 0, 'per_step': 0}
+
+def _mid_step_opt(boom):
+    "Adam whose step raises KeyboardInterrupt at the 3rd param of step `boom['at']` (when armed): some params stepped, some not"
+    def _boom(p, **kwargs):
+        if boom['armed']:
+            boom['calls'] += 1
+            if boom['calls'] == boom['at'] * boom['per_step'] + 3: raise KeyboardInterrupt
+    def opt_func(ps, **kw):
+        o = Adam(ps, **kw); o.cbs.append(_boom); return o
+    return opt_func
+
+@pytest.mark.parametrize('config', ['fresh', 'trained', 'frozen_eval'])
+@pytest.mark.parametrize('scenario,arg', SCENARIOS, ids=[f"{s}-{a}" for s,a in SCENARIOS])
+def test_restore_bit_identical(config, scenario, arg):
+    boom,nan_loss = _boom_state(),_NanLoss(arg if scenario == 'nan' else 0)
+    learn = _learner(loss_func=nan_loss, opt_func=_mid_step_opt(boom))
+    if config != 'fresh':
+        if config == 'frozen_eval': learn.freeze()
+        _pretrain(learn)
+        learn.model[1].eval()  # a BatchNorm kept in eval mode: fit's `model.train()` must not stick
+        learn.model[0].weight.grad = torch.randn_like(learn.model[0].weight)
+        learn.lr = 3e-3
+    if config == 'frozen_eval': learn.model.eval()
+    before = _capture(learn)
+    kw = dict(start_lr=1e-3, end_lr=1e5, num_it=12, show_plot=False) if scenario == 'diverge' else dict(start_lr=1e-5, end_lr=1e-1, num_it=12, show_plot=False)
+    if scenario in ('error', 'interrupt') and arg[0] == 'mid_step':
+        n = sum(p.requires_grad or (learn.opt is not None and learn.opt.state[p].get('force_train', False)) for p in learn.model.parameters())
+        boom.update(armed=True, at=arg[1], per_step=n if learn.opt is not None else 6)
+    elif scenario in ('error', 'interrupt'): learn.add_cb(_Fault(arg[0], arg[1], RuntimeError('boom') if scenario == 'error' else KeyboardInterrupt()))
+    nan_loss.armed = scenario == 'nan'
+    with learn.no_bar(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        if scenario == 'error':
+            with pytest.raises(RuntimeError, match='boom'): learn.lr_find(**kw)
+        elif scenario == 'interrupt':
+            with pytest.raises(KeyboardInterrupt): learn.lr_find(**kw)
+        else: learn.lr_find(**kw)
+    if scenario == 'diverge': assert len(learn.recorder.lrs) < 12
+    if scenario == 'nan': test_eq(len(learn.recorder.lrs), arg + 1)  # stopped at the first NaN
+    nan_loss.armed = boom['armed'] = False
+    _assert_restored(before, _capture(learn))
+    if config == 'fresh': assert learn.opt is None  # as before: the next fit creates a fresh optimizer
+
+FULL = os.environ.get('FASTAI_ANNEAL_FULL') == '1'
+
+@pytest.mark.slow
+@pytest.mark.parametrize('exc', [RuntimeError, KeyboardInterrupt])
+def test_interrupt_at_any_batch(exc):
+    "Every event of every batch of a 12-batch sweep with FASTAI_ANNEAL_FULL=1, three batches otherwise; one learner throughout"
+    learn = _learner()
+    learn.freeze(); _pretrain(learn)
+    before = _capture(learn)
+    for event in ('before_batch', 'after_pred', 'after_loss', 'before_step', 'after_step', 'after_batch'):
+        for i in (range(12) if FULL else (1, 6, 11)):
+            fault = _Fault(event, i, exc('boom'))
+            with learn.no_bar(), learn.added_cbs(fault), pytest.raises(exc): learn.lr_find(1e-5, 1e-1, num_it=12, show_plot=False)
+            test_eq(len(learn.recorder.lrs), i + (event == 'after_batch'))
+            _assert_restored(before, _capture(learn))
+
+def test_callback_alone_restores_after_interrupt():
+    "`fit(cbs=AnnealLRFinder())` restores when `fit` detaches the callback, however `fit` ends (fastai's only on `after_fit`)"
+    learn = _learner()
+    _pretrain(learn)
+    before = _capture(learn)
+    with learn.no_bar(), pytest.raises(KeyboardInterrupt): learn.fit(3, cbs=[AnnealLRFinder(1e-5, 1., 20), _Fault('after_step', 6, KeyboardInterrupt())])
+    _assert_restored(before, _capture(learn))
+    with learn.no_bar(): learn.fit(3, cbs=AnnealLRFinder(1e-5, 1., 20))
+    _assert_restored(before, _capture(learn))
+    test_eq(len(learn.recorder.lrs), 20)
+
+@pytest.mark.parametrize('opt', ['ranger', 'torch_adamw', 'clock'])
+def test_restore_other_optimizers(opt):
+    "Lookahead (a fastai optimizer wrapping another), `OptimWrapper` over torch's AdamW, and one whose clock lives in an attribute, `state` and `hypers`"
+    class _Clock(Optimizer):
+        def step(self, closure=None):
+            super().step(); self.ticks = getattr(self, 'ticks', 0) + 1
+            for h in self.hypers: h['anneal_step'] = h.get('anneal_step', 0) + 1
+    def clock(ps, lr): return _Clock(ps, [partial(average_grad, dampening=True), average_sqr_grad, step_stat, adam_step], lr=lr, mom=0.9, sqr_mom=0.99, eps=1e-5, wd=0.)
+    opt_func = {'ranger': ranger, 'torch_adamw': partial(OptimWrapper, opt=torch.optim.AdamW), 'clock': clock}[opt]
+    learn = _learner(opt_func=opt_func)
+    _pretrain(learn, 7)  # past Lookahead's k=6: its slow weights exist
+    inner = learn.opt.opt if opt != 'clock' else None
+    before = _capture(learn)
+    sd = copy.deepcopy(learn.opt.state_dict())
+    with learn.no_bar(), pytest.raises(KeyboardInterrupt): learn.fit(1, cbs=[AnnealLRFinder(1e-5, 1., 10), _Fault('after_batch', 5, KeyboardInterrupt())])
+    _assert_restored(before, _capture(learn))
+    with learn.no_bar(): learn.lr_find(1e-5, 1., num_it=10, show_plot=False)
+    _assert_restored(before, _capture(learn))
+    assert _same(sd, learn.opt.state_dict())
+    if inner is not None: assert learn.opt.opt is inner  # the wrapped optimizer object itself, not a copy
+    if opt == 'clock': test_eq(learn.opt.ticks, 7)
+
+def test_restore_adam_anneal():
+    "issue 5's `AdamAnneal` keeps its clock in `hypers['anneal_step']`: the sweep's steps must not advance it"
+    opt_mod = pytest.importorskip('fastai_anneal.optimizer')
+    learn = _learner(opt_func=opt_mod.AdamAnneal)
+    _pretrain(learn)
+    steps,before = list(learn.opt.anneal_steps),_capture(learn)
+    with learn.no_bar(): learn.lr_find(1e-5, 1., num_it=10, show_plot=False)
+    _assert_restored(before, _capture(learn))
+    test_eq(learn.opt.anneal_steps, steps)
+
+def test_unwritable_path_and_no_file_written():
+    "fastai saves a temp model in `path/model_dir`; we write nothing, so a path that cannot be created works"
+    with tempfile.TemporaryDirectory() as d:
+        blocker = Path(d)/'a_file'
+        blocker.write_text('x')
+        learn = _learner(path=blocker/'cannot_exist')
+        with pytest.raises(OSError): (learn.path/learn.model_dir).mkdir(parents=True, exist_ok=True)  # the path really is unwritable
+        before = _capture(learn)
+        with learn.no_bar(): res = learn.lr_find(num_it=20, show_plot=False)
+        assert res.valley > 0
+        _assert_restored(before, _capture(learn))
+        test_eq(sorted(p.name for p in Path(d).iterdir()), ['a_file'])
+
+# ------------------------------------------------------------------ RNGs (fastai issue 3295)
+def _fit_after(with_lr_find):
+    learn = _learner(seed=3)  # shuffled batches and Dropout: both RNG consumers
+    with learn.no_bar(), learn.no_logging():
+        if with_lr_find: learn.lr_find(num_it=15, show_plot=False)
+        learn.fit(1, lr=1e-2)
+    return [v.clone() for v in learn.model.state_dict().values()] + [torch.tensor([random.random(), np.random.rand()]), torch.rand(3)]
+
+def test_fit_after_lr_find_equals_fit_without():
+    for a,b in zip(_fit_after(True), _fit_after(False)): test_eq(a, b)
+
+def test_snapshot_restores_wrapped_and_torch_loader_rngs():
+    "a `DistributedDL` shuffles with its inner loader's `rng`; a torch `DataLoader` with its `generator`"
+    from fastai.distributed import DistributedDL
+    import torch.utils.data as tud
+    learn = _learner()
+    g = torch.Generator().manual_seed(0)
+    inner = learn.dls.train
+    learn.dls = DataLoaders(DistributedDL(inner, rank=0, world_size=1), tud.DataLoader(list(range(8)), shuffle=True, generator=g))
+    st_inner,st_g = inner.rng.getstate(),g.get_state()
+    with LearnerSnapshot(learn):
+        inner.randomize(); torch.rand(3, generator=g)
+        assert inner.rng.getstate() != st_inner and not torch.equal(g.get_state(), st_g)
+    test_eq(inner.rng.getstate(), st_inner); test_eq(g.get_state(), st_g)
+
+# ------------------------------------------------------------------ per-group lrs
+class _GroupLrs(Callback):
+    order = 55  # before the finder, which cancels the fit in the last batch's `after_batch`
+    def before_fit(self): self.lrs = []
+    def after_batch(self): self.lrs.append([h['lr'] for h in self.opt.hypers])
+
+@pytest.mark.parametrize('start,end,ref_start,ref_end', [
+    ([1e-6, 1e-5], [1e-2, 1.], [1e-6, 1e-5], [1e-2, 1.]),
+    (np.array([1e-6, 1e-5]), 1., [1e-6, 1e-5], [1., 1.]),
+    (slice(1e-6, 1e-4), slice(1e-2, 1.), [1e-6, 1e-4], [1e-2, 1.]),
+    (slice(1e-5), 1., [1e-6, 1e-5], [1., 1.]),
+    ([1e-6], 1., [1e-6, 1e-6], [1., 1.])])
+def test_per_group_lrs(start, end, ref_start, ref_end):
+    learn,rec = _learner(),_GroupLrs()
+    learn.add_cb(rec)
+    with learn.no_bar(): learn.lr_find(start, end, num_it=12, stop_div=False, show_plot=False, anneal='cos')
+    cos = SWEEPS['cos']
+    test_close(np.array(rec.lrs), np.array([[cos(s, e, i/12) for s,e in zip(ref_start, ref_end)] for i in range(12)]), eps=1e-15)
+    test_eq(learn.recorder.lrs, [l[-1] for l in rec.lrs])
+
+def test_slice_on_a_single_group():
+    "as fastai's `set_hyper`: with one group, `slice(start, stop)` and `slice(stop)` mean `stop`"
+    learn = Learner(mnist1d_dls(), mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), path=tempfile.mkdtemp())
+    with learn.no_bar(): learn.lr_find(slice(1e-6, 1e-5), slice(1.), num_it=10, show_plot=False, anneal='exp')
+    test_close(learn.recorder.lrs, [sched_exp(1e-5, 1., i/10) for i in range(10)], eps=1e-15)
+
+def test_fastai_lrfinder_cannot_do_per_group():
+    "Why per-group lrs are a feature: fastai's `LRFinder` builds a list of schedulers that `ParamScheduler` cannot call"
+    learn = _learner()
+    with learn.no_bar(), pytest.raises(TypeError): learn.fit(1, cbs=LRFinder([1e-6, 1e-5], [1e-2, 1.]))
+
+# ------------------------------------------------------------------ bad input, before anything runs
+BAD = [(dict(start_lr=0.), ValueError, 'start_lr'), (dict(start_lr=-1e-3), ValueError, 'start_lr'),
+       (dict(start_lr=float('nan')), ValueError, 'start_lr'), (dict(start_lr='1e-7'), TypeError, 'start_lr'),
+       (dict(end_lr=1e-7), ValueError, 'end_lr must be greater than start_lr'), (dict(start_lr=1., end_lr=0.5), ValueError, 'end_lr'),
+       (dict(end_lr=float('inf')), ValueError, 'end_lr'), (dict(num_it=1), ValueError, 'num_it must be >= 2'),
+       (dict(num_it=0), ValueError, 'num_it'), (dict(num_it=2.5), TypeError, 'num_it'),
+       (dict(div_thresh=1.), ValueError, 'div_thresh'), (dict(div_thresh=0.5), ValueError, 'div_thresh'),
+       (dict(anneal='cosine'), ValueError, "anneal must be one of 'exp', 'cos', 'lin', 'sqrt', 'poly'"),
+       (dict(anneal=3), TypeError, 'anneal'), (dict(anneal=lambda a, b: a), TypeError, 'anneal must accept three arguments'),
+       (dict(start_lr=[1e-7]*3), ValueError, 'start_lr has 3 values but the optimizer has 2'),
+       (dict(start_lr=[1e-7, 1e-6], end_lr=[1., 2., 3.]), ValueError, 'start_lr has 2 values but end_lr has 3'),
+       (dict(start_lr=[1e-7, 1e-1], end_lr=[1., 1e-2]), ValueError, r'end_lr\[1\]'),
+       (dict(start_lr=slice(1e-7, 1e-6, 2)), ValueError, 'start_lr as a slice'), (dict(end_lr=slice(1e-3, None)), ValueError, 'end_lr as a slice'),
+       (dict(start_lr=[]), ValueError, 'start_lr'), (dict(stop_div='yes'), TypeError, 'stop_div'),
+       (dict(show_plot=None), TypeError, 'show_plot'), (dict(suggest_funcs=(valley, 'steep')), TypeError, 'suggest_funcs'),
+       (dict(suggest_funcs=(valley, partial(valley))), ValueError, 'suggest_funcs must have distinct names')]
+
+@pytest.mark.parametrize('kw,exc,msg', BAD, ids=[f"{list(k)[0]}={list(k.values())[0]!r}"[:40] for k,_,_ in BAD])
+def test_bad_input_rejected_before_anything_runs(kw, exc, msg):
+    learn = _learner()
+    before = _capture(learn)
+    with pytest.raises(exc, match=msg): learn.lr_find(**kw)
+    _assert_restored(before, _capture(learn))
+    assert learn.opt is None and not hasattr(learn.recorder, 'lrs')
+    cb_kw = {k: v for k,v in kw.items() if k in ('start_lr', 'end_lr', 'num_it', 'stop_div', 'anneal', 'div_thresh')}
+    if cb_kw and 'has 3 values but the optimizer' not in msg:
+        with pytest.raises(exc, match=msg): AnnealLRFinder(**cb_kw)
+
+def test_callback_group_count_checked_before_the_optimizer_exists():
+    learn = _learner()
+    with pytest.raises(ValueError, match='optimizer has 2 parameter group'): learn.fit(1, cbs=AnnealLRFinder([1e-7]*3, 1.))
+    assert learn.opt is None
+
+def test_empty_training_set_rejected():
+    learn = _learner()
+    learn.dls.train.n = 0
+    with pytest.raises(ValueError, match='training DataLoader is empty'): learn.lr_find()
+
+# ------------------------------------------------------------------ suggestions on degenerate losses
+def _sweep(n, s=1e-7, e=10.):
+    lrs = [s*(e/s)**(i/n) for i in range(n)]
+    losses = [torch.tensor(2. - math.sin(math.pi*i/n)) for i in range(n)]  # one clean valley
+    return lrs,losses
+
+def test_suggestions_equal_fastai_functions_on_clean_losses():
+    lrs,losses = _sweep(100)
+    res,pnts = suggest_lrs(lrs, losses, 100, FUNCS)
+    lt,ls = tensor(lrs[10:-5]),tensor(losses[10:-5])
+    test_eq(tuple(res), tuple(f(lt, ls, 100)[0] for f in FUNCS))
+    test_eq(len(pnts), 4)
+
+@pytest.mark.parametrize('case', ['empty', 'short_run', 'one_point', 'all_nan', 'nan_early', 'inf_early', 'few_for_slide', 'inf_late'])
+def test_suggestions_never_crash(case):
+    lrs,losses = _sweep(100)
+    nan = torch.tensor(float('nan'))
+    if case == 'empty': lrs,losses = [],[]
+    elif case == 'short_run': lrs,losses = lrs[:12],losses[:12]  # diverged at batch 12 of 100: nothing left after [10:-5]
+    elif case == 'one_point': lrs,losses = lrs[:16],losses[:16]
+    elif case == 'all_nan': losses = [nan]*100
+    elif case == 'nan_early': losses = losses[:10] + [nan]*90
+    elif case == 'inf_early': losses = losses[:10] + [torch.tensor(float('inf'))] + losses[11:]
+    elif case == 'inf_late': losses = losses[:60] + [torch.tensor(float('inf'))] + losses[61:]
+    elif case == 'few_for_slide': lrs,losses = lrs[:30],losses[:30]  # 15 points: slide needs 16
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        res,pnts = suggest_lrs(lrs, losses, 100, FUNCS)
+    test_eq(res._fields, ('valley', 'slide', 'minimum', 'steep'))
+    msgs = [str(o.message) for o in w]
+    for nm,v in zip(res._fields, res):
+        if math.isnan(v): assert any(f'no `{nm}` suggestion' in m for m in msgs), (nm, msgs)
+        else: assert v > 0
+    nans = [nm for nm,v in zip(res._fields, res) if math.isnan(v)]
+    expected = {'empty': 4, 'short_run': 4, 'all_nan': 4, 'nan_early': 4, 'inf_early': 4, 'one_point': 2, 'few_for_slide': 1, 'inf_late': 0}[case]
+    test_eq(len(nans), expected)
+    if case == 'inf_late': test_eq(tuple(res), tuple(f(tensor(lrs[10:60]), tensor(losses[10:60]), 100)[0] for f in FUNCS))  # cut before the inf
+    if case == 'one_point': test_eq(nans, ['slide', 'steep'])
+    if case == 'few_for_slide': test_eq(nans, ['slide'])
+
+def test_lr_find_on_a_run_that_diverges_at_once():
+    "fastai's lr_find raises IndexError here; ours warns and returns NaN"
+    learn = _learner()
+    with learn.no_bar(), pytest.warns(UserWarning, match='no `valley` suggestion'): res = learn.lr_find(start_lr=1e2, end_lr=1e6, show_plot=True)
+    assert math.isnan(res.valley) and len(learn.recorder.lrs) < 15
+
+def test_no_suggestion_funcs_returns_none():
+    learn = _learner()
+    with learn.no_bar(): test_eq(learn.lr_find(num_it=10, suggest_funcs=None, show_plot=False), None)
+
+# ------------------------------------------------------------------ plot
+def test_plot_marks_suggestions_and_shows_sweep():
+    import inspect
+    fa = inspect.signature(Recorder._orig_plot_lr_find).parameters
+    ours = inspect.signature(Recorder.plot_lr_find).parameters
+    for k,p in fa.items(): assert k in ours and ours[k].default == p.default, k  # a superset of fastai's signature
+    learn = _learner()
+    with learn.no_bar(): learn.lr_find(num_it=40, anneal='cos', show_plot=False)
+    fig = learn.recorder.plot_lr_find(suggestions=[(1e-3, 2.), (float('nan'), float('nan'))], nms=['valley', 'steep'])
+    ax,sweep = fig.axes
+    test_eq(list(sweep.lines[0].get_ydata()), learn.recorder.lrs)  # the sweep as run
+    test_eq(len(sweep.lines), 2)  # + the valley; the NaN suggestion is not drawn
+    test_eq(sweep.get_yscale(), 'log')
+    test_eq([t.get_text() for t in ax.get_legend().get_texts()], ['valley', 'steep: none'])
+    test_eq(len(ax.lines), 3)  # loss curve, valley, the legend entry of the NaN suggestion (no data)
+    test_eq(len(learn.recorder.plot_lr_find(show_sweep=False, return_fig=True).axes), 1)
+    test_eq(learn.recorder.plot_lr_find(return_fig=False), None)
