@@ -1,10 +1,8 @@
-"The `Learner` patches: recorded schedules equal the builders, exact resume, per-group lrs, bad input leaves the learner untouched."
-import math
+"The `Learner` patches: recorded schedules equal the builders, exact resume, per-group lrs (bad input: tests/test_bad_input.py)."
 import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel, synth_learner
 from fastai_anneal.all import *
-from copy import deepcopy  # after the star imports, which bring a `copy` of their own
 
 N_ITER = 5  # batches per epoch of the synthetic data
 
@@ -110,70 +108,3 @@ def test_flat_anneal_honours_start_epoch_where_fastai_does_not():
     ours = mk_learner(); quiet_fit(ours, 'fit_flat_anneal', 4, start_epoch=2)
     test_eq(len(fa.recorder.hps['lr']), 4*N_ITER)   # fastai silently reruns from epoch 0
     test_eq(len(ours.recorder.hps['lr']), 2*N_ITER)
-
-# ------------------------------------------------------------------ bad input
-def _state(learn):
-    "Everything a rejected call must leave alone: weights, optimizer state and hypers, frozen state"
-    opt = None if learn.opt is None else (deepcopy(learn.opt.state_dict()), deepcopy(learn.opt.hypers), learn.opt.frozen_idx)
-    return [p.detach().clone() for p in learn.model.parameters()],opt,[p.requires_grad for p in learn.model.parameters()]
-
-def _same(a, b):
-    (wa,oa,ra),(wb,ob,rb) = a,b
-    assert all(torch.equal(x, y) for x,y in zip(wa, wb)) and ra == rb
-    assert (oa is None) == (ob is None)
-    if oa is not None:
-        test_eq(oa[1], ob[1]); test_eq(oa[2], ob[2])
-        for sa,sb in zip(oa[0]['state'], ob[0]['state']):
-            assert sa.keys() == sb.keys() and all(torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])) for k in sa)
-
-BAD = [
-    ('fit_cos_anneal', (0,), {}, 'n_epoch must be >= 1'),
-    ('fit_cos_anneal', (2.5,), {}, 'n_epoch must be a whole number'),
-    ('fit_cos_anneal', ('3',), {}, 'n_epoch must be a whole number'),
-    ('fit_cos_anneal', (2, 0.), {}, r'lr_max must be in \(0, inf\)'),
-    ('fit_cos_anneal', (2, -1e-3), {}, 'lr_max must be in'),
-    ('fit_cos_anneal', (2, math.nan), {}, 'lr_max must be a finite number'),
-    ('fit_cos_anneal', (2, math.inf), {}, 'lr_max must be a finite number'),
-    ('fit_cos_anneal', (2, slice(0, 1e-2)), {}, r'lr_max.start must be in'),
-    ('fit_cos_anneal', (2, slice(1e-3, None)), {}, 'lr_max as a slice needs a stop'),
-    ('fit_cos_anneal', (2, [1e-3, 1e-2, 1e-1]), {}, r'lr_max has 3 values but the optimizer has 2 parameter group'),
-    ('fit_cos_anneal', (2,), dict(pct_warmup=1.), r'pct_warmup must be in \[0, 1\)'),
-    ('fit_cos_anneal', (2,), dict(pct_warmup=-0.5), r'pct_warmup must be in \[0, 1\)'),
-    ('fit_cos_anneal', (2,), dict(div_final=0.), 'div_final must be in'),
-    ('fit_cos_anneal', (2,), dict(div_warmup=-1.), 'div_warmup must be in'),
-    ('fit_cos_anneal', (2,), dict(anneal='cosine'), 'anneal must be one of'),
-    ('fit_cos_anneal', (2,), dict(warmup='sqrt'), 'warmup must be one of'),
-    ('fit_cos_anneal', (2,), dict(moms=(0.9, 0.8)), 'moms must be a tuple of 3'),
-    ('fit_cos_anneal', (2,), dict(wd=-0.1), r'wd must be in \[0, inf\)'),
-    ('fit_cos_anneal', (2,), dict(start_epoch=2), r'start_epoch must be in \[0, n_epoch=2\)'),
-    ('fit_cos_anneal', (2,), dict(start_epoch=-1), 'start_epoch must be >= 0'),
-    ('fit_sgdr_anneal', (0, 1), {}, 'n_cycles must be >= 1'),
-    ('fit_sgdr_anneal', (2, 0), {}, 'cycle_len must be >= 1'),
-    ('fit_sgdr_anneal', (2, 1.5), {}, 'cycle_len must be a whole number'),
-    ('fit_sgdr_anneal', (2, 1), dict(cycle_mult=0.5), r'cycle_mult must be in \[1, inf\)'),
-    ('fit_sgdr_anneal', (2, 1), dict(cycle_decay=0.), r'cycle_decay must be in \(0, inf\)'),
-    ('fit_sgdr_anneal', (2, 1), dict(pct_warmup=0.5), "pct_warmup must be smaller than the first cycle's share"),
-    ('fit_flat_anneal', (2,), dict(pct_start=1.2), r'pct_start must be in \[0, 1\)'),
-    ('fit_flat_anneal', (2,), dict(pct_start=0.3, pct_warmup=0.5), 'pct_warmup must be <= pct_start'),
-    ('fit_flat_anneal', (2, 0.), {}, r'lr must be in \(0, inf\)'),
-    ('fit_flat_anneal', (2,), dict(anneal='step'), 'anneal must be one of'),
-    ('fine_tune_anneal', (0,), {}, 'epochs must be >= 1'),
-    ('fine_tune_anneal', (1,), dict(start_epoch=2), r'start_epoch must be in \[0, freeze_epochs\+epochs=2\)'),
-    ('fine_tune_anneal', (1,), dict(freeze_epochs=-1), 'freeze_epochs must be >= 0'),
-    ('fine_tune_anneal', (1,), dict(base_lr=0.), r'base_lr must be in \(0, inf\)'),
-    ('fine_tune_anneal', (1,), dict(lr_mult=0.5), r'lr_mult must be in \[1, inf\)'),
-    ('fine_tune_anneal', (1,), dict(pct_warmup=1.), r'pct_warmup must be in \[0, 1\)'),
-    ('fine_tune_anneal', (1,), dict(div_warmup=0.), 'div_warmup must be in'),
-    ('fine_tune_anneal', (1,), dict(pct_start=0.3), 'unexpected keyword argument'),
-]
-
-@pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])
-@pytest.mark.parametrize('method,args,kwargs,match', BAD)
-def test_bad_input_leaves_learner_untouched(method, args, kwargs, match, trained):
-    learn = mk_learner(groups=2)
-    if trained: quiet_fit(learn, 'fit', 1)  # Adam moments and step counts exist
-    learn.model.eval()
-    before = _state(learn)
-    with pytest.raises((ValueError, TypeError), match=match): getattr(learn, method)(*args, **kwargs)
-    _same(before, _state(learn))
-    assert not learn.model.training  # not even the train/eval mode moved

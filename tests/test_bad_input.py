@@ -1,0 +1,126 @@
+"""One table of bad calls across the public API. Each row must raise a `ValueError`/`TypeError` that names the argument
+(and its accepted range), and leave the learner exactly as it was: same weights hash, same optimizer state and hypers,
+same frozen state and train/eval mode."""
+import hashlib, math
+from functools import partial
+import numpy as np, pytest, torch
+from fastai.basics import *
+from fastai.test_utils import synth_dbunch, RegModel
+from fastai_anneal.all import *
+from copy import deepcopy  # after the star imports, which bring a `copy` of their own
+
+def _splitter(m): return [[m.a], [m.b]]
+
+def mk_learner():
+    set_seed(0, reproducible=True)
+    return Learner(synth_dbunch(n_train=3, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=Adam, lr=1e-2, splitter=_splitter)
+
+def weights_hash(model):
+    h = hashlib.sha256()
+    for t in model.state_dict().values(): h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+def state(learn):
+    "Everything a rejected call must leave alone"
+    opt = None if learn.opt is None else (deepcopy(learn.opt.state_dict()), deepcopy(learn.opt.hypers), learn.opt.frozen_idx)
+    return weights_hash(learn.model),opt,[p.requires_grad for p in learn.model.parameters()],learn.model.training
+
+def same(a, b):
+    (ha,oa,ra,ta),(hb,ob,rb,tb) = a,b
+    assert ha == hb and ra == rb and ta == tb
+    assert (oa is None) == (ob is None)
+    if oa is not None:
+        test_eq(oa[1], ob[1]); test_eq(oa[2], ob[2])
+        for sa,sb in zip(oa[0]['state'], ob[0]['state']):
+            assert sa.keys() == sb.keys() and all(torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])) for k in sa)
+
+P = lambda: [torch.zeros(3, requires_grad=True)]
+E = (ValueError, TypeError)
+
+BAD = [  # (call on a learner, regex the message must match)
+    # ---- fit variants
+    (lambda l: l.fit_cos_anneal(0), 'n_epoch must be >= 1'),
+    (lambda l: l.fit_cos_anneal(2.5), 'n_epoch must be a whole number'),
+    (lambda l: l.fit_cos_anneal('3'), 'n_epoch must be a whole number'),
+    (lambda l: l.fit_cos_anneal(2, 0.), r'lr_max must be in \(0, inf\)'),
+    (lambda l: l.fit_cos_anneal(2, -1e-3), 'lr_max must be in'),
+    (lambda l: l.fit_cos_anneal(2, math.nan), 'lr_max must be a finite number'),
+    (lambda l: l.fit_cos_anneal(2, math.inf), 'lr_max must be a finite number'),
+    (lambda l: l.fit_cos_anneal(2, slice(0, 1e-2)), r'lr_max.start must be in'),
+    (lambda l: l.fit_cos_anneal(2, slice(1e-3, None)), 'lr_max as a slice needs a stop'),
+    (lambda l: l.fit_cos_anneal(2, [1e-3, 1e-2, 1e-1]), r'lr_max has 3 values but the optimizer has 2 parameter group'),
+    (lambda l: l.fit_cos_anneal(2, pct_warmup=1.), r'pct_warmup must be in \[0, 1\)'),
+    (lambda l: l.fit_cos_anneal(2, pct_warmup=-0.5), r'pct_warmup must be in \[0, 1\)'),
+    (lambda l: l.fit_cos_anneal(2, div_final=0.), 'div_final must be in'),
+    (lambda l: l.fit_cos_anneal(2, div_warmup=-1.), 'div_warmup must be in'),
+    (lambda l: l.fit_cos_anneal(2, anneal='cosine'), 'anneal must be one of'),
+    (lambda l: l.fit_cos_anneal(2, warmup='sqrt'), 'warmup must be one of'),
+    (lambda l: l.fit_cos_anneal(2, moms=(0.9, 0.8)), 'moms must be a tuple of 3'),
+    (lambda l: l.fit_cos_anneal(2, wd=-0.1), r'wd must be in \[0, inf\)'),
+    (lambda l: l.fit_cos_anneal(2, start_epoch=2), r'start_epoch must be in \[0, n_epoch=2\)'),
+    (lambda l: l.fit_cos_anneal(2, start_epoch=-1), 'start_epoch must be >= 0'),
+    (lambda l: l.fit_sgdr_anneal(0, 1), 'n_cycles must be >= 1'),
+    (lambda l: l.fit_sgdr_anneal(2, 0), 'cycle_len must be >= 1'),
+    (lambda l: l.fit_sgdr_anneal(2, 1.5), 'cycle_len must be a whole number'),
+    (lambda l: l.fit_sgdr_anneal(2, 1, cycle_mult=0.5), r'cycle_mult must be in \[1, inf\)'),
+    (lambda l: l.fit_sgdr_anneal(2, 1, cycle_mult=1.5), 'whole number of epochs, got 2.5'),
+    (lambda l: l.fit_sgdr_anneal(2, 1, cycle_decay=0.), r'cycle_decay must be in \(0, inf\)'),
+    (lambda l: l.fit_sgdr_anneal(2, 1, pct_warmup=0.5), "pct_warmup must be smaller than the first cycle's share"),
+    (lambda l: l.fit_flat_anneal(2, pct_start=1.2), r'pct_start must be in \[0, 1\)'),
+    (lambda l: l.fit_flat_anneal(2, pct_start=0.3, pct_warmup=0.5), 'pct_warmup must be <= pct_start'),
+    (lambda l: l.fit_flat_anneal(2, 0.), r'lr must be in \(0, inf\)'),
+    (lambda l: l.fit_flat_anneal(2, anneal='step'), 'anneal must be one of'),
+    (lambda l: l.fine_tune_anneal(0), 'epochs must be >= 1'),
+    (lambda l: l.fine_tune_anneal(1, freeze_epochs=-1), 'freeze_epochs must be >= 0'),
+    (lambda l: l.fine_tune_anneal(1, base_lr=0.), r'base_lr must be in \(0, inf\)'),
+    (lambda l: l.fine_tune_anneal(1, lr_mult=0.5), r'lr_mult must be in \[1, inf\)'),
+    (lambda l: l.fine_tune_anneal(1, pct_warmup=1.), r'pct_warmup must be in \[0, 1\)'),
+    (lambda l: l.fine_tune_anneal(1, div_warmup=0.), 'div_warmup must be in'),
+    (lambda l: l.fine_tune_anneal(1, start_epoch=2), r'start_epoch must be in \[0, freeze_epochs\+epochs=2\)'),
+    (lambda l: l.fine_tune_anneal(1, pct_start=0.3), 'unexpected keyword argument'),
+    # ---- metrics
+    (lambda l: Accuracy(top_k=0), 'top_k must be >= 1, got 0'),
+    (lambda l: Accuracy(top_k=1.5), 'top_k must be an int'),
+    (lambda l: BalancedAccuracy(n_classes=1), 'n_classes must be >= 2'),
+    (lambda l: AccuracyMulti(thresh=2.), r'thresh must be in \(0, 1\)'),
+    (lambda l: AccuracyMulti(sigmoid='yes'), 'sigmoid must be True or False'),
+    (lambda l: Accuracy()(torch.randn(4, 3), torch.tensor([0, 1, 2])), r'of shape \(4,\) do not match targ of shape \(3,\)'),
+    (lambda l: Accuracy()(torch.randn(4, 3), torch.rand(4)), 'targ must hold class indices'),
+    # ---- optimizers
+    (lambda l: AdamAnneal(P(), lr=-1), r'lr must be in \[0, inf\)'),
+    (lambda l: AdamAnneal(P(), anneal_rate=0), r'anneal_rate must be in \(0, 1\]'),
+    (lambda l: AdamAnneal(P(), anneal_every=0), 'anneal_every must be >= 1'),
+    (lambda l: AdamAnneal(P(), mom=1.), r'mom must be in \[0, 1\)'),
+    (lambda l: AdamAnneal(P(), sqr_mom=-0.1), r'sqr_mom must be in \[0, 1\)'),
+    (lambda l: AdamAnneal(P(), eps=0), r'eps must be in \(0, inf\)'),
+    (lambda l: AdamAnneal(P(), anneal='cos'), 'total_steps .* is required'),
+    (lambda l: AdamAnneal(P(), anneal='wobble'), 'anneal must be one of'),
+    (lambda l: SGDAnneal(P(), mom=1.5), r'mom must be in \[0, 1\)'),
+    (lambda l: annealed(Adam, anneal='cos', total_steps=0), 'total_steps must be >= 1'),
+    (lambda l: annealed(3), 'opt_func must be a fastai optimizer function'),
+    # ---- LR finder
+    (lambda l: AnnealLRFinder(start_lr=0), r'start_lr must be in \(0, inf\)'),
+    (lambda l: AnnealLRFinder(1e-3, 1e-4), 'end_lr must be greater than start_lr'),
+    (lambda l: AnnealLRFinder(num_it=1), 'num_it must be >= 2'),
+    (lambda l: AnnealLRFinder(div_thresh=1), r'div_thresh must be in \(1, inf\]'),
+    (lambda l: AnnealLRFinder(anneal='zig'), 'anneal must be one of'),
+    (lambda l: l.lr_find(start_lr=-1e-7, show_plot=False), r'start_lr must be in \(0, inf\)'),
+    (lambda l: l.lr_find(end_lr=1e-8, show_plot=False), 'end_lr must be greater than start_lr'),
+    (lambda l: l.lr_find(num_it=1, show_plot=False), 'num_it must be >= 2'),
+    (lambda l: l.lr_find(anneal='spiral', show_plot=False), 'anneal must be one of'),
+    (lambda l: l.lr_find(start_lr=[1e-7, 1e-6, 1e-5], show_plot=False), 'start_lr'),
+]
+
+@pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])
+@pytest.mark.parametrize('call,match', BAD, ids=[f'row{i}' for i in range(len(BAD))])
+def test_bad_call_names_the_argument_and_touches_nothing(call, match, trained):
+    learn = mk_learner()
+    if trained:  # Adam moments and step counts exist, and the first group is frozen
+        with learn.no_bar(), learn.no_logging(): learn.fit(1)
+        learn.freeze()
+    learn.model.eval()
+    before = state(learn)
+    with pytest.raises(E, match=match): call(learn)
+    same(before, state(learn))
+
+def test_table_is_large_enough(): assert len(BAD) >= 40
