@@ -11,7 +11,8 @@ from fastai.optimizer import _BaseOptimizer
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import CancelFitException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp, sched_lin, sched_cos
-from .schedules import get_anneal, sched_sqrt, sched_poly, check_int, check_float, check_lrs
+from .schedules import get_anneal, sched_sqrt, sched_poly, check_int, check_float, check_lrs, check_bool
+from .fit import _n_groups  # a sibling, not a lower layer: one group count for every entry point
 
 __all__ = ['LogSweep', 'SWEEPS', 'LearnerSnapshot', 'AnnealLRFinder', 'suggest_lrs']
 
@@ -35,16 +36,6 @@ class _Sweep:
         return self.f(self.start, self.end, pos)
 
 # ---------------------------------------------------------------- argument checks
-def _check_bool(name, v):
-    if isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v in (0, 1)): return bool(v)
-    raise TypeError(f"{name} must be True or False, got {v!r}")
-
-def _n_groups(learn) -> int:
-    "Number of param groups `learn.opt` has, or will have, without creating it (as fastai's `Optimizer.__init__` counts)"
-    if learn.opt is not None: return len(learn.opt.param_lists)
-    ps = L(learn.splitter(learn.model))
-    return len(ps) if len(ps) and isinstance(ps[0], (L, list)) else 1
-
 def _lr_values(name, v, n=None):
     "`v` as a float, a list of floats (one per group), or, while the group count `n` is unknown, a checked slice"
     if isinstance(v, slice):
@@ -167,7 +158,7 @@ class AnnealLRFinder(ParamScheduler):
         "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
         self.__dict__.update(_snapshot=None, _own_snapshot=False)
         self.start_lr,self.end_lr = _check_range(start_lr, end_lr)
-        self.num_it,self.stop_div = check_int('num_it', num_it, 2),_check_bool('stop_div', stop_div)
+        self.num_it,self.stop_div = check_int('num_it', num_it, 2),check_bool('stop_div', stop_div)
         self.anneal = get_anneal(anneal, 'anneal', SWEEPS)
         self.div_thresh = check_float('div_thresh', div_thresh, 1., inf_ok=True)
         slices = isinstance(self.start_lr, slice) or isinstance(self.end_lr, slice)
@@ -264,7 +255,7 @@ def plot_lr_find(self:Recorder,
     **kwargs,                # Accepted and ignored, as fastai's
 ):
     "Plot loss against lr of the last LR range test, marking `suggestions`; with `show_sweep`, a side panel draws the sweep's lr per iteration"
-    skip_end,show_sweep = check_int('skip_end', skip_end, 0),_check_bool('show_sweep', show_sweep) and len(self.lrs) > 0
+    skip_end,show_sweep = check_int('skip_end', skip_end, 0),check_bool('show_sweep', show_sweep) and len(self.lrs) > 0
     lrs    = self.lrs    if skip_end==0 else self.lrs   [:-skip_end]
     losses = self.losses if skip_end==0 else self.losses[:-skip_end]
     if show_sweep: fig,(ax,ax_sweep) = plt.subplots(1, 2, figsize=(8.5, 4), gridspec_kw={'width_ratios': [3, 1]})
@@ -300,7 +291,7 @@ def lr_find(self:Learner,
 ):
     "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; the learner comes back bit for bit, even after an exception"
     cb = AnnealLRFinder(start_lr, end_lr, num_it, stop_div, anneal, div_thresh)
-    show_plot,suggest_funcs = _check_bool('show_plot', show_plot),_check_suggest_funcs(suggest_funcs)
+    show_plot,suggest_funcs = check_bool('show_plot', show_plot),_check_suggest_funcs(suggest_funcs)
     cb._range(_n_groups(self))
     if not hasattr(self, 'recorder'): raise ValueError("lr_find needs the learner's Recorder (create the Learner with default_cbs=True)")
     if len(self.dls.train) == 0: raise ValueError("lr_find needs batches: the training DataLoader is empty")

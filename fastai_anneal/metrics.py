@@ -20,7 +20,7 @@ import numpy as np, torch
 import torch.distributed as dist
 from fastai.learner import Metric
 from fastai.torch_core import find_bs
-from .schedules import check_int, check_float
+from .schedules import check_int, check_float, check_bool
 
 __all__ = ['Accuracy', 'BalancedAccuracy', 'AccuracyMulti']
 
@@ -40,10 +40,6 @@ def _check_int(name, v, lo=None, none_ok=True):
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be {'None or ' if none_ok else ''}an int, got {v!r}")
     return int(v) if lo is None else check_int(name, v, lo)
-
-def _check_bool(name, v):
-    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name} must be True or False, got {v!r}")
-    return bool(v)
 
 def _check_same_shape(pred_shape, targ, what):
     "`targ` reshaped to `pred_shape`; they may differ only by size-1 dimensions, as in `flatten_check`"
@@ -191,7 +187,7 @@ class BalancedAccuracy(_CountMetric):
         n_classes:int=None,      # Number of classes; needed only to avoid a host sync when `pred` holds class indices
         ignore_index:int=None,   # Target value left out of the confusion matrix
     ):
-        self.axis,self.adjusted = _check_int('axis', axis, none_ok=False),_check_bool('adjusted', adjusted)
+        self.axis,self.adjusted = _check_int('axis', axis, none_ok=False),check_bool('adjusted', adjusted)
         self.n_classes,self.ignore_index = _check_int('n_classes', n_classes, 2),_check_int('ignore_index', ignore_index)
         self.sample_weight = None if sample_weight is None else self._check_weights(sample_weight)
         self._name = 'balanced_accuracy_score'  # fastai's name, so `monitor='balanced_accuracy_score'` keeps working
@@ -280,7 +276,7 @@ class AccuracyMulti(_CountMetric):
         thresh:float=0.5,     # Threshold on the probabilities (on the raw scores if `sigmoid=False`)
         sigmoid:bool=True,    # Apply a sigmoid to `pred` first
     ):
-        self.sigmoid = _check_bool('sigmoid', sigmoid)
+        self.sigmoid = check_bool('sigmoid', sigmoid)
         self.thresh = check_float('thresh', thresh, 0., 1.) if self.sigmoid else check_float('thresh', thresh, -np.inf, np.inf)
         self._name = 'accuracy_multi'
         self.reset()

@@ -8,7 +8,7 @@ from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastai.optimizer import (Optimizer, Lookahead, weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat, debias,
                               adam_step, sgd_step, momentum_step, rms_prop_step, pytorch_hp_map, _update)
-from .schedules import get_anneal, check_int, check_float
+from .schedules import get_anneal, check_int, check_float, check_bool
 
 __all__ = ['ANNEAL_IMPLS', 'anneal_lr', 'AnnealOptimizer', 'SGDAnneal', 'RMSPropAnneal', 'AdamAnneal', 'annealed']
 
@@ -64,10 +64,6 @@ _HYPER_CHECKS = {'lr': _check_lr, 'mom': partial(_check_mom, 'mom'), 'sqr_mom': 
 def _check_hypers(**hypers) -> dict:
     "Each hyper-parameter through its check (unknown names pass unchecked)"
     return {k: _HYPER_CHECKS[k](v) if k in _HYPER_CHECKS else v for k,v in hypers.items()}
-
-def _check_bool(name, v):
-    if not isinstance(v, bool): raise TypeError(f"{name} must be True or False, got {v!r}")
-    return v
 
 def _check_impl(impl):
     if impl not in ANNEAL_IMPLS: raise ValueError(f"impl must be one of {', '.join(map(repr, ANNEAL_IMPLS))}, got {impl!r}")
@@ -299,7 +295,7 @@ def SGDAnneal(params,         # Model parameters, lists of them (groups) or torc
     decouple_wd:bool=True,    # True weight decay (`p*(1-lr*wd)`) or L2 regularization
     **kwargs) -> AnnealOptimizer:
     "fastai's `SGD` whose lr anneals with each step; fused/foreach kernels by default"
-    lr,mom,wd,decouple_wd = _check_lr(lr),_check_mom('mom', mom),_check_hypers(wd=wd)['wd'],_check_bool('decouple_wd', decouple_wd)
+    lr,mom,wd,decouple_wd = _check_lr(lr),_check_mom('mom', mom),_check_hypers(wd=wd)['wd'],check_bool('decouple_wd', decouple_wd)
     cbs = [weight_decay if decouple_wd else l2_reg] + ([average_grad, momentum_step] if mom != 0 else [sgd_step])
     return AnnealOptimizer(params, cbs, lr=lr, mom=mom, wd=wd, **kwargs)
 
@@ -313,7 +309,7 @@ def RMSPropAnneal(params,     # Model parameters, lists of them (groups) or torc
     decouple_wd:bool=True,    # True weight decay or L2 regularization
     **kwargs) -> AnnealOptimizer:
     "fastai's `RMSProp` whose lr anneals with each step (steppers only)"
-    lr,decouple_wd = _check_lr(lr),_check_bool('decouple_wd', decouple_wd)
+    lr,decouple_wd = _check_lr(lr),check_bool('decouple_wd', decouple_wd)
     h = _check_hypers(mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
     cbs = [weight_decay if decouple_wd else l2_reg] + ([average_sqr_grad] if h['mom'] == 0 else [average_grad, average_sqr_grad]) + [rms_prop_step]
     return AnnealOptimizer(params, cbs, lr=lr, **h, **kwargs)
@@ -328,7 +324,7 @@ def AdamAnneal(params,        # Model parameters, lists of them (groups) or torc
     decouple_wd:bool=True,    # True weight decay (AdamW) or L2 regularization (Adam)
     **kwargs) -> AnnealOptimizer:
     "fastai's `Adam` whose lr anneals with each step (as `lr*anneal_rate**i`); torch's fused kernels by default"
-    lr,decouple_wd = _check_lr(lr),_check_bool('decouple_wd', decouple_wd)
+    lr,decouple_wd = _check_lr(lr),check_bool('decouple_wd', decouple_wd)
     h = _check_hypers(mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
     cbs = [weight_decay if decouple_wd else l2_reg, partial(average_grad, dampening=True), average_sqr_grad, step_stat, adam_step]
     return AnnealOptimizer(params, cbs, lr=lr, **h, **kwargs)

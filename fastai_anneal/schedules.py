@@ -51,6 +51,11 @@ def check_float(name:str, v, lo:float=0., hi:float=math.inf, lo_open:bool=True, 
     if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi): raise ValueError(f"{name} must be in {rng}, got {v!r}")
     return v
 
+def check_bool(name:str, v) -> bool:
+    "`v` as a bool: True/False (numpy's too) or the ints 0/1, as fastai's truthy flags are often passed"
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v in (0, 1)): return bool(v)
+    raise TypeError(f"{name} must be True or False, got {v!r}")
+
 def check_pct(name:str, v) -> float:
     "`v` as a fraction of training in [0, 1)"
     return check_float(name, v, 0., 1., lo_open=False)

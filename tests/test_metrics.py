@@ -197,7 +197,7 @@ def test_distributed_padding_is_left_out(world_size, n, bs):
     (lambda: BalancedAccuracy(sample_weight=['a']), TypeError, 'sample_weight'),
     (lambda: AccuracyMulti(thresh=1.5), ValueError, r'thresh must be in \(0, 1\)'), (lambda: AccuracyMulti(thresh=0), ValueError, 'thresh'),
     (lambda: AccuracyMulti(thresh=float('nan'), sigmoid=False), ValueError, 'thresh'), (lambda: AccuracyMulti(thresh='0.5'), TypeError, 'thresh'),
-    (lambda: AccuracyMulti(sigmoid=1), TypeError, 'sigmoid'),
+    (lambda: AccuracyMulti(sigmoid=2), TypeError, 'sigmoid'),
 ])
 def test_bad_constructor_args(make, exc, msg):
     with pytest.raises(exc, match=msg): make()
