@@ -50,7 +50,7 @@ def bench_epoch(epochs, reps):
         if i % 2 == 0: a = run('cos'); b = run('fit')
         else: b = run('fit'); a = run('cos')
         t_cos.append(a); t_fit.append(b); ratios.append(a/b)
-    return statistics.median(t_cos),statistics.median(t_fit),statistics.median(ratios),min(ratios),max(ratios)
+    return statistics.median(t_cos),statistics.median(t_fit),statistics.median(ratios),min(ratios),max(ratios),min(t_cos)/min(t_fit)
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +63,6 @@ if __name__ == '__main__':
     print(f"{'hyper-parameter update':38s} {'ours':>10s} {'fastai':>10s} {'ratio':>7s}  (goal <= 0.5)")
     for name,a,b in bench_update():
         print(f"{name:38s} {a*1e6:8.2f}us {b*1e6:8.2f}us {a/b:7.3f}")
-    cos,fit,ratio,lo,hi = bench_epoch(args.epochs, args.reps)
-    print(f"epoch time, MNIST-1D CNN bs 100: fit_cos_anneal {cos*1e3:.1f} ms, plain fit {fit*1e3:.1f} ms, "
-          f"ratio {ratio:.3f} (median of {args.reps}, range {lo:.3f}-{hi:.3f}; goal <= 1.02)")
+    cos,fit,ratio,lo,hi,rmin = bench_epoch(args.epochs, args.reps)
+    print(f"epoch time, MNIST-1D CNN bs 100: fit_cos_anneal {cos*1e3:.1f} ms, plain fit {fit*1e3:.1f} ms (medians); "
+          f"paired ratio {ratio:.3f} (median of {args.reps}, range {lo:.3f}-{hi:.3f}), ratio of minima {rmin:.3f}; goal <= 1.02")
