@@ -75,5 +75,8 @@ def main():
                    digest=weights_digest(learn.model), synced=in_sync(learn.model))
     (out/f'rank{rank}.json').write_text(json.dumps(res))
     if rank == 0: torch.save(learn.model.state_dict(), out/'model.pth')
+    if torch.distributed.is_initialized():  # a live gloo group at interpreter exit can abort ("terminate called...")
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 if __name__ == '__main__': main()
