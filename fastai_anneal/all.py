@@ -4,3 +4,5 @@ from .fit import *
 from .lr_finder import *
 from .metrics import *
 from .optimizer import *
+from .data import *
+from .plots import *

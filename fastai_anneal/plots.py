@@ -1,0 +1,116 @@
+"Matplotlib figures: schedule previews from the pure builders, and comparisons of recorded runs."
+from __future__ import annotations
+from pathlib import Path
+import numpy as np
+import matplotlib.pyplot as plt
+from .schedules import check_int, check_pct
+
+__all__ = ['schedule_values', 'plot_schedule', 'plot_lrs', 'plot_history', 'plot_comparison', 'save_figure']
+
+def schedule_values(scheds:dict,  # `{'lr': f, 'mom': g}` from a builder of `schedules.py`, f: pos in [0, 1] -> value
+    n_epoch:int,             # Epochs of the run
+    n_batch:int,             # Training batches per epoch
+) -> dict:
+    "Values of `scheds` at every training batch, at the positions fastai's `ParamScheduler` uses (`train_iter/total`)"
+    n_epoch,n_batch = check_int('n_epoch', n_epoch),check_int('n_batch', n_batch)
+    if not isinstance(scheds, dict) or not scheds or not all(callable(f) for f in scheds.values()):
+        raise TypeError(f"scheds must be a non-empty dict of functions pos -> value (a builder's result), got {scheds!r}")
+    total = n_epoch*n_batch
+    return {k: np.array([f(i/total) for i in range(total)], dtype=np.float64) for k,f in scheds.items()}
+
+def plot_schedule(scheds:dict,  # `{'lr': f, ...}` from a builder of `schedules.py`
+    n_epoch:int,             # Epochs of the run
+    n_batch:int=100,         # Training batches per epoch
+    title:str=None,          # Figure title
+    figsize:tuple=None,      # Figure size; 5 x 3.5 inches per hyper-parameter if None
+):
+    "One panel per hyper-parameter of `scheds` against epochs, as `Recorder.plot_sched` draws a recorded run"
+    vals = schedule_values(scheds, n_epoch, n_batch)
+    fig,axs = plt.subplots(1, len(vals), figsize=figsize or (5*len(vals), 3.5), squeeze=False)
+    for (k,v),ax in zip(vals.items(), axs[0]):
+        ax.plot(np.arange(len(v))/n_batch, v)
+        ax.set_xlabel('epoch'); ax.set_ylabel(k)
+    if title: fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+def _check_named(name, d):
+    if not isinstance(d, dict) or not d: raise TypeError(f"{name} must be a non-empty dict of schedule name -> values, got {type(d).__name__}")
+
+def _axes(name, d, ax):
+    "`ax`, or a new one, once `d` is checked"
+    _check_named(name, d)
+    return plt.subplots(figsize=(6, 4))[1] if ax is None else ax
+
+def _style(name, dashed):
+    "Dashed lines go on top, thinner, so a curve identical to a solid one stays visible"
+    return dict(ls='--', lw=1.4, zorder=3) if name in (dashed or ()) else dict(ls='-', lw=2.2, zorder=2)
+
+def plot_lrs(lrs:dict,  # `{schedule: lr at every training batch}`, all of the same run length
+    n_epoch:int=None,        # Epochs of the runs: the x axis is in epochs; fraction of training if None
+    ax=None,                 # Axes to draw on; a new figure if None
+    log:bool=False,          # Logarithmic y axis
+    dashed:list=None,        # Names drawn dashed on top (e.g. the baselines)
+    legend:bool=True,        # Draw a legend on `ax`
+):
+    "Overlay the learning rate schedules in `lrs` on one axis"
+    ax = _axes('lrs', lrs, ax)
+    for name,v in lrs.items():
+        v = np.asarray(v, dtype=np.float64)
+        x = np.arange(len(v))/len(v)
+        ax.plot(x*n_epoch if n_epoch else x, v, label=name, **_style(name, dashed))
+    ax.set_xlabel('epoch' if n_epoch else 'fraction of training'); ax.set_ylabel('learning rate')
+    if log: ax.set_yscale('log')
+    if legend: ax.legend(fontsize='small')
+    return ax
+
+def plot_history(hist:dict,  # `{schedule: array (seeds, epochs)}` of a per-epoch metric
+    ax=None,                 # Axes to draw on; a new figure if None
+    ylabel:str='valid accuracy',  # Name of the metric
+    dashed:list=None,        # Names drawn dashed on top (e.g. the baselines)
+    legend:bool=True,        # Draw a legend on `ax`
+):
+    "Mean over seeds of a per-epoch metric for each schedule, with the min-max band of the seeds shaded"
+    ax = _axes('hist', hist, ax)
+    for name,v in hist.items():
+        v = np.atleast_2d(np.asarray(v, dtype=np.float64))
+        x = np.arange(1, v.shape[1]+1)
+        line, = ax.plot(x, v.mean(0), label=name, **_style(name, dashed))
+        if len(v) > 1: ax.fill_between(x, v.min(0), v.max(0), color=line.get_color(), alpha=0.12, lw=0)
+    ax.set_xlabel('epoch'); ax.set_ylabel(ylabel)
+    if legend: ax.legend(fontsize='small')
+    return ax
+
+def plot_comparison(lrs:dict,  # `{schedule: lr at every training batch}`
+    hist:dict,               # `{schedule: array (seeds, epochs)}` of valid accuracy
+    title:str=None,          # Figure title
+    zoom:float=None,         # Accuracy panel starts at this fraction of training (the end of training is where schedules differ)
+    dashed:list=None,        # Names drawn dashed on top (e.g. the baselines)
+):
+    "Two panels: the learning rate schedules overlaid, and valid accuracy per epoch (mean and seed band); one legend below"
+    _check_named('lrs', lrs); _check_named('hist', hist)
+    if zoom is not None: zoom = check_pct('zoom', zoom)
+    n_epoch = np.atleast_2d(next(iter(hist.values()))).shape[1]
+    fig,(a1,a2) = plt.subplots(1, 2, figsize=(11, 4.3))
+    plot_lrs(lrs, n_epoch=n_epoch, ax=a1, dashed=dashed, legend=False)
+    plot_history(hist, ax=a2, dashed=dashed, legend=False)
+    if zoom:
+        lo = int(n_epoch*zoom)
+        tail = np.concatenate([np.atleast_2d(v)[:, lo:].ravel() for v in hist.values()])
+        if lo > 0 and tail.size: a2.set_xlim(lo+0.5, n_epoch+0.5); a2.set_ylim(tail.min() - 0.01, tail.max() + 0.01)
+    a1.set_title('learning rate'); a2.set_title('validation accuracy')
+    if title: fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(*a1.get_legend_handles_labels(), loc='lower center', ncol=min(len(lrs), 7), fontsize='small', frameon=False)
+    return fig
+
+def save_figure(fig,         # Figure to save
+    path:str|Path,           # File to write (PNG when it ends in .png)
+    dpi:int=100,             # Resolution
+) -> Path:
+    "Save `fig` to `path`, close it (no window, no leak in long loops) and return the path"
+    if not hasattr(fig, 'savefig'): raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    path = Path(path)
+    fig.savefig(path, dpi=check_int('dpi', dpi))
+    plt.close(fig)
+    return path

@@ -1,0 +1,215 @@
+"The `fastai-anneal` console script, run as a user runs it: in a subprocess, checking its exit status, output and files."
+import csv, json, math, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import numpy as np, pytest
+from PIL import Image
+
+CLI = [sys.executable, '-m', 'fastai_anneal.cli']  # the console script's `main`, without depending on PATH
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+def run_cli(*args, cwd=None, timeout=300):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+def check_png(path):
+    path = Path(path)
+    assert path.read_bytes()[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    with Image.open(path) as im:
+        im.verify()
+        assert im.size[0] >= 200 and im.size[1] >= 150, im.size
+
+def _tree(root): return sorted(str(p.relative_to(root)) for p in Path(root).rglob('*'))
+
+# ---------------------------------------------------------------- bad input: one line on stderr, status 2, nothing written
+def _image(path, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.RandomState(seed).randint(0, 255, (12, 12, 3), dtype=np.uint8)).save(path)
+
+BAD = ['unknown schedule', 'unknown data name', 'missing folder', 'empty folder', 'one class', 'epochs < 1', 'epochs not int', 'seeds < 1',
+       'lr negative', 'lr word', 'device', 'out under a file', 'out is a file', 'lr-find anneal', 'lr-find data', 'preview pct',
+       'preview cycles', 'preview variant', 'unknown command']
+
+def _bad_cases(root:Path) -> dict:
+    "name: (argv, text the error line must contain); the folders they need are made under `root`"
+    (root/'empty').mkdir()
+    for i in range(3): _image(root/'one_class'/'cats'/f'{i}.png', i)
+    (root/'a_file').write_text('not a folder')
+    out = root/'out'  # every case points here: it must never be created
+    return {
+        'unknown schedule':   (['compare', '--schedules', 'one_cycle,warp_speed', '--out', out], 'warp_speed'),
+        'unknown data name':  (['compare', '--data', 'mnist', '--out', out], "'mnist1d', 'digits'"),
+        'missing folder':     (['compare', '--data', root/'nope', '--out', out], 'does not exist'),
+        'empty folder':       (['compare', '--data', root/'empty', '--out', out], 'no image files'),
+        'one class':          (['compare', '--data', root/'one_class', '--out', out], 'at least 2 classes'),
+        'epochs < 1':         (['compare', '--epochs', '0', '--out', out], '--epochs must be >= 1, got 0'),
+        'epochs not int':     (['compare', '--epochs', 'ten', '--out', out], "invalid int value: 'ten'"),
+        'seeds < 1':          (['compare', '--seeds', '0', '--out', out], '--seeds must be >= 1'),
+        'lr negative':        (['compare', '--lr', '-0.001', '--out', out], '--lr must be in (0, inf), got -0.001'),
+        'lr word':            (['compare', '--lr', 'fast', '--out', out], "--lr must be 'auto', one of 'valley'"),
+        'device':             (['compare', '--device', 'tpu', '--out', out], "'auto', 'cpu' or 'cuda'"),
+        'out under a file':   (['compare', '--out', root/'a_file'/'out'], 'is a file'),
+        'out is a file':      (['compare', '--out', root/'a_file'], 'is a file'),
+        'lr-find anneal':     (['lr-find', '--anneal', 'spiral', '--out', out], 'spiral'),
+        'lr-find data':       (['lr-find', '--data', root/'empty', '--out', out], 'no image files'),
+        'preview pct':        (['preview', 'fit_cos_anneal', '--pct-warmup', '1.5', '--out', out], '--pct-warmup must be in [0, 1), got 1.5'),
+        'preview cycles':     (['preview', 'fit_sgdr_anneal', '--n-cycles', '0', '--out', out], '--n-cycles must be >= 1'),
+        'preview variant':    (['preview', 'fit_warp', '--out', out], "invalid choice: 'fit_warp'"),
+        'unknown command':    (['train'], "invalid choice: 'train'"),
+    }
+
+HELP = {
+    'top':     (['--help'], ['compare', 'lr-find', 'preview']),
+    'compare': (['compare', '--help'], ['--data', '--epochs', '--lr', '--schedules', '--seeds', '--out', '--device', '--no-bar', 'sgdr_cycles(N)']),
+    'lr-find': (['lr-find', '--help'], ['--data', '--anneal', '--out', '--device']),
+    'preview': (['preview', '--help'], ['fit_cos_anneal', 'fit_sgdr_anneal', 'fit_flat_anneal']),
+    'variant': (['preview', 'fit_flat_anneal', '--help'], ['--epochs', '--lr', '--pct-start', '--anneal', '{cos,lin,exp,sqrt,poly}']),
+}
+
+@pytest.fixture(scope='module')
+def quick_runs(tmp_path_factory):
+    "Every bad-input and `--help` case, run concurrently (each process pays fastai's import, ~4 s): `{name: (result, expected, root, before)}`"
+    root = tmp_path_factory.mktemp('bad')
+    cases = _bad_cases(root)
+    assert list(cases) == BAD
+    cases.update({f'help {k}': v for k,v in HELP.items()})
+    cwd = root/'cwd'; cwd.mkdir()
+    before = _tree(root)
+    with ThreadPoolExecutor(4) as ex: futs = {k: ex.submit(run_cli, *argv, cwd=cwd) for k,(argv,_) in cases.items()}
+    return {k: (f.result(), cases[k][1], root, before) for k,f in futs.items()}
+
+@pytest.mark.parametrize('case', BAD)
+def test_bad_input(quick_runs, case):
+    r,expected,root,before = quick_runs[case]
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert 'Traceback' not in r.stderr and 'Traceback' not in r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith('fastai-anneal') and 'error' in lines[0], lines[0]
+    assert expected in lines[0], lines[0]
+    assert r.stdout == ''  # no progress bar: it stopped before any training
+    assert _tree(root) == before  # nothing written: no out folder, no models/ in the working directory
+
+@pytest.mark.parametrize('case', HELP)
+def test_help(quick_runs, case):
+    r,expected,*_ = quick_runs[f'help {case}']
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    for e in expected: assert e in r.stdout, (e, r.stdout)
+
+# ---------------------------------------------------------------- the commands
+def _table(stdout:str) -> dict:
+    "The results table `compare` prints: {schedule: {column: float}}"
+    lines = stdout.splitlines()
+    i = next(i for i,l in enumerate(lines) if l.startswith('schedule ') and 'accuracy' in l)
+    rows = {}
+    for l in lines[i+1:]:
+        if not l.strip() or l.startswith('Wrote'): break
+        nm,acc,std,lo,hi,loss,t = l.replace('*', '').split()
+        rows[nm] = dict(accuracy=float(acc), std=float(std), min=float(lo), max=float(hi), valid_loss=float(loss), time=float(t.rstrip('s')))
+    return rows
+
+def test_compare(tmp_path):
+    "A short `compare` (1 epoch, 2 schedules, 2 seeds, `--lr auto`): the table, results.csv, results.json and the PNGs agree"
+    out = tmp_path/'res'
+    r = run_cli('compare', '--epochs', 1, '--seeds', 2, '--schedules', 'one_cycle,cos_anneal', '--out', out, '--device', 'cpu', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'Traceback' not in r.stderr
+    assert 'epoch' in r.stdout and 'train_loss' in r.stdout  # fastai's progress output
+    table = _table(r.stdout)
+    assert list(table) == ['one_cycle', 'cos_anneal']
+    for row in table.values():
+        assert 0 <= row['min'] <= row['accuracy'] <= row['max'] <= 1 and row['std'] >= 0
+        assert math.isfinite(row['valid_loss']) and row['valid_loss'] > 0 and row['time'] > 0
+    with open(out/'results.csv') as f: runs = list(csv.DictReader(f))
+    assert [(d['schedule'], int(d['seed'])) for d in runs] == [('one_cycle', 0), ('one_cycle', 1), ('cos_anneal', 0), ('cos_anneal', 1)]
+    res = json.loads((out/'results.json').read_text())
+    lr = res['config']['lr']
+    assert 'minimum' in res['config']['lr_source'] and 1e-7 < lr < 10 and f"lr={lr:.3g}" in r.stdout
+    for d,j in zip(runs, res['runs']):
+        assert float(d['lr']) == lr and int(d['epochs']) == 1
+        assert 0 <= float(d['accuracy']) <= 1 and float(d['accuracy']) == pytest.approx(j['accuracy'])
+        assert j['history']['accuracy'][-1] == pytest.approx(j['accuracy']) and len(j['history']['valid_loss']) == 1
+    for s in res['summary']:
+        accs = [float(d['accuracy']) for d in runs if d['schedule'] == s['schedule']]
+        assert s['accuracy_mean'] == pytest.approx(np.mean(accs)) and s['accuracy_std'] == pytest.approx(np.std(accs, ddof=1))
+        assert table[s['schedule']]['accuracy'] == pytest.approx(s['accuracy_mean'], abs=1e-4)
+    assert set(res['budgets']) == {'one_cycle', 'cos_anneal'}
+    for png in ('schedules.png', 'accuracy.png', 'compare.png', 'lr_find.png'): check_png(out/png)
+    assert _tree(tmp_path) == sorted(['res'] + [f'res/{f}' for f in ('accuracy.png', 'compare.png', 'lr_find.png', 'results.csv', 'results.json', 'schedules.png')])
+
+def test_compare_image_folder(tmp_path):
+    "`--data PATH` on a flat folder named as Oxford-IIIT Pets (`<class>_<n>.jpg`), smaller than a batch: resnet18 trains, nothing is downloaded"
+    for i in range(12): _image(tmp_path/'pets'/f"{('great_pyrenees', 'Abyssinian')[i % 2]}_{i}.jpg", i)
+    r = run_cli('compare', '--data', tmp_path/'pets', '--epochs', 1, '--seeds', 1, '--lr', '1e-3', '--schedules', 'cos_anneal',
+                '--out', tmp_path/'res', '--no-bar', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('\n') < 15  # `--no-bar`: the table, not fastai's per-epoch output
+    res = json.loads((tmp_path/'res'/'results.json').read_text())
+    assert res['config']['data'] == str(tmp_path/'pets') and res['config']['lr'] == 1e-3 and res['config']['lr_source'] == 'given'
+    assert len(res['runs']) == 1 and 0 <= res['runs'][0]['accuracy'] <= 1
+    check_png(tmp_path/'res'/'compare.png')
+
+def test_preview(tmp_path):
+    "The issue's `preview` command: the printed lr at each epoch start is the builder's value, the PNG is written"
+    from fastai_anneal.schedules import cos_anneal_scheds
+    r = run_cli('preview', 'fit_cos_anneal', '--epochs', 5, '--lr-max', '1e-3', '--pct-warmup', '0.1', '--out', tmp_path)
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    f = cos_anneal_scheds(1e-3, pct_warmup=0.1)['lr']
+    rows = [l.split() for l in r.stdout.splitlines() if l[:1].isdigit() or l.startswith('end')]
+    assert [w[0] for w in rows] == ['0', '1', '2', '3', '4', 'end']
+    for (e,v),pos in zip(rows, [0, 0.2, 0.4, 0.6, 0.8, 499/500]): assert float(v) == pytest.approx(f(pos), rel=1e-3), (e, v)
+    assert float(rows[0][1]) == pytest.approx(1e-3/25)  # the warmup starts at lr_max/div_warmup
+    check_png(tmp_path/'preview_fit_cos_anneal.png')
+
+def test_lr_find(tmp_path):
+    "The issue's `lr-find --anneal cos`: four suggestions printed, each a positive lr, and the plot saved"
+    r = run_cli('lr-find', '--anneal', 'cos', '--out', tmp_path, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sugg = dict(l.split() for l in r.stdout.splitlines() if l.startswith('  '))
+    assert set(sugg) == {'valley', 'slide', 'minimum', 'steep'}
+    for v in sugg.values(): assert 1e-7 <= float(v) <= 10
+    check_png(tmp_path/'lr_find.png')
+    assert _tree(tmp_path) == ['lr_find.png']  # lr_find restores in memory: no models/ folder
+
+# ---------------------------------------------------------------- in-process: the pieces the commands are made of
+def test_sgdr_cycles_fill_the_budget():
+    from fastai_anneal.cli import sgdr_cycles
+    assert [sgdr_cycles(n) for n in (1, 2, 3, 7, 8, 15, 30, 60)] == [(1, 1), (1, 2), (2, 1), (3, 1), (1, 8), (4, 1), (4, 2), (4, 4)]
+    for n in range(1, 200):
+        c,l = sgdr_cycles(n)
+        assert l*(2**c-1) == n  # fastai's `fit_sgdr` epoch count, with cycle_mult=2
+        assert all(n % (2**k-1) for k in range(c+1, n.bit_length()+1))  # no layout with more cycles fits
+    with pytest.raises(ValueError, match='n_epoch must be >= 1'): sgdr_cycles(0)
+
+def test_compare_budgets_are_equal():
+    "Every schedule `compare` runs spends exactly N epochs of the same number of batches"
+    from fastai.test_utils import synth_learner
+    from fastai_anneal.cli import SCHEDULES
+    for n in (1, 3, 4):
+        for nm,(fit,_) in SCHEDULES.items():
+            learn = synth_learner(n_trn=4)
+            with learn.no_bar(), learn.no_logging(): fit(learn, n, 1e-2)
+            assert len(learn.recorder.lrs) == n*len(learn.dls.train), (nm, n)
+            assert len(learn.recorder.values) == n, (nm, n)
+
+def test_preview_matches_training():
+    "`preview` draws what training records: `schedule_values` uses `ParamScheduler`'s positions"
+    from fastai.test_utils import synth_learner
+    from fastai_anneal.cli import preview, PREVIEWS
+    import fastai_anneal.fit  # noqa: F401
+    import tempfile
+    learn = synth_learner(n_trn=5)
+    with learn.no_bar(), learn.no_logging(): learn.fit_flat_anneal(3, 1e-2, pct_warmup=0.2, anneal='sqrt')
+    with tempfile.TemporaryDirectory() as d:
+        vals = preview('fit_flat_anneal', epochs=3, n_batch=len(learn.dls.train), out=d, lr=1e-2, pct_warmup=0.2, anneal='sqrt')
+    np.testing.assert_allclose(vals['lr'], learn.recorder.hps['lr'], rtol=1e-12)
+    assert set(PREVIEWS) == {'fit_cos_anneal', 'fit_sgdr_anneal', 'fit_flat_anneal'}
+
+def test_console_script_declared():
+    "settings.ini declares `fastai-anneal`, and the installed package's entry point resolves to `main`"
+    from configparser import ConfigParser
+    from importlib.metadata import entry_points
+    from fastai_anneal.cli import main
+    cfg = ConfigParser(delimiters=['=']); cfg.read(Path(__file__).parents[1]/'settings.ini')
+    assert 'fastai-anneal=fastai_anneal.cli:main' in cfg['DEFAULT']['console_scripts'].split()
+    (ep,) = [e for e in entry_points(group='console_scripts') if e.name == 'fastai-anneal']
+    assert ep.load() is main

@@ -1,0 +1,110 @@
+"Embedded datasets: shapes, determinism, no network, image folders of every layout, and the bad inputs they reject."
+import random
+import numpy as np, pytest, torch
+from PIL import Image
+from fastai_anneal.data import *
+from fastai_anneal.data import mnist1d_arrays
+
+# ---------------------------------------------------------------- MNIST-1D
+def test_mnist1d_offline_and_published_sizes(monkeypatch):
+    "Generated locally: the package's downloader and any URL open fail the test"
+    import mnist1d.data, urllib.request
+    def no_network(*a, **k): raise AssertionError("MNIST-1D must be generated offline, not downloaded")
+    monkeypatch.setattr(mnist1d.data, 'get_dataset', no_network)
+    monkeypatch.setattr(urllib.request, 'urlopen', no_network)
+    mnist1d_arrays.cache_clear()
+    x,y,xt,yt = mnist1d_arrays()
+    assert x.shape == (4000, 40) and xt.shape == (1000, 40) and x.dtype == np.float32
+    assert y.dtype == np.int64 and set(np.unique(y)) == set(range(10)) and set(np.unique(yt)) == set(range(10))
+    assert abs(float(np.concatenate([x, xt]).std()) - 1) < 1e-3  # the package standardizes the whole set
+
+def test_mnist1d_leaves_global_rngs_alone():
+    "`make_dataset` reseeds `random` and `np.random`; a first (uncached) call must not change what a caller's seed gives"
+    mnist1d_arrays.cache_clear()
+    random.seed(123); np.random.seed(123)
+    mnist1d_arrays()
+    assert random.random() == random.Random(123).random()
+    assert np.random.rand() == np.random.RandomState(123).rand()
+
+def test_mnist1d_dls_and_cnn():
+    dls = mnist1d_dls(bs=100, seed=0, device='cpu')
+    assert len(dls.train) == 40 and len(dls.valid) == 10
+    xb,yb = dls.one_batch()
+    assert xb.shape == (100, 1, 40) and xb.dtype == torch.float32 and yb.shape == (100,) and yb.dtype == torch.int64
+    model = mnist1d_cnn()
+    assert model(xb).shape == (100, 10)
+    assert 5000 < sum(p.numel() for p in model.parameters()) < 6000  # the paper's ~5k-parameter CNN
+    assert mnist1d_cnn(3)(xb).shape == (100, 3)
+
+def test_shuffle_follows_seed():
+    first = lambda seed: next(iter(mnist1d_dls(seed=seed, device='cpu').train))[1]
+    assert torch.equal(first(0), first(0))
+    assert not torch.equal(first(0), first(1))
+
+def test_digits():
+    dls = digits_dls(bs=32, device='cpu')
+    assert (len(dls.train_ds), len(dls.valid_ds)) == (1438, 359)
+    xb,yb = dls.one_batch()
+    assert xb.shape == (32, 1, 8, 8) and 0 <= float(xb.min()) and float(xb.max()) <= 1
+    assert digits_cnn()(xb).shape == (32, 10)
+
+@pytest.mark.parametrize('call,match', [
+    (lambda: mnist1d_dls(bs=0), 'bs must be >= 1, got 0'),
+    (lambda: mnist1d_dls(seed=-1), 'seed must be >= 0'),
+    (lambda: mnist1d_dls(bs=2.5), 'bs must be a whole number'),
+    (lambda: mnist1d_cnn(0), 'n_out must be >= 1'),
+    (lambda: digits_dls(valid_pct=1.5), r'valid_pct must be in \(0, 1\), got 1.5'),
+    (lambda: digits_cnn('ten'), 'n_out must be a whole number'),
+    (lambda: image_folder_resnet(0), 'n_out must be >= 1'),
+    (lambda: check_data('mnist'), "data must be one of 'mnist1d', 'digits' or an image folder, got 'mnist'"),
+    (lambda: check_data(3), 'data must be one of'),
+    (lambda: get_data('mnist1d', seed=-2), 'seed must be >= 0')])
+def test_bad_arguments(call, match):
+    with pytest.raises((ValueError, TypeError), match=match): call()
+
+def test_get_data_pairs():
+    assert list(DATASETS) == ['mnist1d', 'digits']
+    for name,shape in (('mnist1d', (100, 1, 40)), ('digits', (64, 1, 8, 8))):
+        dls,model = get_data(name, device='cpu')
+        xb,_ = dls.one_batch()
+        assert xb.shape == shape and model(xb).shape == (shape[0], 10)
+
+# ---------------------------------------------------------------- image folders
+def _img(path, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.RandomState(seed).randint(0, 255, (20, 20, 3), dtype=np.uint8)).save(path)
+
+@pytest.mark.parametrize('layout', ['subfolders', 'train/valid', 'names'])
+def test_image_folder_layouts(tmp_path, layout):
+    "Class subfolders (random split), train/valid subfolders, or a flat folder of `<class>_<n>.png` (Oxford-IIIT Pets)"
+    for i in range(10):
+        cls = ('cat', 'great_pyrenees')[i % 2]
+        if layout == 'subfolders': _img(tmp_path/cls/f'{i}.png', i)
+        elif layout == 'train/valid': _img(tmp_path/('valid' if i < 4 else 'train')/cls/f'{i}.png', i)
+        else: _img(tmp_path/f'{cls}_{i}.png', i)
+    path,found,classes = check_image_folder(tmp_path)
+    assert (path, found, classes) == (tmp_path, layout, ['cat', 'great_pyrenees'])
+    assert check_data(str(tmp_path)) == tmp_path
+    dls,model = get_data(tmp_path, device='cpu')
+    assert list(dls.vocab) == ['cat', 'great_pyrenees'] and dls.c == 2
+    assert (len(dls.train_ds), len(dls.valid_ds)) == ((6, 4) if layout == 'train/valid' else (8, 2))
+    dls = image_folder_dls(tmp_path, bs=2, size=16, device='cpu')
+    xb,yb = dls.one_batch()
+    assert xb.shape == (2, 3, 16, 16) and abs(float(xb.mean())) < 2  # normalized
+    model.eval()
+    assert model(xb).shape == (2, 2)
+
+def test_image_folder_rejects(tmp_path):
+    with pytest.raises(ValueError, match='does not exist'): check_image_folder(tmp_path/'nope')
+    (tmp_path/'empty').mkdir()
+    with pytest.raises(ValueError, match='holds no image files'): check_image_folder(tmp_path/'empty')
+    for i in range(3): _img(tmp_path/'one'/'cats'/f'{i}.png', i)
+    with pytest.raises(ValueError, match=r"at least 2 classes of images, found 1: \['cats'\]"): check_image_folder(tmp_path/'one')
+    for i in range(3): _img(tmp_path/'flat'/f'img{i}.png', i)
+    with pytest.raises(ValueError, match="class subfolders, or names like"): check_image_folder(tmp_path/'flat')
+    for i in range(4): _img(tmp_path/'tv'/'train'/f'c{i%2}'/f'{i}.png', i)
+    (tmp_path/'tv'/'valid').mkdir()
+    with pytest.raises(ValueError, match=r"valid' holds no image files"): check_image_folder(tmp_path/'tv')
+    for i in range(2): _img(tmp_path/'tiny'/f'c{i}'/'0.png', i)
+    with pytest.raises(ValueError, match=r'gives 2 training and 0 validation images'): image_folder_dls(tmp_path/'tiny', device='cpu')
+    with pytest.raises(ValueError, match='size must be >= 1'): image_folder_dls(tmp_path/'one', size=0)
