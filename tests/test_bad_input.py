@@ -1,12 +1,13 @@
-"""One table of bad calls across the public API. Each row must raise a `ValueError`/`TypeError` that names the argument
+"""One table of bad calls across the public API (fit variants, metrics, optimizers, LR finder, the command line). Each row must raise a `ValueError`/`TypeError` that names the argument
 (and its accepted range), and leave the learner exactly as it was: same weights hash, same optimizer state and hypers,
-same frozen state and train/eval mode."""
+same frozen state and train/eval mode, and no file written."""
 import hashlib, math
 from functools import partial
 import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel
 from fastai_anneal.all import *
+from fastai_anneal.cli import compare, find_lr, preview, main
 from copy import deepcopy  # after the star imports, which bring a `copy` of their own
 
 def _splitter(m): return [[m.a], [m.b]]
@@ -109,11 +110,23 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: l.lr_find(num_it=1, show_plot=False), 'num_it must be >= 2'),
     (lambda l: l.lr_find(anneal='spiral', show_plot=False), 'anneal must be one of'),
     (lambda l: l.lr_find(start_lr=[1e-7, 1e-6, 1e-5], show_plot=False), 'start_lr'),
+    # ---- the command line's functions (the console script prints these on one line and exits 2: tests/test_cli.py)
+    (lambda l: compare(epochs=0), 'epochs must be >= 1, got 0'),
+    (lambda l: compare(seeds=0), 'seeds must be >= 1, got 0'),
+    (lambda l: compare(schedules='one_cycle,bogus'), 'schedules must be a comma-separated list of one_cycle'),
+    (lambda l: compare(data='nope'), "data must be one of 'mnist1d', 'digits' or an image folder"),
+    (lambda l: compare(lr='-1'), r'lr must be in \(0, inf\), got -1.0'),
+    (lambda l: compare(device='tpu'), "device must be 'auto', 'cpu' or 'cuda'"),
+    (lambda l: find_lr(anneal='zig'), 'anneal must be one of'),
+    (lambda l: preview('fit_magic'), 'variant must be one of fit_cos_anneal'),
+    (lambda l: preview('fit_cos_anneal', pct_warmup=1.5), r'pct_warmup must be in \[0, 1\), got 1.5'),
+    (lambda l: preview('fit_sgdr_anneal', cycle_mult=0.5), r'cycle_mult must be in \[1, inf\)'),
 ]
 
 @pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])
 @pytest.mark.parametrize('call,match', BAD, ids=[f'row{i}' for i in range(len(BAD))])
-def test_bad_call_names_the_argument_and_touches_nothing(call, match, trained):
+def test_bad_call_names_the_argument_and_touches_nothing(call, match, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the commands' default output folder is relative: nothing may appear there
     learn = mk_learner()
     if trained:  # Adam moments and step counts exist, and the first group is frozen
         with learn.no_bar(), learn.no_logging(): learn.fit(1)
@@ -122,5 +135,6 @@ def test_bad_call_names_the_argument_and_touches_nothing(call, match, trained):
     before = state(learn)
     with pytest.raises(E, match=match): call(learn)
     same(before, state(learn))
+    assert not any(tmp_path.iterdir())  # no file written
 
 def test_table_is_large_enough(): assert len(BAD) >= 40
