@@ -1,44 +1,40 @@
 "Thin `Learner` patches: validate, build the schedules of `schedules.py`, hand them to fastai's `ParamScheduler`, fit."
 from __future__ import annotations
 import numpy as np
-from fastcore.basics import even_mults, patch
+from fastcore.basics import patch
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
-from .schedules import (check_int, check_float, check_lrs, cos_anneal_scheds, sgdr_n_epoch, sgdr_anneal_scheds,
+from ._groups import n_groups, group_lrs
+from .schedules import (check_int, check_float, check_bool, cos_anneal_scheds, sgdr_n_epoch, sgdr_anneal_scheds,
                         flat_anneal_scheds)
 
 __all__ = ['ReplayShuffles']  # and the `Learner` patches, applied on import
 
-def _n_groups(learn) -> int:
-    "Number of param groups `learn.opt` has, or would have, without creating it (mirrors fastai's `Optimizer.__init__`)"
-    if learn.opt is not None: return len(learn.opt.param_lists)
-    ps = L(learn.splitter(learn.model))
-    return len(ps) if len(ps) and isinstance(ps[0], (L, list)) else 1
-
 def _group_lrs(learn, lr, name:str) -> np.ndarray:
     "One lr per param group from a float, a slice (as `Optimizer.set_hyper`) or a list; `learn.lr` if None"
-    n = _n_groups(learn)
-    if lr is None: lr = learn.lr
-    if isinstance(lr, slice):
-        if lr.stop is None: raise ValueError(f"{name} as a slice needs a stop (the last group's lr), got {lr!r}")
-        stop = check_float(f"{name}.stop", lr.stop)
-        lr = [stop/10]*(n-1) + [stop] if lr.start is None else even_mults(check_float(f"{name}.start", lr.start), stop, n)
-    lrs = check_lrs(name, lr)
-    if np.ndim(lrs) == 0 or len(lrs) == 1: return np.full(n, float(np.ravel(lrs)[0]))
-    if len(lrs) != n: raise ValueError(f"{name} has {len(lrs)} values but the optimizer has {n} parameter group(s): give one value, a slice, or {n} values")
-    return lrs
+    n = n_groups(learn)
+    v = group_lrs(name, learn.lr if lr is None else lr, n)
+    return np.full(n, v) if np.ndim(v) == 0 else np.array(v, dtype=np.float64)
 
-def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max') -> dict:
+def _check_cbs(cbs):
+    "`cbs` as a list of `Callback`s (instances or classes, as `Learner.add_cbs` takes them), or raise naming `cbs`"
+    cbs = L(cbs)
+    bad = [c for c in cbs if not (isinstance(c, Callback) or (isinstance(c, type) and issubclass(c, Callback)))]
+    if bad: raise TypeError(f"cbs must be fastai Callbacks (instances or classes), got {bad[0]!r}")
+    return cbs
+
+def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max', cbs=None, reset_opt=False) -> dict:
     "Validate one fit call with no side effect; returns what `_launch` needs"
     n_epoch = check_int('n_epoch', n_epoch)
     start_epoch = check_int('start_epoch', start_epoch, 0)
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
     if wd is not None: wd = check_float('wd', wd, 0., lo_open=False)
     lrs = _group_lrs(learn, lr, lr_name)
-    return dict(n_epoch=n_epoch, lrs=lrs, scheds=build(lrs), wd=wd, start_epoch=start_epoch)
+    return dict(n_epoch=n_epoch, lrs=lrs, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=_check_cbs(cbs),
+                reset_opt=check_bool('reset_opt', reset_opt))
 
 class _ParamScheduler(ParamScheduler):
     "fastai's `ParamScheduler`, answering only the 4 events it handles: fastai's dispatch of the ~10 others per batch cost 2-3% of a small model's epoch"
@@ -88,7 +84,7 @@ def fit_cos_anneal(self:Learner,
 ):
     "Fit `self.model` for `n_epoch` with optional warmup then cosine annealing to `lr_max/div_final` (SGDR without restarts, arXiv 1608.03983)"
     build = lambda lrs: cos_anneal_scheds(lrs, div_final, pct_warmup, div_warmup, warmup, anneal, moms)
-    _launch(self, **_prepare(self, n_epoch, lr_max, build, wd, start_epoch), cbs=cbs, reset_opt=reset_opt)
+    _launch(self, **_prepare(self, n_epoch, lr_max, build, wd, start_epoch, cbs=cbs, reset_opt=reset_opt))
 
 @patch
 def fit_sgdr_anneal(self:Learner,
@@ -110,7 +106,7 @@ def fit_sgdr_anneal(self:Learner,
     "Fit `self.model` with `n_cycles` warm restarts, growing by `cycle_mult` and decaying by `cycle_decay` (SGDR, arXiv 1608.03983)"
     n_epoch = sgdr_n_epoch(n_cycles, cycle_len, cycle_mult)
     build = lambda lrs: sgdr_anneal_scheds(n_cycles, cycle_len, lrs, cycle_mult, cycle_decay, div_final, pct_warmup, div_warmup, warmup, anneal)
-    _launch(self, **_prepare(self, n_epoch, lr_max, build, wd, start_epoch), cbs=cbs, reset_opt=reset_opt)
+    _launch(self, **_prepare(self, n_epoch, lr_max, build, wd, start_epoch, cbs=cbs, reset_opt=reset_opt))
 
 @patch
 def fit_flat_anneal(self:Learner,
@@ -129,7 +125,7 @@ def fit_flat_anneal(self:Learner,
 ):
     "Fit `self.model` with warmup, a stable `lr`, then a decay from `pct_start` (WSD, Hägele et al., arXiv 2405.18392)"
     build = lambda lrs: flat_anneal_scheds(lrs, div_final, pct_start, pct_warmup, anneal, warmup, div_warmup)
-    _launch(self, **_prepare(self, n_epoch, lr, build, wd, start_epoch, lr_name='lr'), cbs=cbs, reset_opt=reset_opt)
+    _launch(self, **_prepare(self, n_epoch, lr, build, wd, start_epoch, 'lr', cbs, reset_opt))
 
 @patch
 @delegates(Learner.fit_cos_anneal, but=['n_epoch', 'lr_max', 'pct_warmup', 'div_final', 'anneal'])
@@ -153,13 +149,13 @@ def fine_tune_anneal(self:Learner,
     bkw = {k: kwargs[k] for k in ('div_warmup', 'warmup', 'moms') if k in kwargs}
     build = lambda lrs: cos_anneal_scheds(lrs, div_final, pct_warmup, anneal=anneal, **bkw)
     # validate both phases before freezing, so a bad argument leaves the learner untouched
-    frozen = _prepare(self, freeze_epochs, slice(base_lr), build, kwargs.get('wd'), start) if start < freeze_epochs else None
-    unfrozen = _prepare(self, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, kwargs.get('wd'), max(0, start-freeze_epochs))
-    lkw = {k: kwargs[k] for k in ('cbs', 'reset_opt') if k in kwargs}
+    fkw = dict(wd=kwargs.get('wd'), cbs=kwargs.get('cbs'), reset_opt=kwargs.get('reset_opt', False))
+    frozen = _prepare(self, freeze_epochs, slice(base_lr), build, start_epoch=start, **fkw) if start < freeze_epochs else None
+    unfrozen = _prepare(self, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, start_epoch=max(0, start-freeze_epochs), **fkw)
     # The uninterrupted run clears the optimizer state at each freeze/unfreeze (`Learner.freeze_to` does); a resumed run
     # clears it only at the transitions it replays, so the state loaded from a checkpoint mid-phase survives.
     if self.opt is None: self.create_opt()
-    if frozen: (self.freeze_to if start == 0 else self.opt.freeze_to)(-1); _launch(self, **frozen, **lkw)
+    if frozen: (self.freeze_to if start == 0 else self.opt.freeze_to)(-1); _launch(self, **frozen)
     elif start: _replay_shuffles(self.dls.train, freeze_epochs)  # the frozen phase's epochs, skipped without a fit
     (self.freeze_to if start <= freeze_epochs else self.opt.freeze_to)(0)
-    _launch(self, **unfrozen, **lkw)
+    _launch(self, **unfrozen)

@@ -1,6 +1,6 @@
 "The LR range test with an annealing-shaped sweep, restored in memory: `AnnealLRFinder`, `Learner.lr_find` (a superset of fastai's), crash-free suggestions."
 from __future__ import annotations
-import collections, copy, math, numbers, random, warnings
+import collections, copy, math, random, warnings
 from functools import partial
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -12,7 +12,7 @@ from fastai.learner import Learner, Recorder
 from fastai.callback.core import CancelFitException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp, sched_lin, sched_cos
 from .schedules import get_anneal, sched_sqrt, sched_poly, check_int, check_float, check_lrs, check_bool
-from .fit import _n_groups  # a sibling, not a lower layer: one group count for every entry point
+from ._groups import n_groups as _n_groups, group_lrs
 
 __all__ = ['LogSweep', 'SWEEPS', 'LearnerSnapshot', 'AnnealLRFinder', 'suggest_lrs']
 
@@ -36,26 +36,9 @@ class _Sweep:
         return self.f(self.start, self.end, pos)
 
 # ---------------------------------------------------------------- argument checks
-def _lr_values(name, v, n=None):
-    "`v` as a float, a list of floats (one per group), or, while the group count `n` is unknown, a checked slice"
-    if isinstance(v, slice):
-        if v.step is not None or v.stop is None: raise ValueError(f"{name} as a slice must be slice(stop) or slice(start, stop), got {v!r}")
-        stop = check_float(f"{name}.stop", v.stop)
-        start = None if v.start is None else check_float(f"{name}.start", v.start)
-        if n is None: return v
-        vals = [float(o) for o in L(even_mults(start, stop, n))] if start else [stop/10]*(n-1) + [stop]  # fastai's `set_hyper` expansion
-    else:
-        vals = check_lrs(name, v)
-        if np.ndim(vals) == 0: return vals
-        vals = vals.tolist()
-    if len(vals) == 1: return vals[0]
-    if n is not None and len(vals) != n:
-        raise ValueError(f"{name} has {len(vals)} values but the optimizer has {n} parameter group(s): give one value, a slice, or {n} values")
-    return vals
-
 def _check_range(start, end, n=None):
     "Checked `(start_lr, end_lr)`: floats or equal-length lists with `end_lr > start_lr` in every group"
-    start,end = _lr_values('start_lr', start, n),_lr_values('end_lr', end, n)
+    start,end = group_lrs('start_lr', start, n),group_lrs('end_lr', end, n)
     if isinstance(start, slice) or isinstance(end, slice): return start,end
     if isinstance(start, list) and isinstance(end, list) and len(start) != len(end):
         raise ValueError(f"start_lr has {len(start)} values but end_lr has {len(end)}: give one value per parameter group to both")

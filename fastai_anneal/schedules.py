@@ -2,7 +2,6 @@
 from __future__ import annotations
 import math, numbers, inspect
 from bisect import bisect_right
-from functools import partial
 import numpy as np
 from fastai.callback.schedule import sched_lin, sched_cos, sched_exp  # reused: identical formulas keep fastai parity
 
@@ -113,8 +112,11 @@ def _floor(lr, div_final):
     return lr * 0. if math.isinf(div_final) else lr / div_final
 
 def _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal):
-    return (check_lrs('lr_max', lr_max), check_float('div_final', div_final, inf_ok=True), check_pct('pct_warmup', pct_warmup),
-            check_float('div_warmup', div_warmup, inf_ok=True), get_anneal(warmup, 'warmup', WARMUPS), get_anneal(anneal))
+    res = (check_lrs('lr_max', lr_max), check_float('div_final', div_final, inf_ok=True), check_pct('pct_warmup', pct_warmup),
+           check_float('div_warmup', div_warmup, inf_ok=True), get_anneal(warmup, 'warmup', WARMUPS), get_anneal(anneal))
+    if res[5] is sched_exp and math.isinf(res[1]):  # start*(0/start)**pos is 0 from the first step on: a silent lr of 0
+        raise ValueError("div_final must be finite with anneal='exp' (an exponential never reaches 0), got inf")
+    return res
 
 # ---------------------------------------------------------------- builders, one per fit variant
 def cos_anneal_scheds(lr_max:float|np.ndarray,  # Peak learning rate (an array: one per param group)

@@ -1,5 +1,6 @@
 """fastai keeps working with `fastai_anneal.all` imported: the docs tests of fastai's nbs/14_callback.schedule.ipynb,
-re-run verbatim (plots dropped). Source: fastai/fastai, nbs/14_callback.schedule.ipynb (Apache-2.0)."""
+re-run verbatim (plots dropped), plus an assertion where fastai's cell only runs. Source: fastai/fastai,
+nbs/14_callback.schedule.ipynb (Apache-2.0)."""
 import tempfile
 from fastai.basics import *
 from fastai.callback.schedule import *
@@ -56,6 +57,7 @@ def test_fit_flat_cos():
     learn = synth_learner()
     learn.fit_flat_cos(2)
     learn.recorder.plot_sched()
+    test_close(learn.recorder.hps['lr'], [combined_cos(0.75, 1e-3, 1e-3, 1e-8)(i/20) for i in range(20)])  # added
 
 def test_fit_sgdr():
     learn = synth_learner()
@@ -69,6 +71,8 @@ def test_fit_sgdr():
 def test_fine_tune():
     learn = synth_learner()
     learn.fine_tune(1)
+    test_close(learn.recorder.hps['lr'], [combined_cos(0.3, 1e-3/5, 1e-3, 1e-8)(i/10) for i in range(10)])  # added: the unfrozen phase
+    assert not learn.opt.frozen_idx
 
 class InterruptCallback(Callback):
     def __init__(self, epoch): self._interupt_before = epoch
@@ -82,6 +86,7 @@ def test_resume_fit_one_cycle():
         learn2 = synth_learner(path=d)
         learn2 = learn2.load("ckpt")
         learn2.fit_one_cycle(5, start_epoch=2)
+    test_close(learn2.recorder.hps['lr'], [combined_cos(0.25, 1e-3/25, 1e-3, 1e-8)(i/50) for i in range(20, 50)])  # added
 
 def test_lr_finder_callback():
     with tempfile.TemporaryDirectory() as d:
@@ -108,7 +113,7 @@ def test_suggestion_functions():
 def test_lr_find():
     with tempfile.TemporaryDirectory() as d:
         learn = synth_learner(path=Path(d))
-        weights_pre_lr_find = L(learn.model.parameters())
+        weights_pre_lr_find = L(p.detach().clone() for p in learn.model.parameters())  # fastai's cell keeps references, which always compare equal
         lr_min, lr_steep, lr_valley, lr_slide = learn.lr_find(suggest_funcs=(minimum, steep, valley, slide))
         weights_post_lr_find = L(learn.model.parameters())
     test_eq(weights_pre_lr_find, weights_post_lr_find)
