@@ -33,7 +33,7 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
     if wd is not None: wd = check_float('wd', wd, 0., lo_open=False)
     lrs = _group_lrs(learn, lr, lr_name)
-    return dict(n_epoch=n_epoch, lrs=lrs, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=_check_cbs(cbs),
+    return dict(n_epoch=n_epoch, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=_check_cbs(cbs),
                 reset_opt=check_bool('reset_opt', reset_opt))
 
 class _ParamScheduler(ParamScheduler):
@@ -60,10 +60,10 @@ def _replay_shuffles(dl, n_epoch:int):
     if not getattr(dl, 'shuffle', False): return
     for _ in range(n_epoch): dl.randomize(); dl.get_idxs()
 
-def _launch(learn, n_epoch, lrs, scheds, wd, start_epoch, cbs=None, reset_opt=False):
-    "The setup every variant shares: optimizer, per-group lrs, `ParamScheduler`, `fit` (with `start_epoch`, which fastai's `fit_flat_cos` drops)"
-    if learn.opt is None: learn.create_opt()
-    learn.opt.set_hyper('lr', lrs)
+def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False):
+    "The setup every variant shares: the scheduler, and `fit` with `start_epoch` (which fastai's `fit_flat_cos` drops)"
+    # No `create_opt`/`set_hyper('lr', ...)` here: `fit` creates a missing optimizer and resets every lr to `learn.lr`
+    # before the first batch, where the scheduler sets the scheduled value.
     cbs = _ParamScheduler(scheds) + L(cbs) + (L(ReplayShuffles(start_epoch)) if start_epoch else L())
     learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
