@@ -1,6 +1,8 @@
 "The public API, fastai convention: `from fastai_anneal.all import *` (importing it applies the `Learner` patches)."
 from .schedules import *
+from .registry import *
 from .fit import *
+from .snapshot import *
 from .lr_finder import *
 from .metrics import *
 from .optimizer import *

@@ -23,8 +23,9 @@ from fastcore.basics import noop
 from . import fit, lr_finder  # noqa: F401  the `Learner` patches
 from .lr_finder import SWEEPS
 from .metrics import Accuracy
-from .schedules import (ANNEALS, WARMUPS, check_int, check_float, get_anneal, sgdr_n_epoch, cos_anneal_scheds, sgdr_anneal_scheds,
-                        flat_anneal_scheds)
+from .schedules import ANNEALS, WARMUPS, get_anneal, sgdr_cycles
+from .registry import VARIANTS
+from ._checks import check_int, check_lr_or_name, check_device, check_out as _check_out
 from .data import check_data, get_data
 from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure
 
@@ -41,22 +42,20 @@ def _usage():
     except (ValueError, TypeError, OSError) as e: raise UsageError(str(e)) from None
 
 # ---------------------------------------------------------------- the schedules `compare` runs, each on exactly `N` epochs
-def sgdr_cycles(n_epoch:int,  # The epoch budget to fill
-) -> tuple:
-    "`(n_cycles, cycle_len)` of SGDR with `cycle_mult=2` filling exactly `n_epoch` epochs with the most cycles (30 -> 4 cycles: 2, 4, 8, 16)"
-    n_epoch = check_int('n_epoch', n_epoch)
-    return max((n, n_epoch//(2**n-1)) for n in range(1, n_epoch.bit_length()+1) if n_epoch % (2**n-1) == 0)
+def _fit_variant(v):
+    "`fit(learn, N, lr)` of registered variant `v`: its epoch arguments spending N epochs, `lr` as its lr argument"
+    return lambda l,n,lr: getattr(l, v.method)(**v.epoch_kwargs(n), **{v.lr_arg: lr})
 
-SCHEDULES = {  # name: (fit(learn, N, lr), how it spends the N epochs)
-    'one_cycle':   (lambda l,n,lr: l.fit_one_cycle(n, lr), "fastai fit_one_cycle(N, lr): 25% warmup from lr/25, cosine to lr/1e5; momentum 0.95-0.85-0.95"),
-    'flat_cos':    (lambda l,n,lr: l.fit_flat_cos(n, lr), "fastai fit_flat_cos(N, lr): lr for 75% of training, cosine to lr/1e5"),
-    'sgdr':        (lambda l,n,lr: l.fit_sgdr(*sgdr_cycles(n), lr), "fastai fit_sgdr(*sgdr_cycles(N), lr): cycle_mult=2 cycles filling N epochs, each a cosine from lr to 0"),
-    'cos_anneal':  (lambda l,n,lr: l.fit_cos_anneal(n, lr), "fit_cos_anneal(N, lr): one cosine from lr to lr/1e5, no warmup"),
-    'sgdr_anneal': (lambda l,n,lr: l.fit_sgdr_anneal(*sgdr_cycles(n), lr), "fit_sgdr_anneal(*sgdr_cycles(N), lr): sgdr's cycles, each a cosine from lr to lr/1e5"),
-    'flat_anneal': (lambda l,n,lr: l.fit_flat_anneal(n, lr), "fit_flat_anneal(N, lr): lr for 75% of training, cosine to lr/1e5"),
-    'constant':    (lambda l,n,lr: l.fit(n, lr), "fastai fit(N, lr): constant lr"),
+_FASTAI = {  # fastai's own methods, the baselines: name: (fit(learn, N, lr), how it spends the N epochs)
+    'one_cycle': (lambda l,n,lr: l.fit_one_cycle(n, lr),
+                  "fastai fit_one_cycle(N, lr): 25% warmup from lr/25, cosine to lr/1e5; momentum 0.95-0.85-0.95"),
+    'flat_cos':  (lambda l,n,lr: l.fit_flat_cos(n, lr), "fastai fit_flat_cos(N, lr): lr for 75% of training, cosine to lr/1e5"),
+    'sgdr':      (lambda l,n,lr: l.fit_sgdr(*sgdr_cycles(n), lr),
+                  "fastai fit_sgdr(*sgdr_cycles(N), lr): cycle_mult=2 cycles filling N epochs, each a cosine from lr to 0"),
 }
-DEFAULT_SCHEDULES = ('one_cycle', 'flat_cos', 'sgdr', 'cos_anneal', 'sgdr_anneal', 'flat_anneal')
+SCHEDULES = {**_FASTAI, **{v.name: (_fit_variant(v), v.budget) for v in VARIANTS.values() if v.budget},  # the registry's, then
+             'constant': (lambda l,n,lr: l.fit(n, lr), "fastai fit(N, lr): constant lr")}                  # a constant-lr floor
+DEFAULT_SCHEDULES = tuple(k for k in SCHEDULES if k != 'constant')
 
 # ---------------------------------------------------------------- argument checks (no side effect)
 def _check_schedules(schedules) -> list:
@@ -73,27 +72,10 @@ AUTO_LR = 'minimum'
 
 def _check_lr(lr):
     "A suggestion name of `SUGGESTIONS` ('auto' is `AUTO_LR`) or a learning rate > 0"
-    if isinstance(lr, str):
-        if lr == 'auto' or lr in SUGGESTIONS: return AUTO_LR if lr == 'auto' else lr
-        try: lr = float(lr)
-        except ValueError: raise ValueError(f"lr must be 'auto', one of {', '.join(map(repr, SUGGESTIONS))} or a number > 0, got {lr!r}") from None
-    return check_float('lr', lr)
+    lr = check_lr_or_name('lr', lr, ('auto', *SUGGESTIONS), f"'auto', one of {', '.join(map(repr, SUGGESTIONS))}")
+    return AUTO_LR if lr == 'auto' else lr
 
-def _check_device(device) -> torch.device:
-    "The torch device: fastai's `default_device()` (a GPU when present) for 'auto'"
-    if device not in ('auto', 'cpu', 'cuda'): raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == 'cuda' and not torch.cuda.is_available(): raise ValueError("device 'cuda' asked for, but torch finds no GPU (torch.cuda.is_available() is False); use 'auto' or 'cpu'")
-    return default_device() if device == 'auto' else torch.device(device)
-
-def _check_out(out) -> Path:
-    "`out` as a folder that exists or can be created, and can be written; creates nothing"
-    if not isinstance(out, (str, Path)) or not str(out): raise TypeError(f"out must be a folder path, got {out!r}")
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir(): raise ValueError(f"out must be a folder, but {str(out)!r} is a file")
-    parent = next(p for p in (out, *out.absolute().parents) if p.exists())
-    if not parent.is_dir(): raise ValueError(f"out folder {str(out)!r} cannot be created: {str(parent)!r} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK): raise ValueError(f"out folder {str(out)!r} cannot be written: no write permission on {str(parent)!r}")
-    return out
+def _check_device(device) -> torch.device: return check_device(device, default_device)
 
 def _make_out(out:Path) -> Path:
     "Create `out` and prove it writable, or raise `OSError` (root may pass `os.access` where the file system refuses)"
@@ -199,7 +181,7 @@ def compare(
     data:str='mnist1d',      # 'mnist1d' (the paper's CNN), 'digits' (sklearn 8x8, a small CNN) or an image folder (resnet18, random init)
     epochs:int=30,           # Epochs of every run: each schedule spends exactly this budget
     lr:str='auto',           # A learning rate, or one lr_find (seed 0) and its suggestion for every run: 'valley', 'slide', 'minimum', 'steep' or 'auto' (= 'minimum')
-    schedules:str=','.join(DEFAULT_SCHEDULES),  # Comma-separated, from: one_cycle, flat_cos, sgdr, cos_anneal, sgdr_anneal, flat_anneal, constant
+    schedules:str=','.join(DEFAULT_SCHEDULES),  # Comma-separated names of `SCHEDULES` (`--help` lists them)
     seeds:int=3,             # Runs per schedule, seeds 0..seeds-1 (weight init, shuffling, random split)
     out:Path=Path('runs'),   # Folder for results.csv, results.json, schedules.png, accuracy.png, compare.png
     device:str='auto',       # 'auto' (a GPU when present), 'cpu' or 'cuda'
@@ -238,12 +220,16 @@ def find_lr(
     print(f"Wrote {out/'lr_find.png'}")
     return sugg
 
-PREVIEWS = {'fit_cos_anneal': cos_anneal_scheds, 'fit_sgdr_anneal': sgdr_anneal_scheds, 'fit_flat_anneal': flat_anneal_scheds}
-_BUILDER_DEFAULTS = dict(lr_max=1e-3, lr=1e-3, n_cycles=3, cycle_len=1)  # what the builders require, the fits take from the Learner
+PREVIEWS = {m: v.builder for m,v in VARIANTS.items() if not v.two_phase}  # method: its builder, for every one-phase variant
+
+def _preview_kwargs(v, kwargs:dict) -> dict:
+    "`kwargs` completed with what the builder requires and the fit would take from the `Learner` (lr 1e-3) or its first example"
+    req = [k for k,p in v.builder_params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
+    return {**{k: 1e-3 if k == v.lr_arg else v.examples[0][k] for k in req}, **kwargs}
 
 def preview(
-    variant:str,             # 'fit_cos_anneal', 'fit_sgdr_anneal' or 'fit_flat_anneal'
-    epochs:int=None,         # Epochs (5 if None); fit_sgdr_anneal takes them from n_cycles, cycle_len and cycle_mult
+    variant:str,             # A fit variant, one of `PREVIEWS` (`--help` lists them)
+    epochs:int=None,         # Epochs (5 if None); a variant counting cycles (fit_sgdr_anneal) takes them from its arguments
     n_batch:int=100,         # Training batches per epoch
     out:Path=Path('runs'),   # Folder for preview_<variant>.png
     **kwargs,                # Arguments of the variant's builder in `schedules.py` (lr_max, pct_warmup, anneal...)
@@ -251,13 +237,13 @@ def preview(
     "Plot the schedule a fit variant would follow, from its pure builder in `schedules.py`, without training; returns the values per batch"
     with _usage():
         if variant not in PREVIEWS: raise ValueError(f"variant must be one of {', '.join(PREVIEWS)}, got {variant!r}")
-        build = PREVIEWS[variant]
-        kwargs = {**{k: v for k,v in _BUILDER_DEFAULTS.items() if k in inspect.signature(build).parameters}, **kwargs}
-        if variant == 'fit_sgdr_anneal':
-            if epochs is not None: raise ValueError("epochs of fit_sgdr_anneal follow from n_cycles, cycle_len and cycle_mult: give those instead")
-            epochs = sgdr_n_epoch(kwargs['n_cycles'], kwargs['cycle_len'], kwargs.get('cycle_mult', inspect.signature(build).parameters['cycle_mult'].default))
+        v = VARIANTS[variant]
+        kwargs = _preview_kwargs(v, kwargs)
+        if v.n_epoch_of is not None:
+            if epochs is not None: raise ValueError(f"epochs of {variant} follow from {', '.join(v.epoch_args)}: give those instead")
+            epochs = v.n_epoch(**kwargs)
         epochs,n_batch = check_int('epochs', 5 if epochs is None else epochs),check_int('n_batch', n_batch)
-        scheds = build(**kwargs)
+        scheds = v.builder(**kwargs)
         out = _make_out(_check_out(out))
     args = ', '.join(f"{k}={v}" for k,v in kwargs.items())
     path = save_figure(plot_schedule(scheds, epochs, n_batch, title=f"{variant}({args})"), out/f'preview_{variant}.png')
@@ -275,10 +261,11 @@ class _Parser(argparse.ArgumentParser):
     "argparse with a one-line error (status 2): the usage is one `--help` away"
     def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
-def _add_builder_args(p, build):
-    "One flag per argument of schedule builder `build`, with its docment as help; unset flags keep the builder's defaults"
-    for k,d in docments(build, full=True, returns=False).items():  # annotations stay strings: `str|callable` cannot be evaluated
-        default,is_int = _BUILDER_DEFAULTS[k] if d.default is inspect.Parameter.empty else d.default,d.anno in (int, 'int')
+def _add_builder_args(p, v):
+    "One flag per argument of variant `v`'s builder, with its docment as help; unset flags keep the builder's defaults"
+    defaults = _preview_kwargs(v, {})
+    for k,d in docments(v.builder, full=True, returns=False).items():  # annotations stay strings: `str|callable` cannot be evaluated
+        default,is_int = defaults[k] if d.default is inspect.Parameter.empty else d.default,d.anno in (int, 'int')
         kw = dict(default=argparse.SUPPRESS, help=f"{d.docment} (default: {default})")
         if k in ('anneal', 'warmup'): kw.update(choices=list(WARMUPS if k == 'warmup' else ANNEALS))
         elif k == 'moms': kw.update(type=float, nargs=3, metavar=('START', 'PEAK', 'END'))
@@ -292,15 +279,19 @@ def _parser() -> _Parser:
     sub = top.add_subparsers(dest='command', required=True, metavar='COMMAND')
     budgets = "how each schedule spends the N epochs of --epochs:\n" + '\n'.join(f"  {k:<12} {v}" for k,(_,v) in SCHEDULES.items())
     for name,f,epilog in (('compare', compare, budgets), ('lr-find', find_lr, None)):
-        sub.add_parser(name, parents=[anno_parser(f)], add_help=False, help=f.__doc__, description=f.__doc__, epilog=epilog, formatter_class=fmt)
+        p = sub.add_parser(name, parents=[anno_parser(f)], add_help=False, help=f.__doc__, description=f.__doc__, epilog=epilog,
+                           formatter_class=fmt)
+        for a in p._actions:  # the choices come from the registry, not from the docment
+            if a.dest == 'schedules': a.help = f"Comma-separated, from: {', '.join(SCHEDULES)} (default: {a.default})"
     p = sub.add_parser('preview', help=preview.__doc__, description=preview.__doc__, formatter_class=fmt)
     variants = p.add_subparsers(dest='variant', required=True, metavar='VARIANT')
     for name,build in PREVIEWS.items():
-        v = variants.add_parser(name, help=build.__doc__, description=build.__doc__, formatter_class=fmt)
-        if name != 'fit_sgdr_anneal': v.add_argument('--epochs', type=int, default=5, metavar='(int)', help="Epochs (default: 5)")
-        v.add_argument('--n-batch', dest='n_batch', type=int, default=100, metavar='(int)', help="Training batches per epoch (default: 100)")
-        v.add_argument('--out', type=Path, default=Path('runs'), metavar='(path)', help="Folder for preview_<variant>.png (default: runs)")
-        _add_builder_args(v, build)
+        vp = variants.add_parser(name, help=build.__doc__, description=build.__doc__, formatter_class=fmt)
+        if VARIANTS[name].n_epoch_of is None:
+            vp.add_argument('--epochs', type=int, default=5, metavar='(int)', help="Epochs (default: 5)")
+        vp.add_argument('--n-batch', dest='n_batch', type=int, default=100, metavar='(int)', help="Training batches per epoch (default: 100)")
+        vp.add_argument('--out', type=Path, default=Path('runs'), metavar='(path)', help="Folder for preview_<variant>.png (default: runs)")
+        _add_builder_args(vp, VARIANTS[name])
     return top
 
 COMMANDS = {'compare': compare, 'lr-find': find_lr, 'preview': preview}

@@ -8,7 +8,7 @@ from torch import nn
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.torch_core import default_device
-from .schedules import check_int, check_float
+from ._checks import check_int, check_float
 
 __all__ = ['mnist1d_arrays', 'mnist1d_dls', 'mnist1d_cnn', 'digits_dls', 'digits_cnn', 'check_image_folder', 'image_folder_dls',
            'image_folder_resnet', 'DATASETS', 'check_data', 'get_data']

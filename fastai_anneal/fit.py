@@ -1,15 +1,17 @@
-"Thin `Learner` patches: validate, build the schedules of `schedules.py`, hand them to fastai's `ParamScheduler`, fit."
+"Thin `Learner` patches generated from the registry: validate, build the schedules of `schedules.py`, hand them to fastai's `ParamScheduler`, fit."
 from __future__ import annotations
+import inspect
+from types import FunctionType
 import numpy as np
-from fastcore.basics import patch
+from fastcore.basics import patch, patch_to
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
-from ._groups import n_groups, group_lrs
-from .schedules import (check_int, check_float, check_bool, cos_anneal_scheds, sgdr_n_epoch, sgdr_anneal_scheds,
-                        flat_anneal_scheds)
+from ._checks import check_int, check_float, check_bool, check_cbs, group_lrs
+from ._groups import n_groups
+from .registry import Variant, VARIANTS
 
 __all__ = ['ReplayShuffles']  # and the `Learner` patches, applied on import
 
@@ -19,21 +21,14 @@ def _group_lrs(learn, lr, name:str) -> np.ndarray:
     v = group_lrs(name, learn.lr if lr is None else lr, n)
     return np.full(n, v) if np.ndim(v) == 0 else np.array(v, dtype=np.float64)
 
-def _check_cbs(cbs):
-    "`cbs` as a list of `Callback`s (instances or classes, as `Learner.add_cbs` takes them), or raise naming `cbs`"
-    cbs = L(cbs)
-    bad = [c for c in cbs if not (isinstance(c, Callback) or (isinstance(c, type) and issubclass(c, Callback)))]
-    if bad: raise TypeError(f"cbs must be fastai Callbacks (instances or classes), got {bad[0]!r}")
-    return cbs
-
 def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max', cbs=None, reset_opt=False) -> dict:
-    "Validate one fit call with no side effect; returns what `_launch` needs"
+    "Validate one fit call with no side effect (`build(lrs)` makes its schedules); returns what `_launch` needs"
     n_epoch = check_int('n_epoch', n_epoch)
     start_epoch = check_int('start_epoch', start_epoch, 0)
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
     if wd is not None: wd = check_float('wd', wd, 0., lo_open=False)
     lrs = _group_lrs(learn, lr, lr_name)
-    return dict(n_epoch=n_epoch, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=_check_cbs(cbs),
+    return dict(n_epoch=n_epoch, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=check_cbs(cbs),
                 reset_opt=check_bool('reset_opt', reset_opt))
 
 class _ParamScheduler(ParamScheduler):
@@ -67,65 +62,50 @@ def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False):
     cbs = _ParamScheduler(scheds) + L(cbs) + (L(ReplayShuffles(start_epoch)) if start_epoch else L())
     learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
-@patch
-def fit_cos_anneal(self:Learner,
+# ---------------------------------------------------------------- the patches, one per registered variant
+def _fit_args(self:Learner,
     n_epoch:int,              # Number of epochs
-    lr_max:float|slice|list=None,  # Peak learning rate (per group with a slice or list); `self.lr` if None
-    div_final:float=1e5,      # Final lr is `lr_max/div_final` (inf: anneal to 0)
-    pct_warmup:float=0.,      # Fraction of training spent warming up to `lr_max`
-    div_warmup:float=25.,     # Warmup starts at `lr_max/div_warmup` (inf: from 0)
-    warmup:str|callable='lin',   # Warmup shape: 'lin' | 'cos' | f(start, end, pos)
-    anneal:str|callable='cos',   # Anneal shape: 'cos' | 'lin' | 'exp' | 'sqrt' | 'poly' | f(start, end, pos)
-    moms:tuple=None,          # `(hi, lo, hi)`: momentum mirrors the lr, lowest at the peak; None leaves it alone
     wd:float=None,            # Weight decay; `self.wd` if None
-    cbs=None,                 # Extra callbacks for this fit
+    cbs:list=None,            # Extra callbacks for this fit
     reset_opt:bool=False,     # Reset the optimizer before fitting
-    start_epoch:int=0,        # Resume at this epoch (the lr sequence continues exactly)
+    start_epoch:int=0,        # Resume at this epoch: the lr sequence and the batches continue exactly
 ):
-    "Fit `self.model` for `n_epoch` with optional warmup then cosine annealing to `lr_max/div_final` (SGDR without restarts, arXiv 1608.03983)"
-    build = lambda lrs: cos_anneal_scheds(lrs, div_final, pct_warmup, div_warmup, warmup, anneal, moms)
-    _launch(self, **_prepare(self, n_epoch, lr_max, build, wd, start_epoch, cbs=cbs, reset_opt=reset_opt))
+    "The arguments every fit variant adds to its builder's (their docs live here; each variant's method lists them once)"
 
-@patch
-def fit_sgdr_anneal(self:Learner,
-    n_cycles:int,             # Number of cycles
-    cycle_len:int,            # Epochs in the first cycle
-    lr_max:float|slice|list=None,  # Peak lr of the first cycle (per group with a slice or list); `self.lr` if None
-    cycle_mult:float=2,       # Cycle `i` lasts `cycle_len*cycle_mult**i` epochs (1: equal cycles)
-    cycle_decay:float=1.,     # Cycle `i` peaks at `lr_max*cycle_decay**i`
-    div_final:float=1e5,      # Every cycle ends at `lr_max/div_final`
-    pct_warmup:float=0.,      # Fraction of all training spent warming up, a prefix of the first cycle
-    div_warmup:float=25.,     # Warmup starts at `lr_max/div_warmup`
-    warmup:str|callable='lin',   # Warmup shape
-    anneal:str|callable='cos',   # Anneal shape of every cycle
-    wd:float=None,            # Weight decay; `self.wd` if None
-    cbs=None,                 # Extra callbacks for this fit
-    reset_opt:bool=False,     # Reset the optimizer before fitting
-    start_epoch:int=0,        # Resume at this epoch
-):
-    "Fit `self.model` with `n_cycles` warm restarts, growing by `cycle_mult` and decaying by `cycle_decay` (SGDR, arXiv 1608.03983)"
-    n_epoch = sgdr_n_epoch(n_cycles, cycle_len, cycle_mult)
-    build = lambda lrs: sgdr_anneal_scheds(n_cycles, cycle_len, lrs, cycle_mult, cycle_decay, div_final, pct_warmup, div_warmup, warmup, anneal)
-    _launch(self, **_prepare(self, n_epoch, lr_max, build, wd, start_epoch, cbs=cbs, reset_opt=reset_opt))
+_FIT_ARGS = [p for k,p in inspect.signature(_fit_args).parameters.items() if k not in ('self', 'n_epoch')]
 
-@patch
-def fit_flat_anneal(self:Learner,
-    n_epoch:int,              # Number of epochs
-    lr:float|slice|list=None, # Stable learning rate (per group with a slice or list); `self.lr` if None
-    div_final:float=1e5,      # Final lr is `lr/div_final` (inf: decay to 0)
-    pct_start:float=0.75,     # Fraction of training before the decay starts (warmup included)
-    pct_warmup:float=0.,      # Fraction of training spent warming up to `lr`
-    anneal:str|callable='cos',   # Decay shape: 'cos' | 'lin' | 'sqrt' (1-sqrt cooldown) | 'exp' | 'poly' | f
-    warmup:str|callable='lin',   # Warmup shape
-    div_warmup:float=None,    # Warmup starts at `lr/div_warmup`; None: at `lr/div_final`, as transformers' WSD
-    wd:float=None,            # Weight decay; `self.wd` if None
-    cbs=None,                 # Extra callbacks for this fit
-    reset_opt:bool=False,     # Reset the optimizer before fitting
-    start_epoch:int=0,        # Resume at this epoch (fastai's `fit_flat_cos` ignores it; this one doesn't)
-):
-    "Fit `self.model` with warmup, a stable `lr`, then a decay from `pct_start` (WSD, Hägele et al., arXiv 2405.18392)"
-    build = lambda lrs: flat_anneal_scheds(lrs, div_final, pct_start, pct_warmup, anneal, warmup, div_warmup)
-    _launch(self, **_prepare(self, n_epoch, lr, build, wd, start_epoch, 'lr', cbs, reset_opt))
+def fit_signature(v:Variant) -> inspect.Signature:
+    "`self`, `v`'s epoch arguments, its lr (None: `learn.lr`), its builder's other arguments, then the fit's own"
+    P,own = inspect.Parameter,inspect.signature(_fit_args).parameters
+    lr_name = v.builder_lr or v.lr_arg
+    ps = [own['self']] + [own[k] if k in own else v.builder_params[k] for k in v.epoch_args]
+    ps.append(P(v.lr_arg, P.POSITIONAL_OR_KEYWORD, default=None, annotation='float|slice|list'))
+    ps += [p for k,p in v.builder_params.items() if k not in (lr_name, *v.epoch_args)] + _FIT_ARGS
+    return inspect.Signature(ps)
+
+def bind_call(v:Variant, learn, *args, **kwargs) -> dict:
+    "Every argument of a call of `v`'s method (as Python binds it, defaults applied), by name"
+    b = fit_signature(v).bind(learn, *args, **kwargs)
+    b.apply_defaults()
+    return {k: a for k,a in b.arguments.items() if k != 'self'}
+
+def prepare_call(v:Variant, learn, call:dict) -> dict:
+    "Validate a call of a single-phase variant (`bind_call`'s dict) with no side effect; `_launch(learn, **result)` runs it"
+    fit_kw = {p.name: call[p.name] for p in _FIT_ARGS}
+    return _prepare(learn, v.n_epoch(**call), call[v.lr_arg], lambda lrs: v.scheds(lrs, **call), lr_name=v.lr_arg, **fit_kw)
+
+def _fit_method(v:Variant) -> FunctionType:
+    "The `Learner` method of `v`: its arguments forwarded by name to the builder, `help` and `docments` showing every one"
+    def fit(self, *args, **kwargs): _launch(self, **prepare_call(v, self, bind_call(v, self, *args, **kwargs)))
+    docs = FunctionType(_fit_args.__code__, _fit_args.__globals__, _fit_args.__name__)  # docments follows `__delwrap__`:
+    docs.__delwrap__ = v.builder                                                           # method -> common args -> builder
+    sig = fit_signature(v)
+    fit.__name__,fit.__qualname__,fit.__doc__,fit.__signature__,fit.__delwrap__ = v.method,f'Learner.{v.method}',v.doc,sig,docs
+    fit.__annotations__ = {k: p.annotation for k,p in sig.parameters.items() if p.annotation is not inspect.Parameter.empty}
+    return fit
+
+for _v in VARIANTS.values():
+    if not _v.two_phase: patch_to(Learner)(_fit_method(_v))
 
 @patch
 @delegates(Learner.fit_cos_anneal, but=['n_epoch', 'lr_max', 'pct_warmup', 'div_final', 'anneal'])
@@ -139,15 +119,16 @@ def fine_tune_anneal(self:Learner,
     anneal:str|callable='cos',   # Anneal shape of both phases
     **kwargs,
 ):
-    "`Learner.fine_tune` with both phases warmed up and annealed by `fit_cos_anneal` instead of 1cycle; `start_epoch` counts the epochs of both phases"
     unknown = set(kwargs) - {'div_warmup', 'warmup', 'moms', 'wd', 'start_epoch', 'cbs', 'reset_opt'}
-    if unknown: raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}; it passes on div_warmup, warmup, moms, wd, start_epoch, cbs, reset_opt")
+    if unknown: raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}; "
+                                "it passes on div_warmup, warmup, moms, wd, start_epoch, cbs, reset_opt")
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0)
     base_lr,lr_mult = check_float('base_lr', base_lr),check_float('lr_mult', lr_mult, 1., lo_open=False)
     epochs,start = check_int('epochs', epochs),check_int('start_epoch', kwargs.get('start_epoch', 0), 0)
-    if start >= freeze_epochs + epochs: raise ValueError(f"start_epoch must be in [0, freeze_epochs+epochs={freeze_epochs+epochs}), got {start}")
+    if start >= freeze_epochs + epochs:
+        raise ValueError(f"start_epoch must be in [0, freeze_epochs+epochs={freeze_epochs+epochs}), got {start}")
     bkw = {k: kwargs[k] for k in ('div_warmup', 'warmup', 'moms') if k in kwargs}
-    build = lambda lrs: cos_anneal_scheds(lrs, div_final, pct_warmup, anneal=anneal, **bkw)
+    build = lambda lrs: VARIANTS['fine_tune_anneal'].scheds(lrs, div_final=div_final, pct_warmup=pct_warmup, anneal=anneal, **bkw)
     # validate both phases before freezing, so a bad argument leaves the learner untouched
     fkw = dict(wd=kwargs.get('wd'), cbs=kwargs.get('cbs'), reset_opt=kwargs.get('reset_opt', False))
     frozen = _prepare(self, freeze_epochs, slice(base_lr), build, start_epoch=start, **fkw) if start < freeze_epochs else None
@@ -159,3 +140,5 @@ def fine_tune_anneal(self:Learner,
     elif start: _replay_shuffles(self.dls.train, freeze_epochs)  # the frozen phase's epochs, skipped without a fit
     (self.freeze_to if start <= freeze_epochs else self.opt.freeze_to)(0)
     _launch(self, **unfrozen)
+
+Learner.fine_tune_anneal.__doc__ = VARIANTS['fine_tune_anneal'].doc

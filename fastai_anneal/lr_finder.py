@@ -1,18 +1,19 @@
-"The LR range test with an annealing-shaped sweep, restored in memory: `AnnealLRFinder`, `Learner.lr_find` (a superset of fastai's), crash-free suggestions."
+"""The LR range test with an annealing-shaped sweep, restored in memory (`snapshot.py`): `AnnealLRFinder`,
+`Learner.lr_find` (a superset of fastai's), crash-free suggestions."""
 from __future__ import annotations
-import collections, copy, math, random, warnings
+import collections, math, warnings
 from functools import partial
-import numpy as np, torch
+import torch
 import matplotlib.pyplot as plt
-from fastcore.basics import patch, store_attr, even_mults, tuplify
-from fastcore.foundation import L
+from fastcore.basics import patch, store_attr
 from fastai.torch_core import tensor
-from fastai.optimizer import _BaseOptimizer
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import CancelFitException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp, sched_lin, sched_cos
-from .schedules import get_anneal, sched_sqrt, sched_poly, check_int, check_float, check_lrs, check_bool
-from ._groups import n_groups as _n_groups, group_lrs
+from .schedules import get_anneal, sched_sqrt, sched_poly
+from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs
+from ._groups import n_groups as _n_groups
+from .snapshot import LearnerSnapshot
 
 __all__ = ['LogSweep', 'SWEEPS', 'LearnerSnapshot', 'AnnealLRFinder', 'suggest_lrs']
 
@@ -35,98 +36,6 @@ class _Sweep:
         if isinstance(self.start, list): return [self.f(s, e, pos) for s,e in zip(self.start, self.end)]  # a user's annealer need not broadcast
         return self.f(self.start, self.end, pos)
 
-# ---------------------------------------------------------------- argument checks
-def _check_range(start, end, n=None):
-    "Checked `(start_lr, end_lr)`: floats or equal-length lists with `end_lr > start_lr` in every group"
-    start,end = group_lrs('start_lr', start, n),group_lrs('end_lr', end, n)
-    if isinstance(start, slice) or isinstance(end, slice): return start,end
-    if isinstance(start, list) and isinstance(end, list) and len(start) != len(end):
-        raise ValueError(f"start_lr has {len(start)} values but end_lr has {len(end)}: give one value per parameter group to both")
-    if isinstance(start, list) or isinstance(end, list):
-        k = len(start) if isinstance(start, list) else len(end)
-        start,end = [start]*k if not isinstance(start, list) else start,[end]*k if not isinstance(end, list) else end
-        for i,(s,e) in enumerate(zip(start, end)):
-            if e <= s: raise ValueError(f"end_lr must be greater than start_lr in every group, got end_lr[{i}]={e!r} <= start_lr[{i}]={s!r}")
-    elif end <= start: raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start!r}, end_lr={end!r}")
-    return start,end
-
-# ---------------------------------------------------------------- in-memory snapshot
-def _optimizers(learn) -> list:
-    "Every optimizer object a fit may change: `learn.opt`, a built `OptimWrapper` given as `opt_func` (`create_opt` reuses it), and what they wrap (`Lookahead.opt`, `OptimWrapper.opt`)"
-    res,todo = [],[learn.opt, learn.opt_func]
-    while todo:
-        o = todo.pop()
-        if isinstance(o, (_BaseOptimizer, torch.optim.Optimizer)) and not any(o is r for r in res):
-            res.append(o)
-            if isinstance(o, _BaseOptimizer): todo += list(vars(o).values())
-    return res
-
-def _snap_opt(opt, memo):
-    "A torch optimizer through its own `state_dict`; a fastai one as a deep copy of its attributes, params and optimizers kept by identity through `memo`"
-    if isinstance(opt, torch.optim.Optimizer): return copy.deepcopy(opt.state_dict())
-    attrs,skipped = {},[]
-    for k,v in vars(opt).items():
-        if k == 'param_lists': continue  # a fit never regroups the params
-        try: attrs[k] = copy.deepcopy(v, memo)  # one memo: references shared between attributes stay shared
-        except Exception: attrs[k] = v; skipped.append(k)
-    if skipped: warnings.warn(f"LearnerSnapshot: optimizer attribute(s) {skipped} of {type(opt).__name__} cannot be deep-copied and will not be restored")
-    return attrs
-
-def _restore_opt(opt, saved):
-    if isinstance(opt, torch.optim.Optimizer): return opt.load_state_dict(saved)
-    for k in set(vars(opt)) - set(saved) - {'param_lists'}: delattr(opt, k)  # attributes the fit added
-    for k,v in saved.items(): setattr(opt, k, v)
-
-def _dataloaders(dls) -> list:
-    "The loaders of `dls` and those they wrap: a `DistributedDL` shuffles with its inner `dl`'s `rng`"
-    res,todo = [],list(getattr(dls, 'loaders', []))
-    while todo:
-        dl = todo.pop()
-        if dl is not None and not any(dl is r for r in res): res.append(dl); todo.append(vars(dl).get('dl'))
-    return res
-
-class LearnerSnapshot:
-    "In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, hypers, frozen groups), `lr` and the RNGs"
-    def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
-        self.learn,model = learn,learn.model
-        clones = {}  # a tensor shared by two modules is copied once
-        self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
-                        for m in model.modules() for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
-        self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
-        self.modes = [(m, m.training) for m in model.modules()]
-        self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
-        self.opts = _optimizers(learn)
-        memo = {id(o): o for o in self.opts + list(model.parameters())}
-        self.opt_states = [_snap_opt(o, memo) for o in self.opts]
-        self.rng = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
-                        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-        dls = _dataloaders(learn.dls)
-        self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
-        self.dl_rngs += [(dl, 'generator', vars(dl)['generator'].get_state()) for dl in dls if isinstance(vars(dl).get('generator'), torch.Generator)]
-        self.restored = False
-
-    def restore(self):
-        "Put everything back, bit for bit; a snapshot restores once"
-        if self.restored: return
-        self.restored = True
-        with torch.no_grad():
-            for m,kind,n,t,c in self.tensors:
-                getattr(m, kind)[n] = t  # a fit that swapped a tensor out gets the original object back
-                t.copy_(c)
-        for p,rg,g in self.params: p.requires_grad_(rg); p.grad = g
-        for m,training in self.modes: m.training = training
-        for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
-        for k,v in self.attrs.items(): setattr(self.learn, k, v)
-        random.setstate(self.rng['python']); np.random.set_state(self.rng['numpy']); torch.set_rng_state(self.rng['torch'])
-        if self.rng['cuda'] is not None: torch.cuda.set_rng_state_all(self.rng['cuda'])
-        for dl,attr,st in self.dl_rngs:
-            if attr == 'rng': dl.rng = st  # fastai's `DataLoader.randomize` replaces `rng` at every epoch
-            else: dl.generator.set_state(st)
-        self.tensors = self.params = self.opt_states = None  # free the copies
-
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.restore()
-
 # ---------------------------------------------------------------- the callback
 class AnnealLRFinder(ParamScheduler):
     "LR range test sweeping from `start_lr` to `end_lr` along `anneal` over `num_it` batches; stops when the smoothed loss passes `div_thresh` times its best or is NaN/inf, then restores the learner in memory"
@@ -140,14 +49,14 @@ class AnnealLRFinder(ParamScheduler):
     ):
         "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
         self.__dict__.update(_snapshot=None, _own_snapshot=False)
-        self.start_lr,self.end_lr = _check_range(start_lr, end_lr)
+        self.start_lr,self.end_lr = check_lr_range(start_lr, end_lr)
         self.num_it,self.stop_div = check_int('num_it', num_it, 2),check_bool('stop_div', stop_div)
         self.anneal = get_anneal(anneal, 'anneal', SWEEPS)
         self.div_thresh = check_float('div_thresh', div_thresh, 1., inf_ok=True)
         slices = isinstance(self.start_lr, slice) or isinstance(self.end_lr, slice)
         super().__init__({'lr': None if slices else _Sweep(self.anneal, self.start_lr, self.end_lr)})  # slices need the group count: `before_fit`
 
-    def _range(self, n): return _check_range(self.start_lr, self.end_lr, n)
+    def _range(self, n): return check_lr_range(self.start_lr, self.end_lr, n)
 
     # fastai sets `cb.learn` when `fit` adds the callback (before it creates the optimizer) and back to None in a `finally`
     # when `fit` ends, however it ends: the two places to check the group count early and to restore after an interrupt.
@@ -192,14 +101,7 @@ class AnnealLRFinder(ParamScheduler):
 # ---------------------------------------------------------------- suggestions
 def _name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
 
-def _check_suggest_funcs(suggest_funcs):
-    if suggest_funcs is None: return None
-    funcs = tuplify(suggest_funcs)
-    for f in funcs:
-        if not callable(f): raise TypeError(f"suggest_funcs must be None or suggestion functions f(lrs, losses, num_it) such as SuggestionMethod.Valley, got {f!r}")
-    nms = [_name(f) for f in funcs]
-    if len(set(nms)) != len(nms): raise ValueError(f"suggest_funcs must have distinct names (they name the fields of SuggestedLRs), got {nms}")
-    return funcs
+def _check_suggest_funcs(suggest_funcs): return check_suggest_funcs(suggest_funcs, _name)
 
 def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     losses:list,            # Smoothed loss of every sweep batch (`Recorder.losses`)

@@ -15,12 +15,12 @@ all-reduces them (sum) over the process group. Every rank must therefore read `v
 the result is cached until the next batch. Counts fed by `accum_values`/`__call__` are never reduced.
 """
 from __future__ import annotations
-import sys, numbers
+import sys
 import numpy as np, torch
 import torch.distributed as dist
 from fastai.learner import Metric
 from fastai.torch_core import find_bs
-from .schedules import check_int, check_float, check_bool
+from ._checks import check_integral, check_float, check_bool
 
 __all__ = ['Accuracy', 'BalancedAccuracy', 'AccuracyMulti']
 
@@ -33,13 +33,6 @@ def _plain(t):
 
 def _is_int_dtype(t): return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
 def _core(shape): return [s for s in shape if s != 1]
-
-def _check_int(name, v, lo=None, none_ok=True):
-    "`v` as an int (>= `lo` when given) or None (when `none_ok`), or raise naming `name`"
-    if v is None and none_ok: return None
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be {'None or ' if none_ok else ''}an int, got {v!r}")
-    return int(v) if lo is None else check_int(name, v, lo)
 
 def _check_same_shape(pred_shape, targ, what):
     "`targ` reshaped to `pred_shape`; they may differ only by size-1 dimensions, as in `flatten_check`"
@@ -137,8 +130,8 @@ class Accuracy(_CountMetric):
         top_k:int=1,             # Count a hit when the target is among the `top_k` highest scores
         ignore_index:int=None,   # Target value left out of both counts (e.g. 255 or -100 in segmentation)
     ):
-        self.axis,self.top_k = _check_int('axis', axis, none_ok=False),_check_int('top_k', top_k, 1, none_ok=False)
-        self.ignore_index = _check_int('ignore_index', ignore_index)
+        self.axis,self.top_k = check_integral('axis', axis),check_integral('top_k', top_k, 1)
+        self.ignore_index = check_integral('ignore_index', ignore_index, none_ok=True)
         self._name = 'accuracy' if self.top_k == 1 else f'top_{self.top_k}_accuracy'
         self.reset()
 
@@ -187,8 +180,8 @@ class BalancedAccuracy(_CountMetric):
         n_classes:int=None,      # Number of classes; needed only to avoid a host sync when `pred` holds class indices
         ignore_index:int=None,   # Target value left out of the confusion matrix
     ):
-        self.axis,self.adjusted = _check_int('axis', axis, none_ok=False),check_bool('adjusted', adjusted)
-        self.n_classes,self.ignore_index = _check_int('n_classes', n_classes, 2),_check_int('ignore_index', ignore_index)
+        self.axis,self.adjusted = check_integral('axis', axis),check_bool('adjusted', adjusted)
+        self.n_classes,self.ignore_index = check_integral('n_classes', n_classes, 2, none_ok=True),check_integral('ignore_index', ignore_index, none_ok=True)
         self.sample_weight = None if sample_weight is None else self._check_weights(sample_weight)
         self._name = 'balanced_accuracy_score'  # fastai's name, so `monitor='balanced_accuracy_score'` keeps working
         self.reset()

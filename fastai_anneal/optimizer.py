@@ -1,14 +1,15 @@
-"An optimizer that anneals its own learning rate: fastai's `Optimizer` and steppers, plus a fused/foreach fast path for Adam and SGD."
+"An optimizer that anneals its own learning rate: fastai's `Optimizer` and steppers (fused/foreach kernels in `_multi_tensor.py`)."
 from __future__ import annotations
 import inspect
-from collections import defaultdict
 from functools import partial
 import numpy as np, torch
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
-from fastai.optimizer import (Optimizer, Lookahead, weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat, debias,
+from fastai.optimizer import (Optimizer, Lookahead, weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat,
                               adam_step, sgd_step, momentum_step, rms_prop_step, pytorch_hp_map, _update)
-from .schedules import get_anneal, check_int, check_float, check_bool
+from .schedules import get_anneal
+from ._checks import check_int, check_float, check_pct, check_bool, check_choice, check_lrs
+from . import _multi_tensor
 
 __all__ = ['ANNEAL_IMPLS', 'anneal_lr', 'AnnealOptimizer', 'SGDAnneal', 'RMSPropAnneal', 'AdamAnneal', 'annealed']
 
@@ -49,25 +50,17 @@ def anneal_lr(lr:float,       # Learning rate of the group (the hyper `lr`, as a
 # ---------------------------------------------------------------- argument checks of the factories
 def _check_lr(lr):
     "`lr` as fastai's `Optimizer` takes it (a float, a slice or one per group), every value finite and >= 0"
-    if isinstance(lr, slice):
-        if lr.step is not None: raise ValueError(f"lr as a slice takes start and stop only, got {lr!r}")
-        return slice(None if lr.start is None else check_float('lr.start', lr.start, 0., lo_open=False), check_float('lr.stop', lr.stop, 0., lo_open=False))
-    if isinstance(lr, (list, tuple, np.ndarray)):
-        if len(lr) == 0: raise ValueError("lr must hold at least one learning rate, got an empty sequence")
-        return [check_float(f'lr[{i}]', v, 0., lo_open=False) for i,v in enumerate(np.asarray(lr, dtype=object).ravel())]
-    return check_float('lr', lr, 0., lo_open=False)
+    lr = check_lrs('lr', lr, zero_ok=True, slice_ok=True)
+    return lr.tolist() if isinstance(lr, np.ndarray) else lr
 
-def _check_mom(name, v): return check_float(name, v, 0., 1., lo_open=False)
-_HYPER_CHECKS = {'lr': _check_lr, 'mom': partial(_check_mom, 'mom'), 'sqr_mom': partial(_check_mom, 'sqr_mom'),
+_HYPER_CHECKS = {'lr': _check_lr, 'mom': partial(check_pct, 'mom'), 'sqr_mom': partial(check_pct, 'sqr_mom'),
                  'eps': partial(check_float, 'eps'), 'wd': partial(check_float, 'wd', lo=0., lo_open=False)}
 
 def _check_hypers(**hypers) -> dict:
     "Each hyper-parameter through its check (unknown names pass unchecked)"
     return {k: _HYPER_CHECKS[k](v) if k in _HYPER_CHECKS else v for k,v in hypers.items()}
 
-def _check_impl(impl):
-    if impl not in ANNEAL_IMPLS: raise ValueError(f"impl must be one of {', '.join(map(repr, ANNEAL_IMPLS))}, got {impl!r}")
-    return impl
+def _check_impl(impl): return check_choice('impl', impl, ANNEAL_IMPLS)
 
 # ---------------------------------------------------------------- torch-style param groups
 def _split_groups(params, names) -> tuple:
@@ -97,28 +90,6 @@ def _split_groups(params, names) -> tuple:
         lists.append(ps); overrides.append(_check_hypers(**hp))
     return lists,overrides
 
-# ---------------------------------------------------------------- which fast path a list of steppers allows
-def _fn(cb): return (cb.func, cb.keywords) if isinstance(cb, partial) else (cb, {})
-
-def _fast_kind(cbs) -> tuple|None:
-    "`('adam'|'sgd', decouple_wd, with_momentum)` when `cbs` are exactly fastai's Adam or SGD steppers, else None"
-    fs = [_fn(cb) for cb in cbs]
-    if len(fs) < 2 or fs[0][0] not in (weight_decay, l2_reg) or fs[0][1]: return None
-    decouple,rest = fs[0][0] is weight_decay,fs[1:]
-    if rest == [(average_grad, {'dampening': True}), (average_sqr_grad, {}), (step_stat, {}), (adam_step, {})]: return 'adam',decouple,True
-    if rest == [(sgd_step, {})]: return 'sgd',decouple,False
-    if rest in ([(average_grad, {}), (momentum_step, {})], [(average_grad, {'dampening': False}), (momentum_step, {})]): return 'sgd',decouple,True
-    return None
-
-def _devices(kind):
-    try:
-        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices, _get_foreach_kernels_supported_devices
-        return _get_fused_kernels_supported_devices() if kind == 'fused' else _get_foreach_kernels_supported_devices()
-    except ImportError: return ['cuda'] if kind == 'foreach' else []
-
-_FUSED_DEVICES,_FOREACH_DEVICES = _devices('fused'),_devices('foreach')
-_HAS_FUSED = all(hasattr(torch, f) for f in ('_fused_adamw_', '_fused_adam_', '_fused_sgd_'))
-
 # ---------------------------------------------------------------- the optimizer
 class AnnealOptimizer(Optimizer):
     "fastai `Optimizer` whose steppers see `lr` x an anneal factor that follows each param group's own step clock"
@@ -136,14 +107,14 @@ class AnnealOptimizer(Optimizer):
         store_attr(impl=_check_impl(impl))
         self.anneal_cfg = _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
         defaults = _check_hypers(**defaults)
-        names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(_fn(cb)[0], 'defaults', {})}}
+        names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(getattr(cb, 'func', cb), 'defaults', {})}}
         param_lists,overrides = _split_groups(params, names)
         super().__init__(param_lists, cbs, anneal_step=0, **defaults)
         for h,o in zip(self.hypers, overrides or []): h.update(o)
         self._set_fast()
 
     def _set_fast(self):
-        self.fast_kind = _fast_kind(self.cbs)
+        self.fast_kind = _multi_tensor.fast_kind(self.cbs)
         if self.impl in ('fused', 'foreach') and self.fast_kind is None:
             raise ValueError(f"impl={self.impl!r} needs fastai's Adam or SGD steppers; these steppers run with impl='auto' or 'stepper'")
 
@@ -206,85 +177,14 @@ class AnnealOptimizer(Optimizer):
             if i >= frozen: hyper['anneal_step'] = hyper.get('anneal_step', 0) + 1
         return loss
 
-    def _path(self, ps) -> str:
-        if self.fast_kind is None or self.impl == 'stepper': return 'stepper'
-        if any(p.grad.is_sparse or p.is_complex() or not p.is_floating_point() for p in ps):
-            if self.impl != 'auto': raise RuntimeError(f"impl={self.impl!r} takes dense real floating-point params only; use impl='stepper'")
-            return 'stepper'
-        dev = ps[0].device.type
-        if self.impl == 'fused':
-            if not _HAS_FUSED or dev not in _FUSED_DEVICES: raise RuntimeError(f"impl='fused': this torch has no fused kernels on {dev!r}; use impl='auto' or 'foreach'")
-            return 'fused'
-        if self.impl == 'foreach': return 'foreach'
-        return 'fused' if _HAS_FUSED and dev in _FUSED_DEVICES else 'foreach' if dev in _FOREACH_DEVICES else 'stepper'
+    def _path(self, ps) -> str: return _multi_tensor.path(self.fast_kind, self.impl, ps)
 
     def _step_group(self, ps, hyper):
-        path = self._path(ps)
-        if path == 'stepper':
-            for p in ps:
-                state = self.state[p]
-                for cb in self.cbs: state = _update(state, cb(p, **{**state, **hyper}))
-                self.state[p] = state
-        elif self.fast_kind[0] == 'adam': self._adam_fast(ps, hyper, path == 'fused')
-        else: self._sgd_fast(ps, hyper, path == 'fused')
-
-    def _buckets(self, ps, wd, new_state):
-        "Params with their grads and state, bucketed by (device, dtype, weight decay on): the unit of one kernel call"
-        res = defaultdict(lambda: defaultdict(list))
-        for p in ps:
-            st = self.state[p]
-            new_state(p, st)
-            b = res[(p.device, p.dtype, wd != 0 and st.get('do_wd', True))]
-            b['p'].append(p); b['g'].append(p.grad); b['st'].append(st)
-        return res
-
-    def _wd(self, b, lr, wd, do_wd):
-        "fastai's `weight_decay` (`p*(1-lr*wd)`) or `l2_reg` (`grad += wd*p`, in place as fastai does)"
-        if not do_wd: return
-        if self.fast_kind[1]: torch._foreach_mul_(b['p'], 1 - lr*wd)
-        else: torch._foreach_add_(b['g'], b['p'], alpha=wd)
-
-    def _adam_fast(self, ps, h, fused):
-        "fastai's Adam (`weight_decay|l2_reg`, `average_grad(dampening=True)`, `average_sqr_grad`, `step_stat`, `adam_step`) over many tensors at once"
-        lr,mom,sqr_mom,eps,wd = h['lr'],h['mom'],h['sqr_mom'],h['eps'],h['wd']
-        def new_state(p, st):
-            if st.get('grad_avg') is None: st['grad_avg'] = torch.zeros_like(p.grad)
-            if st.get('sqr_avg')  is None: st['sqr_avg']  = torch.zeros_like(p.grad)
-            st['step'] = st.get('step', 0) + 1
-        for (dev,_,do_wd),b in self._buckets(ps, wd, new_state).items():
-            avgs,sqrs,steps = [s['grad_avg'] for s in b['st']],[s['sqr_avg'] for s in b['st']],[s['step'] for s in b['st']]
-            if fused:
-                if not self.fast_kind[1]: self._wd(b, lr, wd, do_wd)  # L2 goes into the grads, as fastai's `l2_reg`
-                ts = {s: torch.tensor(float(s), device=dev) for s in set(steps)}  # the kernel reads (never writes) its step tensors
-                kernel = torch._fused_adamw_ if self.fast_kind[1] else torch._fused_adam_
-                kernel(b['p'], b['g'], avgs, sqrs, [], [ts[s] for s in steps], lr=lr, beta1=mom, beta2=sqr_mom,
-                       weight_decay=wd if do_wd and self.fast_kind[1] else 0., eps=eps, amsgrad=False, maximize=False)
-                continue
-            self._wd(b, lr, wd, do_wd)
-            torch._foreach_mul_(avgs, mom); torch._foreach_add_(avgs, b['g'], alpha=1-mom)
-            torch._foreach_mul_(sqrs, sqr_mom); torch._foreach_addcmul_(sqrs, b['g'], b['g'], value=1-sqr_mom)
-            denom = torch._foreach_div(sqrs, [debias(sqr_mom, 1-sqr_mom, s) for s in steps])
-            torch._foreach_sqrt_(denom); torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(b['p'], avgs, denom, [-lr / debias(mom, 1-mom, s) for s in steps])
-
-    def _sgd_fast(self, ps, h, fused):
-        "fastai's SGD (`weight_decay|l2_reg`, then `sgd_step` or `average_grad` + `momentum_step`) over many tensors at once"
-        lr,wd,with_mom = h['lr'],h['wd'],self.fast_kind[2]
-        mom = h.get('mom', 0.)
-        def new_state(p, st):
-            if with_mom and st.get('grad_avg') is None: st['grad_avg'] = torch.zeros_like(p.grad)
-        for (_,_,do_wd),b in self._buckets(ps, wd, new_state).items():
-            self._wd(b, lr, wd, do_wd)
-            if not with_mom:
-                if fused: torch._fused_sgd_(b['p'], b['g'], [], weight_decay=0., momentum=0., lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False)
-                else: torch._foreach_add_(b['p'], b['g'], alpha=-lr)
-                continue
-            bufs = [s['grad_avg'] for s in b['st']]
-            if fused and mom != 0:  # the kernel refuses buffers at momentum 0, where fastai's `average_grad` still sets them to the grad
-                torch._fused_sgd_(b['p'], b['g'], bufs, weight_decay=0., momentum=mom, lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False)
-            else:
-                torch._foreach_mul_(bufs, mom); torch._foreach_add_(bufs, b['g'])
-                torch._foreach_add_(b['p'], bufs, alpha=-lr)
+        if _multi_tensor.step(self.fast_kind, self.impl, ps, hyper, self.state): return
+        for p in ps:  # fastai's steppers, one parameter at a time: the reference
+            state = self.state[p]
+            for cb in self.cbs: state = _update(state, cb(p, **{**state, **hyper}))
+            self.state[p] = state
 
 # ---------------------------------------------------------------- factories (fastai's argument names and defaults)
 @delegates(AnnealOptimizer.__init__)
@@ -295,7 +195,7 @@ def SGDAnneal(params,         # Model parameters, lists of them (groups) or torc
     decouple_wd:bool=True,    # True weight decay (`p*(1-lr*wd)`) or L2 regularization
     **kwargs) -> AnnealOptimizer:
     "fastai's `SGD` whose lr anneals with each step; fused/foreach kernels by default"
-    lr,mom,wd,decouple_wd = _check_lr(lr),_check_mom('mom', mom),_check_hypers(wd=wd)['wd'],check_bool('decouple_wd', decouple_wd)
+    lr,mom,wd,decouple_wd = _check_lr(lr),check_pct('mom', mom),_check_hypers(wd=wd)['wd'],check_bool('decouple_wd', decouple_wd)
     cbs = [weight_decay if decouple_wd else l2_reg] + ([average_grad, momentum_step] if mom != 0 else [sgd_step])
     return AnnealOptimizer(params, cbs, lr=lr, mom=mom, wd=wd, **kwargs)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
-from .schedules import check_int, check_pct
+from ._checks import check_int, check_pct, check_named as _check_named
 
 __all__ = ['schedule_values', 'plot_schedule', 'plot_lrs', 'plot_history', 'plot_comparison', 'save_figure']
 
@@ -33,9 +33,6 @@ def plot_schedule(scheds:dict,  # `{'lr': f, ...}` from a builder of `schedules.
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-def _check_named(name, d):
-    if not isinstance(d, dict) or not d: raise TypeError(f"{name} must be a non-empty dict of schedule name -> values, got {type(d).__name__}")
 
 def _axes(name, d, ax):
     "`ax`, or a new one, once `d` is checked"

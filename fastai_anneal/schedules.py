@@ -1,12 +1,13 @@
 "Pure annealing shapes and schedule builders: `pos` in [0, 1] → value. No `Learner`, no torch state."
 from __future__ import annotations
-import math, numbers, inspect
+import math
 from bisect import bisect_right
 import numpy as np
 from fastai.callback.schedule import sched_lin, sched_cos, sched_exp  # reused: identical formulas keep fastai parity
+from ._checks import check_annealer, check_int, check_float, check_pct, check_lrs, check_moms
 
 __all__ = ['sched_sqrt', 'sched_poly', 'ANNEALS', 'WARMUPS', 'get_anneal', 'Phases', 'cos_anneal_scheds',
-           'sgdr_n_epoch', 'sgdr_anneal_scheds', 'flat_anneal_scheds']
+           'sgdr_n_epoch', 'sgdr_cycles', 'sgdr_anneal_scheds', 'flat_anneal_scheds']
 
 # ---------------------------------------------------------------- shapes
 def sched_sqrt(start, end, pos):
@@ -22,56 +23,9 @@ WARMUPS = {'lin': sched_lin, 'cos': sched_cos}
 
 def get_anneal(anneal:str|callable, name:str='anneal', names:dict=ANNEALS) -> callable:
     "Resolve `anneal` (a name in `names` or any annealer `f(start, end, pos)`) to a function, or raise naming `name`"
-    if isinstance(anneal, str):
-        if anneal in names: return names[anneal]
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, names))} or a function f(start, end, pos), got {anneal!r}")
-    if not callable(anneal): raise TypeError(f"{name} must be a name in {list(names)} or a function f(start, end, pos), got {type(anneal).__name__}")
-    try: inspect.signature(anneal).bind(1., 0., 0.5)
-    except TypeError: raise TypeError(f"{name} must accept three arguments (start, end, pos); {anneal!r} does not") from None
-    except ValueError: pass  # builtins without a signature: trust them
-    return anneal
-
-# ---------------------------------------------------------------- argument checks (shared by every entry point)
-def _is_real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-def check_int(name:str, v, lo:int=1) -> int:
-    "`v` as an int >= `lo`, or raise naming `name` (whole floats such as 3.0 are accepted)"
-    if not _is_real(v) or not math.isfinite(v) or v != int(v): raise TypeError(f"{name} must be a whole number >= {lo}, got {v!r}")
-    if v < lo: raise ValueError(f"{name} must be >= {lo}, got {v!r}")
-    return int(v)
-
-def check_float(name:str, v, lo:float=0., hi:float=math.inf, lo_open:bool=True, hi_open:bool=True, inf_ok:bool=False) -> float:
-    "`v` as a float in the interval (`lo`, `hi`) (open/closed as flagged), or raise naming `name` and the range"
-    hi_open = hi_open and not (inf_ok and math.isinf(hi))  # inf_ok: inf itself is accepted (e.g. `div_final=inf` anneals to 0)
-    rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-    if not _is_real(v): raise TypeError(f"{name} must be a real number in {rng}, got {v!r}")
-    v = float(v)
-    if math.isnan(v) or (math.isinf(v) and not (inf_ok and v > 0)): raise ValueError(f"{name} must be a finite number in {rng}, got {v!r}")
-    if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi): raise ValueError(f"{name} must be in {rng}, got {v!r}")
-    return v
-
-def check_bool(name:str, v) -> bool:
-    "`v` as a bool: True/False (numpy's too) or the ints 0/1, as fastai's truthy flags are often passed"
-    if isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v in (0, 1)): return bool(v)
-    raise TypeError(f"{name} must be True or False, got {v!r}")
-
-def check_pct(name:str, v) -> float:
-    "`v` as a fraction of training in [0, 1)"
-    return check_float(name, v, 0., 1., lo_open=False)
-
-def check_lrs(name:str, lr) -> float|np.ndarray:
-    "`lr` (a float or one float per param group) as a float or float64 array, every value finite and > 0"
-    if isinstance(lr, (list, tuple, np.ndarray)) or (hasattr(lr, 'tolist') and not _is_real(lr)):
-        arr = np.asarray(lr.tolist() if hasattr(lr, 'tolist') else lr, dtype=object).ravel()
-        if arr.size == 0: raise ValueError(f"{name} must hold at least one learning rate, got an empty {type(lr).__name__}")
-        vals = [check_float(f"{name}[{i}]", v) for i,v in enumerate(arr)]
-        return np.array(vals, dtype=np.float64)
-    return check_float(name, lr)
-
-def check_moms(name:str, moms) -> tuple:
-    "`moms` as a `(hi, lo, hi)` triple of momentums in [0, 1)"
-    if not isinstance(moms, (tuple, list)) or len(moms) != 3: raise TypeError(f"{name} must be a tuple of 3 momentums (start, peak-lr value, end) in [0, 1), got {moms!r}")
-    return tuple(check_float(f"{name}[{i}]", m, 0., 1., lo_open=False) for i,m in enumerate(moms))
+    if not isinstance(anneal, str): return check_annealer(name, anneal, names)
+    if anneal in names: return names[anneal]
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, names))} or a function f(start, end, pos), got {anneal!r}")
 
 # ---------------------------------------------------------------- phase combiner
 class Phases:
@@ -119,7 +73,7 @@ def _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal):
     return res
 
 # ---------------------------------------------------------------- builders, one per fit variant
-def cos_anneal_scheds(lr_max:float|np.ndarray,  # Peak learning rate (an array: one per param group)
+def cos_anneal_scheds(lr_max:float|np.ndarray,  # Peak learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
     div_final:float=1e5,     # Final lr is `lr_max/div_final` (inf: anneal to 0)
     pct_warmup:float=0.,     # Fraction of training spent warming up to `lr_max`
     div_warmup:float=25.,    # Warmup starts at `lr_max/div_warmup` (inf: from 0)
@@ -146,11 +100,17 @@ def sgdr_n_epoch(n_cycles:int, cycle_len:int, cycle_mult:float=2) -> int:
                          f"(n_cycles={n_cycles}, cycle_len={cycle_len}, cycle_mult={cycle_mult})")
     return int(round(total))
 
+def sgdr_cycles(n_epoch:int,  # The epoch budget to fill
+) -> tuple:
+    "`(n_cycles, cycle_len)` of SGDR with `cycle_mult=2` filling exactly `n_epoch` epochs with the most cycles (30 -> 4 cycles: 2, 4, 8, 16)"
+    n_epoch = check_int('n_epoch', n_epoch)
+    return max((n, n_epoch//(2**n-1)) for n in range(1, n_epoch.bit_length()+1) if n_epoch % (2**n-1) == 0)
+
 def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
     cycle_len:int,           # Epochs in the first cycle
-    lr_max:float|np.ndarray, # Peak learning rate of the first cycle
+    lr_max:float|np.ndarray, # Peak lr of the first cycle; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
     cycle_mult:float=2,      # Cycle `i` lasts `cycle_len*cycle_mult**i` epochs (1: equal cycles)
-    cycle_decay:float=1.,    # Cycle `i` starts at `lr_max*cycle_decay**i`
+    cycle_decay:float=1.,    # Cycle `i` peaks at `lr_max*cycle_decay**i`
     div_final:float=1e5,     # Every cycle ends at `lr_max/div_final` (timm's `lr_min`, torch's `eta_min`)
     pct_warmup:float=0.,     # Fraction of all training spent warming up, a prefix of the first cycle
     div_warmup:float=25.,    # Warmup starts at `lr_max/div_warmup` (inf: from 0)
@@ -168,7 +128,7 @@ def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
     phases += [(up, fa, lr_max*cycle_decay**i, lr_end) for i,up in enumerate(ends) if i > 0]
     return {'lr': _phase_list(*phases)}
 
-def flat_anneal_scheds(lr:float|np.ndarray,  # Stable learning rate
+def flat_anneal_scheds(lr:float|np.ndarray,  # Stable learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
     div_final:float=1e5,     # Final lr is `lr/div_final` (inf: decay to 0)
     pct_start:float=0.75,    # Fraction of training before the decay starts (warmup included)
     pct_warmup:float=0.,     # Fraction of training spent warming up to `lr`

@@ -10,7 +10,8 @@ from fastai.optimizer import (Optimizer, Lookahead, SGD, RMSProp, Adam, RAdam, Q
                               weight_decay)
 from fastai_anneal.all import *  # the fit variants and the project's `lr_find`
 from fastai_anneal.optimizer import *
-from fastai_anneal.optimizer import _FUSED_DEVICES
+from fastai_anneal._multi_tensor import KERNELS
+_FUSED_DEVICES = KERNELS.fused_devices
 from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
 from fastai_anneal.schedules import sched_cos, sched_lin
 

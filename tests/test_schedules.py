@@ -4,7 +4,7 @@ import numpy as np, pytest, torch
 from hypothesis import example, given, settings, strategies as st
 from fastai.callback.schedule import sched_cos, sched_lin, combined_cos
 from fastai_anneal.schedules import *
-from fastai_anneal.schedules import check_int, check_float, check_lrs, check_moms
+from fastai_anneal._checks import check_int, check_float, check_lrs, check_moms
 
 RTOL = 1e-6  # the bar: 1e-6 relative at every step
 

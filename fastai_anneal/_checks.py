@@ -1,0 +1,163 @@
+"Argument validators shared by every entry point: each returns the checked value or raises naming the argument and the range."
+from __future__ import annotations
+import inspect, math, numbers, os
+from pathlib import Path
+import numpy as np, torch
+from fastcore.basics import even_mults, tuplify
+from fastcore.foundation import L
+from fastai.callback.core import Callback
+
+__all__ = []  # private: the public modules re-export nothing from here
+
+# ---------------------------------------------------------------- numbers
+def _is_real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+def check_int(name:str, v, lo:int=1) -> int:
+    "`v` as an int >= `lo`, or raise naming `name` (whole floats such as 3.0 are accepted)"
+    if not _is_real(v) or not math.isfinite(v) or v != int(v):
+        raise TypeError(f"{name} must be a whole number >= {lo}, got {v!r}")
+    if v < lo: raise ValueError(f"{name} must be >= {lo}, got {v!r}")
+    return int(v)
+
+def check_integral(name:str, v, lo:int=None, none_ok:bool=False) -> int|None:
+    "`v` as an int of an integer type (3.0 is refused: an axis or a class index), >= `lo` when given; None when `none_ok`"
+    if v is None and none_ok: return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be {'None or ' if none_ok else ''}an int, got {v!r}")
+    return int(v) if lo is None else check_int(name, v, lo)
+
+def check_float(name:str, v, lo:float=0., hi:float=math.inf, lo_open:bool=True, hi_open:bool=True,
+                inf_ok:bool=False) -> float:
+    "`v` as a float in the interval (`lo`, `hi`) (open/closed as flagged), or raise naming `name` and the range"
+    hi_open = hi_open and not (inf_ok and math.isinf(hi))  # inf_ok: inf itself is accepted (e.g. `div_final=inf` anneals to 0)
+    rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if not _is_real(v): raise TypeError(f"{name} must be a real number in {rng}, got {v!r}")
+    v = float(v)
+    if math.isnan(v) or (math.isinf(v) and not (inf_ok and v > 0)):
+        raise ValueError(f"{name} must be a finite number in {rng}, got {v!r}")
+    if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi): raise ValueError(f"{name} must be in {rng}, got {v!r}")
+    return v
+
+def check_pct(name:str, v) -> float:
+    "`v` as a fraction in [0, 1): a share of training, a momentum"
+    return check_float(name, v, 0., 1., lo_open=False)
+
+def check_bool(name:str, v) -> bool:
+    "`v` as a bool: True/False (numpy's too) or the ints 0/1, as fastai's truthy flags are often passed"
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v in (0, 1)): return bool(v)
+    raise TypeError(f"{name} must be True or False, got {v!r}")
+
+def check_choice(name:str, v, choices) -> object:
+    "`v` if it is one of `choices`, else raise listing them"
+    if isinstance(v, str) and v in choices: return v
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {v!r}")
+
+# ---------------------------------------------------------------- learning rates
+def check_lrs(name:str, lr, zero_ok:bool=False, slice_ok:bool=False) -> float|np.ndarray|slice:
+    "`lr` as a float or a float64 array (one per param group), each finite and > 0 (>= 0 with `zero_ok`); a checked slice if `slice_ok`"
+    chk = lambda n, v: check_float(n, v, 0., lo_open=not zero_ok)
+    if slice_ok and isinstance(lr, slice):
+        if lr.step is not None or lr.stop is None:  # the second phrase is the optimizer's own wording, kept for its users
+            raise ValueError(f"{name} as a slice must be slice(stop) or slice(start, stop) "
+                             f"(a {name} as a slice takes start and stop only), got {lr!r}")
+        return slice(None if lr.start is None else chk(f"{name}.start", lr.start), chk(f"{name}.stop", lr.stop))
+    if isinstance(lr, (list, tuple, np.ndarray)) or (hasattr(lr, 'tolist') and not _is_real(lr)):
+        arr = np.asarray(lr.tolist() if hasattr(lr, 'tolist') else lr, dtype=object).ravel()
+        if arr.size == 0: raise ValueError(f"{name} must hold at least one learning rate, got an empty {type(lr).__name__}")
+        return np.array([chk(f"{name}[{i}]", v) for i,v in enumerate(arr)], dtype=np.float64)
+    return chk(name, lr)
+
+def group_lrs(name:str, v, n:int=None):
+    "`v` as a float or one float per group (`n` of them); a slice expands as `set_hyper` does, or comes back checked while `n` is None"
+    if isinstance(v, slice):
+        v = check_lrs(name, v, slice_ok=True)
+        if n is None: return v
+        vals = [float(o) for o in L(even_mults(v.start, v.stop, n))] if v.start else [v.stop/10]*(n-1) + [v.stop]
+    else:
+        vals = check_lrs(name, v)
+        if np.ndim(vals) == 0: return vals
+        vals = vals.tolist()
+    if len(vals) == 1: return vals[0]
+    if n is not None and len(vals) != n:
+        raise ValueError(f"{name} has {len(vals)} values but the optimizer has {n} parameter group(s): give one value, a slice, or {n} values")
+    return vals
+
+def check_lr_range(start, end, n:int=None) -> tuple:
+    "Checked `(start_lr, end_lr)`: floats or equal-length lists with `end_lr > start_lr` in every group"
+    start,end = group_lrs('start_lr', start, n),group_lrs('end_lr', end, n)
+    if isinstance(start, slice) or isinstance(end, slice): return start,end
+    if isinstance(start, list) and isinstance(end, list) and len(start) != len(end):
+        raise ValueError(f"start_lr has {len(start)} values but end_lr has {len(end)}: give one value per parameter group to both")
+    if isinstance(start, list) or isinstance(end, list):
+        k = len(start) if isinstance(start, list) else len(end)
+        start,end = [start]*k if not isinstance(start, list) else start,[end]*k if not isinstance(end, list) else end
+        for i,(s,e) in enumerate(zip(start, end)):
+            if e <= s: raise ValueError(f"end_lr must be greater than start_lr in every group, got end_lr[{i}]={e!r} <= start_lr[{i}]={s!r}")
+    elif end <= start: raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start!r}, end_lr={end!r}")
+    return start,end
+
+def check_lr_or_name(name:str, v, names, what:str=None) -> float|str:
+    "`v` as one of `names` (described by `what` in the error) or a learning rate > 0 (a number, or a string that parses as one)"
+    if isinstance(v, str):
+        if v in names: return v
+        try: v = float(v)
+        except ValueError: raise ValueError(f"{name} must be {what or ', '.join(map(repr, names))} or a number > 0, got {v!r}") from None
+    return check_float(name, v)
+
+def check_moms(name:str, moms) -> tuple:
+    "`moms` as a `(hi, lo, hi)` triple of momentums in [0, 1)"
+    if not isinstance(moms, (tuple, list)) or len(moms) != 3:
+        raise TypeError(f"{name} must be a tuple of 3 momentums (start, peak-lr value, end) in [0, 1), got {moms!r}")
+    return tuple(check_pct(f"{name}[{i}]", m) for i,m in enumerate(moms))
+
+# ---------------------------------------------------------------- functions and callbacks
+def check_annealer(name:str, f, names) -> callable:
+    "`f` as an annealer `f(start, end, pos)`, or raise naming `name` and the accepted `names`"
+    if not callable(f):
+        raise TypeError(f"{name} must be a name in {list(names)} or a function f(start, end, pos), got {type(f).__name__}")
+    try: inspect.signature(f).bind(1., 0., 0.5)
+    except TypeError: raise TypeError(f"{name} must accept three arguments (start, end, pos); {f!r} does not") from None
+    except ValueError: pass  # builtins without a signature: trust them
+    return f
+
+def check_cbs(cbs) -> L:
+    "`cbs` as a list of `Callback`s (instances or classes, as `Learner.add_cbs` takes them), or raise naming `cbs`"
+    cbs = L(cbs)
+    bad = [c for c in cbs if not (isinstance(c, Callback) or (isinstance(c, type) and issubclass(c, Callback)))]
+    if bad: raise TypeError(f"cbs must be fastai Callbacks (instances or classes), got {bad[0]!r}")
+    return cbs
+
+def check_suggest_funcs(suggest_funcs, name_of:callable) -> tuple|None:
+    "None, or a tuple of suggestion functions whose names (`name_of(f)`) are distinct: they name the fields of `SuggestedLRs`"
+    if suggest_funcs is None: return None
+    funcs = tuplify(suggest_funcs)
+    for f in funcs:
+        if not callable(f):
+            raise TypeError(f"suggest_funcs must be None or suggestion functions f(lrs, losses, num_it) such as SuggestionMethod.Valley, got {f!r}")
+    nms = [name_of(f) for f in funcs]
+    if len(set(nms)) != len(nms): raise ValueError(f"suggest_funcs must have distinct names (they name the fields of SuggestedLRs), got {nms}")
+    return funcs
+
+def check_named(name:str, d) -> dict:
+    "`d` as a non-empty dict of schedule name -> values"
+    if not isinstance(d, dict) or not d: raise TypeError(f"{name} must be a non-empty dict of schedule name -> values, got {type(d).__name__}")
+    return d
+
+# ---------------------------------------------------------------- devices and folders
+def check_device(device, default:callable) -> torch.device:
+    "The torch device: `default()` (a GPU when present) for 'auto'"
+    if device not in ('auto', 'cpu', 'cuda'): raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch finds no GPU (torch.cuda.is_available() is False); use 'auto' or 'cpu'")
+    return default() if device == 'auto' else torch.device(device)
+
+def check_out(out) -> Path:
+    "`out` as a folder that exists or can be created, and can be written; creates nothing"
+    if not isinstance(out, (str, Path)) or not str(out): raise TypeError(f"out must be a folder path, got {out!r}")
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir(): raise ValueError(f"out must be a folder, but {str(out)!r} is a file")
+    parent = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not parent.is_dir(): raise ValueError(f"out folder {str(out)!r} cannot be created: {str(parent)!r} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out folder {str(out)!r} cannot be written: no write permission on {str(parent)!r}")
+    return out

@@ -1,0 +1,83 @@
+"""One entry per fit variant: it drives the `Learner` patches (`fit.py`), the console script's `compare` and `preview`
+choices (`cli.py`), the parametrised tests and the README's table. Adding a schedule is a builder in `schedules.py`
+and one `Variant(...)` in `VARIANTS` below."""
+from __future__ import annotations
+import inspect
+from dataclasses import dataclass
+from .schedules import cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgdr_cycles, flat_anneal_scheds
+from ._checks import check_int
+
+__all__ = ['Variant', 'VARIANTS']
+
+def _params(f) -> dict: return dict(inspect.signature(f).parameters)
+
+@dataclass(frozen=True)
+class Variant:
+    "A fit variant: its schedule builder, the `Learner` method it becomes, and what it is compared and checked against"
+    method:str               # The `Learner` method, e.g. 'fit_cos_anneal'
+    builder:callable         # Its builder in `schedules.py`: keyword arguments -> {'lr': f(pos), ...}, every argument checked
+    lr_arg:str               # Name of the method's learning-rate argument ('lr_max', 'lr', 'base_lr'); `learn.lr` when None
+    doc:str                  # One-line description: the method's docstring
+    fastai:str               # fastai's nearest method
+    reference:str            # The implementation(s) it is exact against, 1e-6 relative at every step
+    examples:tuple           # Small calls (keyword arguments) the tests run on every variant; the first fills `preview`'s required ones
+    budget:str=None          # How `fastai-anneal compare` spends N epochs with it; None: `compare` does not offer it
+    epoch_args:tuple=('n_epoch',)  # The method's leading arguments, which fix the length of training
+    n_epoch_of:callable=None # Epochs from the arguments (e.g. `sgdr_n_epoch`); None: `n_epoch` is an argument
+    for_epochs:callable=None # `n -> {epoch_arg: value}` spending exactly `n` epochs (`compare`); None: `{'n_epoch': n}`
+    builder_lr:str=None      # The builder's lr argument where it differs from `lr_arg`
+    two_phase:bool=False     # Written by hand in `fit.py` (fine_tune_anneal: a frozen then an unfrozen `fit_cos_anneal`)
+
+    @property
+    def name(self) -> str: return self.method.removeprefix('fit_')  # the name `compare --schedules` takes
+    @property
+    def builder_params(self) -> dict: return _params(self.builder)
+
+    def builder_kwargs(self, kwargs:dict) -> dict:
+        "The builder's arguments among `kwargs`, its lr excepted"
+        lr = self.builder_lr or self.lr_arg
+        return {k: v for k,v in kwargs.items() if k in self.builder_params and k != lr}
+
+    def scheds(self, lr, /, **kwargs) -> dict:
+        "The schedules of a call with `lr` (a float, or an array: one per param group) and the method's other `kwargs`"
+        return self.builder(**{self.builder_lr or self.lr_arg: lr}, **self.builder_kwargs(kwargs))
+
+    def n_epoch(self, **kwargs) -> int:
+        "Epochs a call with `kwargs` trains (every phase, for a two-phase variant), unset builder arguments at their defaults"
+        if self.n_epoch_of is None: return check_int('n_epoch', kwargs.get('n_epoch'))
+        kw = {k: p.default for k,p in self.builder_params.items() if p.default is not inspect.Parameter.empty} | kwargs
+        return self.n_epoch_of(**{k: kw[k] for k in _params(self.n_epoch_of) if k in kw})
+
+    def epoch_kwargs(self, n:int) -> dict:
+        "The `epoch_args` that spend exactly `n` epochs"
+        return self.for_epochs(n) if self.for_epochs else {'n_epoch': check_int('n_epoch', n)}
+
+def _fine_tune_epochs(epochs, freeze_epochs): return check_int('freeze_epochs', freeze_epochs, 0) + check_int('epochs', epochs)
+def _sgdr_epochs(n): return dict(zip(('n_cycles', 'cycle_len'), sgdr_cycles(n)))
+
+VARIANTS = {v.method: v for v in (
+    Variant('fit_cos_anneal', cos_anneal_scheds, 'lr_max',
+        doc="Fit `self.model` for `n_epoch` with optional warmup then cosine annealing to `lr_max/div_final` (SGDR without restarts, "
+            "arXiv 1608.03983)",
+        fastai='fit_one_cycle', reference="torch `CosineAnnealingLR`; transformers cosine with warmup",
+        budget="fit_cos_anneal(N, lr): one cosine from lr to lr/1e5, no warmup",
+        examples=(dict(n_epoch=4, lr_max=1e-2, pct_warmup=0.2),
+                  dict(n_epoch=3, lr_max=1e-2, moms=(0.95, 0.85, 0.95), anneal='sqrt', pct_warmup=0.1, warmup='cos'))),
+    Variant('fit_sgdr_anneal', sgdr_anneal_scheds, 'lr_max',
+        doc="Fit `self.model` with `n_cycles` warm restarts, growing by `cycle_mult` and decaying by `cycle_decay` (SGDR, arXiv 1608.03983)",
+        fastai='fit_sgdr', reference="timm `CosineLRScheduler`; torch `CosineAnnealingWarmRestarts`",
+        budget="fit_sgdr_anneal(*sgdr_cycles(N), lr): sgdr's cycles, each a cosine from lr to lr/1e5",
+        epoch_args=('n_cycles', 'cycle_len'), n_epoch_of=sgdr_n_epoch, for_epochs=_sgdr_epochs,
+        examples=(dict(n_cycles=3, cycle_len=1, cycle_decay=0.5), dict(n_cycles=4, cycle_len=1, lr_max=3e-3, cycle_mult=1, pct_warmup=0.1))),
+    Variant('fit_flat_anneal', flat_anneal_scheds, 'lr',
+        doc="Fit `self.model` with warmup, a stable `lr`, then a decay from `pct_start` (WSD, Hägele et al., arXiv 2405.18392)",
+        fastai='fit_flat_cos', reference="transformers `get_wsd_schedule` (cosine, linear, 1-sqrt)",
+        budget="fit_flat_anneal(N, lr): lr for 75% of training, cosine to lr/1e5",
+        examples=(dict(n_epoch=4, lr=1e-2, pct_start=0.5, pct_warmup=0.1, anneal='sqrt'),)),
+    Variant('fine_tune_anneal', cos_anneal_scheds, 'base_lr', builder_lr='lr_max', two_phase=True,
+        doc="`Learner.fine_tune` with both phases warmed up and annealed by `fit_cos_anneal` instead of 1cycle; `start_epoch` counts "
+            "the epochs of both phases",
+        fastai='fine_tune', reference="its two `fit_cos_anneal` phases",
+        epoch_args=('epochs',), n_epoch_of=_fine_tune_epochs,
+        examples=(dict(epochs=2, freeze_epochs=1, lr_mult=10), dict(epochs=3, freeze_epochs=0))),
+)}

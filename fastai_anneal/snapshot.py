@@ -1,0 +1,84 @@
+"`LearnerSnapshot`: run anything on a `Learner`, then give it back bit for bit (the LR finder and the lr tuner share it)."
+from __future__ import annotations
+import copy, random, warnings
+import numpy as np, torch
+from fastai.optimizer import _BaseOptimizer
+from fastai.learner import Learner
+
+__all__ = ['LearnerSnapshot']
+
+def _optimizers(learn) -> list:
+    "Every optimizer object a fit may change: `learn.opt`, a built `OptimWrapper` given as `opt_func` (`create_opt` reuses it), and what they wrap (`Lookahead.opt`, `OptimWrapper.opt`)"
+    res,todo = [],[learn.opt, learn.opt_func]
+    while todo:
+        o = todo.pop()
+        if isinstance(o, (_BaseOptimizer, torch.optim.Optimizer)) and not any(o is r for r in res):
+            res.append(o)
+            if isinstance(o, _BaseOptimizer): todo += list(vars(o).values())
+    return res
+
+def _snap_opt(opt, memo):
+    "A torch optimizer through its own `state_dict`; a fastai one as a deep copy of its attributes, params and optimizers kept by identity through `memo`"
+    if isinstance(opt, torch.optim.Optimizer): return copy.deepcopy(opt.state_dict())
+    attrs,skipped = {},[]
+    for k,v in vars(opt).items():
+        if k == 'param_lists': continue  # a fit never regroups the params
+        try: attrs[k] = copy.deepcopy(v, memo)  # one memo: references shared between attributes stay shared
+        except Exception: attrs[k] = v; skipped.append(k)
+    if skipped: warnings.warn(f"LearnerSnapshot: optimizer attribute(s) {skipped} of {type(opt).__name__} cannot be deep-copied and will not be restored")
+    return attrs
+
+def _restore_opt(opt, saved):
+    if isinstance(opt, torch.optim.Optimizer): return opt.load_state_dict(saved)
+    for k in set(vars(opt)) - set(saved) - {'param_lists'}: delattr(opt, k)  # attributes the fit added
+    for k,v in saved.items(): setattr(opt, k, v)
+
+def _dataloaders(dls) -> list:
+    "The loaders of `dls` and those they wrap: a `DistributedDL` shuffles with its inner `dl`'s `rng`"
+    res,todo = [],list(getattr(dls, 'loaders', []))
+    while todo:
+        dl = todo.pop()
+        if dl is not None and not any(dl is r for r in res): res.append(dl); todo.append(vars(dl).get('dl'))
+    return res
+
+class LearnerSnapshot:
+    "In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, hypers, frozen groups), `lr` and the RNGs"
+    def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
+        self.learn,model = learn,learn.model
+        clones = {}  # a tensor shared by two modules is copied once
+        self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
+                        for m in model.modules() for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
+        self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+        self.modes = [(m, m.training) for m in model.modules()]
+        self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
+        self.opts = _optimizers(learn)
+        memo = {id(o): o for o in self.opts + list(model.parameters())}
+        self.opt_states = [_snap_opt(o, memo) for o in self.opts]
+        self.rng = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
+                        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+        dls = _dataloaders(learn.dls)
+        self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
+        self.dl_rngs += [(dl, 'generator', vars(dl)['generator'].get_state()) for dl in dls if isinstance(vars(dl).get('generator'), torch.Generator)]
+        self.restored = False
+
+    def restore(self):
+        "Put everything back, bit for bit; a snapshot restores once"
+        if self.restored: return
+        self.restored = True
+        with torch.no_grad():
+            for m,kind,n,t,c in self.tensors:
+                getattr(m, kind)[n] = t  # a fit that swapped a tensor out gets the original object back
+                t.copy_(c)
+        for p,rg,g in self.params: p.requires_grad_(rg); p.grad = g
+        for m,training in self.modes: m.training = training
+        for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
+        for k,v in self.attrs.items(): setattr(self.learn, k, v)
+        random.setstate(self.rng['python']); np.random.set_state(self.rng['numpy']); torch.set_rng_state(self.rng['torch'])
+        if self.rng['cuda'] is not None: torch.cuda.set_rng_state_all(self.rng['cuda'])
+        for dl,attr,st in self.dl_rngs:
+            if attr == 'rng': dl.rng = st  # fastai's `DataLoader.randomize` replaces `rng` at every epoch
+            else: dl.generator.set_state(st)
+        self.tensors = self.params = self.opt_states = None  # free the copies
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.restore()
