@@ -79,7 +79,8 @@ def group_lrs(name:str, v, n:int=None):
         vals = vals.tolist()
     if len(vals) == 1: return vals[0]
     if n is not None and len(vals) != n:
-        raise ValueError(f"{name} has {len(vals)} values but the optimizer has {n} parameter group(s): give one value, a slice, or {n} values")
+        raise ValueError(f"{name} has {len(vals)} values but the optimizer has {n} parameter group(s): give one value, a slice, or {n} "
+                         "values")
     return vals
 
 def check_lr_range(start, end, n:int=None) -> tuple:
@@ -92,7 +93,8 @@ def check_lr_range(start, end, n:int=None) -> tuple:
         k = len(start) if isinstance(start, list) else len(end)
         start,end = [start]*k if not isinstance(start, list) else start,[end]*k if not isinstance(end, list) else end
         for i,(s,e) in enumerate(zip(start, end)):
-            if e <= s: raise ValueError(f"end_lr must be greater than start_lr in every group, got end_lr[{i}]={e!r} <= start_lr[{i}]={s!r}")
+            if e <= s:
+                raise ValueError(f"end_lr must be greater than start_lr in every group, got end_lr[{i}]={e!r} <= start_lr[{i}]={s!r}")
     elif end <= start: raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start!r}, end_lr={end!r}")
     return start,end
 
@@ -133,14 +135,17 @@ def check_suggest_funcs(suggest_funcs, name_of:callable) -> tuple|None:
     funcs = tuplify(suggest_funcs)
     for f in funcs:
         if not callable(f):
-            raise TypeError(f"suggest_funcs must be None or suggestion functions f(lrs, losses, num_it) such as SuggestionMethod.Valley, got {f!r}")
+            raise TypeError("suggest_funcs must be None or suggestion functions f(lrs, losses, num_it) such as SuggestionMethod.Valley, "
+                            f"got {f!r}")
     nms = [name_of(f) for f in funcs]
-    if len(set(nms)) != len(nms): raise ValueError(f"suggest_funcs must have distinct names (they name the fields of SuggestedLRs), got {nms}")
+    if len(set(nms)) != len(nms):
+        raise ValueError(f"suggest_funcs must have distinct names (they name the fields of SuggestedLRs), got {nms}")
     return funcs
 
 def check_named(name:str, d) -> dict:
     "`d` as a non-empty dict of schedule name -> values"
-    if not isinstance(d, dict) or not d: raise TypeError(f"{name} must be a non-empty dict of schedule name -> values, got {type(d).__name__}")
+    if not isinstance(d, dict) or not d:
+        raise TypeError(f"{name} must be a non-empty dict of schedule name -> values, got {type(d).__name__}")
     return d
 
 # ---------------------------------------------------------------- devices and folders

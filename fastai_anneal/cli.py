@@ -29,7 +29,8 @@ from ._checks import check_int, check_lr_or_name, check_device, check_out as _ch
 from .data import check_data, get_data
 from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure
 
-__all__ = ['UsageError', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'AUTO_LR', 'compare', 'find_lr', 'PREVIEWS', 'preview', 'main']
+__all__ = ['UsageError', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'AUTO_LR', 'compare', 'find_lr', 'PREVIEWS',
+           'preview', 'main']
 
 class UsageError(ValueError):
     "Bad input to a command: the console script prints it on one line and exits with status 2, before any training"
@@ -65,7 +66,8 @@ def _check_schedules(schedules) -> list:
     if len(set(names)) != len(names): raise ValueError(f"schedules must not repeat a name, got {schedules!r}")
     return names
 
-SUGGESTIONS = {'valley': SuggestionMethod.Valley, 'slide': SuggestionMethod.Slide, 'minimum': SuggestionMethod.Minimum, 'steep': SuggestionMethod.Steep}
+SUGGESTIONS = {'valley': SuggestionMethod.Valley, 'slide': SuggestionMethod.Slide, 'minimum': SuggestionMethod.Minimum,
+               'steep': SuggestionMethod.Steep}
 # 'auto' is 'minimum' (the lowest smoothed loss's lr / 10), measured on MNIST-1D over 4 lr_find seeds: 'valley' gave 1.5e-3 to 9e-3
 # (1.45e-3 trains to 74-81% in 60 epochs, 1e-2 to 93%), 'steep' 1.3e-2 to 8.3e-2 (8.3e-2 collapses to 69%), 'minimum' 8.3e-3 to 1.4e-2
 AUTO_LR = 'minimum'
@@ -86,7 +88,8 @@ def _make_out(out:Path) -> Path:
 # ---------------------------------------------------------------- training helpers
 @contextmanager
 def _threads(data, device):
-    "One torch thread for the embedded datasets on CPU, restored after: their tiny models gain nothing from more, and spin-waiting threads on shared cores ran 5-20x slower"
+    ("One torch thread for the embedded datasets on CPU, restored after: their tiny models gain nothing from more, and spin-waiting "
+     "threads on shared cores ran 5-20x slower")
     n = torch.get_num_threads()
     if device.type == 'cpu' and not isinstance(data, Path): torch.set_num_threads(1)
     try: yield
@@ -118,9 +121,11 @@ def _summary(runs:list, names:list) -> list:
     for nm in names:
         rs = [r for r in runs if r['schedule'] == nm]
         acc = np.array([r['accuracy'] for r in rs])
-        res.append(dict(schedule=nm, seeds=len(rs), accuracy_mean=float(acc.mean()), accuracy_std=float(acc.std(ddof=1)) if len(acc) > 1 else 0.,
+        res.append(dict(schedule=nm, seeds=len(rs), accuracy_mean=float(acc.mean()),
+                        accuracy_std=float(acc.std(ddof=1)) if len(acc) > 1 else 0.,
                         accuracy_min=float(acc.min()), accuracy_max=float(acc.max()),
-                        valid_loss_mean=float(np.mean([r['valid_loss'] for r in rs])), time_s_mean=float(np.mean([r['time_s'] for r in rs]))))
+                        valid_loss_mean=float(np.mean([r['valid_loss'] for r in rs])),
+                        time_s_mean=float(np.mean([r['time_s'] for r in rs]))))
     return res
 
 def _table(summary:list) -> str:
@@ -151,14 +156,16 @@ def _write_plots(out:Path, runs:list, names:list, epochs:int, title:str) -> list
     for ax,fname in ((plot_lrs(lrs, n_epoch=epochs, dashed=dashed), 'schedules.png'), (plot_history(hist, dashed=dashed), 'accuracy.png')):
         ax.set_title(title); ax.figure.tight_layout()
         paths.append(save_figure(ax.figure, out/fname))
-    return paths + [save_figure(plot_comparison(lrs, hist, title=title, zoom=0.5 if epochs >= 4 else None, dashed=dashed), out/'compare.png')]
+    return paths + [save_figure(plot_comparison(lrs, hist, title=title, zoom=0.5 if epochs >= 4 else None, dashed=dashed),
+                                out/'compare.png')]
 
 def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
     "`(lr, lr_source, runs)`: the lr (from `lr_find` when `lr` is a suggestion name), then one run per schedule and seed"
     lr_source = 'given'
     if isinstance(lr, str):
         sugg,name = _suggest(data, dev, 'exp', out),lr
-        if not np.isfinite(getattr(sugg, name)): raise CliError(f"lr_find gave no {name} suggestion (the loss never fell); give --lr a number")
+        if not np.isfinite(getattr(sugg, name)):
+            raise CliError(f"lr_find gave no {name} suggestion (the loss never fell); give --lr a number")
         others = ', '.join(f'{k}={v:.3g}' for k,v in sugg._asdict().items())
         lr,lr_source = float(getattr(sugg, name)),f"lr_find {name}: {others}"
         print(f"lr_find: using the {name} suggestion, lr={lr:.3g} (suggestions: {others}); plot in {out/'lr_find.png'}")
@@ -173,14 +180,17 @@ def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
             t = time.perf_counter() - start
             h = _history(learn)
             runs.append(dict(schedule=nm, seed=seed, epochs=epochs, lr=lr, accuracy=h['accuracy'][-1], valid_loss=h['valid_loss'][-1],
-                             train_loss=h['train_loss'][-1], time_s=t, history=h, lrs=[float(v) for v in learn.recorder.lrs], device=str(learn.dls.device)))
+                             train_loss=h['train_loss'][-1], time_s=t, history=h, lrs=[float(v) for v in learn.recorder.lrs],
+                             device=str(learn.dls.device)))
     return lr,lr_source,runs
 
 # ---------------------------------------------------------------- commands
 def compare(
     data:str='mnist1d',      # 'mnist1d' (the paper's CNN), 'digits' (sklearn 8x8, a small CNN) or an image folder (resnet18, random init)
     epochs:int=30,           # Epochs of every run: each schedule spends exactly this budget
-    lr:str='auto',           # A learning rate, or one lr_find (seed 0) and its suggestion for every run: 'valley', 'slide', 'minimum', 'steep' or 'auto' (= 'minimum')
+    # A learning rate, or one lr_find (seed 0) and its suggestion for every run:
+    # 'valley', 'slide', 'minimum', 'steep' or 'auto' (= 'minimum')
+    lr:str='auto',
     schedules:str=','.join(DEFAULT_SCHEDULES),  # Comma-separated names of `SCHEDULES` (`--help` lists them)
     seeds:int=3,             # Runs per schedule, seeds 0..seeds-1 (weight init, shuffling, random split)
     out:Path=Path('runs'),   # Folder for results.csv, results.json, schedules.png, accuracy.png, compare.png
@@ -197,7 +207,8 @@ def compare(
     config = dict(data=str(data), epochs=epochs, lr=lr, lr_source=lr_source, schedules=names, seeds=seeds, device=runs[0]['device'],
                   date=datetime.datetime.now().isoformat(timespec='seconds'), torch=torch.__version__,
                   fastai=__import__('fastai').__version__)
-    title = f"{Path(str(data)).name}, {epochs} epochs, lr {lr:.3g}{' (' + lr_source.split(':')[0] + ')' if lr_source != 'given' else ''}, {seeds} seed{'s'*(seeds > 1)}"
+    source = '' if lr_source == 'given' else f" ({lr_source.split(':')[0]})"
+    title = f"{Path(str(data)).name}, {epochs} epochs, lr {lr:.3g}{source}, {seeds} seed{'s'*(seeds > 1)}"
     files = _write_results(out, config, runs, summary) + _write_plots(out, runs, names, epochs, title)
     print(f"\nFinal valid accuracy over {seeds} seed{'s'*(seeds > 1)} ({title}):\n{_table(summary)}")
     print('Wrote ' + ', '.join(map(str, files)))
@@ -274,8 +285,10 @@ def _add_builder_args(p, v):
 
 def _parser() -> _Parser:
     "`fastai-anneal` with subcommands compare, lr-find and preview (itself with one subcommand per fit variant)"
-    fmt = type('_Fmt', (argparse.RawDescriptionHelpFormatter, anno_parser(compare).formatter_class), {})  # fastcore's width, epilog kept as written
-    top = _Parser(prog='fastai-anneal', formatter_class=fmt, description="Learning-rate annealing for fastai: compare schedules, find an lr, preview a schedule.")
+    # fastcore's width, epilog kept as written
+    fmt = type('_Fmt', (argparse.RawDescriptionHelpFormatter, anno_parser(compare).formatter_class), {})
+    top = _Parser(prog='fastai-anneal', formatter_class=fmt,
+                  description="Learning-rate annealing for fastai: compare schedules, find an lr, preview a schedule.")
     sub = top.add_subparsers(dest='command', required=True, metavar='COMMAND')
     budgets = "how each schedule spends the N epochs of --epochs:\n" + '\n'.join(f"  {k:<12} {v}" for k,(_,v) in SCHEDULES.items())
     for name,f,epilog in (('compare', compare, budgets), ('lr-find', find_lr, None)):
@@ -289,8 +302,10 @@ def _parser() -> _Parser:
         vp = variants.add_parser(name, help=build.__doc__, description=build.__doc__, formatter_class=fmt)
         if VARIANTS[name].n_epoch_of is None:
             vp.add_argument('--epochs', type=int, default=5, metavar='(int)', help="Epochs (default: 5)")
-        vp.add_argument('--n-batch', dest='n_batch', type=int, default=100, metavar='(int)', help="Training batches per epoch (default: 100)")
-        vp.add_argument('--out', type=Path, default=Path('runs'), metavar='(path)', help="Folder for preview_<variant>.png (default: runs)")
+        vp.add_argument('--n-batch', dest='n_batch', type=int, default=100, metavar='(int)',
+                        help="Training batches per epoch (default: 100)")
+        vp.add_argument('--out', type=Path, default=Path('runs'), metavar='(path)',
+                        help="Folder for preview_<variant>.png (default: runs)")
         _add_builder_args(vp, VARIANTS[name])
     return top
 
@@ -305,7 +320,8 @@ def _flag_names(msg:str) -> str:
 def main(argv:list=None,  # Command-line arguments; `sys.argv[1:]` if None
 ) -> int:
     "Entry point of `fastai-anneal`: parse `argv` (`sys.argv[1:]` if None), run the command; exit status 2 on bad input, 1 on a failed run"
-    if 'IPython' not in sys.modules: plt.switch_backend('Agg')  # files only: a console script needs no GUI toolkit; a notebook keeps its inline plots
+    # files only: a console script needs no GUI toolkit; a notebook keeps its inline plots
+    if 'IPython' not in sys.modules: plt.switch_backend('Agg')
     args = vars(_parser().parse_args(argv))
     for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's hidden flags
     command = args.pop('command')

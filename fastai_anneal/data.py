@@ -81,7 +81,8 @@ def digits_cnn(n_out:int=10,  # Number of classes
 ) -> nn.Module:
     "A small CNN for 8x8 digits (two conv-BN-ReLU blocks, ~20k parameters)"
     def conv(ni, nf): return nn.Sequential(nn.Conv2d(ni, nf, 3, padding=1), nn.BatchNorm2d(nf), nn.ReLU())
-    return nn.Sequential(conv(1, 32), nn.MaxPool2d(2), conv(32, 64), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64*2*2, check_int('n_out', n_out)))
+    return nn.Sequential(conv(1, 32), nn.MaxPool2d(2), conv(32, 64), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64*2*2, check_int('n_out',
+                                                                                                                                n_out)))
 
 # ---------------------------------------------------------------- image folders
 _NAME_LABEL = r'^(.+)_\d+\.[^.]+$'  # Oxford-IIIT Pets file names: `great_pyrenees_173.jpg` -> `great_pyrenees`
@@ -100,10 +101,13 @@ def check_image_folder(path:str|Path,  # Folder to check (`~` is expanded)
     if not files: raise ValueError(f"data folder {str(path)!r} holds no image files")
     if layout == 'subfolders' and all(f.parent == path for f in files):  # a flat folder: labels from file names
         names = [re.match(_NAME_LABEL, f.name) for f in files]
-        if not all(names): raise ValueError(f"data folder {str(path)!r} holds images directly: they need class subfolders, or names like '<class>_<number>.jpg'")
+        if not all(names):
+            raise ValueError(f"data folder {str(path)!r} holds images directly: they need class subfolders, or names like "
+                             "'<class>_<number>.jpg'")
         layout,classes = 'names',sorted({m.group(1) for m in names})
     else: classes = sorted({f.parent.name for f in files})
-    if len(classes) < 2: raise ValueError(f"data folder {str(path)!r} must hold at least 2 classes of images, found {len(classes)}: {classes}")
+    if len(classes) < 2:
+        raise ValueError(f"data folder {str(path)!r} must hold at least 2 classes of images, found {len(classes)}: {classes}")
     return path,layout,classes
 
 def image_folder_dls(path:str|Path,  # Folder: `train`/`valid` subfolders, class subfolders, or flat `<class>_<n>.jpg` files
@@ -127,7 +131,8 @@ def image_folder_dls(path:str|Path,  # Folder: `train`/`valid` subfolders, class
     elif layout == 'subfolders': dls = ImageDataLoaders.from_folder(path, valid_pct=valid_pct, seed=seed, **kw)
     else: dls = ImageDataLoaders.from_name_re(path, get_image_files(path), _NAME_LABEL, valid_pct=valid_pct, seed=seed, **kw)
     if len(dls.train_ds) == 0 or len(dls.valid_ds) == 0:
-        raise ValueError(f"data folder {str(path)!r} gives {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images; both must be > 0")
+        raise ValueError(f"data folder {str(path)!r} gives {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images; both "
+                         "must be > 0")
     return dls
 
 def image_folder_resnet(n_out:int,  # Number of classes (`dls.c`)
@@ -142,7 +147,8 @@ DATASETS = {'mnist1d': (mnist1d_dls, mnist1d_cnn), 'digits': (digits_dls, digits
 def check_data(data:str|Path,  # A name in `DATASETS` or an image folder
 ) -> str|Path:
     "`data` as a name in `DATASETS` or an image folder `Path` checked by `check_image_folder`; raises if neither"
-    if not isinstance(data, (str, Path)): raise TypeError(f"data must be one of {list(DATASETS)} or an image folder path, got {type(data).__name__}")
+    if not isinstance(data, (str, Path)):
+        raise TypeError(f"data must be one of {list(DATASETS)} or an image folder path, got {type(data).__name__}")
     if isinstance(data, str) and data in DATASETS: return data
     path = Path(data).expanduser()
     if not path.exists() and isinstance(data, str) and not re.search(r'[/\\~.]', data):  # a bare word: a mistyped name, most likely

@@ -1,4 +1,5 @@
-"Thin `Learner` patches generated from the registry: validate, build the schedules of `schedules.py`, hand them to fastai's `ParamScheduler`, fit."
+("Thin `Learner` patches generated from the registry: validate, build the schedules of `schedules.py`, hand them to fastai's "
+ "`ParamScheduler`, fit.")
 from __future__ import annotations
 import inspect
 from types import FunctionType
@@ -32,7 +33,8 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
                 reset_opt=check_bool('reset_opt', reset_opt))
 
 class _ParamScheduler(ParamScheduler):
-    "fastai's `ParamScheduler`, answering only the 4 events it handles: fastai's dispatch of the ~10 others per batch cost 2-3% of a small model's epoch"
+    ("fastai's `ParamScheduler`, answering only the 4 events it handles: fastai's dispatch of the ~10 others per batch cost 2-3% of a "
+     "small model's epoch")
     _handled = frozenset(('before_fit', 'before_batch', 'after_batch', 'after_fit'))
     def __call__(self, event_name): return super().__call__(event_name) if event_name in self._handled else None
     # the same work as fastai's, reaching the learner directly: `self.pct_train`/`self.opt` go through `GetAttr` every batch

@@ -33,18 +33,21 @@ class _Sweep:
     "The lr schedule handed to `ParamScheduler`: `f(start, end, pos)`, one value per param group when `start` is a list"
     def __init__(self, f, start, end): store_attr()
     def __call__(self, pos):
-        if isinstance(self.start, list): return [self.f(s, e, pos) for s,e in zip(self.start, self.end)]  # a user's annealer need not broadcast
+        # a user's annealer need not broadcast
+        if isinstance(self.start, list): return [self.f(s, e, pos) for s,e in zip(self.start, self.end)]
         return self.f(self.start, self.end, pos)
 
 # ---------------------------------------------------------------- the callback
 class AnnealLRFinder(ParamScheduler):
-    "LR range test sweeping from `start_lr` to `end_lr` along `anneal` over `num_it` batches; stops when the smoothed loss passes `div_thresh` times its best or is NaN/inf, then restores the learner in memory"
+    ("LR range test sweeping from `start_lr` to `end_lr` along `anneal` over `num_it` batches; stops when the smoothed loss passes "
+     "`div_thresh` times its best or is NaN/inf, then restores the learner in memory")
     def __init__(self,
         start_lr:float|list|slice=1e-7,  # First lr of the sweep (one per param group with a list, array or slice)
         end_lr:float|list|slice=10,      # Last lr of the sweep, greater than `start_lr` in every group
         num_it:int=100,                  # Batches in the sweep (fastai silently raises fewer than 6 to 6; this runs what you ask, >= 2)
         stop_div:bool=True,              # Stop on divergence: smoothed loss > `div_thresh` * best, or NaN/inf
-        anneal:str|callable='cos',       # 'cos' (log(lr) on a half cosine) | 'exp' (fastai's) | 'lin' (Smith's) | 'sqrt' | 'poly' | f(start, end, pos)
+        # 'cos' (log(lr) on a half cosine) | 'exp' (fastai's) | 'lin' (Smith's) | 'sqrt' | 'poly' | f(start, end, pos)
+        anneal:str|callable='cos',
         div_thresh:float=4.,             # Divergence threshold (fastai hard-codes 4); inf: stop only on NaN/inf
     ):
         "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
@@ -54,7 +57,8 @@ class AnnealLRFinder(ParamScheduler):
         self.anneal = get_anneal(anneal, 'anneal', SWEEPS)
         self.div_thresh = check_float('div_thresh', div_thresh, 1., inf_ok=True)
         slices = isinstance(self.start_lr, slice) or isinstance(self.end_lr, slice)
-        super().__init__({'lr': None if slices else _Sweep(self.anneal, self.start_lr, self.end_lr)})  # slices need the group count: `before_fit`
+        # slices need the group count: `before_fit`
+        super().__init__({'lr': None if slices else _Sweep(self.anneal, self.start_lr, self.end_lr)})
 
     def _range(self, n): return check_lr_range(self.start_lr, self.end_lr, n)
 
@@ -75,7 +79,8 @@ class AnnealLRFinder(ParamScheduler):
 
     def before_fit(self):
         "Resolve the per-group lrs, snapshot the learner in memory (unless `lr_find` did before creating the optimizer)"
-        if not hasattr(self.learn, 'recorder'): raise ValueError("AnnealLRFinder needs the learner's Recorder (create the Learner with default_cbs=True)")
+        if not hasattr(self.learn, 'recorder'):
+            raise ValueError("AnnealLRFinder needs the learner's Recorder (create the Learner with default_cbs=True)")
         self.scheds = {'lr': _Sweep(self.anneal, *self._range(len(self.opt.param_lists)))}
         if self._snapshot is None: self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True)
         super().before_fit()
@@ -108,7 +113,8 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     num_it:int,             # Sweep length asked for: as fastai, the first `num_it//10` points and the last 5 are left out
     suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions `f(lrs, losses, num_it) -> (lr, (lr, loss))`
 ) -> tuple:
-    "`(SuggestedLRs, points)` as fastai's `lr_find` computes them, but a method with too few finite points gives NaN and a warning, never an exception"
+    ("`(SuggestedLRs, points)` as fastai's `lr_find` computes them, but a method with too few finite points gives NaN and a warning, "
+     "never an exception")
     num_it,funcs = check_int('num_it', num_it, 1),_check_suggest_funcs(suggest_funcs)
     lrs,losses = tensor(list(lrs)[num_it//10:-5]),tensor(list(losses)[num_it//10:-5])
     bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
@@ -139,7 +145,8 @@ def plot_lr_find(self:Recorder,
     show_sweep:bool=True,    # Add a panel with the lr of every iteration: the sweep's shape
     **kwargs,                # Accepted and ignored, as fastai's
 ):
-    "Plot loss against lr of the last LR range test, marking `suggestions`; with `show_sweep`, a side panel draws the sweep's lr per iteration"
+    ("Plot loss against lr of the last LR range test, marking `suggestions`; with `show_sweep`, a side panel draws the sweep's lr per "
+     "iteration")
     skip_end,show_sweep = check_int('skip_end', skip_end, 0),check_bool('show_sweep', show_sweep) and len(self.lrs) > 0
     lrs    = self.lrs    if skip_end==0 else self.lrs   [:-skip_end]
     losses = self.losses if skip_end==0 else self.losses[:-skip_end]
@@ -170,11 +177,14 @@ def lr_find(self:Learner,
     num_it:int=100,                  # Batches in the sweep (>= 2; fastai raises fewer than 6 to 6)
     stop_div:bool=True,              # Stop when the smoothed loss passes `div_thresh` times its best, or is NaN/inf
     show_plot:bool=True,             # Plot loss against lr with the suggestions and the sweep
-    suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions (valley, slide, minimum, steep) or your own; None: no suggestion
-    anneal:str|callable='exp',       # Sweep shape: 'exp' (fastai's, bit for bit) | 'cos' (log-space half cosine) | 'lin' | 'sqrt' | 'poly' | f
+    # fastai suggestion functions (valley, slide, minimum, steep) or your own; None: no suggestion
+    suggest_funcs=(SuggestionMethod.Valley,),
+    # Sweep shape: 'exp' (fastai's, bit for bit) | 'cos' (log-space half cosine) | 'lin' | 'sqrt' | 'poly' | f
+    anneal:str|callable='exp',
     div_thresh:float=4.,             # Divergence threshold (fastai's 4)
 ):
-    "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; the learner comes back bit for bit, even after an exception"
+    ("Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; the learner "
+     "comes back bit for bit, even after an exception")
     cb = AnnealLRFinder(start_lr, end_lr, num_it, stop_div, anneal, div_thresh)
     show_plot,suggest_funcs = check_bool('show_plot', show_plot),_check_suggest_funcs(suggest_funcs)
     cb._range(_n_groups(self))

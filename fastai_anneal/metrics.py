@@ -46,15 +46,20 @@ def _class_preds(pred, targ, axis:int, k:int=1, n_classes=None):
     if not isinstance(pred, torch.Tensor) or not isinstance(targ, torch.Tensor):
         raise TypeError(f"pred and targ must be tensors, got {type(pred).__name__} and {type(targ).__name__}")
     if not _is_int_dtype(targ):
-        raise TypeError(f"targ must hold class indices (an integer dtype), got {targ.dtype}; one-hot or soft targets need `AccuracyMulti` or an argmax first")
+        raise TypeError(f"targ must hold class indices (an integer dtype), got {targ.dtype}; one-hot or soft targets need `AccuracyMulti` "
+                        "or an argmax first")
     if _is_int_dtype(pred):
         if k != 1: raise ValueError(f"top_k={k} needs class scores of shape (..., C), got class indices of shape {tuple(pred.shape)}")
         return pred.long(), _check_same_shape(pred.shape, targ, 'predicted class indices').long(), n_classes
-    if not pred.is_floating_point(): raise TypeError(f"pred must hold class scores (a float dtype) or class indices (an integer dtype), got {pred.dtype}")
+    if not pred.is_floating_point():
+        raise TypeError(f"pred must hold class scores (a float dtype) or class indices (an integer dtype), got {pred.dtype}")
     if not -pred.ndim <= axis < pred.ndim: raise ValueError(f"axis={axis} is out of range for pred of shape {tuple(pred.shape)}")
     n_cls = pred.shape[axis]
-    if n_cls < 2: raise ValueError(f"pred of shape {tuple(pred.shape)} has {n_cls} class along axis={axis}; multi-label or single-logit outputs need `AccuracyMulti`")
-    if n_classes is not None and n_cls != n_classes: raise ValueError(f"pred has {n_cls} classes along axis={axis} but n_classes={n_classes}")
+    if n_cls < 2:
+        raise ValueError(f"pred of shape {tuple(pred.shape)} has {n_cls} class along axis={axis}; multi-label or single-logit outputs "
+                         "need `AccuracyMulti`")
+    if n_classes is not None and n_cls != n_classes:
+        raise ValueError(f"pred has {n_cls} classes along axis={axis} but n_classes={n_classes}")
     if k > n_cls: raise ValueError(f"top_k={k} is larger than the number of classes C={n_cls} of pred of shape {tuple(pred.shape)}")
     shape = pred.shape[:axis % pred.ndim] + pred.shape[axis % pred.ndim + 1:]
     targ = _check_same_shape(shape, targ, f'predictions (pred of shape {tuple(pred.shape)} reduced along axis={axis})').long()
@@ -167,7 +172,8 @@ class Accuracy(_CountMetric):
         lo,hi = int(st['lo']),int(st['hi'])
         n_cls = st['n_classes']
         if lo < 0 or (n_cls is not None and hi >= n_cls):
-            raise ValueError(f"targ must hold class indices in [0, {n_cls if n_cls is not None else 'C'}) (or ignore_index={self.ignore_index}), got values in [{lo}, {hi}]")
+            raise ValueError(f"targ must hold class indices in [0, {n_cls if n_cls is not None else 'C'}) (or "
+                             f"ignore_index={self.ignore_index}), got values in [{lo}, {hi}]")
         return int(st['hits']) / total
 
 # ---------------------------------------------------------------- balanced accuracy
@@ -181,7 +187,8 @@ class BalancedAccuracy(_CountMetric):
         ignore_index:int=None,   # Target value left out of the confusion matrix
     ):
         self.axis,self.adjusted = check_integral('axis', axis),check_bool('adjusted', adjusted)
-        self.n_classes,self.ignore_index = check_integral('n_classes', n_classes, 2, none_ok=True),check_integral('ignore_index', ignore_index, none_ok=True)
+        self.n_classes = check_integral('n_classes', n_classes, 2, none_ok=True)
+        self.ignore_index = check_integral('ignore_index', ignore_index, none_ok=True)
         self.sample_weight = None if sample_weight is None else self._check_weights(sample_weight)
         self._name = 'balanced_accuracy_score'  # fastai's name, so `monitor='balanced_accuracy_score'` keeps working
         self.reset()
@@ -189,7 +196,8 @@ class BalancedAccuracy(_CountMetric):
     @staticmethod
     def _check_weights(w):
         try: w = torch.as_tensor(np.asarray(w.cpu() if isinstance(w, torch.Tensor) else w, dtype=np.float64))
-        except (TypeError, ValueError): raise TypeError(f"sample_weight must be a 1-D array of real numbers, got {type(w).__name__}") from None
+        except (TypeError, ValueError):
+            raise TypeError(f"sample_weight must be a 1-D array of real numbers, got {type(w).__name__}") from None
         if w.ndim != 1: raise ValueError(f"sample_weight must be 1-D (one weight per target), got shape {tuple(w.shape)}")
         if not torch.isfinite(w).all(): raise ValueError("sample_weight must hold finite numbers, got NaN or inf")
         return w
@@ -247,7 +255,8 @@ class BalancedAccuracy(_CountMetric):
 
     def _compute(self, st):
         n,cm = st['n_classes'],st['cm'].cpu()
-        if cm[n*n]: raise ValueError(f"{int(cm[n*n])} targets or predicted class indices were outside [0, {n}) (ignore_index={self.ignore_index})")
+        if cm[n*n]:
+            raise ValueError(f"{int(cm[n*n])} targets or predicted class indices were outside [0, {n}) (ignore_index={self.ignore_index})")
         if self.sample_weight is not None and int(cm.sum()) != len(self.sample_weight):
             raise ValueError(f"sample_weight has {len(self.sample_weight)} entries but {int(cm.sum())} targets were seen")
         m = (cm if st['wcm'] is None else st['wcm'].cpu())[:n*n].view(n, n).numpy()
@@ -264,7 +273,8 @@ class BalancedAccuracy(_CountMetric):
 
 # ---------------------------------------------------------------- multi-label accuracy
 class AccuracyMulti(_CountMetric):
-    "Exact streaming multi-label accuracy: fraction of labels where `pred > thresh` (after `sigmoid`) equals `targ`, as fastai's `accuracy_multi`"
+    ("Exact streaming multi-label accuracy: fraction of labels where `pred > thresh` (after `sigmoid`) equals `targ`, as fastai's "
+     "`accuracy_multi`")
     def __init__(self,
         thresh:float=0.5,     # Threshold on the probabilities (on the raw scores if `sigmoid=False`)
         sigmoid:bool=True,    # Apply a sigmoid to `pred` first

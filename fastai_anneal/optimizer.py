@@ -25,7 +25,9 @@ def _check_anneal(anneal='exp', anneal_rate=0.9999, anneal_every=1, total_steps=
         raise ValueError(f"total_steps applies to shaped anneals ('cos', 'lin', 'sqrt', 'poly' or a function); "
                          f"anneal='exp' decays by anneal_rate every anneal_every steps instead, got total_steps={total_steps!r}")
     if fn is not None:
-        if total_steps is None: raise ValueError(f"total_steps (the number of optimizer steps to anneal over, >= 1) is required with anneal={anneal!r}, got None")
+        if total_steps is None:
+            raise ValueError(f"total_steps (the number of optimizer steps to anneal over, >= 1) is required with anneal={anneal!r}, got "
+                             "None")
         total_steps = check_int('total_steps', total_steps, 1)
     lr_min = check_float('lr_min', lr_min, 0., lo_open=False)
     return dict(anneal=anneal, fn=fn, anneal_rate=anneal_rate, anneal_every=anneal_every, total_steps=total_steps, lr_min=lr_min)
@@ -64,7 +66,8 @@ def _check_impl(impl): return check_choice('impl', impl, ANNEAL_IMPLS)
 
 # ---------------------------------------------------------------- torch-style param groups
 def _split_groups(params, names) -> tuple:
-    "`(param_lists, per-group hyper overrides)` from what torch users pass: tensors, or dicts with 'params' and hypers in torch or fastai names"
+    ("`(param_lists, per-group hyper overrides)` from what torch users pass: tensors, or dicts with 'params' and hypers in torch or "
+     "fastai names")
     if isinstance(params, torch.Tensor): params = [params]
     params = list(params)
     if not params: raise ValueError("params must hold at least one tensor or param group, got none")
@@ -80,11 +83,14 @@ def _split_groups(params, names) -> tuple:
         for k,v in g.items():
             if k == 'params': continue
             if k == 'betas':
-                if not isinstance(v, (tuple, list)) or len(v) != 2: raise TypeError(f"param group {i}: betas must be a pair (mom, sqr_mom), got {v!r}")
+                if not isinstance(v, (tuple, list)) or len(v) != 2:
+                    raise TypeError(f"param group {i}: betas must be a pair (mom, sqr_mom), got {v!r}")
                 hp.update(mom=v[0], sqr_mom=v[1])
                 continue
             name = pytorch_hp_map.get(k, k)
-            if name not in names: raise ValueError(f"param group {i}: unknown hyper-parameter {k!r}; this optimizer takes {', '.join(map(repr, sorted(names)))} (or torch's names for them)")
+            if name not in names:
+                raise ValueError(f"param group {i}: unknown hyper-parameter {k!r}; this optimizer takes "
+                                 f"{', '.join(map(repr, sorted(names)))} (or torch's names for them)")
             hp[name] = v
         if 'lr' in hp: hp['lr'] = check_float(f'param group {i} lr', hp['lr'], 0., lo_open=False)
         lists.append(ps); overrides.append(_check_hypers(**hp))
@@ -107,7 +113,8 @@ class AnnealOptimizer(Optimizer):
         store_attr(impl=_check_impl(impl))
         self.anneal_cfg = _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
         defaults = _check_hypers(**defaults)
-        names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(getattr(cb, 'func', cb), 'defaults', {})}}
+        names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(getattr(cb, 'func', cb), 'defaults',
+                                                                                                    {})}}
         param_lists,overrides = _split_groups(params, names)
         super().__init__(param_lists, cbs, anneal_step=0, **defaults)
         for h,o in zip(self.hypers, overrides or []): h.update(o)
@@ -126,7 +133,8 @@ class AnnealOptimizer(Optimizer):
         **kwargs                  # The anneal settings of `AnnealOptimizer`
     ) -> AnnealOptimizer:
         "An `AnnealOptimizer` taking over `opt`'s params, steppers, state and hypers"
-        if type(opt) is not Optimizer: raise TypeError(f"opt must be a plain fastai Optimizer (built from steppers), got {type(opt).__name__}")
+        if type(opt) is not Optimizer:
+            raise TypeError(f"opt must be a plain fastai Optimizer (built from steppers), got {type(opt).__name__}")
         bad = set(kwargs) - set(inspect.signature(cls.from_optimizer).parameters)
         if bad: raise TypeError(f"from_optimizer got unknown argument(s) {sorted(bad)}; it takes the anneal settings of AnnealOptimizer")
         cfg,impl = _check_anneal(**kwargs),_check_impl(impl)
@@ -211,7 +219,8 @@ def RMSPropAnneal(params,     # Model parameters, lists of them (groups) or torc
     "fastai's `RMSProp` whose lr anneals with each step (steppers only)"
     lr,decouple_wd = _check_lr(lr),check_bool('decouple_wd', decouple_wd)
     h = _check_hypers(mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
-    cbs = [weight_decay if decouple_wd else l2_reg] + ([average_sqr_grad] if h['mom'] == 0 else [average_grad, average_sqr_grad]) + [rms_prop_step]
+    cbs = [weight_decay if decouple_wd else l2_reg] + ([average_sqr_grad] if h['mom'] == 0 else [average_grad,
+                                                                                                 average_sqr_grad]) + [rms_prop_step]
     return AnnealOptimizer(params, cbs, lr=lr, **h, **kwargs)
 
 @delegates(AnnealOptimizer.__init__)
@@ -233,7 +242,8 @@ def AdamAnneal(params,        # Model parameters, lists of them (groups) or torc
 def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     "`opt_func(params, lr, **kwargs)` turned into an annealing optimizer; anneal settings in `kwargs` override `anneal_kwargs`"
     anneal_kwargs = {**anneal_kwargs, **{k: kwargs.pop(k) for k in list(kwargs) if k in anneal_kwargs}}
-    _check_anneal(**{k: v for k,v in anneal_kwargs.items() if k != 'impl'}); _check_impl(anneal_kwargs['impl'])  # before opt_func sees the params
+    # before opt_func sees the params
+    _check_anneal(**{k: v for k,v in anneal_kwargs.items() if k != 'impl'}); _check_impl(anneal_kwargs['impl'])
     opt = opt_func(params, lr=_check_lr(lr), **kwargs)
     if isinstance(opt, AnnealOptimizer) or isinstance(getattr(opt, 'opt', None), AnnealOptimizer):
         raise TypeError(f"{getattr(opt_func, '__name__', opt_func)!r} already anneals its lr; pass it directly, not through annealed")
@@ -241,10 +251,13 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
         opt.opt = AnnealOptimizer.from_optimizer(opt.opt, **anneal_kwargs)
         opt.opt._outer = opt
         return opt
-    if type(opt) is not Optimizer: raise TypeError(f"annealed needs an opt_func returning a fastai Optimizer (SGD, RMSProp, Adam, RAdam, QHAdam, Lamb, ranger...), got {type(opt).__name__}")
+    if type(opt) is not Optimizer:
+        raise TypeError("annealed needs an opt_func returning a fastai Optimizer (SGD, RMSProp, Adam, RAdam, QHAdam, Lamb, ranger...), "
+                        f"got {type(opt).__name__}")
     return AnnealOptimizer.from_optimizer(opt, **anneal_kwargs)
 
-def annealed(opt_func:callable,  # A fastai optimizer function: `SGD`, `RMSProp`, `Adam`, `RAdam`, `QHAdam`, `Lamb`, `ranger`, a `partial` of one...
+def annealed(
+    opt_func:callable,  # A fastai optimizer function: `SGD`, `RMSProp`, `Adam`, `RAdam`, `QHAdam`, `Lamb`, `ranger`, a `partial` of one...
     anneal:str|callable='exp',   # 'exp' | 'cos' | 'lin' | 'sqrt' | 'poly' | f(start, end, pos): see `anneal_lr`
     anneal_rate:float=0.9999,    # 'exp': factor applied every `anneal_every` steps, in (0, 1]
     anneal_every:int=1,          # 'exp': steps between two decays
@@ -256,5 +269,6 @@ def annealed(opt_func:callable,  # A fastai optimizer function: `SGD`, `RMSProp`
     if not callable(opt_func) or (isinstance(opt_func, type) and issubclass(opt_func, torch.optim.Optimizer)):
         raise TypeError(f"opt_func must be a fastai optimizer function such as Adam or ranger, got {opt_func!r}")
     _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
-    kw = dict(anneal=anneal, anneal_rate=anneal_rate, anneal_every=anneal_every, total_steps=total_steps, lr_min=lr_min, impl=_check_impl(impl))
+    kw = dict(anneal=anneal, anneal_rate=anneal_rate, anneal_every=anneal_every, total_steps=total_steps, lr_min=lr_min,
+              impl=_check_impl(impl))
     return partial(_annealed_opt, opt_func=opt_func, anneal_kwargs=kw)

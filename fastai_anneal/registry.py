@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .schedules import cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgdr_cycles, flat_anneal_scheds
 from ._checks import check_int
 
-__all__ = ['Variant', 'VARIANTS']
+__all__ = ['Variant', 'VARIANTS', 'markdown_table']
 
 def _params(f) -> dict: return dict(inspect.signature(f).parameters)
 
@@ -64,11 +64,13 @@ VARIANTS = {v.method: v for v in (
         examples=(dict(n_epoch=4, lr_max=1e-2, pct_warmup=0.2),
                   dict(n_epoch=3, lr_max=1e-2, moms=(0.95, 0.85, 0.95), anneal='sqrt', pct_warmup=0.1, warmup='cos'))),
     Variant('fit_sgdr_anneal', sgdr_anneal_scheds, 'lr_max',
-        doc="Fit `self.model` with `n_cycles` warm restarts, growing by `cycle_mult` and decaying by `cycle_decay` (SGDR, arXiv 1608.03983)",
+        doc="Fit `self.model` with `n_cycles` warm restarts, growing by `cycle_mult` and decaying by `cycle_decay` "
+            "(SGDR, arXiv 1608.03983)",
         fastai='fit_sgdr', reference="timm `CosineLRScheduler`; torch `CosineAnnealingWarmRestarts`",
         budget="fit_sgdr_anneal(*sgdr_cycles(N), lr): sgdr's cycles, each a cosine from lr to lr/1e5",
         epoch_args=('n_cycles', 'cycle_len'), n_epoch_of=sgdr_n_epoch, for_epochs=_sgdr_epochs,
-        examples=(dict(n_cycles=3, cycle_len=1, cycle_decay=0.5), dict(n_cycles=4, cycle_len=1, lr_max=3e-3, cycle_mult=1, pct_warmup=0.1))),
+        examples=(dict(n_cycles=3, cycle_len=1, cycle_decay=0.5), dict(n_cycles=4, cycle_len=1, lr_max=3e-3, cycle_mult=1,
+                                                                       pct_warmup=0.1))),
     Variant('fit_flat_anneal', flat_anneal_scheds, 'lr',
         doc="Fit `self.model` with warmup, a stable `lr`, then a decay from `pct_start` (WSD, Hägele et al., arXiv 2405.18392)",
         fastai='fit_flat_cos', reference="transformers `get_wsd_schedule` (cosine, linear, 1-sqrt)",
@@ -81,3 +83,8 @@ VARIANTS = {v.method: v for v in (
         epoch_args=('epochs',), n_epoch_of=_fine_tune_epochs,
         examples=(dict(epochs=2, freeze_epochs=1, lr_mult=10), dict(epochs=3, freeze_epochs=0))),
 )}
+
+def markdown_table() -> str:
+    "The README's table of variants: `python -c 'from fastai_anneal.registry import *; print(markdown_table())'`"
+    rows = [f"| `{v.method}` | `{v.fastai}` | {v.reference} |" for v in VARIANTS.values()]
+    return '\n'.join(["| method | fastai's nearest | exact against (1e-6 relative, every step) |", '|---|---|---|', *rows])

@@ -73,7 +73,8 @@ def _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal):
     return res
 
 # ---------------------------------------------------------------- builders, one per fit variant
-def cos_anneal_scheds(lr_max:float|np.ndarray,  # Peak learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
+def cos_anneal_scheds(
+    lr_max:float|np.ndarray,  # Peak learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
     div_final:float=1e5,     # Final lr is `lr_max/div_final` (inf: anneal to 0)
     pct_warmup:float=0.,     # Fraction of training spent warming up to `lr_max`
     div_warmup:float=25.,    # Warmup starts at `lr_max/div_warmup` (inf: from 0)
@@ -81,7 +82,8 @@ def cos_anneal_scheds(lr_max:float|np.ndarray,  # Peak learning rate; one per pa
     anneal:str|callable='cos',  # Anneal shape: 'cos' | 'lin' | 'exp' | 'sqrt' | 'poly' | f(start, end, pos)
     moms:tuple=None,         # `(hi, lo, hi)`: momentum mirrors the lr, lowest at the peak; None leaves it alone
 ) -> dict:
-    "Schedules for `Learner.fit_cos_anneal`: optional warmup then one anneal from `lr_max` to `lr_max/div_final` (Loshchilov & Hutter, arXiv 1608.03983)"
+    ("Schedules for `Learner.fit_cos_anneal`: optional warmup then one anneal from `lr_max` to `lr_max/div_final` (Loshchilov & Hutter, "
+     "arXiv 1608.03983)")
     lr_max,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal)
     lr_lo,lr_end = _floor(lr_max, div_warmup),_floor(lr_max, div_final)
     scheds = {'lr': _phase_list((pct_warmup, fw, lr_lo, lr_max), (1., fa, lr_max, lr_end))}
@@ -102,7 +104,8 @@ def sgdr_n_epoch(n_cycles:int, cycle_len:int, cycle_mult:float=2) -> int:
 
 def sgdr_cycles(n_epoch:int,  # The epoch budget to fill
 ) -> tuple:
-    "`(n_cycles, cycle_len)` of SGDR with `cycle_mult=2` filling exactly `n_epoch` epochs with the most cycles (30 -> 4 cycles: 2, 4, 8, 16)"
+    ("`(n_cycles, cycle_len)` of SGDR with `cycle_mult=2` filling exactly `n_epoch` epochs with the most cycles (30 -> 4 cycles: 2, 4, 8,"
+     " 16)")
     n_epoch = check_int('n_epoch', n_epoch)
     return max((n, n_epoch//(2**n-1)) for n in range(1, n_epoch.bit_length()+1) if n_epoch % (2**n-1) == 0)
 
@@ -121,14 +124,17 @@ def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
     n_epoch = sgdr_n_epoch(n_cycles, cycle_len, cycle_mult)
     cycle_decay = check_float('cycle_decay', cycle_decay)
     lr_max,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal)
-    ends = [math.fsum(cycle_len * cycle_mult**j for j in range(i+1)) / n_epoch for i in range(int(n_cycles))]  # epoch/n_epoch, exactly as fastai's pct_train
-    if pct_warmup >= ends[0]: raise ValueError(f"pct_warmup must be smaller than the first cycle's share of training ({ends[0]:g}), got {pct_warmup!r}")
+    # epoch/n_epoch, exactly as fastai's pct_train
+    ends = [math.fsum(cycle_len * cycle_mult**j for j in range(i+1)) / n_epoch for i in range(int(n_cycles))]
+    if pct_warmup >= ends[0]:
+        raise ValueError(f"pct_warmup must be smaller than the first cycle's share of training ({ends[0]:g}), got {pct_warmup!r}")
     lr_end = _floor(lr_max, div_final)
     phases = [(pct_warmup, fw, _floor(lr_max, div_warmup), lr_max), (ends[0], fa, lr_max, lr_end)]
     phases += [(up, fa, lr_max*cycle_decay**i, lr_end) for i,up in enumerate(ends) if i > 0]
     return {'lr': _phase_list(*phases)}
 
-def flat_anneal_scheds(lr:float|np.ndarray,  # Stable learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
+def flat_anneal_scheds(
+    lr:float|np.ndarray,     # Stable learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
     div_final:float=1e5,     # Final lr is `lr/div_final` (inf: decay to 0)
     pct_start:float=0.75,    # Fraction of training before the decay starts (warmup included)
     pct_warmup:float=0.,     # Fraction of training spent warming up to `lr`
@@ -138,7 +144,9 @@ def flat_anneal_scheds(lr:float|np.ndarray,  # Stable learning rate; one per par
 ) -> dict:
     "Schedules for `Learner.fit_flat_anneal`: warmup, stable, decay (WSD; Hägele et al., arXiv 2405.18392)"
     pct_start = check_pct('pct_start', pct_start)
-    lr,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr, div_final, pct_warmup, div_final if div_warmup is None else div_warmup, warmup, anneal)
-    if pct_warmup > pct_start: raise ValueError(f"pct_warmup must be <= pct_start ({pct_start!r}): the warmup happens before the decay, got {pct_warmup!r}")
+    lr,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr, div_final, pct_warmup, div_final if div_warmup is None else div_warmup,
+                                                             warmup, anneal)
+    if pct_warmup > pct_start:
+        raise ValueError(f"pct_warmup must be <= pct_start ({pct_start!r}): the warmup happens before the decay, got {pct_warmup!r}")
     return {'lr': _phase_list((pct_warmup, fw, _floor(lr, div_warmup), lr), (pct_start, sched_lin, lr, lr),
                               (1., fa, lr, _floor(lr, div_final)))}

@@ -8,7 +8,8 @@ from fastai.learner import Learner
 __all__ = ['LearnerSnapshot']
 
 def _optimizers(learn) -> list:
-    "Every optimizer object a fit may change: `learn.opt`, a built `OptimWrapper` given as `opt_func` (`create_opt` reuses it), and what they wrap (`Lookahead.opt`, `OptimWrapper.opt`)"
+    ("Every optimizer object a fit may change: `learn.opt`, a built `OptimWrapper` given as `opt_func` (`create_opt` reuses it), and what"
+     " they wrap (`Lookahead.opt`, `OptimWrapper.opt`)")
     res,todo = [],[learn.opt, learn.opt_func]
     while todo:
         o = todo.pop()
@@ -18,14 +19,16 @@ def _optimizers(learn) -> list:
     return res
 
 def _snap_opt(opt, memo):
-    "A torch optimizer through its own `state_dict`; a fastai one as a deep copy of its attributes, params and optimizers kept by identity through `memo`"
+    ("A torch optimizer through its own `state_dict`; a fastai one as a deep copy of its attributes, params and optimizers kept by "
+     "identity through `memo`")
     if isinstance(opt, torch.optim.Optimizer): return copy.deepcopy(opt.state_dict())
     attrs,skipped = {},[]
     for k,v in vars(opt).items():
         if k == 'param_lists': continue  # a fit never regroups the params
         try: attrs[k] = copy.deepcopy(v, memo)  # one memo: references shared between attributes stay shared
         except Exception: attrs[k] = v; skipped.append(k)
-    if skipped: warnings.warn(f"LearnerSnapshot: optimizer attribute(s) {skipped} of {type(opt).__name__} cannot be deep-copied and will not be restored")
+    if skipped: warnings.warn(f"LearnerSnapshot: optimizer attribute(s) {skipped} of {type(opt).__name__} cannot be deep-copied "
+                              "and will not be restored")
     return attrs
 
 def _restore_opt(opt, saved):
@@ -42,12 +45,14 @@ def _dataloaders(dls) -> list:
     return res
 
 class LearnerSnapshot:
-    "In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, hypers, frozen groups), `lr` and the RNGs"
+    ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
+     "hypers, frozen groups), `lr` and the RNGs")
     def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
         self.learn,model = learn,learn.model
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
-                        for m in model.modules() for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
+                        for m in model.modules() for kind in ('_parameters', '_buffers') for n,t in getattr(m,
+                                                                                                            kind).items() if t is not None]
         self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
         self.modes = [(m, m.training) for m in model.modules()]
         self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
@@ -58,7 +63,8 @@ class LearnerSnapshot:
                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
         dls = _dataloaders(learn.dls)
         self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
-        self.dl_rngs += [(dl, 'generator', vars(dl)['generator'].get_state()) for dl in dls if isinstance(vars(dl).get('generator'), torch.Generator)]
+        self.dl_rngs += [(dl, 'generator', vars(dl)['generator'].get_state()) for dl in dls if isinstance(vars(dl).get('generator'),
+                                                                                                          torch.Generator)]
         self.restored = False
 
     def restore(self):
