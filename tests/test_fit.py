@@ -3,6 +3,7 @@ import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel, synth_learner
 from fastai_anneal.all import *
+from fastai_anneal.registry import VARIANTS as REGISTRY
 
 N_ITER = 5  # batches per epoch of the synthetic data
 
@@ -23,24 +24,18 @@ class RecordAllGroups(Callback):
 def quiet_fit(learn, method, *args, **kwargs):
     with learn.no_bar(), learn.no_logging(): getattr(learn, method)(*args, **kwargs)
 
-# each variant: (method, args, kwargs, n_epoch, builder of the same schedule given per-group lrs)
-VARIANTS = {
-    'cos': ('fit_cos_anneal', (4, 1e-2), dict(pct_warmup=0.2), 4, lambda lrs: cos_anneal_scheds(lrs, pct_warmup=0.2)),
-    'cos_moms': ('fit_cos_anneal', (3, 1e-2), dict(moms=(0.95, 0.85, 0.95), anneal='sqrt', pct_warmup=0.1, warmup='cos'), 3,
-                 lambda lrs: cos_anneal_scheds(lrs, pct_warmup=0.1, warmup='cos', anneal='sqrt', moms=(0.95, 0.85, 0.95))),
-    'sgdr': ('fit_sgdr_anneal', (3, 1), dict(cycle_decay=0.5), 7, lambda lrs: sgdr_anneal_scheds(3, 1, lrs, cycle_decay=0.5)),
-    'sgdr_mult1': ('fit_sgdr_anneal', (4, 1, 3e-3), dict(cycle_mult=1, pct_warmup=0.1), 4,
-                   lambda lrs: sgdr_anneal_scheds(4, 1, lrs, cycle_mult=1, pct_warmup=0.1)),
-    'flat': ('fit_flat_anneal', (4, 1e-2), dict(pct_start=0.5, pct_warmup=0.1, anneal='sqrt'), 4,
-             lambda lrs: flat_anneal_scheds(lrs, pct_start=0.5, pct_warmup=0.1, anneal='sqrt')),
-}
+# each variant: (method, args, kwargs, n_epoch, builder of the same schedule given per-group lrs), one per registered example
+def _row(v, ex):
+    args = tuple(ex[k] for k in v.epoch_args) + ((ex[v.lr_arg],) if v.lr_arg in ex else ())
+    return v.method, args, {k: a for k,a in ex.items() if k not in (*v.epoch_args, v.lr_arg)}, v.n_epoch(**ex), lambda lrs: v.scheds(lrs, **ex)
+VARIANTS = {f'{v.name}{i}': _row(v, ex) for v in REGISTRY.values() if not v.two_phase for i,ex in enumerate(v.examples)}
 
 @pytest.mark.parametrize('name', VARIANTS)
 def test_recorded_lr_equals_builder(name):
     method,args,kwargs,n_epoch,build = VARIANTS[name]
     learn = mk_learner()
     quiet_fit(learn, method, *args, **kwargs)
-    lr = args[-1] if len(args) > (2 if method == 'fit_sgdr_anneal' else 1) else learn.lr
+    lr = args[-1] if len(args) > len(REGISTRY[method].epoch_args) else learn.lr
     scheds,n = build(np.array([lr])),n_epoch*N_ITER
     test_eq(len(learn.recorder.hps['lr']), n)
     # fastai's pct_train accumulates 1/n per batch, so positions differ from t/n by a few ulps at most

@@ -10,6 +10,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import ParamScheduler
 from fastai.test_utils import synth_dbunch, RegModel
 from fastai_anneal.all import *
+from fastai_anneal.registry import VARIANTS as REGISTRY
 from fastai_anneal.optimizer import AdamAnneal
 
 N_ITER = 4
@@ -43,13 +44,8 @@ class FailAtBatch(Callback):
             self.i += 1
             if self.i == self.n: raise self.exc('boom')
 
-VARIANTS = {
-    'cos': ('fit_cos_anneal', (4,), dict(pct_warmup=0.2, moms=(0.95, 0.85, 0.95))),
-    'sgdr': ('fit_sgdr_anneal', (2, 1), dict(cycle_decay=0.5, pct_warmup=0.1)),
-    'flat': ('fit_flat_anneal', (4,), dict(pct_start=0.5, pct_warmup=0.1, anneal='sqrt')),
-    'fine_tune': ('fine_tune_anneal', (2,), dict(freeze_epochs=1, lr_mult=10)),
-    'fine_tune_unfrozen': ('fine_tune_anneal', (3,), dict(freeze_epochs=0)),
-}
+VARIANTS = {f'{v.name}{i}': (v.method, tuple(ex[k] for k in v.epoch_args), {k: a for k,a in ex.items() if k not in v.epoch_args})
+            for v in REGISTRY.values() for i,ex in enumerate(v.examples)}  # every registered variant, each of its examples
 
 class RecordHypers(Callback):
     "lr and mom of every group at every training batch, across fits (fine_tune_anneal runs two)"

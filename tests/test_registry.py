@@ -1,0 +1,114 @@
+"""The registry drives everything: each registered variant is a complete `Learner` method, a `compare` and `preview`
+choice with its help, a row of the README's table, and rejects generic bad calls before touching the learner.
+(The exactness, resume and fault tables of test_fit.py and test_resume.py are built from it too.)"""
+import contextlib, hashlib, io, math
+from copy import deepcopy
+from pathlib import Path
+import numpy as np, pytest, torch
+from fastai.basics import *
+from fastai.test_utils import synth_dbunch, RegModel
+from fastcore.docments import docments
+from fastai_anneal.all import *
+from fastai_anneal.registry import VARIANTS, markdown_table
+from fastai_anneal.fit import bind_call, prepare_call
+from fastai_anneal import cli
+
+ONE_PHASE = [m for m,v in VARIANTS.items() if not v.two_phase]
+
+@pytest.mark.parametrize('method', VARIANTS)
+def test_variant_is_a_complete_learner_method(method):
+    v = VARIANTS[method]
+    f = getattr(Learner, method)
+    sig = inspect.signature(f)
+    assert f.__doc__ == v.doc and len(v.doc.splitlines()) == 1
+    assert list(sig.parameters)[1:1+len(v.epoch_args)] == list(v.epoch_args) and v.lr_arg in sig.parameters
+    assert {'wd', 'cbs', 'reset_opt', 'start_epoch'} <= set(sig.parameters)
+    assert set(v.builder_params) - {v.builder_lr or v.lr_arg} <= set(sig.parameters)  # every builder argument reaches the method
+    docs = docments(f)
+    assert all(docs[k] for k in sig.parameters if k != 'self'), [k for k in sig.parameters if not docs[k]]
+    assert v.fastai in dir(Learner)  # fastai's nearest method exists
+
+@pytest.mark.parametrize('method', ONE_PHASE)
+def test_arguments_go_to_the_builder_by_name(method):
+    "A positional call binds as the signature says, and its schedules are the builder's called by keyword"
+    v,learn = VARIANTS[method],_learner()
+    ex = v.examples[0]
+    names = list(inspect.signature(getattr(Learner, method)).parameters)[1:]
+    call = bind_call(v, learn, *[ex.get(k, inspect.signature(getattr(Learner, method)).parameters[k].default) for k in names])
+    assert {k: call[k] for k in ex} == ex
+    prep = prepare_call(v, learn, call)
+    test_eq(prep['n_epoch'], v.n_epoch(**call))
+    lr = np.array([learn.lr if ex.get(v.lr_arg) is None else ex[v.lr_arg]])
+    ref = v.builder(**{v.lr_arg: lr}, **{k: a for k,a in ex.items() if k in v.builder_params and k != v.lr_arg})
+    for k in ref: test_eq([ref[k](p) for p in (0., .3, .9)], [prep['scheds'][k](p) for p in (0., .3, .9)])
+    assert learn.opt is None  # validation has no side effect
+
+def test_compare_and_preview_choices_come_from_the_registry():
+    assert [k for k in cli.SCHEDULES if k not in ('one_cycle', 'flat_cos', 'sgdr', 'constant')] == [v.name for v in VARIANTS.values() if v.budget]
+    assert set(cli.DEFAULT_SCHEDULES) == set(cli.SCHEDULES) - {'constant'}
+    assert list(cli.PREVIEWS) == ONE_PHASE
+
+def _help(*argv) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit): cli.main([*argv, '--help'])
+    return out.getvalue()
+
+def test_cli_help_lists_every_variant():
+    compare_help,preview_help = _help('compare'),_help('preview')
+    for v in VARIANTS.values():
+        if v.budget: assert v.name in compare_help.split('Comma-separated, from:')[1].split('--seeds')[0] and v.budget in compare_help
+        if not v.two_phase:
+            assert v.method in preview_help
+            h = _help('preview', v.method)
+            for k in v.builder_params: assert f"--{k.replace('_', '-')}" in h
+
+def test_readme_table_lists_every_variant():
+    "The README's table is `markdown_table()`: a variant registered and not listed fails here"
+    readme = (Path(__file__).parents[1]/'README.md').read_text()
+    assert markdown_table() in readme, f"README.md's table of variants is stale; replace it with:\n{markdown_table()}"
+
+# ---------------------------------------------------------------- generic bad calls, for every registered variant
+def _splitter(m): return [[m.a], [m.b]]
+
+def _learner():
+    set_seed(0, reproducible=True)
+    return Learner(synth_dbunch(n_train=3, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=Adam, lr=1e-2, splitter=_splitter)
+
+def _state(learn):
+    h = hashlib.sha256()
+    for t in learn.model.state_dict().values(): h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    opt = None if learn.opt is None else (deepcopy(learn.opt.hypers), learn.opt.frozen_idx,
+                                          [{k: v.clone() if torch.is_tensor(v) else v for k,v in s.items()} for s in learn.opt.state.values()])
+    return h.hexdigest(),opt,[p.requires_grad for p in learn.model.parameters()],learn.model.training
+
+def _bad_calls(v):
+    "`(kwargs, message)` that every variant must reject: each starts from its first example"
+    ex,first = v.examples[0],v.epoch_args[0]
+    n = v.n_epoch(**bind_call(v, _learner(), **ex)) if not v.two_phase else v.n_epoch(**{'freeze_epochs': 1, **ex})
+    rows = [({first: 0}, f'{first} must be >= '), ({first: 2.5}, f'{first} must be a whole number'),
+            ({v.lr_arg: 0.}, rf'{v.lr_arg} must be in \(0, inf\)'), ({v.lr_arg: math.nan}, f'{v.lr_arg} must be a finite number'),
+            ({'start_epoch': n}, r'start_epoch must be in \[0, '), ({'start_epoch': -1}, 'start_epoch must be >= 0'),
+            ({'wd': -0.1}, r'wd must be in \[0, inf\)'), ({'cbs': [5]}, 'cbs must be fastai Callbacks'),
+            ({'reset_opt': 'no'}, 'reset_opt must be True or False'), ({'no_such_argument': 1}, 'unexpected keyword argument')]
+    params = inspect.signature(getattr(Learner, v.method)).parameters
+    if 'anneal' in params: rows.append(({'anneal': 'cosine'}, 'anneal must be one of'))
+    if 'pct_warmup' in params: rows.append(({'pct_warmup': 1.}, r'pct_warmup must be in \[0, 1\)'))
+    if not v.two_phase: rows.append(({v.lr_arg: [1e-3]*3}, f'{v.lr_arg} has 3 values but the optimizer has 2 parameter group'))
+    return [({**ex, **kw}, m) for kw,m in rows]
+
+BAD = [(m, kw, msg) for m,v in VARIANTS.items() for kw,msg in _bad_calls(v)]
+
+@pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])
+@pytest.mark.parametrize('method,kwargs,match', BAD, ids=[f'{m}-{i}' for i,(m,_,_) in enumerate(BAD)])
+def test_every_variant_rejects_bad_calls_untouched(method, kwargs, match, trained):
+    learn = _learner()
+    if trained:
+        with learn.no_bar(), learn.no_logging(): learn.fit(1)
+        learn.freeze()
+    before = _state(learn)
+    with pytest.raises((ValueError, TypeError), match=match): getattr(learn, method)(**kwargs)
+    after = _state(learn)
+    assert before[0] == after[0] and before[2:] == after[2:] and (before[1] is None) == (after[1] is None)
+    if before[1] is not None:
+        test_eq(before[1][:2], after[1][:2])
+        for a,b in zip(before[1][2], after[1][2]): assert a.keys() == b.keys() and all(torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a)
