@@ -91,7 +91,7 @@ def comparable(output):
     if output.output_type == 'stream': return ('stream', output.name, mask(output.text))
     if output.output_type == 'error': return ('error', output.ename, mask(output.evalue))
     data = {k: ('<image>' if k.startswith('image/') else mask(v if isinstance(v, str) else str(v)))
-            for k, v in output.get('data', {}).items()}
+            for k, v in sorted(output.get('data', {}).items())}
     return (output.output_type, data)
 
 def compare(committed, executed, name='notebook'):
@@ -121,21 +121,22 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if os.environ.get('FASTAI_ANNEAL_FULL', '0') != '0' and not args.check:
         raise SystemExit('FASTAI_ANNEAL_FULL is set: the committed outputs are those of the default (CI) size; unset it')
-    stale = []
+    stale, problems_all = [], []
     for path in notebooks(args.names):
         start = time.time()
         nb = execute(path)
         took = time.time() - start
         if args.check:
             problems = compare(nbformat.read(path, as_version=4), nb, path.name)
-            stale += problems
+            problems_all += problems
+            if problems: stale.append(path.stem)
             print(f"{path.name}: {'stale' if problems else 'current'} ({took:.0f} s)", flush=True)
         else:
             nbformat.write(nb, path)
             print(f'{path.name}: written ({took:.0f} s)', flush=True)
     if stale:
-        print('\n'.join(stale))
-        print(f'regenerate with: {REGENERATE} ' + ' '.join(sorted({p.split(' ')[0] for p in stale})))
+        print('\n'.join(problems_all))
+        print(f"regenerate with: {REGENERATE} {' '.join(stale)}")
         return 1
     return 0
 
