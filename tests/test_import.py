@@ -37,6 +37,18 @@ def test_no_fastai_method_replaced_except_lr_find():
         assert Recorder.plot_lr_find.__module__ == 'fastai.callback.schedule'
     """)
 
+def test_cli_import_changes_no_process_wide_state():
+    "issue 10.6: importing `fastai_anneal.cli` adds no warnings filter and no default callback (fastai's own imports aside)"
+    run("""
+        import warnings
+        import fastai.callback.schedule, fastai.callback.progress   # what the package's fastai imports bring, fastai's doing
+        from fastai.learner import defaults
+        filters,cbs = list(warnings.filters),list(defaults.callbacks)
+        import fastai_anneal.cli
+        assert warnings.filters == filters, [f for f in warnings.filters if f not in filters]
+        assert defaults.callbacks == cbs, defaults.callbacks
+    """)
+
 def test_star_import_shadows_no_fastai_name_with_other_behaviour():
     run("""
         import fastai.vision.all as fv, fastai_anneal.all as fa
