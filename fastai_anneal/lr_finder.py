@@ -136,7 +136,7 @@ class AnnealLRFinder(ParamScheduler):
         end_lr:float|list|slice=10,      # Last lr of the sweep, greater than `start_lr` in every group
         num_it:int=100,                  # Batches in the sweep (fastai silently raises fewer than 6 to 6; this runs what you ask, >= 2)
         stop_div:bool=True,              # Stop on divergence: smoothed loss > `div_thresh` * best, or NaN/inf
-        anneal:str|callable=DEFAULT_SWEEP,  # 'exp' (fastai's) | 'cos' (log(lr) on a half cosine) | 'lin' (Smith's) | 'sqrt' | 'poly' | f(start, end, pos)
+        anneal:str|callable=DEFAULT_SWEEP,  # 'exp' (fastai's) | 'cos' (log(lr) on a half cosine) | 'lin' (Smith's) | 'sqrt' | 'poly' | f
         div_thresh:float=4.,             # Divergence threshold (fastai hard-codes 4); inf: stop only on NaN/inf
     ):
         "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
@@ -279,7 +279,7 @@ def lr_find(self:Learner,
     stop_div:bool=True,              # Stop when the smoothed loss passes `div_thresh` times its best, or is NaN/inf
     show_plot:bool=True,             # Plot loss against lr with the suggestions and the sweep
     suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions (valley, slide, minimum, steep) or your own; None: no suggestion
-    anneal:str|callable=DEFAULT_SWEEP,  # Sweep shape: 'exp' (fastai's, bit for bit) | 'cos' (log-space half cosine) | 'lin' | 'sqrt' | 'poly' | f
+    anneal:str|callable=DEFAULT_SWEEP,  # Sweep shape: 'exp' (fastai's, bit for bit) | 'cos' (log-space) | 'lin' | 'sqrt' | 'poly' | f
     div_thresh:float=4.,             # Divergence threshold (fastai's 4)
 ):
     "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; the learner comes back bit for bit, even after an exception"

@@ -16,7 +16,7 @@ def pytest_pycollect_makeitem(collector, name, obj):
 def synth_splitter(m): return [[m.a], [m.b]]
 
 def mk_learner(n_train:int=5, groups:int=1, opt_func=Adam, lr:float=1e-2, seed:int=0, **kwargs) -> Learner:
-    "fastai's synthetic regression (`n_train` batches of 16), the same weights and data order for the same arguments: what a restarted process rebuilds"
+    "fastai's synthetic regression, `n_train` batches of 16: the same weights and data order for the same arguments, as a restarted process"
     set_seed(seed, reproducible=True)
     return Learner(synth_dbunch(n_train=n_train, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=opt_func, lr=lr,
                    splitter=synth_splitter if groups == 2 else trainable_params, **kwargs)
@@ -53,7 +53,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 def launch_ranks(script:Path, out:Path, world:int=2, timeout:float=180) -> str:
-    "Run `python script out` as `world` ranks of a gloo group; kill them all on the first failure or after `timeout` s; fail the test with their logs"
+    "Run `python script out` as `world` ranks; kill them all on the first failure or after `timeout` s; fail the test with their logs"
     port,procs = free_port(),[]
     for r in range(world):
         env = dict(os.environ, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(r), LOCAL_RANK=str(r),

@@ -205,7 +205,7 @@ def test_preview_matches_training():
     assert set(PREVIEWS) == {'fit_cos_anneal', 'fit_sgdr_anneal', 'fit_flat_anneal'}
 
 def test_progress_bars_do_not_depend_on_imports(monkeypatch):
-    "issue 10.6: a command's learner has fastai's progress bar with `bar=True` and none with `bar=False`, whatever `defaults.callbacks` holds"
+    "issue 10.6: a command's learner has fastai's progress bar with `bar=True`, none with `bar=False`, whatever `defaults.callbacks` holds"
     import torch
     from fastai.learner import defaults
     from fastai.callback.progress import ProgressCallback

@@ -50,7 +50,8 @@ def test_fit_one_cycle_lrs_and_moms():
         p = i/n
         lr_ref = 1e-2/25 + (1e-2 - 1e-2/25)*(1 - math.cos(math.pi*p/0.25))/2 if p < 0.25 else \
                  1e-2 + (1e-7 - 1e-2)*(1 - math.cos(math.pi*(p - 0.25)/0.75))/2
-        mom_ref = 0.95 + (0.85 - 0.95)*(1 - math.cos(math.pi*p/0.25))/2 if p < 0.25 else 0.85 + (0.95 - 0.85)*(1 - math.cos(math.pi*(p - 0.25)/0.75))/2
+        mom_ref = 0.95 + (0.85 - 0.95)*(1 - math.cos(math.pi*p/0.25))/2 if p < 0.25 else \
+                  0.85 + (0.95 - 0.85)*(1 - math.cos(math.pi*(p - 0.25)/0.75))/2
         assert lr == pytest.approx(lr_ref, rel=1e-6) and mom == pytest.approx(mom_ref, rel=1e-6), i
 
 def test_fit_one_cycle_per_group_and_training_improves():
@@ -64,7 +65,7 @@ def test_fit_one_cycle_per_group_and_training_improves():
     assert float(learn.loss_func(learn.model(xb), yb).detach()) < before
 
 def test_fit_flat_cos_and_fine_tune_shapes():
-    "`fit_flat_cos` holds lr for 75% then cosines to lr/1e5; `fine_tune` freezes for one epoch, then unfreezes with a one-cycle at base_lr/2"
+    "`fit_flat_cos` holds lr for 75% then cosines to lr/1e5; `fine_tune` trains one epoch frozen, then a one-cycle at base_lr/2"
     learn = mk_learner(n_train=N_ITER)
     quiet_fit(learn, 'fit_flat_cos', 2, 1e-3)
     lrs,n = learn.recorder.hps['lr'],2*N_ITER
@@ -77,14 +78,15 @@ def test_fit_flat_cos_and_fine_tune_shapes():
     test_eq(learn.opt.frozen_idx, 0)
 
 def test_fit_sgdr_cycles():
-    "`fit_sgdr(3, 1)` runs 1+2+4 epochs, each cycle a cosine from `learn.lr` down to 0 (a cycle's first batch can fall on the previous one's end)"
+    "`fit_sgdr(3, 1)` runs 1+2+4 epochs, each a cosine from `learn.lr` to 0 (a cycle's first batch can fall on the previous one's end)"
     learn = mk_learner(n_train=N_ITER)
     quiet_fit(learn, 'fit_sgdr', 3, 1)
     test_eq(learn.n_epoch, 7)
     lrs = learn.recorder.lrs
     for start,length in ((0, 1), (1, 2), (3, 4)):
         n = length*N_ITER
-        for k in range(1, n): assert lrs[start*N_ITER + k] == pytest.approx(learn.lr*(1 + math.cos(math.pi*k/n))/2, rel=1e-5)  # pct_train sums 1/n
+        for k in range(1, n):  # rel 1e-5: pct_train sums 1/n
+            assert lrs[start*N_ITER + k] == pytest.approx(learn.lr*(1 + math.cos(math.pi*k/n))/2, rel=1e-5)
 
 class _Die(Callback):
     def __init__(self, epoch): self.at = epoch
@@ -141,7 +143,7 @@ STANDING_ASIDE = {
 
 @pytest.mark.parametrize('name', STANDING_ASIDE)
 def test_lr_find_with_a_tracker_callback(name, tmp_path):
-    "issue 10.1: a tracker, `ShowGraphCallback` or `CSVLogger` on the learner: `lr_find` returns fastai's suggestions, saves no model and leaves the callback attached"
+    "issue 10.1: with a tracker, `ShowGraphCallback` or `CSVLogger`, `lr_find` gives fastai's suggestions, saves no model, keeps it"
     res,files = [],[]
     for f,d in ((fastai_lr_find, tmp_path/'fastai'), (Learner.lr_find, tmp_path/'ours')):
         cb = STANDING_ASIDE[name]()
@@ -166,7 +168,7 @@ VARIANTS = {
 
 @pytest.mark.parametrize('name', VARIANTS)
 def test_fit_variants_with_save_model_and_early_stopping(name, tmp_path):
-    "issue 10.1: next to every fit variant `SaveModelCallback` writes the best model and `EarlyStoppingCallback` stops a run that does not improve"
+    "issue 10.1: next to every fit variant, `SaveModelCallback` saves the best model and `EarlyStoppingCallback` stops a run that stalls"
     method,args,kwargs = VARIANTS[name]
     cbs = [SaveModelCallback(fname='best'), EarlyStoppingCallback(min_delta=0.1, patience=2)]
     learn = mk_learner(n_train=2, groups=2, path=tmp_path, cbs=cbs)
@@ -206,10 +208,11 @@ def _classif_learner(metrics, seed=0):
     return Learner(dls, nn.Linear(6, 4), loss_func=CrossEntropyLossFlat(), metrics=metrics)
 
 def test_metrics_share_fastais_names_and_values():
-    "`Accuracy()`, `BalancedAccuracy()` (which the star import puts in place of fastai's) and `AccuracyMulti()` give fastai's names and values"
+    "`Accuracy()`, `BalancedAccuracy()` (the star import puts it in place of fastai's) and `AccuracyMulti()`: fastai's names and values"
     import fastai_anneal.all as fa
     assert BalancedAccuracy is fa.BalancedAccuracy and BalancedAccuracy is not fa_metrics.BalancedAccuracy
-    ours,theirs = [Accuracy(), BalancedAccuracy(), BalancedAccuracy(adjusted=True)],[fa_metrics.accuracy, fa_metrics.BalancedAccuracy(), fa_metrics.BalancedAccuracy(adjusted=True)]
+    ours = [Accuracy(), BalancedAccuracy(), BalancedAccuracy(adjusted=True)]
+    theirs = [fa_metrics.accuracy, fa_metrics.BalancedAccuracy(), fa_metrics.BalancedAccuracy(adjusted=True)]
     res = []
     for ms in (ours, theirs):
         learn = _classif_learner(ms)
@@ -281,7 +284,7 @@ def test_to_fp16_and_back_around_a_fit_variant():
     test_eq(len(learn.cbs.filter(lambda c: isinstance(c, MixedPrecision))), 0)
     assert all(p.dtype == torch.float32 for p in learn.model.parameters())
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA: fastai autocasts to fp16 and scales the loss (GradScaler) on CUDA only')
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA: fastai autocasts to fp16 and scales the loss on CUDA only')
 def test_fp16_on_cuda_skips_overflowing_steps():
     "fastai's fp16 promise on a GPU: the model computes in half precision and a step with inf gradients is skipped"
     learn = synth_learner(cuda=True).to_fp16()
@@ -321,7 +324,7 @@ def test_optimizer_state_dict_round_trip(f):
     test_eq(set(sd), {'state', 'hypers'})
     m2 = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
     m2.load_state_dict(m.state_dict())
-    opt2 = f([list(m2[0].parameters()), list(m2[1].parameters())], lr=1., mom=0.9)  # mom picks the steppers: only the values come from the state
+    opt2 = f([list(m2[0].parameters()), list(m2[1].parameters())], lr=1., mom=0.9)  # mom picks the steppers; the values come from `sd`
     opt2.load_state_dict(sd)
     test_eq(opt2.hypers, opt.hypers)
     torch.manual_seed(1); _steps(opt, m, 2)

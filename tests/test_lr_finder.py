@@ -20,7 +20,7 @@ fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it
 
 @pytest.fixture(autouse=True)
 def _in_tmp_path(tmp_path, monkeypatch):
-    "Every learner's default `path` is the working directory: a sweep that wrote a file would leave it in `tmp_path`, never in the repository"
+    "A learner's default `path` is the working directory: a file a sweep wrote would land in `tmp_path`, never in the repository"
     monkeypatch.chdir(tmp_path)
     yield
     plt.close('all')
@@ -232,7 +232,7 @@ def test_callback_alone_restores_after_interrupt():
     test_eq(len(learn.recorder.lrs), 20)
 
 def test_callback_alone_restores_the_optimizers_own_hypers():
-    "issue 10.3: `fit(cbs=AnnealLRFinder())` gives back the lr and wd the optimizer held, not the `learn.lr`/`learn.wd` that `fit` resets them to"
+    "issue 10.3: `fit(cbs=AnnealLRFinder())` gives back the optimizer's own lr and wd, not the `learn.lr`/`learn.wd` `fit` resets them to"
     learn = _learner(lr=1e-2, wd=0.1)
     _pretrain(learn)
     learn.opt.set_hyper('lr', 4.3e-4); learn.opt.set_hyper('wd', 3e-3)
@@ -434,7 +434,7 @@ def test_no_suggestion_funcs_returns_none():
 
 # ------------------------------------------------------------------ plot
 def test_plot_marks_suggestions_and_shows_sweep():
-    "issue 10.5: `Recorder.plot_lr_find` stays fastai's; our `plot_lr_sweep` takes its arguments, adds the sweep panel and returns None unless asked"
+    "issue 10.5: `Recorder.plot_lr_find` stays fastai's; `plot_lr_sweep` takes its arguments, adds the sweep, returns None unless asked"
     fa = inspect.signature(Recorder.plot_lr_find).parameters
     assert Recorder.plot_lr_find.__module__ == 'fastai.callback.schedule'
     ours = inspect.signature(Recorder.plot_lr_sweep).parameters
