@@ -115,7 +115,7 @@ def _learner(data, seed:int, device, bar:bool=True) -> Learner:
     set_seed(seed)
     dls,model = get_data(data, seed=seed, device=device)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=Accuracy())
-    bars = learn.cbs.filter(lambda cb: isinstance(cb, ProgressCallback))  # fastai's `defaults.callbacks` decide, not this module's imports
+    bars = learn.cbs.filter(lambda cb: isinstance(cb, ProgressCallback))  # `bar` decides, whatever `defaults.callbacks` holds
     if bar and not bars: learn.add_cb(ProgressCallback())
     if not bar: learn.remove_cbs(bars); learn.logger = noop
     return learn

@@ -2,7 +2,9 @@
 this package patches or sits beside: 14_callback.schedule (schedulers, fits, resume, LR finder), 17_callback.tracker
 (trackers stand aside during a sweep, and work next to every fit variant), 13b_metrics (names and values of the metrics
 we re-implement), 18a_callback.training (gradient accumulation, BnFreeze), 18_callback.fp16 (its CPU-runnable parts) and
-12_optimizer (state_dict, freeze). Where a promise needs a GPU or a download, a skip says so."""
+12_optimizer (state_dict, freeze). Where a promise needs a GPU or a package we do not install, a skip says so. W&B's
+callback is not run: it needs a W&B run (an account and network); it tests `hasattr(learn, 'lr_finder')` as
+`ShowGraphCallback` does, which is covered."""
 import math
 from functools import partial
 from types import SimpleNamespace
@@ -158,6 +160,14 @@ def test_lr_find_with_a_tracker_callback(name, tmp_path):
     test_eq(tuple(res[1]), tuple(res[0]))
     test_eq(files[1], files[0])  # fastai's leaves an empty models/ behind; neither leaves a file but CSVLogger's
     assert files[1] <= {'history.csv'}
+
+def test_lr_find_with_tensorboard(tmp_path):
+    "issue 10.1: `TensorBoardCallback` stands aside during the sweep too: no event file is written"
+    pytest.importorskip('tensorboard', reason='needs the tensorboard package, not a dev requirement')
+    from fastai.callback.tensorboard import TensorBoardCallback
+    learn = synth_learner(n_trn=2, path=tmp_path, cbs=TensorBoardCallback(log_dir=tmp_path/'runs', trace_model=False))
+    with learn.no_bar(): assert learn.lr_find(num_it=30, show_plot=False).valley > 0
+    test_eq([p for p in tmp_path.rglob('*') if p.is_file()], [])
 
 VARIANTS = {
     'cos': ('fit_cos_anneal', (6, 1e-7), {}),
