@@ -25,6 +25,9 @@ from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
 fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
 
+_TMP = tempfile.TemporaryDirectory()  # the learners' paths (fastai's lr_find leaves models/ behind): removed at exit
+def _tmp() -> Path: return Path(tempfile.mkdtemp(dir=_TMP.name))
+
 def wide_mlp(): return nn.Sequential(nn.Flatten(), nn.Linear(40, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(),
                                      nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10))
 
@@ -40,7 +43,7 @@ def bench_speed(reps):
     rows = []
     for name,mk_model,num_it in (('MNIST-1D CNN (5k params)', mnist1d_cnn, 100), ('wide MLP (8.5M params)', wide_mlp, 30)):
         set_seed(0)
-        path = Path(tempfile.mkdtemp())
+        path = _tmp()
         learn = Learner(mnist1d_dls(), mk_model(), loss_func=CrossEntropyLossFlat(), path=path)
         learn.create_opt()  # both start from an existing optimizer (fastai's leaves one behind, ours gives back None)
         n_params = sum(p.numel() for p in learn.model.parameters())
@@ -71,7 +74,7 @@ def bench_speed(reps):
 # ------------------------------------------------------------------ 2. suggestion quality
 def _learner(seed):
     set_seed(seed)
-    return Learner(mnist1d_dls(seed=seed), mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), metrics=accuracy, path=tempfile.mkdtemp())
+    return Learner(mnist1d_dls(seed=seed), mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), metrics=accuracy, path=_tmp())
 
 def _train(seed, lr, epochs):
     "Final validation accuracy of `fit_cos_anneal(epochs, lr)` from the seed's initial weights"

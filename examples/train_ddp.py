@@ -8,10 +8,11 @@
 and its multi-CPU mode wants an MPI launcher. `--multi_gpu` only picks accelerate's torchrun launcher; the script
 itself passes `cpu=True` to the `Accelerator` unless `--device cuda`.)
 
-Every rank writes `OUT/rank{r}.json` with the lr it applied at every batch, its final metrics and checksums of its
-weights before/after `lr_find`; rank 0 also writes `OUT/model.pth`. `tests/test_distributed.py` launches this script.
+Every rank writes `OUT/rank{r}.json` (`--out OUT`; by default a folder under the system temp dir, printed) with the lr
+it applied at every batch, its final metrics and checksums of its weights before/after `lr_find`; rank 0 also writes
+`OUT/model.pth`. `tests/test_distributed.py` launches this script.
 """
-import argparse, hashlib, json, os
+import argparse, hashlib, json, os, sys, tempfile
 from pathlib import Path
 import torch
 from fastai.basics import *
@@ -26,6 +27,12 @@ def _broadcast(self, t, rank):
     torch.distributed.broadcast(t, rank)
     return t.cpu().tolist()
 DistributedDL._broadcast = _broadcast
+
+def _shared_tmp() -> Path:
+    "One temporary folder for all ranks, named by rank 0 (torchrun's TORCHELASTIC_RUN_ID is the same on every rank)"
+    out = Path(tempfile.gettempdir())/f"train_ddp_{os.environ.get('TORCHELASTIC_RUN_ID', os.getpid())}"
+    if rank_distrib() == 0: print(f'Writing to {out}')
+    return out
 
 def weights_digest(model) -> str:
     "SHA-256 of every parameter and buffer, in order"
@@ -55,10 +62,11 @@ def main():
     ap.add_argument('--bs', type=int, default=100)
     ap.add_argument('--lr-find', action='store_true', help='run lr_find first and check it restores every rank')
     ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    ap.add_argument('--out', default='ddp_out')
+    ap.add_argument('--out', default=None, help='output folder (default: a new temporary folder, printed by rank 0)')
     args = ap.parse_args()
     if args.epochs < 1: ap.error(f'--epochs must be >= 1, got {args.epochs}')
-    out,rank = Path(args.out),rank_distrib()
+    rank = rank_distrib()
+    out = Path(args.out) if args.out else _shared_tmp()
     out.mkdir(parents=True, exist_ok=True)
     set_seed(42, reproducible=True)  # same initial weights and data order on every rank
     device = torch.device('cuda', rank % max(torch.cuda.device_count(), 1)) if args.device == 'cuda' else torch.device('cpu')
@@ -75,8 +83,13 @@ def main():
                    digest=weights_digest(learn.model), synced=in_sync(learn.model))
     (out/f'rank{rank}.json').write_text(json.dumps(res))
     if rank == 0: torch.save(learn.model.state_dict(), out/'model.pth')
-    if torch.distributed.is_initialized():  # a live gloo group at interpreter exit can abort ("terminate called...")
-        torch.distributed.barrier()
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # no rank leaves while a peer still needs it
         torch.distributed.destroy_process_group()
+        # torch keeps the process group of a `DistributedDataParallel`, and its gloo threads, alive past `destroy_process_group`;
+        # torn down by the C++ static destructors at exit, they aborted a rank ("terminate called without an active exception")
+        # in about 1 run in 20. Everything is written: end the process without that teardown.
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(0)
 
 if __name__ == '__main__': main()

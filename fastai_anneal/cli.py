@@ -4,24 +4,24 @@ Why argparse subcommands around fastcore's `anno_parser`: fastcore's `call_parse
 no subcommands. Each command here is a plain function with docments, so `anno_parser` builds its parser (the ecosystem's
 help text and `--flag-name` spelling) and a Python caller gets the same function; argparse only adds the dispatch.
 """
-import warnings
-# torch 2.15 warns about `torch.jit.script` while fastai imports: noise that would break the one-line error contract
-warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.* is deprecated', category=FutureWarning)
-import argparse, csv, datetime, inspect, json, os, re, sys, tempfile, time
+import argparse, csv, datetime, inspect, json, os, re, sys, tempfile, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
 import matplotlib.pyplot as plt
 from fastcore.docments import docments
 from fastcore.script import anno_parser, CliError
-from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat
-from fastai.torch_core import set_seed, default_device
-from fastai.callback.schedule import SuggestionMethod
-from fastai.callback.progress import ProgressCallback  # importing it adds fastai's progress bars to every Learner
+with warnings.catch_warnings():  # scoped, not a process-wide filter: importing this module changes no one's warnings
+    # torch 2.15 warns about `torch.jit.script` while fastai imports: noise that would break the one-line error contract
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.* is deprecated', category=FutureWarning)
+    from fastai.learner import Learner
+    from fastai.losses import CrossEntropyLossFlat
+    from fastai.torch_core import set_seed, default_device
+    from fastai.callback.schedule import SuggestionMethod
+    from fastai.callback.progress import ProgressCallback
 from fastcore.basics import noop
 from . import fit, lr_finder  # noqa: F401  the `Learner` patches
-from .lr_finder import SWEEPS
+from .lr_finder import SWEEPS, DEFAULT_SWEEP
 from .metrics import Accuracy
 from .schedules import ANNEALS, WARMUPS, get_anneal, sgdr_cycles
 from .registry import VARIANTS
@@ -100,7 +100,9 @@ def _learner(data, seed:int, device, bar:bool=True) -> Learner:
     set_seed(seed)
     dls,model = get_data(data, seed=seed, device=device)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=Accuracy())
-    if not bar: learn.remove_cb(ProgressCallback); learn.logger = noop
+    bars = learn.cbs.filter(lambda cb: isinstance(cb, ProgressCallback))  # `bar` decides, whatever `defaults.callbacks` holds
+    if bar and not bars: learn.add_cb(ProgressCallback())
+    if not bar: learn.remove_cbs(bars); learn.logger = noop
     return learn
 
 def _history(learn) -> dict:
@@ -112,7 +114,7 @@ def _suggest(data, device, anneal:str, out:Path):
     "Run `lr_find` once (seed 0) and return fastai's four suggestions; saves `lr_find.png` in `out`"
     learn = _learner(data, 0, device, bar=False)
     sugg = learn.lr_find(anneal=anneal, suggest_funcs=tuple(SUGGESTIONS.values()))
-    save_figure(plt.gcf(), out/'lr_find.png')  # the figure `Recorder.plot_lr_find` just drew
+    save_figure(plt.gcf(), out/'lr_find.png')  # the figure `Recorder.plot_lr_sweep` just drew
     return sugg
 
 def _summary(runs:list, names:list) -> list:
@@ -216,7 +218,7 @@ def compare(
 
 def find_lr(
     data:str='mnist1d',      # 'mnist1d', 'digits' or an image folder (as `compare`)
-    anneal:str='exp',        # Sweep shape: 'exp' (fastai's), 'cos' (log-space half cosine), 'lin', 'sqrt' or 'poly'
+    anneal:str=DEFAULT_SWEEP,  # Sweep shape: 'exp' (fastai's), 'cos' (log-space half cosine), 'lin', 'sqrt' or 'poly'
     out:Path=Path('runs'),   # Folder for lr_find.png
     device:str='auto',       # 'auto' (a GPU when present), 'cpu' or 'cuda'
 ):

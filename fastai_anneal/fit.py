@@ -54,6 +54,7 @@ class ReplayShuffles(Callback):
 
 def _replay_shuffles(dl, n_epoch:int):
     "Use `dl.rng` as `n_epoch` epochs of `DataLoader.__iter__` would: randomize, then draw the shuffled indices"
+    while vars(dl).get('dl') is not None: dl = dl.dl  # a `DistributedDL` shuffles with its inner loader's `rng` (and has no `shuffle`)
     if not getattr(dl, 'shuffle', False): return
     for _ in range(n_epoch): dl.randomize(); dl.get_idxs()
 

@@ -15,7 +15,7 @@ from ._checks import check_int, check_float, check_bool, check_lr_range, check_s
 from ._groups import n_groups as _n_groups
 from .snapshot import LearnerSnapshot
 
-__all__ = ['LogSweep', 'SWEEPS', 'LearnerSnapshot', 'AnnealLRFinder', 'suggest_lrs']
+__all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'suggest_lrs']
 
 # ---------------------------------------------------------------- sweep shapes
 class LogSweep:
@@ -28,6 +28,7 @@ class LogSweep:
 # 'cos', 'sqrt' and 'poly' move log(lr), not lr, along the fit shapes: a linear-space cosine from 1e-7 to 10 would spend
 # almost every batch above 1e-2. So the sweep's 'cos' is lr(pos) = start*(end/start)**((1-cos(pi*pos))/2).
 SWEEPS = {'exp': sched_exp, 'cos': LogSweep(sched_cos), 'lin': sched_lin, 'sqrt': LogSweep(sched_sqrt), 'poly': LogSweep(sched_poly)}
+DEFAULT_SWEEP = 'exp'  # the one default of `AnnealLRFinder` and `lr_find`: fastai's sweep (BENCHMARKS.md: best for 3 of 4 suggestions)
 
 class _Sweep:
     "The lr schedule handed to `ParamScheduler`: `f(start, end, pos)`, one value per param group when `start` is a list"
@@ -46,8 +47,8 @@ class AnnealLRFinder(ParamScheduler):
         end_lr:float|list|slice=10,      # Last lr of the sweep, greater than `start_lr` in every group
         num_it:int=100,                  # Batches in the sweep (fastai silently raises fewer than 6 to 6; this runs what you ask, >= 2)
         stop_div:bool=True,              # Stop on divergence: smoothed loss > `div_thresh` * best, or NaN/inf
-        # 'cos' (log(lr) on a half cosine) | 'exp' (fastai's) | 'lin' (Smith's) | 'sqrt' | 'poly' | f(start, end, pos)
-        anneal:str|callable='cos',
+        # 'exp' (fastai's) | 'cos' (log(lr) on a half cosine) | 'lin' (Smith's) | 'sqrt' | 'poly' | f(start, end, pos)
+        anneal:str|callable=DEFAULT_SWEEP,
         div_thresh:float=4.,             # Divergence threshold (fastai hard-codes 4); inf: stop only on NaN/inf
     ):
         "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
@@ -62,13 +63,21 @@ class AnnealLRFinder(ParamScheduler):
 
     def _range(self, n): return check_lr_range(self.start_lr, self.end_lr, n)
 
-    # fastai sets `cb.learn` when `fit` adds the callback (before it creates the optimizer) and back to None in a `finally`
-    # when `fit` ends, however it ends: the two places to check the group count early and to restore after an interrupt.
+    # fastai's tracker, `ShowGraphCallback`, W&B and TensorBoard callbacks stand aside during a sweep when the learner
+    # has an attribute `lr_finder`: `add_cb` names it after the callback, so this one answers to fastai's name.
+    @property
+    def name(self): return 'lr_finder'
+
+    # fastai sets `cb.learn` when `fit` adds the callback, before it creates the optimizer and resets its hypers to
+    # `learn.lr`/`learn.wd`, and back to None in a `finally` when `fit` ends, however it ends: the places to check the
+    # group count and snapshot the learner as it was, and to restore after an interrupt.
     @property
     def learn(self): return self.__dict__.get('_learner')
     @learn.setter
     def learn(self, learn):
-        if learn is not None: self._range(_n_groups(learn))
+        if learn is not None:
+            self._range(_n_groups(learn))
+            if self._snapshot is None: self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True)
         elif self.learn is not None: self.restore()
         self.__dict__['_learner'] = learn
 
@@ -78,7 +87,7 @@ class AnnealLRFinder(ParamScheduler):
         if snap is not None: snap.restore()
 
     def before_fit(self):
-        "Resolve the per-group lrs, snapshot the learner in memory (unless `lr_find` did before creating the optimizer)"
+        "Resolve the per-group lrs; snapshot the learner in memory if no snapshot is held (a callback kept across fits)"
         if not hasattr(self.learn, 'recorder'):
             raise ValueError("AnnealLRFinder needs the learner's Recorder (create the Learner with default_cbs=True)")
         self.scheds = {'lr': _Sweep(self.anneal, *self._range(len(self.opt.param_lists)))}
@@ -99,7 +108,7 @@ class AnnealLRFinder(ParamScheduler):
     def before_validate(self): raise CancelValidException()
 
     def after_fit(self):
-        "Hand the lrs to the recorder and, as fastai's `LRFinder`, restore a snapshot taken in `before_fit`"
+        "Hand the lrs to the recorder and, as fastai's `LRFinder`, restore at the end of `fit` a snapshot this callback took"
         super().after_fit()
         if self._own_snapshot: self.restore()
 
@@ -136,10 +145,11 @@ def _finite(v):
     try: return math.isfinite(float(v))
     except (TypeError, ValueError): return False
 
+# Not `Recorder.plot_lr_find`: that name stays fastai's (it returns None); this one adds the sweep panel and returns the figure on request.
 @patch
-def plot_lr_find(self:Recorder,
+def plot_lr_sweep(self:Recorder,
     skip_end:int=5,          # Leave out the last `skip_end` points of the loss curve (fastai's)
-    return_fig:bool=True,    # Return the figure (fastai's computes it and returns None)
+    return_fig:bool=False,   # Return the figure; False (the default): a bare call as a cell's last line displays it once
     suggestions:list=None,   # `(lr, loss)` points to mark, as `lr_find` passes them; NaN ones are listed as none
     nms:list=None,           # Their names, for the legend
     show_sweep:bool=True,    # Add a panel with the lr of every iteration: the sweep's shape
@@ -180,7 +190,7 @@ def lr_find(self:Learner,
     # fastai suggestion functions (valley, slide, minimum, steep) or your own; None: no suggestion
     suggest_funcs=(SuggestionMethod.Valley,),
     # Sweep shape: 'exp' (fastai's, bit for bit) | 'cos' (log-space half cosine) | 'lin' | 'sqrt' | 'poly' | f
-    anneal:str|callable='exp',
+    anneal:str|callable=DEFAULT_SWEEP,
     div_thresh:float=4.,             # Divergence threshold (fastai's 4)
 ):
     ("Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; the learner "
@@ -196,8 +206,8 @@ def lr_find(self:Learner,
         with self.no_logging(): self.fit(n_epoch, cbs=cb)
     finally: cb.restore()
     if suggest_funcs is None:
-        if show_plot: self.recorder.plot_lr_find()
+        if show_plot: self.recorder.plot_lr_sweep()
         return None
     sugg,pnts = suggest_lrs(self.recorder.lrs, self.recorder.losses, cb.num_it, suggest_funcs)
-    if show_plot: self.recorder.plot_lr_find(suggestions=pnts, nms=list(sugg._fields))
+    if show_plot: self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields))
     return sugg

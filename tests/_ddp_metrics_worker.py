@@ -1,10 +1,13 @@
 "One rank of the 2-process gloo run of `tests/test_metrics_distributed.py`: `python _ddp_metrics_worker.py OUT_DIR`."
 import json, os, sys
+from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from fastai.basics import *
 from fastai_anneal.metrics import *
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_common import init, cpu_broadcast, finish
 
 # odd validation sizes, so fastai's `DistributedDL` pads every rank to the same length with a repeated sample
 N_VALID = dict(multiclass=37, segment=11, multilabel=13)
@@ -37,15 +40,10 @@ def make_task(name:str, seed:int=0) -> Learner:
     dls = DataLoaders(TfmdDL(ds, bs=BS, shuffle=True, drop_last=True, device='cpu'), TfmdDL(ds, bs=BS, device='cpu'))
     return Learner(dls, model, loss_func=loss, metrics=metrics)
 
-def _broadcast_cpu(self, t, rank):
-    "`DistributedDL._broadcast` without its `.cuda()` (fastai assumes nccl): gloo broadcasts CPU tensors"
-    t = torch.tensor(t, dtype=torch.int64)
-    torch.distributed.broadcast(t, rank)
-    return t.tolist()
-
 def main(out:str):
-    from fastai.distributed import DistributedDL, teardown_distrib
-    DistributedDL._broadcast = _broadcast_cpu
+    from fastai.distributed import DistributedDL
+    DistributedDL._broadcast = cpu_broadcast
+    init(out)
     rank,res = rank_distrib(),{}
     try:
         for name in N_VALID:
@@ -57,6 +55,6 @@ def main(out:str):
             res[name] = dict(zip(learn.metrics.attrgot('name'), map(float, vals)))
             if rank == 0: torch.save(learn.model.state_dict(), os.path.join(out, f'{name}.pth'))
         with open(os.path.join(out, f'rank{rank}.json'), 'w') as f: json.dump(res, f)
-    finally: teardown_distrib()
+    finally: finish()
 
 if __name__ == '__main__': main(sys.argv[1])

@@ -8,13 +8,10 @@ from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel
 from fastai_anneal.all import *
 from fastai_anneal.cli import compare, find_lr, preview, main
+from conftest import mk_learner as _mk_learner
 from copy import deepcopy  # after the star imports, which bring a `copy` of their own
 
-def _splitter(m): return [[m.a], [m.b]]
-
-def mk_learner():
-    set_seed(0, reproducible=True)
-    return Learner(synth_dbunch(n_train=3, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=Adam, lr=1e-2, splitter=_splitter)
+def mk_learner(): return _mk_learner(n_train=3, groups=2)
 
 def weights_hash(model):
     h = hashlib.sha256()
@@ -142,4 +139,3 @@ def test_bad_call_names_the_argument_and_touches_nothing(call, match, trained, t
     same(before, state(learn))
     assert not any(tmp_path.iterdir())  # no file written
 
-def test_table_is_large_enough(): assert len(BAD) >= 40

@@ -205,6 +205,18 @@ def test_preview_matches_training():
     from fastai_anneal.registry import VARIANTS
     assert set(PREVIEWS) == {m for m,v in VARIANTS.items() if not v.two_phase}
 
+def test_progress_bars_do_not_depend_on_imports(monkeypatch):
+    "issue 10.6: a command's learner has fastai's progress bar with `bar=True`, none with `bar=False`, whatever `defaults.callbacks` holds"
+    import torch
+    from fastai.learner import defaults
+    from fastai.callback.progress import ProgressCallback
+    from fastai_anneal.cli import _learner
+    for cbs in ([c for c in defaults.callbacks if c is not ProgressCallback], list(defaults.callbacks) + [ProgressCallback]):
+        monkeypatch.setattr(defaults, 'callbacks', list(dict.fromkeys(cbs)))
+        for bar in (True, False):
+            learn = _learner('digits', 0, torch.device('cpu'), bar=bar)
+            assert len(learn.cbs.filter(lambda cb: isinstance(cb, ProgressCallback))) == bar, (cbs, bar)
+
 def test_console_script_declared():
     "settings.ini declares `fastai-anneal`, and the installed package's entry point resolves to `main`"
     from configparser import ConfigParser

@@ -4,25 +4,12 @@ from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel, synth_learner
 from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS as REGISTRY
+from conftest import mk_learner as _mk_learner, quiet_fit, RecordHypers
 
 N_ITER = 5  # batches per epoch of the synthetic data
 
-def _splitter(m): return [[m.a], [m.b]]
+def mk_learner(**kwargs): return _mk_learner(n_train=N_ITER, **kwargs)
 
-def mk_learner(groups=1, opt_func=Adam, lr=1e-2, seed=0):
-    set_seed(seed, reproducible=True)
-    return Learner(synth_dbunch(n_train=N_ITER, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=opt_func, lr=lr,
-                   splitter=_splitter if groups == 2 else trainable_params)
-
-class RecordAllGroups(Callback):
-    "Records every param group's lr and mom after each training batch (fastai's recorder keeps the last group only)"
-    order = 70
-    def __init__(self): self.lrs,self.moms = [],[]  # kept across fits: fine_tune_anneal runs two
-    def after_batch(self):
-        if self.training: self.lrs.append([h['lr'] for h in self.opt.hypers]); self.moms.append([h.get('mom') for h in self.opt.hypers])
-
-def quiet_fit(learn, method, *args, **kwargs):
-    with learn.no_bar(), learn.no_logging(): getattr(learn, method)(*args, **kwargs)
 
 # each variant: (method, args, kwargs, n_epoch, builder of the same schedule given per-group lrs), one per registered example
 def _row(v, ex):
@@ -57,14 +44,14 @@ def test_resume_reproduces_tail_exactly(name, k):
 @pytest.mark.parametrize('lr,expect', [
     (slice(1e-2), [1e-3, 1e-2]), (slice(1e-4, 1e-2), [1e-4, 1e-2]), ([2e-3, 3e-3], [2e-3, 3e-3]), (5e-3, [5e-3, 5e-3])])
 def test_per_group_lrs(lr, expect):
-    learn,rec = mk_learner(groups=2),RecordAllGroups()
+    learn,rec = mk_learner(groups=2),RecordHypers()
     quiet_fit(learn, 'fit_cos_anneal', 2, lr, pct_warmup=0.3, cbs=rec)
     scheds,n = cos_anneal_scheds(np.array(expect), pct_warmup=0.3),2*N_ITER
     np.testing.assert_allclose(np.array(rec.lrs), np.stack([scheds['lr'](t/n) for t in range(n)]), rtol=1e-9)
     assert max(rec.lrs, key=lambda v: v[1]) == expect  # the peak reaches each group's lr
 
 def test_fine_tune_anneal_phases():
-    learn,rec = mk_learner(groups=2),RecordAllGroups()
+    learn,rec = mk_learner(groups=2),RecordHypers()
     with learn.no_bar(), learn.no_logging(): learn.fine_tune_anneal(2, base_lr=4e-3, freeze_epochs=1, lr_mult=10, cbs=rec)
     lrs = np.array(rec.lrs)
     test_eq(len(lrs), 3*N_ITER)
@@ -76,7 +63,7 @@ def test_fine_tune_anneal_phases():
     assert not learn.opt.frozen_idx  # unfrozen at the end
 
 def test_fine_tune_anneal_freeze_epochs_zero_and_kwargs():
-    learn,rec = mk_learner(groups=2),RecordAllGroups()
+    learn,rec = mk_learner(groups=2),RecordHypers()
     with learn.no_bar(), learn.no_logging(): learn.fine_tune_anneal(1, freeze_epochs=0, moms=(0.95, 0.85, 0.95), cbs=rec)
     test_eq(len(rec.lrs), N_ITER)
     assert rec.moms[0][0] == 0.95

@@ -20,14 +20,35 @@ def test_fresh_import_and_version():
     assert out.strip() == 'ok'
 
 def test_no_fastai_method_replaced_except_lr_find():
+    "issue 10.5: of every fastai class we patch or sit beside, only `Learner.lr_find` changes (`Recorder.plot_lr_find` stays fastai's)"
     run("""
         from fastai.basics import *
         from fastai.callback.all import *
         from fastai.vision.all import *
-        before = {k: v for k, v in vars(Learner).items()}
+        from fastai.data.load import DataLoader
+        from fastai.distributed import DistributedDL
+        classes = [Learner, Recorder, Callback, ParamScheduler, LRFinder, TrackerCallback, SaveModelCallback, Optimizer, OptimWrapper,
+                   Metric, AvgMetric, AccumMetric, DataLoader, TfmdDL, DistributedDL, MixedPrecision, GradientAccumulation]
+        before = [dict(vars(c)) for c in classes]
         import fastai_anneal.all as fa
-        changed = sorted(k for k, v in before.items() if vars(Learner)[k] is not v)
-        assert set(changed) <= {'lr_find'}, changed       # DESIGN: lr_find is the one patch on a fastai name
+        changed = sorted(f'{c.__name__}.{k}' for c,b in zip(classes, before) for k in set(b) | set(vars(c))
+                         if vars(c).get(k) is not b.get(k))
+        added = {'Learner._orig_lr_find', 'Learner.fit_cos_anneal', 'Learner.fit_sgdr_anneal', 'Learner.fit_flat_anneal',
+                 'Learner.fine_tune_anneal', 'Recorder.plot_lr_sweep'}
+        assert set(changed) - added == {'Learner.lr_find'}, changed       # DESIGN: lr_find is the one patch on a fastai name
+        assert Recorder.plot_lr_find.__module__ == 'fastai.callback.schedule'
+    """)
+
+def test_cli_import_changes_no_process_wide_state():
+    "issue 10.6: importing `fastai_anneal.cli` adds no warnings filter and no default callback (fastai's own imports aside)"
+    run("""
+        import warnings
+        import fastai.callback.schedule, fastai.callback.progress   # what the package's fastai imports bring, fastai's doing
+        from fastai.learner import defaults
+        filters,cbs = list(warnings.filters),list(defaults.callbacks)
+        import fastai_anneal.cli
+        assert warnings.filters == filters, [f for f in warnings.filters if f not in filters]
+        assert defaults.callbacks == cbs, defaults.callbacks
     """)
 
 def test_star_import_shadows_no_fastai_name_with_other_behaviour():

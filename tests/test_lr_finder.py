@@ -1,5 +1,5 @@
 "`AnnealLRFinder` and `Learner.lr_find`: fastai parity bit for bit, in-memory restore after every way a sweep can end, RNGs, per-group lrs, bad input, degenerate suggestions."
-import math, os, random, tempfile, warnings
+import inspect, math, os, random, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, pytest, torch
@@ -12,12 +12,16 @@ from fastai.optimizer import OptimWrapper, ranger
 from fastai.test_utils import synth_learner
 from fastai_anneal.all import *
 from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
+from fastai_anneal.optimizer import AdamAnneal
+from conftest import RecordHypers
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
 fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
 
 @pytest.fixture(autouse=True)
-def _close_figures():
+def _in_tmp_path(tmp_path, monkeypatch):
+    "A learner's default `path` is the working directory: a file a sweep wrote would land in `tmp_path`, never in the repository"
+    monkeypatch.chdir(tmp_path)
     yield
     plt.close('all')
 
@@ -31,7 +35,7 @@ def _splitter(m): return [params(m[:2]), params(m[2:])]
 def _learner(seed=0, bs=400, **kw):
     "MNIST-1D, 10 batches per epoch of 400, two param groups"
     set_seed(seed)
-    kw = {'loss_func': CrossEntropyLossFlat(), 'splitter': _splitter, 'path': tempfile.mkdtemp(), **kw}
+    kw = {'loss_func': CrossEntropyLossFlat(), 'splitter': _splitter, **kw}
     return Learner(mnist1d_dls(bs=bs, seed=seed), _net(), **kw)
 
 def _capture(learn) -> dict:
@@ -106,14 +110,14 @@ def _both(mk, **kw):
 
 @pytest.mark.parametrize('kw', [{}, {'suggest_funcs': FUNCS}])
 def test_lr_find_bit_identical_to_fastai_synth(kw):
-    (sf,lf),(so,lo) = _both(lambda: (set_seed(0), synth_learner(path=tempfile.mkdtemp()))[1], **kw)
+    (sf,lf),(so,lo) = _both(lambda: (set_seed(0), synth_learner())[1], **kw)
     test_eq(lo.recorder.lrs, lf.recorder.lrs)
     test_eq(torch.stack(lo.recorder.losses), torch.stack(lf.recorder.losses))
     test_eq(type(so).__name__, 'SuggestedLRs'); test_eq(so._fields, sf._fields); test_eq(tuple(so), tuple(sf))
     test_eq(lo.model.a, lf.model.a); test_eq(lo.model.b, lf.model.b)
 
 def test_lr_find_bit_identical_to_fastai_mnist1d_adam():
-    mk = lambda: Learner(mnist1d_dls(), mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), path=tempfile.mkdtemp())
+    mk = lambda: Learner(mnist1d_dls(), mnist1d_cnn(), loss_func=CrossEntropyLossFlat())
     (sf,lf),(so,lo) = _both(lambda: (set_seed(0), mk())[1], suggest_funcs=FUNCS)
     assert len(lo.recorder.lrs) > 50
     test_eq(lo.recorder.lrs, lf.recorder.lrs)
@@ -124,7 +128,7 @@ def test_lr_find_bit_identical_to_fastai_mnist1d_adam():
 def test_callback_exp_matches_fastai_lrfinder():
     res = []
     for cb in (LRFinder(num_it=100), AnnealLRFinder(num_it=100, anneal='exp')):
-        set_seed(0); learn = synth_learner(path=tempfile.mkdtemp())
+        set_seed(0); learn = synth_learner()
         with learn.no_logging(), learn.no_bar(): learn.fit(20, cbs=cb)
         res.append(learn.recorder)
     test_eq(res[1].lrs, res[0].lrs)
@@ -227,6 +231,25 @@ def test_callback_alone_restores_after_interrupt():
     _assert_restored(before, _capture(learn))
     test_eq(len(learn.recorder.lrs), 20)
 
+def test_callback_alone_restores_the_optimizers_own_hypers():
+    "issue 10.3: `fit(cbs=AnnealLRFinder())` gives back the optimizer's own lr and wd, not the `learn.lr`/`learn.wd` `fit` resets them to"
+    learn = _learner(lr=1e-2, wd=0.1)
+    _pretrain(learn)
+    learn.opt.set_hyper('lr', 4.3e-4); learn.opt.set_hyper('wd', 3e-3)
+    before = _capture(learn)
+    with learn.no_bar(): learn.fit(3, cbs=AnnealLRFinder(1e-5, 1., 20))
+    test_eq([(h['lr'], h['wd']) for h in learn.opt.hypers], [(4.3e-4, 3e-3)]*2)
+    _assert_restored(before, _capture(learn))
+    with learn.no_bar(): learn.lr_find(1e-5, 1., num_it=20, show_plot=False)  # the same through `lr_find`
+    _assert_restored(before, _capture(learn))
+
+def test_one_default_sweep():
+    "issue 10.4: `AnnealLRFinder` and `lr_find` share one default sweep, fastai's exponential one"
+    for f in (AnnealLRFinder, Learner.lr_find): test_eq(inspect.signature(f).parameters['anneal'].default, 'exp')
+    learn = _learner()
+    with learn.no_bar(): learn.fit(3, cbs=AnnealLRFinder(1e-6, 1., num_it=20, stop_div=False))
+    test_close(learn.recorder.lrs, [sched_exp(1e-6, 1., i/20) for i in range(20)], eps=1e-15)
+
 @pytest.mark.parametrize('opt', ['ranger', 'torch_adamw', 'clock'])
 def test_restore_other_optimizers(opt):
     "Lookahead (a fastai optimizer wrapping another), `OptimWrapper` over torch's AdamW, and one whose clock lives in an attribute, `state` and `hypers`"
@@ -251,26 +274,24 @@ def test_restore_other_optimizers(opt):
 
 def test_restore_adam_anneal():
     "issue 5's `AdamAnneal` keeps its clock in `hypers['anneal_step']`: the sweep's steps must not advance it"
-    opt_mod = pytest.importorskip('fastai_anneal.optimizer')
-    learn = _learner(opt_func=opt_mod.AdamAnneal)
+    learn = _learner(opt_func=AdamAnneal)
     _pretrain(learn)
     steps,before = list(learn.opt.anneal_steps),_capture(learn)
     with learn.no_bar(): learn.lr_find(1e-5, 1., num_it=10, show_plot=False)
     _assert_restored(before, _capture(learn))
     test_eq(learn.opt.anneal_steps, steps)
 
-def test_unwritable_path_and_no_file_written():
+def test_unwritable_path_and_no_file_written(tmp_path):
     "fastai saves a temp model in `path/model_dir`; we write nothing, so a path that cannot be created works"
-    with tempfile.TemporaryDirectory() as d:
-        blocker = Path(d)/'a_file'
-        blocker.write_text('x')
-        learn = _learner(path=blocker/'cannot_exist')
-        with pytest.raises(OSError): (learn.path/learn.model_dir).mkdir(parents=True, exist_ok=True)  # the path really is unwritable
-        before = _capture(learn)
-        with learn.no_bar(): res = learn.lr_find(num_it=20, show_plot=False)
-        assert res.valley > 0
-        _assert_restored(before, _capture(learn))
-        test_eq(sorted(p.name for p in Path(d).iterdir()), ['a_file'])
+    blocker = tmp_path/'a_file'
+    blocker.write_text('x')
+    learn = _learner(path=blocker/'cannot_exist')
+    with pytest.raises(OSError): (learn.path/learn.model_dir).mkdir(parents=True, exist_ok=True)  # the path really is unwritable
+    before = _capture(learn)
+    with learn.no_bar(): res = learn.lr_find(num_it=20, show_plot=False)
+    assert res.valley > 0
+    _assert_restored(before, _capture(learn))
+    test_eq(sorted(p.name for p in tmp_path.iterdir()), ['a_file'])
 
 # ------------------------------------------------------------------ RNGs (fastai issue 3295)
 def _fit_after(with_lr_find):
@@ -298,11 +319,6 @@ def test_snapshot_restores_wrapped_and_torch_loader_rngs():
     test_eq(inner.rng.getstate(), st_inner); test_eq(g.get_state(), st_g)
 
 # ------------------------------------------------------------------ per-group lrs
-class _GroupLrs(Callback):
-    order = 55  # before the finder, which cancels the fit in the last batch's `after_batch`
-    def before_fit(self): self.lrs = []
-    def after_batch(self): self.lrs.append([h['lr'] for h in self.opt.hypers])
-
 @pytest.mark.parametrize('start,end,ref_start,ref_end', [
     ([1e-6, 1e-5], [1e-2, 1.], [1e-6, 1e-5], [1e-2, 1.]),
     (np.array([1e-6, 1e-5]), 1., [1e-6, 1e-5], [1., 1.]),
@@ -310,7 +326,7 @@ class _GroupLrs(Callback):
     (slice(1e-5), 1., [1e-6, 1e-5], [1., 1.]),
     ([1e-6], 1., [1e-6, 1e-6], [1., 1.])])
 def test_per_group_lrs(start, end, ref_start, ref_end):
-    learn,rec = _learner(),_GroupLrs()
+    learn,rec = _learner(),RecordHypers()
     learn.add_cb(rec)
     with learn.no_bar(): learn.lr_find(start, end, num_it=12, stop_div=False, show_plot=False, anneal='cos')
     cos = SWEEPS['cos']
@@ -319,7 +335,7 @@ def test_per_group_lrs(start, end, ref_start, ref_end):
 
 def test_slice_on_a_single_group():
     "as fastai's `set_hyper`: with one group, `slice(start, stop)` and `slice(stop)` mean `stop`"
-    learn = Learner(mnist1d_dls(), mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), path=tempfile.mkdtemp())
+    learn = Learner(mnist1d_dls(), mnist1d_cnn(), loss_func=CrossEntropyLossFlat())
     with learn.no_bar(): learn.lr_find(slice(1e-6, 1e-5), slice(1.), num_it=10, show_plot=False, anneal='exp')
     test_close(learn.recorder.lrs, [sched_exp(1e-5, 1., i/10) for i in range(10)], eps=1e-15)
 
@@ -418,18 +434,29 @@ def test_no_suggestion_funcs_returns_none():
 
 # ------------------------------------------------------------------ plot
 def test_plot_marks_suggestions_and_shows_sweep():
-    import inspect
-    fa = inspect.signature(Recorder._orig_plot_lr_find).parameters
-    ours = inspect.signature(Recorder.plot_lr_find).parameters
-    for k,p in fa.items(): assert k in ours and ours[k].default == p.default, k  # a superset of fastai's signature
+    "issue 10.5: `Recorder.plot_lr_find` stays fastai's; `plot_lr_sweep` takes its arguments, adds the sweep, returns None unless asked"
+    fa = inspect.signature(Recorder.plot_lr_find).parameters
+    assert Recorder.plot_lr_find.__module__ == 'fastai.callback.schedule'
+    ours = inspect.signature(Recorder.plot_lr_sweep).parameters
+    for k,p in fa.items():
+        if k != 'return_fig': assert k in ours and ours[k].default == p.default, k  # fastai's arguments and defaults...
+    test_eq(ours['return_fig'].default, False)  # ...but no figure back by default: a cell's last line would display it twice
     learn = _learner()
     with learn.no_bar(): learn.lr_find(num_it=40, anneal='cos', show_plot=False)
-    fig = learn.recorder.plot_lr_find(suggestions=[(1e-3, 2.), (float('nan'), float('nan'))], nms=['valley', 'steep'])
+    test_eq(learn.recorder.plot_lr_sweep(), None)
+    fig = learn.recorder.plot_lr_sweep(suggestions=[(1e-3, 2.), (float('nan'), float('nan'))], nms=['valley', 'steep'], return_fig=True)
     ax,sweep = fig.axes
     test_eq(list(sweep.lines[0].get_ydata()), learn.recorder.lrs)  # the sweep as run
     test_eq(len(sweep.lines), 2)  # + the valley; the NaN suggestion is not drawn
     test_eq(sweep.get_yscale(), 'log')
     test_eq([t.get_text() for t in ax.get_legend().get_texts()], ['valley', 'steep: none'])
     test_eq(len(ax.lines), 3)  # loss curve, valley, the legend entry of the NaN suggestion (no data)
-    test_eq(len(learn.recorder.plot_lr_find(show_sweep=False, return_fig=True).axes), 1)
-    test_eq(learn.recorder.plot_lr_find(return_fig=False), None)
+    test_eq(len(learn.recorder.plot_lr_sweep(show_sweep=False, return_fig=True).axes), 1)
+
+def test_lr_find_shows_the_sweep_and_returns_only_suggestions():
+    "`lr_find(show_plot=True)` draws one figure, with the sweep panel, and returns the suggestions (as fastai, no figure)"
+    learn = _learner()
+    with learn.no_bar(): res = learn.lr_find(num_it=30)
+    test_eq(type(res).__name__, 'SuggestedLRs')
+    test_eq(plt.get_fignums(), [1])
+    test_eq(len(plt.figure(1).axes), 2)

@@ -11,7 +11,13 @@ from fastai.optimizer import (Optimizer, Lookahead, SGD, RMSProp, Adam, RAdam, Q
 from fastai_anneal.all import *  # the fit variants and the project's `lr_find`
 from fastai_anneal.optimizer import *
 from fastai_anneal._multi_tensor import KERNELS
+from conftest import quiet_fit, CountSteps
 _FUSED_DEVICES = KERNELS.fused_devices
+
+# settings.ini allows torch >= 2.1; torch's fused Adam/SGD kernels run on the CPU from 2.4 on
+needs_cpu_fused = pytest.mark.skipif(not (KERNELS.fused and 'cpu' in _FUSED_DEVICES),
+                                     reason=f"torch {torch.__version__} has no fused Adam/SGD kernels on the CPU (torch >= 2.4 has them)")
+IMPLS = ['stepper', 'foreach', pytest.param('fused', marks=needs_cpu_fused)]
 from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
 from fastai_anneal.schedules import sched_cos, sched_lin
 
@@ -55,18 +61,10 @@ class Net(nn.Module):
         self.head = nn.Linear(8*18, 10)
     def forward(self, x): return self.head(self.body(x))
 
-class CountSteps(Callback):
-    "Optimizer steps over all fits, and how many of them had the body frozen"
-    n = frozen = 0
-    def after_step(self): self.n,self.frozen = self.n + 1,self.frozen + (self.opt.frozen_idx > 0)
-
 def learner(dls, opt_func, **kwargs):
     torch.manual_seed(0)
     return Learner(dls, Net(), loss_func=CrossEntropyLossFlat(), opt_func=opt_func, metrics=accuracy,
                    splitter=lambda m: [params(m.body), params(m.head)], **kwargs)
-
-def quiet_fit(learn, meth, *args, **kwargs):
-    with learn.no_bar(), learn.no_logging(): getattr(learn, meth)(*args, **kwargs)
 
 # ---------------------------------------------------------------- bad input
 FACTORIES = [SGDAnneal, RMSPropAnneal, AdamAnneal, annealed(RAdam), partial(AnnealOptimizer, cbs=[sgd_step])]
@@ -190,7 +188,7 @@ def test_recorded_lrs_and_factors():
     assert opt.anneal_lrs == pytest.approx([1e-3 * 0.5 ** 3])
 
 # ---------------------------------------------------------------- equivalences
-@pytest.mark.parametrize('impl', ['stepper', 'foreach', 'fused'])
+@pytest.mark.parametrize('impl', IMPLS)
 @pytest.mark.parametrize('decouple_wd', [True, False])
 def test_adam_anneal_rate_1_is_fastai_adam(impl, decouple_wd):
     ps,_ = run(partial(AdamAnneal, lr=1e-2, wd=0.05, decouple_wd=decouple_wd, anneal_rate=1, impl=impl), groups=two_groups)
@@ -198,7 +196,7 @@ def test_adam_anneal_rate_1_is_fastai_adam(impl, decouple_wd):
     if impl == 'fused': assert rel_err(ps, ref) < 1e-6
     else: assert bitwise(ps, ref)  # same steppers / same operations in the same order
 
-@pytest.mark.parametrize('impl', ['stepper', 'foreach', 'fused'])
+@pytest.mark.parametrize('impl', IMPLS)
 def test_adam_anneal_is_torch_adamw_and_adam(impl):
     ps,_ = run(partial(AdamAnneal, lr=1e-2, mom=0.8, sqr_mom=0.95, eps=1e-6, wd=0.1, anneal_rate=1, impl=impl))
     ref,_ = run(lambda p: torch.optim.AdamW(p, lr=1e-2, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1))
@@ -207,7 +205,7 @@ def test_adam_anneal_is_torch_adamw_and_adam(impl):
     ref,_ = run(lambda p: torch.optim.Adam(p, lr=1e-2, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.1))
     assert rel_err(ps, ref) < 1e-6
 
-@pytest.mark.parametrize('impl', ['stepper', 'foreach', 'fused'])
+@pytest.mark.parametrize('impl', IMPLS)
 @pytest.mark.parametrize('mom,wd,decouple_wd', [(0., 0., True), (0.9, 0., True), (0.9, 0.1, True), (0.9, 0.1, False), (0., 0.1, False)])
 def test_sgd_anneal_rate_1_is_fastai_sgd(impl, mom, wd, decouple_wd):
     ps,_ = run(partial(SGDAnneal, lr=1e-2, mom=mom, wd=wd, decouple_wd=decouple_wd, anneal_rate=1, impl=impl), groups=two_groups)
@@ -228,6 +226,7 @@ def test_rmsprop_anneal_rate_1_is_fastai_rmsprop():
 @pytest.mark.parametrize('factory', [partial(AdamAnneal, wd=0.1), partial(AdamAnneal, wd=0.1, decouple_wd=False),
                                      partial(SGDAnneal, mom=0.9, wd=0.1), partial(SGDAnneal, wd=0.1, decouple_wd=False)],
                          ids=['AdamW', 'Adam-L2', 'SGD-mom', 'SGD-L2'])
+@needs_cpu_fused
 def test_fast_paths_match_stepper_after_100_annealed_steps(factory):
     "fused and foreach agree with the per-parameter reference to 1e-6 relative, state included, with annealing on and per-param `do_wd`"
     def go(impl):
@@ -247,6 +246,7 @@ def test_fast_paths_match_stepper_after_100_annealed_steps(factory):
                 if k in st: assert rel_err([st[k]], [rst[k]]) < 1e-6, (impl, k)
         assert opt.anneal_steps == ref_opt.anneal_steps == [100, 100]
 
+@needs_cpu_fused
 def test_sgd_fast_path_when_momentum_is_scheduled_to_0():
     "a momentum schedule reaching 0 (the fused kernel refuses buffers then): the fast paths still update the buffer as fastai does"
     def go(impl):
@@ -261,6 +261,7 @@ def test_sgd_fast_path_when_momentum_is_scheduled_to_0():
         ps,bufs = go(impl)
         assert rel_err(ps, ref) < 1e-6 and rel_err(bufs, ref_bufs) < 1e-6, impl
 
+@needs_cpu_fused
 def test_fast_path_mixed_steps_in_a_group():
     "params of one group that started at different steps (e.g. trained batchnorms while frozen) keep their own debiasing"
     def go(impl):
@@ -284,6 +285,7 @@ def test_auto_picks_fused_on_cpu():
     assert RMSPropAnneal(make_params()).fast_kind is None
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+@needs_cpu_fused
 def test_low_precision_params_fast_vs_stepper(dtype):
     "half-precision params (a model cast with `.to(dtype)`): the fused and foreach kernels agree with the steppers"
     ref,_ = run(partial(AdamAnneal, lr=1e-2, anneal_rate=0.99, impl='stepper'), n=20, ps=make_params(dtype=dtype))
@@ -398,6 +400,7 @@ def test_mixed_precision_learner(dls, mode):
     if not torch.cuda.is_available(): assert any('Disabling autocast' in str(w.message) for w in ws)
     assert learn.opt.anneal_steps == [8, 8] and math.isfinite(learn.recorder.values[-1][0])
 
+@needs_cpu_fused
 def test_cpu_autocast_bf16_loop():
     "a plain loop under `torch.autocast('cpu', torch.bfloat16)`: fp32 params, bf16 compute; fused and stepper paths agree"
     def go(impl):

@@ -1,6 +1,5 @@
 """Exact resume through fastai's own checkpoints (`SaveModelCallback(every_epoch=True, with_opt=True)`, `learn.load`),
 faults inside a fit, and how the schedule advances under mixed precision and gradient accumulation."""
-import tempfile
 from pathlib import Path
 import numpy as np, pytest, torch
 from fastai.basics import *
@@ -12,14 +11,13 @@ from fastai.test_utils import synth_dbunch, RegModel
 from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS as REGISTRY
 from fastai_anneal.optimizer import AdamAnneal
+from conftest import mk_learner as _mk_learner, quiet_fit as _quiet_fit, RecordHypers, CountSteps
 
 N_ITER = 4
 
 def mk_learner(path, opt_func=Adam, seed=0):
     "The same learner, data order included, each time: what a restarted process rebuilds"
-    set_seed(seed, reproducible=True)
-    return Learner(synth_dbunch(n_train=N_ITER, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=opt_func,
-                   lr=1e-2, path=path, model_dir='models')
+    return _mk_learner(n_train=N_ITER, opt_func=opt_func, seed=seed, path=path, model_dir='models')
 
 class Interrupt(Callback):
     "The machine dies at the start of epoch `epoch`, counted across fits (fine_tune_anneal runs two)"
@@ -47,15 +45,7 @@ class FailAtBatch(Callback):
 VARIANTS = {f'{v.name}{i}': (v.method, tuple(ex[k] for k in v.epoch_args), {k: a for k,a in ex.items() if k not in v.epoch_args})
             for v in REGISTRY.values() for i,ex in enumerate(v.examples)}  # every registered variant, each of its examples
 
-class RecordHypers(Callback):
-    "lr and mom of every group at every training batch, across fits (fine_tune_anneal runs two)"
-    order = 70
-    def __init__(self): self.hps = []
-    def after_batch(self):
-        if self.training: self.hps.append([(h['lr'], h.get('mom')) for h in self.opt.hypers])
-
-def fit_quiet(learn, method, args, kwargs):
-    with learn.no_bar(), learn.no_logging(): getattr(learn, method)(*args, **kwargs)
+def fit_quiet(learn, method, args, kwargs): _quiet_fit(learn, method, *args, **kwargs)
 
 @pytest.mark.parametrize('name', VARIANTS)
 @pytest.mark.parametrize('k', [0, 1])  # k=0 resumes fine_tune in its unfrozen phase, k=1 inside it
@@ -98,11 +88,6 @@ def test_fault_mid_epoch_leaves_a_usable_learner(name, exc, tmp_path):
     test_eq(set(learn.recorder.hps), {'lr'})  # no half-set momentum schedule left over
 
 # ------------------------------------------------------------------ mixed precision, gradient accumulation
-class CountSteps(Callback):
-    order = 90
-    def __init__(self): self.steps = 0
-    def after_step(self): self.steps += 1
-
 @pytest.mark.parametrize('name', VARIANTS)
 @pytest.mark.parametrize('amp', ['fp16', 'bf16'])
 def test_mixed_precision_keeps_the_schedule(name, amp, tmp_path):
@@ -122,7 +107,7 @@ def test_gradient_accumulation_advances_the_schedule_per_batch(name, tmp_path):
     learn,steps,rec = mk_learner(tmp_path),CountSteps(),RecordHypers()
     fit_quiet(learn, method, args, dict(kwargs, cbs=[GradientAccumulation(n_acc=2*16), steps, rec]))  # 2 batches of 16
     test_eq(rec.hps, rec_ref.hps)
-    test_eq(steps.steps, len(rec_ref.hps)//2)
+    test_eq(steps.n, len(rec_ref.hps)//2)
 
 # ------------------------------------------------------------------ AdamAnneal: its clock resumes and skips with the steps
 def adam_anneal(): return partial(AdamAnneal, anneal_rate=0.8, anneal_every=N_ITER, impl='stepper')
