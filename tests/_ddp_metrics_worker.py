@@ -45,16 +45,15 @@ def main(out:str):
     DistributedDL._broadcast = cpu_broadcast
     init(out)
     rank,res = rank_distrib(),{}
-    try:
-        for name in N_VALID:
-            learn = make_task(name)
-            with learn.distrib_ctx(cpu=True):
-                # multiclass goes through a real (DDP-wrapped) fit; its last recorded row is [train_loss, valid_loss, *metrics]
-                if name == 'multiclass': learn.fit(1, 1e-2); vals = learn.recorder.values[-1][2:]
-                else: vals = learn.validate()[1:]
-            res[name] = dict(zip(learn.metrics.attrgot('name'), map(float, vals)))
-            if rank == 0: torch.save(learn.model.state_dict(), os.path.join(out, f'{name}.pth'))
-        with open(os.path.join(out, f'rank{rank}.json'), 'w') as f: json.dump(res, f)
-    finally: finish()
+    for name in N_VALID:
+        learn = make_task(name)
+        with learn.distrib_ctx(cpu=True):
+            # multiclass goes through a real (DDP-wrapped) fit; its last recorded row is [train_loss, valid_loss, *metrics]
+            if name == 'multiclass': learn.fit(1, 1e-2); vals = learn.recorder.values[-1][2:]
+            else: vals = learn.validate()[1:]
+        res[name] = dict(zip(learn.metrics.attrgot('name'), map(float, vals)))
+        if rank == 0: torch.save(learn.model.state_dict(), os.path.join(out, f'{name}.pth'))
+    with open(os.path.join(out, f'rank{rank}.json'), 'w') as f: json.dump(res, f)
+    finish()  # only after success: it exits with status 0; a failing rank exits with its traceback, and the launcher kills its peer
 
 if __name__ == '__main__': main(sys.argv[1])

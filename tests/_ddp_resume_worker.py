@@ -33,14 +33,13 @@ def main(out:str):
     DistributedDL._broadcast = cpu_broadcast
     out = Path(out)
     init(out)
-    try:
-        full = mk_learner(out/'full'); fit(full)
-        dying = mk_learner(out/'run'); fit(dying, cbs=[SaveModelCallback(every_epoch=True, with_opt=True), Die(STOP)])
-        resumed = mk_learner(out/'run')  # a new process: same construction, then fastai's loader (rank 0 wrote the file)
-        resumed.load(f'model_{STOP-1}', with_opt=True)
-        fit(resumed, start_epoch=STOP)
-        res = dict(world=num_distrib(), full=weights(full), resumed=weights(resumed), n_batches=len(full.dls.train))
-        (out/f'rank{rank_distrib()}.json').write_text(json.dumps(res))
-    finally: finish()
+    full = mk_learner(out/'full'); fit(full)
+    dying = mk_learner(out/'run'); fit(dying, cbs=[SaveModelCallback(every_epoch=True, with_opt=True), Die(STOP)])
+    resumed = mk_learner(out/'run')  # a new process: same construction, then fastai's loader (rank 0 wrote the file)
+    resumed.load(f'model_{STOP-1}', with_opt=True)
+    fit(resumed, start_epoch=STOP)
+    res = dict(world=num_distrib(), full=weights(full), resumed=weights(resumed), n_batches=len(full.dls.train))
+    (out/f'rank{rank_distrib()}.json').write_text(json.dumps(res))
+    finish()  # only after success: it exits with status 0; a failing rank exits with its traceback, and the launcher kills its peer
 
 if __name__ == '__main__': main(sys.argv[1])
