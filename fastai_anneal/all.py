@@ -4,6 +4,7 @@ from .registry import *
 from .fit import *
 from .snapshot import *
 from .lr_finder import *
+from .tune import *
 from .metrics import *
 from .optimizer import *
 from .data import *

@@ -97,9 +97,20 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
     fit_kw = {p.name: call[p.name] for p in _FIT_ARGS}
     return _prepare(learn, v.n_epoch(**call), call[v.lr_arg], lambda lrs: v.scheds(lrs, **call), lr_name=v.lr_arg, **fit_kw)
 
+def _tuned_lr(learn, v:Variant, args, kwargs):
+    "The lr `Learner.lr_tune` picks for this call (`lr='auto'`), recorded as `learn.lr_tune_result` and logged"
+    if not hasattr(learn, 'lr_tune'):
+        raise ValueError(f"{v.lr_arg}='auto' needs the tuner: import fastai_anneal.all (or fastai_anneal.tune)")
+    res = learn.lr_tune(*args, fit=v.method, **kwargs)
+    learn.logger(f"{v.method}: {v.lr_arg}='auto' tuned to {res.lr!r} ({len(res.trials)} trials, {res.cost} extra training batches)")
+    return res.lr
+
 def _fit_method(v:Variant) -> FunctionType:
     "The `Learner` method of `v`: its arguments forwarded by name to the builder, `help` and `docments` showing every one"
-    def fit(self, *args, **kwargs): _launch(self, **prepare_call(v, self, bind_call(v, self, *args, **kwargs)))
+    def fit(self, *args, **kwargs):
+        call = bind_call(v, self, *args, **kwargs)
+        if isinstance(call[v.lr_arg], str): call[v.lr_arg] = _tuned_lr(self, v, args, kwargs)  # 'auto' (lr_tune refuses other strings)
+        _launch(self, **prepare_call(v, self, call))
     docs = FunctionType(_fit_args.__code__, _fit_args.__globals__, _fit_args.__name__)  # docments follows `__delwrap__`:
     docs.__delwrap__ = v.builder                                                           # method -> common args -> builder
     sig = fit_signature(v)
@@ -110,18 +121,9 @@ def _fit_method(v:Variant) -> FunctionType:
 for _v in VARIANTS.values():
     if not _v.two_phase: patch_to(Learner)(_fit_method(_v))
 
-@patch
-@delegates(Learner.fit_cos_anneal, but=['n_epoch', 'lr_max', 'pct_warmup', 'div_final', 'anneal'])
-def fine_tune_anneal(self:Learner,
-    epochs:int,               # Epochs of the unfrozen phase
-    base_lr:float=2e-3,       # Peak lr of the frozen phase; the unfrozen phase peaks at `base_lr/2` on the last group
-    freeze_epochs:int=1,      # Epochs of the frozen phase (0: skip it)
-    lr_mult:float=100,        # Discriminative lrs of the unfrozen phase span `base_lr/2/lr_mult` to `base_lr/2`
-    pct_warmup:float=0.1,     # Fraction of each phase spent warming up
-    div_final:float=1e5,      # Each phase ends at its peak/`div_final`
-    anneal:str|callable='cos',   # Anneal shape of both phases
-    **kwargs,
-):
+def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_warmup=0.1, div_final=1e5, anneal='cos',
+                     **kwargs) -> tuple:
+    "`_launch` arguments of `fine_tune_anneal`'s frozen (None when resumed past it) and unfrozen phases; every argument checked"
     unknown = set(kwargs) - {'div_warmup', 'warmup', 'moms', 'wd', 'start_epoch', 'cbs', 'reset_opt'}
     if unknown: raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}; "
                                 "it passes on div_warmup, warmup, moms, wd, start_epoch, cbs, reset_opt")
@@ -132,10 +134,29 @@ def fine_tune_anneal(self:Learner,
         raise ValueError(f"start_epoch must be in [0, freeze_epochs+epochs={freeze_epochs+epochs}), got {start}")
     bkw = {k: kwargs[k] for k in ('div_warmup', 'warmup', 'moms') if k in kwargs}
     build = lambda lrs: VARIANTS['fine_tune_anneal'].scheds(lrs, div_final=div_final, pct_warmup=pct_warmup, anneal=anneal, **bkw)
-    # validate both phases before freezing, so a bad argument leaves the learner untouched
     fkw = dict(wd=kwargs.get('wd'), cbs=kwargs.get('cbs'), reset_opt=kwargs.get('reset_opt', False))
-    frozen = _prepare(self, freeze_epochs, slice(base_lr), build, start_epoch=start, **fkw) if start < freeze_epochs else None
-    unfrozen = _prepare(self, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, start_epoch=max(0, start-freeze_epochs), **fkw)
+    frozen = _prepare(learn, freeze_epochs, slice(base_lr), build, start_epoch=start, **fkw) if start < freeze_epochs else None
+    unfrozen = _prepare(learn, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, start_epoch=max(0, start-freeze_epochs), **fkw)
+    return frozen,unfrozen
+
+@patch
+@delegates(Learner.fit_cos_anneal, but=['n_epoch', 'lr_max', 'pct_warmup', 'div_final', 'anneal'])
+def fine_tune_anneal(self:Learner,
+    epochs:int,               # Epochs of the unfrozen phase
+    base_lr:float|str=2e-3,   # Peak lr of the frozen phase (the unfrozen phase peaks at `base_lr/2`); 'auto': tuned for this call
+    freeze_epochs:int=1,      # Epochs of the frozen phase (0: skip it)
+    lr_mult:float=100,        # Discriminative lrs of the unfrozen phase span `base_lr/2/lr_mult` to `base_lr/2`
+    pct_warmup:float=0.1,     # Fraction of each phase spent warming up
+    div_final:float=1e5,      # Each phase ends at its peak/`div_final`
+    anneal:str|callable='cos',   # Anneal shape of both phases
+    **kwargs,
+):
+    if isinstance(base_lr, str):  # 'auto' (lr_tune refuses other strings)
+        args = (epochs, base_lr, freeze_epochs, lr_mult, pct_warmup, div_final, anneal)
+        base_lr = _tuned_lr(self, VARIANTS['fine_tune_anneal'], args, kwargs)
+    # validate both phases before freezing, so a bad argument leaves the learner untouched
+    frozen,unfrozen = fine_tune_phases(self, epochs, base_lr, freeze_epochs, lr_mult, pct_warmup, div_final, anneal, **kwargs)
+    start = kwargs.get('start_epoch', 0)
     # The uninterrupted run clears the optimizer state at each freeze/unfreeze (`Learner.freeze_to` does); a resumed run
     # clears it only at the transitions it replays, so the state loaded from a checkpoint mid-phase survives.
     if self.opt is None: self.create_opt()

@@ -1,0 +1,295 @@
+"Budget-aware learning rate: short trials of the very fit you are about to run pick its peak lr (`Learner.lr_tune`, `lr='auto'`)."
+from __future__ import annotations
+import inspect, math, time, warnings
+import numpy as np, torch
+import matplotlib.pyplot as plt
+from fastcore.basics import store_attr, patch
+from fastcore.foundation import L
+from fastai.learner import Learner
+from fastai.callback.core import CancelFitException, CancelTrainException, CancelValidException
+from fastai.callback.schedule import ParamScheduler, SuggestionMethod, SchedNo
+from ._checks import check_float, check_bool, check_choice
+from ._groups import n_groups
+from .registry import VARIANTS
+from .snapshot import LearnerSnapshot
+from .fit import bind_call, prepare_call, fine_tune_phases, _group_lrs
+
+__all__ = ['LRTuneResult', 'TrialScheduler', 'tune_lr', 'lr_scale_like', 'FASTAI_FITS']  # and `Learner.lr_tune`, applied on import
+
+# ---------------------------------------------------------------- one trial
+class TrialScheduler(ParamScheduler):
+    ("Run `scheds` over exactly `n_steps` training batches (position `iter/n_steps`), then validate once (with `validate`) and stop; "
+     "stops at once when the loss diverges")
+    # fastai's trackers, loggers and progress callbacks stand aside while a callback named `lr_finder` runs: a trial is a search, not a fit
+    @property
+    def name(self): return 'lr_finder'
+    def __init__(self, scheds:dict, n_steps:int, validate:bool=False, div_thresh:float=4.):
+        super().__init__(scheds)
+        store_attr('n_steps,validate,div_thresh')
+    def before_fit(self):
+        super().before_fit()
+        self.losses,self.best,self.diverged,self.done = [],math.inf,False,False
+    def before_batch(self): self._update_val(min(self.train_iter/self.n_steps, 1.))
+    def after_batch(self):
+        super().after_batch()
+        loss,smooth = float(self.learn.loss.detach()),float(self.learn.smooth_loss)
+        self.losses.append(loss)
+        self.best = min(self.best, smooth)
+        if not (math.isfinite(loss) and math.isfinite(smooth)) or smooth > self.div_thresh*self.best:
+            self.diverged = True; raise CancelFitException()
+        if self.train_iter >= self.n_steps:
+            self.done = True
+            raise CancelTrainException() if self.validate else CancelFitException()  # the epoch goes on to its validation
+    def before_validate(self):
+        if not self.done: raise CancelValidException()  # an epoch inside the trial
+    def after_validate(self):
+        "The validation loss and every metric, by name (the `Recorder` accumulated them)"
+        rec = self.learn.recorder
+        self.valid = {'valid_loss': rec.loss.value, **{m.name: m.value for m in rec.metrics}}
+    def after_epoch(self):
+        if self.done: raise CancelFitException()
+
+def _run_phases(learn, phases:list, cbs, wd, validate:bool) -> tuple:
+    "Run `phases` (a list of `(freeze_to, scheds, n_steps)`) back to back, the last one validated if `validate`; (losses, diverged, valid)"
+    losses,phases = [],[p for p in phases if p[2] > 0]
+    for i,(freeze,scheds,n) in enumerate(phases):
+        if freeze is not None: learn.freeze_to(freeze)
+        cb = TrialScheduler(scheds, n, validate and i == len(phases)-1)
+        with learn.no_logging(), learn.no_bar(): learn.fit(math.ceil(n/len(learn.dls.train)), cbs=L(cb) + L(cbs), wd=wd)
+        losses += cb.losses
+        if cb.diverged: return losses,True,None
+    return losses,False,getattr(cb, 'valid', None)
+
+# ---------------------------------------------------------------- scores
+def _monitor_index(learn, monitor:str) -> tuple:
+    "Whether lower is better for `monitor` (fastai's `TrackerCallback` convention), after checking the learner has it"
+    names = ['valid_loss'] + [m.name for m in L(learn.metrics)]
+    if monitor not in names:
+        raise ValueError(f"monitor must be 'valid_loss' or the name of one of the learner's metrics {names[1:]}, got {monitor!r}")
+    return 'loss' in monitor or 'error' in monitor
+
+def _agree(vals:list) -> list:
+    "The mean of `vals` over the ranks of a distributed run (every rank then takes the same decisions); `vals` unchanged otherwise"
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return vals
+    dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
+    t = torch.tensor(vals, dtype=torch.float64, device=dev)
+    finite = torch.isfinite(t)
+    t = torch.where(finite, t, torch.zeros_like(t))
+    torch.distributed.all_reduce(t); n = finite.double(); torch.distributed.all_reduce(n)
+    return [v/k if k == torch.distributed.get_world_size() else math.inf for v,k in zip(t.tolist(), n.tolist())]
+
+def _vertex(xs, ys) -> float|None:
+    "Minimum of the parabola through three points `(xs, ys)` (xs equally spaced), or None when it opens downwards"
+    (x0,x1,x2),(a,b,c) = xs,ys
+    curv = a - 2*b + c
+    if not curv > 0: return None
+    return x1 + (x1-x0) * (a-c) / (2*curv)
+
+# ---------------------------------------------------------------- the result
+class LRTuneResult:
+    "The tuned learning rate of one fit and its evidence: every trial's lr, length, rung, score and loss curve, and the cost in batches"
+    def __init__(self, lr, scale, trials, sweep, n_steps, cost, valid_cost, monitor, rule, time_s): store_attr()
+    @property
+    def extra_batches(self) -> int: return self.cost
+    @property
+    def cost_ratio(self) -> float: "Training batches spent tuning per training batch of the fit"; return self.cost / self.n_steps
+    def __repr__(self):
+        return (f"LRTuneResult(lr={self.lr!r}, {len(self.trials)} trials, {self.cost} extra training batches "
+                f"({self.cost_ratio:.2f}x the fit's {self.n_steps}), rule={self.rule!r})")
+
+    def plot(self, return_fig:bool=False):
+        "Left: each rung's score against lr, the tuned lr dashed; right: every trial's training loss per batch"
+        fig,(ax,ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        for r in sorted({t['rung'] for t in self.trials}):
+            ts = sorted((t for t in self.trials if t['rung'] == r), key=lambda t: t['lr'])
+            lab = f"rung {r}: {ts[0]['steps']} batches, " + ('train loss' if ts[0]['score_name'] == 'train_loss' else ts[0]['score_name'])
+            fin = [t for t in ts if math.isfinite(t['score'])]
+            ax.plot([t['lr'] for t in fin], [t['score'] for t in fin], 'o-', label=lab)
+            for t in ts:
+                if not math.isfinite(t['score']): ax.plot(t['lr'], max((f['score'] for f in fin), default=1), 'x', c='r')
+        ax.axvline(self.scale, ls='--', c='k', lw=1, label=f"tuned {self.scale:.3g}")
+        ax.set_xscale('log'); ax.set_xlabel('peak lr'); ax.set_ylabel('score'); ax.legend(fontsize=8)
+        cmap = plt.get_cmap('viridis')
+        lrs = sorted({t['lr'] for t in self.trials})
+        for t in self.trials:
+            c = cmap(lrs.index(t['lr'])/max(len(lrs)-1, 1))
+            ax2.plot(t['losses'], c=c, lw=1.2 if t['rung'] else 0.6, alpha=0.9 if t['rung'] else 0.5)
+        ax2.set_xlabel('trial batch'); ax2.set_ylabel('training loss'); ax2.set_title('trials (colour: lr, thick: last rung)', fontsize=9)
+        fig.tight_layout()
+        return fig if return_fig else None
+
+def lr_scale_like(lr, scale:float):
+    "`lr` (a float, a slice, or a list of per-group lrs) scaled so its largest value is `scale`"
+    if isinstance(lr, slice):
+        top = lr.stop
+        return slice(None if lr.start is None else lr.start*scale/top, scale)
+    if isinstance(lr, (list, tuple, np.ndarray)):
+        arr = np.asarray(lr, dtype=np.float64)
+        out = (arr * (scale/arr.max())).tolist()
+        return type(lr)(out) if isinstance(lr, (list, tuple)) else np.array(out)
+    return float(scale)
+
+# ---------------------------------------------------------------- the search
+def tune_lr(learn:Learner,
+    plan:callable,            # `plan(scale, frac) -> [(freeze_to, scheds, n_steps), ...]`: the fit's phases at `frac` of its length
+    n_steps:int,              # Training batches of the fit being tuned
+    lr_like=None,             # The fit's lr argument (float, slice, list; None: one value): its per-group ratios are kept
+    ratios=None,              # Per-group lr ratios for the range test (largest 1)
+    budget:float=0.25,        # Training batches spent tuning, as a fraction of `n_steps`
+    monitor:str='valid_loss', # Score of the last rung: 'valid_loss' or a metric name
+    cbs=None,                 # The fit's extra callbacks (they run in the trials too)
+    wd=None,                  # The fit's weight decay
+) -> LRTuneResult:
+    "Range test for the scale, then successive halving of compressed trials of the fit itself; the lr minimising the last rung's parabola"
+    start = time.perf_counter()
+    lower = _monitor_index(learn, monitor)
+    has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
+    if not has_valid and monitor != 'valid_loss': raise ValueError(f"monitor={monitor!r} needs a validation set; the learner has none")
+    n_sweep = int(min(100, max(12, round(0.04*n_steps))))
+    left = budget*n_steps - n_sweep
+    t0 = int(left // (8 + 4*2.5))  # rung 0: at most 8 trials; rung 1: at most 4, 2.5x longer
+    min_t0 = 4
+    if t0 < min_t0:
+        need = math.ceil((n_sweep + min_t0*(8+4*2.5)) / budget)
+        if n_steps < 2*min_t0*3:
+            raise ValueError(f"lr='auto' needs a fit of at least {2*min_t0*3} training batches to run trials, this one has {n_steps}")
+        warnings.warn(f"lr='auto': the fit has {n_steps} training batches; tuning within budget={budget} needs {need}. "
+                      f"The trials take their minimum length, {min_t0} and {round(2.5*min_t0)} batches: tuning costs more than the budget")
+        t0 = min_t0
+    t1 = round(2.5*t0)
+    ratios = np.ones(1) if ratios is None else np.asarray(ratios, dtype=np.float64)
+    # 1. scale: the range test's lr at the lowest smoothed loss (fastai's `minimum` suggestion x10) is the top candidate
+    with LearnerSnapshot(learn):
+        sugg = learn.lr_find(start_lr=list(ratios*1e-7) if len(ratios) > 1 else 1e-7, end_lr=list(ratios*10) if len(ratios) > 1 else 10,
+                             num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))
+        sweep = dict(lrs=[float(np.max(np.atleast_1d(v))) for v in learn.recorder.lrs], losses=[float(v) for v in learn.recorder.losses])
+    top = _agree([math.log(float(sugg.minimum)*10)])[0] if math.isfinite(float(sugg.minimum)) else math.nan
+    if not math.isfinite(top): raise RuntimeError(f"lr='auto': the range test from 1e-7 to 10 found no lr at which the loss falls")
+    top = math.exp(top)
+    trials,cost,valid_cost = [],n_sweep,0
+
+    def trial(scale, steps, rung, score_name):
+        nonlocal cost, valid_cost
+        with LearnerSnapshot(learn):
+            losses,div,valid = _run_phases(learn, plan(scale, steps/n_steps), cbs, wd, validate=score_name != 'train_loss')
+            cost += len(losses)
+            if div: score = math.inf
+            elif score_name == 'train_loss': score = float(np.mean(losses[-max(1, len(losses)//4):]))
+            else:
+                valid_cost += len(learn.dls.valid)
+                v = float(valid[score_name])
+                score = (v if lower else -v) if math.isfinite(v) else math.inf
+        trials.append(dict(lr=scale, steps=steps, rung=rung, score_name=score_name, score=score, diverged=div, losses=losses))
+        return score
+
+    def run_rung(scales, steps, rung, score_name):
+        raw = [trial(s, steps, rung, score_name) for s in scales]
+        return dict(zip(scales, _agree(raw)))
+
+    # 2. rung 0, scored by the training loss of the last quarter (the same batches for every candidate): a factor-4 grid
+    # below the top, extended while the best is at an edge, then the factor-2 neighbours of the best
+    s0 = run_rung([top * 4.**-k for k in range(4)], t0, 0, 'train_loss')
+    for _ in range(2):  # the best at an edge of the grid: one more candidate beyond it
+        b = min(s0, key=s0.get)
+        if b == min(s0): s0.update(run_rung([b/4], t0, 0, 'train_loss'))
+        elif b == max(s0) and math.isfinite(s0[b]): s0.update(run_rung([b*4], t0, 0, 'train_loss'))
+        else: break
+    if all(not math.isfinite(v) for v in s0.values()):
+        raise RuntimeError(f"lr='auto': every trial diverged, from lr {min(s0):.3g} to {max(s0):.3g}; "
+                           f"the model or the data may be broken (the range test found its lowest loss at {top:.3g})")
+    best = min(s0, key=s0.get)
+    s0.update(run_rung([s for s in (best*2, best/2) if s not in s0], t0, 0, 'train_loss'))
+    best = min(s0, key=s0.get)
+    # 3. rung 1: the best and its factor-2 neighbours, 2.5x longer, scored by `monitor` on the validation set; one more step
+    # when the best is at an edge
+    name = monitor if has_valid else 'train_loss'
+    s1 = run_rung([best/2, best, best*2], t1, 1, name)
+    for _ in range(1):
+        b = min(s1, key=s1.get)
+        if b == min(s1): s1.update(run_rung([b/2], t1, 1, name))
+        elif b == max(s1) and math.isfinite(s1[b]): s1.update(run_rung([b*2], t1, 1, name))
+    b = min(s1, key=s1.get)
+    scale,rule = b,'best trial'
+    if b != min(s1) and b != max(s1):
+        xs = [math.log2(b/2), math.log2(b), math.log2(b*2)]
+        ys = [s1[b/2], s1[b], s1[b*2]]
+        v = _vertex(xs, ys) if all(math.isfinite(y) for y in ys) else None
+        if v is not None: scale,rule = 2.**min(max(v, xs[0]), xs[2]),'parabola vertex'
+    return LRTuneResult(lr_scale_like(lr_like, scale), scale, trials, sweep, n_steps, cost, valid_cost, monitor, rule,
+                        time.perf_counter() - start)
+
+# ---------------------------------------------------------------- the Learner patch
+def _lr_like(name:str, lr):
+    "The lr argument of a tuned call: None or 'auto' (one lr for every group) or a float, slice or list whose ratios are kept"
+    if isinstance(lr, str):
+        if lr != 'auto': raise ValueError(f"{name} must be a float, a slice, a list or 'auto', got {lr!r}")
+        return None
+    return lr
+
+# fastai's own fits and the name of their lr argument: tuned through the schedules they hand to `Learner.fit`
+FASTAI_FITS = {'fit_one_cycle': 'lr_max', 'fit_flat_cos': 'lr', 'fit_sgdr': 'lr_max', 'fit': 'lr'}
+
+def _fastai_fit(learn, method:str, call:dict, lr) -> dict:
+    "What fastai's `method(**call)`, its lr set to `lr`, hands to `Learner.fit`: `n_epoch`, `scheds`, `wd`, `cbs`"
+    a = {**call, FASTAI_FITS[method]: lr}
+    if method == 'fit':  # a constant lr: fastai's `fit` sets it once, a trial sets it every batch
+        return dict(n_epoch=a['n_epoch'], scheds={'lr': SchedNo(lr, lr)}, wd=a.get('wd'), cbs=L(a.get('cbs')))
+    got = {}
+    def fit(n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0):
+        cbs = L(cbs)
+        sched = [c for c in cbs if isinstance(c, ParamScheduler)]
+        got.update(n_epoch=n_epoch, scheds=sched[0].scheds, wd=wd, cbs=L(c for c in cbs if c not in sched))
+    with LearnerSnapshot(learn):  # fastai's fits create the optimizer and set its lr before calling `fit`
+        learn.fit = fit
+        try: getattr(Learner, method)(learn, **a)
+        finally: del learn.fit
+    return got
+
+@patch
+def lr_tune(self:Learner,
+    *args,                    # The fit's arguments, as you would pass them to `fit` (its lr may be a slice or list: ratios kept)
+    fit:str='fit_cos_anneal', # The fit to tune for: a registered variant, or fastai's 'fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fit'
+    budget:float=0.25,        # Training batches spent on trials (range test included), as a fraction of the fit's
+    monitor:str='valid_loss', # What the last rung minimises: 'valid_loss' or a metric's name (maximised unless it names a loss/error)
+    show_plot:bool=False,     # Plot the trials (`LRTuneResult.plot`)
+    **kwargs,                 # The fit's keyword arguments
+) -> LRTuneResult:
+    "The peak lr for `fit(*args, **kwargs)` on this learner, found by short trials of that very fit; the learner comes back bit for bit"
+    fit = check_choice('fit', fit, [*VARIANTS, *FASTAI_FITS])
+    budget,show_plot = check_float('budget', budget, 0., 1., hi_open=False),check_bool('show_plot', show_plot)
+    _monitor_index(self, monitor)
+    v = VARIANTS.get(fit)
+    lr_arg = v.lr_arg if v else FASTAI_FITS[fit]
+    if v is None: call = dict(list(inspect.signature(getattr(Learner, fit)).bind(self, *args, **kwargs).arguments.items())[1:])
+    elif v.two_phase: call = inspect.signature(self.fine_tune_anneal).bind(*args, **kwargs).arguments
+    else: call = bind_call(v, self, *args, **kwargs)
+    lr_like = _lr_like(lr_arg, call.get(lr_arg))
+    start_epoch = call.get('start_epoch', call.get('kwargs', {}).get('start_epoch', 0))
+    if start_epoch:
+        raise ValueError(f"start_epoch must be 0 with {lr_arg}='auto', got {start_epoch!r}: a resumed run must reuse the first run's "
+                         f"lr. Pass the number the first run tuned (it is `learn.lr_tune_result.lr` and the run logged it)")
+    nb = len(self.dls.train)
+    if v is None:
+        probe = _fastai_fit(self, fit, call, lr_scale_like(lr_like, 1e-3))
+        n_steps = probe['n_epoch'] * nb
+        def plan(scale, frac):
+            return [(None, _fastai_fit(self, fit, call, lr_scale_like(lr_like, scale))['scheds'], max(1, round(frac * n_steps)))]
+    elif v.two_phase:
+        with_lr = lambda scale: {**{k: a for k,a in call.items() if k != 'kwargs'}, lr_arg: lr_scale_like(lr_like, scale),
+                                 **call.get('kwargs', {})}
+        phases = fine_tune_phases(self, **with_lr(1e-3))  # checks every argument, touches nothing
+        probe,n_steps = phases[1],sum(p['n_epoch'] for p in phases if p) * nb
+        def plan(scale, frac):
+            phases = fine_tune_phases(self, **with_lr(scale))
+            return [(f, p['scheds'], round(frac * p['n_epoch'] * nb)) for f,p in zip((-1, 0), phases) if p]
+    else:
+        with_lr = lambda scale: {**call, lr_arg: lr_scale_like(lr_like, scale)}
+        probe = prepare_call(v, self, with_lr(1e-3))  # checks every argument, touches nothing
+        n_steps = probe['n_epoch'] * nb
+        def plan(scale, frac): return [(None, prepare_call(v, self, with_lr(scale))['scheds'], max(1, round(frac * n_steps)))]
+    ratios = _group_lrs(self, lr_scale_like(lr_like, 1.), lr_arg)  # largest 1
+    res = tune_lr(self, plan, n_steps, lr_like, ratios if n_groups(self) > 1 else None, budget, monitor,
+                  cbs=probe['cbs'], wd=probe['wd'])
+    self.lr_tune_result = res
+    if show_plot: res.plot()
+    return res

@@ -1,0 +1,181 @@
+"lr='auto' and `Learner.lr_tune`: the tuner runs trials of the requested fit and gives the learner back bit for bit."
+import math, warnings
+import numpy as np, pytest, torch
+from fastai.basics import *
+from fastai.callback.schedule import SchedCos, SchedNo
+from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
+from fastai_anneal.all import *
+from fastai_anneal.registry import VARIANTS
+from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler
+from conftest import mk_learner, quiet_fit, RecordHypers
+
+N_TRAIN = 40  # batches per epoch: 10 epochs = 400 batches, enough for the default budget
+
+def _learner(seed=0, **kw): return mk_learner(n_train=N_TRAIN, seed=seed, **kw)
+
+def _state(learn):
+    "Everything a tuning must leave as it found it"
+    opt = learn.opt
+    return dict(w=[p.detach().clone() for p in learn.model.parameters()],
+                hypers=None if opt is None else [dict(h) for h in opt.hypers],
+                state=None if opt is None else [{k: (v.clone() if torch.is_tensor(v) else v) for k,v in opt.state[p].items()}
+                                                for p in opt.all_params(with_grad=False).itemgot(0)],
+                rng=(torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()),
+                dl_rng=learn.dls.train.rng.getstate(), training=learn.model.training, lr=learn.lr)
+
+def _same(a, b):
+    assert all(torch.equal(x, y) for x,y in zip(a['w'], b['w']))
+    assert a['hypers'] == b['hypers'] and a['training'] == b['training'] and a['lr'] == b['lr']
+    if a['state'] is not None:
+        for s,t in zip(a['state'], b['state']):
+            assert s.keys() == t.keys() and all(torch.equal(s[k], t[k]) if torch.is_tensor(s[k]) else s[k] == t[k] for k in s)
+    assert torch.equal(a['rng'][0], b['rng'][0]) and (a['rng'][1] == b['rng'][1]).all() and a['rng'][2] == b['rng'][2]
+    assert a['dl_rng'] == b['dl_rng']
+
+# ---------------------------------------------------------------- pieces
+def test_vertex():
+    f = lambda x: 3*(x-0.3)**2 + 1
+    assert _vertex([-1, 0, 1], [f(-1), f(0), f(1)]) == pytest.approx(0.3)
+    assert _vertex([-1, 0, 1], [1, 2, 1]) is None  # opens downwards: no minimum
+    assert _vertex([-1, 0, 1], [1, 1, 1]) is None
+
+def test_scale_like():
+    assert lr_scale_like(None, 0.1) == 0.1 and lr_scale_like(3e-3, 0.1) == 0.1
+    s = lr_scale_like(slice(1e-5, 1e-3), 1e-2)
+    assert s.stop == 1e-2 and s.start == pytest.approx(1e-4)
+    assert lr_scale_like(slice(1e-3), 1e-2) == slice(None, 1e-2)
+    assert lr_scale_like([1e-4, 1e-3], 1e-2) == pytest.approx([1e-3, 1e-2])
+
+def test_agree_without_a_group(): assert _agree([1., math.inf]) == [1., math.inf]
+
+def test_trial_stops_and_stands_for_lr_finder():
+    "A trial runs exactly `n_steps` batches, is named `lr_finder` (fastai's trackers stand aside) and stops on a diverging loss"
+    learn = _learner()
+    cb = TrialScheduler({'lr': SchedCos(1e-2, 1e-4)}, 7)
+    assert cb.name == 'lr_finder'
+    quiet_fit(learn, 'fit', 3, cbs=cb)
+    assert len(cb.losses) == 7 and not cb.diverged
+    cb = TrialScheduler({'lr': SchedNo(1e4, 1e4)}, 60)
+    quiet_fit(learn, 'fit', 3, cbs=cb)
+    assert cb.diverged and len(cb.losses) < 60
+
+# ---------------------------------------------------------------- the tuner
+def test_lr_tune_restores_and_reports():
+    learn = _learner()
+    quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3)  # an optimizer with state, hypers and a moved data order
+    learn.model.eval()
+    before = _state(learn)
+    res = learn.lr_tune(10, fit='fit_cos_anneal', pct_warmup=0.1)
+    _same(before, _state(learn))
+    assert isinstance(res.lr, float) and res.lr == res.scale and 1e-6 < res.lr < 10
+    assert res.n_steps == 10*N_TRAIN and 0 < res.cost <= 0.3*res.n_steps
+    assert {t['rung'] for t in res.trials} == {0, 1} and all(len(t['losses']) <= t['steps'] for t in res.trials)
+    assert res.rule in ('parabola vertex', 'best trial')
+    fig = res.plot(return_fig=True)
+    assert len(fig.axes) == 2
+
+@pytest.mark.parametrize('method', [m for m,v in VARIANTS.items()])
+def test_auto_equals_two_steps(method):
+    "`fit_*(..., 'auto')` is `lr = learn.lr_tune(...).lr; fit_*(..., lr)` on the same seed: same lrs at every batch, same weights"
+    v = VARIANTS[method]
+    args = {**v.epoch_kwargs(10)} if method != 'fine_tune_anneal' else dict(epochs=8, freeze_epochs=2)
+    a,b = _learner(groups=2),_learner(groups=2)
+    ra,rb = RecordHypers(),RecordHypers()
+    quiet_fit(a, method, **{**args, v.lr_arg: 'auto'}, cbs=ra)
+    lr = b.lr_tune(**args, fit=method).lr
+    assert lr == a.lr_tune_result.lr
+    quiet_fit(b, method, **{**args, v.lr_arg: lr}, cbs=rb)
+    assert len(ra.hps) > len(rb.hps) and ra.hps[-len(rb.hps):] == rb.hps  # the fit's callbacks ran in the trials too
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
+def test_group_ratios_kept():
+    "A slice or a list sets the per-group ratios; the tuner scales them as a whole"
+    learn = _learner(groups=2)
+    res = learn.lr_tune(10, slice(1e-4, 1e-2), fit='fit_cos_anneal')
+    assert isinstance(res.lr, slice) and res.lr.stop == res.scale and res.lr.start/res.lr.stop == pytest.approx(1e-2)
+    res = learn.lr_tune(10, [1e-3, 4e-3], fit='fit_cos_anneal')
+    assert res.lr[1] == res.scale and res.lr[0]/res.lr[1] == pytest.approx(0.25)
+
+def test_monitor_metric():
+    learn = _learner(metrics=[mae])
+    res = learn.lr_tune(10, fit='fit_flat_anneal', monitor='mae')
+    assert all(t['score_name'] == 'mae' for t in res.trials if t['rung'] == 1)
+
+def test_tracker_callbacks_stand_aside(tmp_path):
+    "SaveModelCallback and EarlyStoppingCallback on the learner: no file written while tuning, and the fit then uses them"
+    learn = _learner(path=tmp_path, cbs=[SaveModelCallback(fname='best'), EarlyStoppingCallback(patience=100)])
+    learn.lr_tune(10, fit='fit_cos_anneal')
+    assert not any(tmp_path.rglob('*.pth'))
+    quiet_fit(learn, 'fit_cos_anneal', 10, 'auto')
+    assert (tmp_path/'models'/'best.pth').exists()
+
+# ---------------------------------------------------------------- bad input and faults
+def test_auto_refuses_a_resume():
+    learn = _learner()
+    before = _state(learn)
+    with pytest.raises(ValueError, match=r"start_epoch.*'auto'|'auto'.*start_epoch"): learn.fit_cos_anneal(10, 'auto', start_epoch=3)
+    _same(before, _state(learn))
+
+@pytest.mark.parametrize('kw,match', [(dict(fit='fit_nope'), 'fit must be one of'), (dict(budget=0.), 'budget'), (dict(budget=2.), 'budget'),
+                                      (dict(monitor='accuracy'), 'monitor'), (dict(pct_warmup=1.5), 'pct_warmup'),
+                                      (dict(show_plot='yes'), 'show_plot')])
+def test_bad_tune_args(kw, match):
+    learn = _learner()
+    before = _state(learn)
+    with pytest.raises((ValueError, TypeError), match=match): learn.lr_tune(10, **kw)
+    _same(before, _state(learn))
+
+def test_bad_args_checked_before_tuning():
+    "A bad argument of the fit raises before any trial runs"
+    learn = _learner()
+    calls = []
+    learn.add_cb(type('Spy', (Callback,), {'before_fit': lambda self: calls.append(1)})())
+    with pytest.raises(ValueError, match='div_final'): learn.fit_cos_anneal(10, 'auto', div_final=-1)
+    assert calls == []
+
+def test_too_small_a_fit():
+    learn = mk_learner(n_train=2)
+    with pytest.raises(ValueError, match="at least .* training batches"): learn.fit_cos_anneal(3, 'auto')
+    learn = mk_learner(n_train=10)
+    with pytest.warns(UserWarning, match='costs more than the budget'): learn.lr_tune(10, fit='fit_cos_anneal')
+
+class _Boom(Callback):
+    "Raise `exc` at the `at`-th training batch of a trial"
+    def __init__(self, exc, at): self.exc,self.at,self.n = exc,at,0
+    def after_batch(self):
+        if isinstance(getattr(self.learn, 'lr_finder', None), TrialScheduler):
+            self.n += 1
+            if self.n == self.at: raise self.exc
+
+@pytest.mark.parametrize('exc', [RuntimeError('boom'), KeyboardInterrupt()])
+@pytest.mark.parametrize('at', [1, 25])
+def test_interrupted_tuning_restores(exc, at, tmp_path):
+    learn = _learner(path=tmp_path)
+    quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3)
+    before = _state(learn)
+    learn.add_cb(_Boom(exc, at))
+    with pytest.raises(type(exc)): quiet_fit(learn, 'fit_cos_anneal', 10, 'auto')
+    learn.remove_cb(_Boom)
+    _same(before, _state(learn))
+    assert not any(tmp_path.iterdir())
+
+class _NanInTrials(Callback):
+    "Every trial's loss is NaN (the range test's is not)"
+    order = 1
+    def after_loss(self):
+        if isinstance(getattr(self.learn, 'lr_finder', None), TrialScheduler): self.learn.loss = self.learn.loss * float('nan')
+
+def test_every_trial_diverging():
+    learn = _learner()
+    learn.add_cb(_NanInTrials())
+    with pytest.raises(RuntimeError, match=r"every trial diverged, from lr \S+ to \S+"): learn.lr_tune(10, fit='fit_cos_anneal')
+
+@pytest.mark.parametrize('method,args,n_epoch', [('fit_one_cycle', (10,), 10), ('fit_flat_cos', (10,), 10), ('fit_sgdr', (2, 3), 9),
+                                                 ('fit', (10,), 10)])
+def test_fastai_fits(method, args, n_epoch):
+    "fastai's own fits are tuned through the schedules they hand to `fit`; the learner comes back as it was"
+    learn = _learner()
+    before = _state(learn)
+    res = learn.lr_tune(*args, fit=method)
+    _same(before, _state(learn))
+    assert res.n_steps == n_epoch*N_TRAIN and learn.opt is None
