@@ -22,6 +22,7 @@ with warnings.catch_warnings():  # scoped, not a process-wide filter: importing 
 from fastcore.basics import noop
 from . import fit, lr_finder  # noqa: F401  the `Learner` patches
 from .lr_finder import SWEEPS, DEFAULT_SWEEP
+from . import tune  # noqa: F401, `Learner.lr_tune`
 from .metrics import Accuracy
 from .schedules import ANNEALS, WARMUPS, get_anneal, sgdr_cycles
 from .registry import VARIANTS
@@ -29,7 +30,7 @@ from ._checks import check_int, check_lr_or_name, check_device, check_out as _ch
 from .data import check_data, get_data
 from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure
 
-__all__ = ['UsageError', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'AUTO_LR', 'compare', 'find_lr', 'PREVIEWS',
+__all__ = ['UsageError', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'compare', 'find_lr', 'PREVIEWS',
            'preview', 'main']
 
 class UsageError(ValueError):
@@ -43,19 +44,25 @@ def _usage():
     except (ValueError, TypeError, OSError) as e: raise UsageError(str(e)) from None
 
 # ---------------------------------------------------------------- the schedules `compare` runs, each on exactly `N` epochs
-def _fit_variant(v):
-    "`fit(learn, N, lr)` of registered variant `v`: its epoch arguments spending N epochs, `lr` as its lr argument"
-    return lambda l,n,lr: getattr(l, v.method)(**v.epoch_kwargs(n), **{v.lr_arg: lr})
+def _fit(method:str, epoch_kwargs, lr_arg:str):
+    "`fit(learn, N, lr)` calls `learn.method(**epoch_kwargs(N), lr_arg=lr)`; lr 'auto' tunes it first (`Learner.lr_tune`)"
+    def fit(learn, n, lr):
+        kw = epoch_kwargs(n)
+        if lr == 'auto': lr = learn.lr_tune(**kw, fit=method).lr
+        else: learn.lr_tune_result = None
+        getattr(learn, method)(**kw, **{lr_arg: lr})
+    return fit
 
+def _n_epoch(n): return dict(n_epoch=n)
 _FASTAI = {  # fastai's own methods, the baselines: name: (fit(learn, N, lr), how it spends the N epochs)
-    'one_cycle': (lambda l,n,lr: l.fit_one_cycle(n, lr),
+    'one_cycle': (_fit('fit_one_cycle', _n_epoch, 'lr_max'),
                   "fastai fit_one_cycle(N, lr): 25% warmup from lr/25, cosine to lr/1e5; momentum 0.95-0.85-0.95"),
-    'flat_cos':  (lambda l,n,lr: l.fit_flat_cos(n, lr), "fastai fit_flat_cos(N, lr): lr for 75% of training, cosine to lr/1e5"),
-    'sgdr':      (lambda l,n,lr: l.fit_sgdr(*sgdr_cycles(n), lr),
+    'flat_cos':  (_fit('fit_flat_cos', _n_epoch, 'lr'), "fastai fit_flat_cos(N, lr): lr for 75% of training, cosine to lr/1e5"),
+    'sgdr':      (_fit('fit_sgdr', lambda n: dict(zip(('n_cycles', 'cycle_len'), sgdr_cycles(n))), 'lr_max'),
                   "fastai fit_sgdr(*sgdr_cycles(N), lr): cycle_mult=2 cycles filling N epochs, each a cosine from lr to 0"),
 }
-SCHEDULES = {**_FASTAI, **{v.name: (_fit_variant(v), v.budget) for v in VARIANTS.values() if v.budget},  # the registry's, then
-             'constant': (lambda l,n,lr: l.fit(n, lr), "fastai fit(N, lr): constant lr")}                  # a constant-lr floor
+SCHEDULES = {**_FASTAI, **{v.name: (_fit(v.method, v.epoch_kwargs, v.lr_arg), v.budget) for v in VARIANTS.values() if v.budget},
+             'constant': (_fit('fit', _n_epoch, 'lr'), "fastai fit(N, lr): constant lr")}  # the registry's, then a constant-lr floor
 DEFAULT_SCHEDULES = tuple(k for k in SCHEDULES if k != 'constant')
 
 # ---------------------------------------------------------------- argument checks (no side effect)
@@ -68,14 +75,10 @@ def _check_schedules(schedules) -> list:
 
 SUGGESTIONS = {'valley': SuggestionMethod.Valley, 'slide': SuggestionMethod.Slide, 'minimum': SuggestionMethod.Minimum,
                'steep': SuggestionMethod.Steep}
-# 'auto' is 'minimum' (the lowest smoothed loss's lr / 10), measured on MNIST-1D over 4 lr_find seeds: 'valley' gave 1.5e-3 to 9e-3
-# (1.45e-3 trains to 74-81% in 60 epochs, 1e-2 to 93%), 'steep' 1.3e-2 to 8.3e-2 (8.3e-2 collapses to 69%), 'minimum' 8.3e-3 to 1.4e-2
-AUTO_LR = 'minimum'
 
 def _check_lr(lr):
-    "A suggestion name of `SUGGESTIONS` ('auto' is `AUTO_LR`) or a learning rate > 0"
-    lr = check_lr_or_name('lr', lr, ('auto', *SUGGESTIONS), f"'auto', one of {', '.join(map(repr, SUGGESTIONS))}")
-    return AUTO_LR if lr == 'auto' else lr
+    "'auto' (each schedule and seed tuned by `Learner.lr_tune`), a suggestion name of `SUGGESTIONS` or a learning rate > 0"
+    return check_lr_or_name('lr', lr, ('auto', *SUGGESTIONS), f"'auto', one of {', '.join(map(repr, SUGGESTIONS))}")
 
 def _check_device(device) -> torch.device: return check_device(device, default_device)
 
@@ -127,20 +130,28 @@ def _summary(runs:list, names:list) -> list:
                         accuracy_std=float(acc.std(ddof=1)) if len(acc) > 1 else 0.,
                         accuracy_min=float(acc.min()), accuracy_max=float(acc.max()),
                         valid_loss_mean=float(np.mean([r['valid_loss'] for r in rs])),
-                        time_s_mean=float(np.mean([r['time_s'] for r in rs]))))
+                        time_s_mean=float(np.mean([r['time_s'] for r in rs])),
+                        lr_min=float(min(r['lr'] for r in rs)), lr_max=float(max(r['lr'] for r in rs)),
+                        tune_cost=float(np.mean([r['time_s']/(r['time_s']-r['tune_s']) for r in rs])),
+                        tune_batches=float(np.mean([r['tune_batches'] for r in rs]))))
     return res
 
 def _table(summary:list) -> str:
     "The results table, best mean accuracy marked with `*`"
     best = max(summary, key=lambda s: s['accuracy_mean'])['schedule']
-    lines = [f"{'schedule':<13}{'accuracy':>9}{'± std':>8}{'min':>8}{'max':>8}{'valid_loss':>12}{'time/run':>10}"]
-    lines += [f"{s['schedule']:<13}{s['accuracy_mean']:>9.4f}{s['accuracy_std']:>8.4f}{s['accuracy_min']:>8.4f}{s['accuracy_max']:>8.4f}"
-              f"{s['valid_loss_mean']:>12.4g}{s['time_s_mean']:>9.1f}s" + (' *' if s['schedule'] == best else '') for s in summary]
+    lr = lambda s: f"{s['lr_min']:.3g}" + (f"-{s['lr_max']:.3g}" if s['lr_max'] != s['lr_min'] else '')
+    lines = [f"{'schedule':<13}{'lr':>16}{'accuracy':>9}{'± std':>8}{'min':>8}{'max':>8}{'valid_loss':>12}{'time/run':>10}"
+             f"{'tuning':>17}"]
+    lines += [f"{s['schedule']:<13}{lr(s):>16}{s['accuracy_mean']:>9.4f}{s['accuracy_std']:>8.4f}{s['accuracy_min']:>8.4f}"
+              f"{s['accuracy_max']:>8.4f}{s['valid_loss_mean']:>12.4g}{s['time_s_mean']:>9.1f}s"
+              + (f"{s['tune_cost']:>6.2f}x {s['tune_batches']:>4.0f} bat" if s['tune_batches'] else f"{'-':>17}")
+              + (' *' if s['schedule'] == best else '') for s in summary]
     return '\n'.join(lines)
 
 def _write_results(out:Path, config:dict, runs:list, summary:list) -> list:
     "results.csv (a row per run), results.json (config, budgets, runs with per-epoch history, summary)"
-    cols = ['schedule', 'seed', 'epochs', 'lr', 'accuracy', 'valid_loss', 'train_loss', 'time_s', 'device']
+    cols = ['schedule', 'seed', 'epochs', 'lr', 'accuracy', 'valid_loss', 'train_loss', 'time_s', 'tune_s', 'tune_batches', 'fit_batches',
+            'device']
     with open(out/'results.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, cols, extrasaction='ignore')
         w.writeheader(); w.writerows(runs)
@@ -162,10 +173,10 @@ def _write_plots(out:Path, runs:list, names:list, epochs:int, title:str) -> list
                                 out/'compare.png')]
 
 def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
-    "`(lr, lr_source, runs)`: the lr (from `lr_find` when `lr` is a suggestion name), then one run per schedule and seed"
-    lr_source = 'given'
-    if isinstance(lr, str):
-        sugg,name = _suggest(data, dev, 'exp', out),lr
+    "`(lr, lr_source, runs)`: the lr ('auto': tuned per run; a suggestion name: one `lr_find`, seed 0), then a run per schedule and seed"
+    lr_source = 'given' if not isinstance(lr, str) else 'tuned for each run (Learner.lr_tune)' if lr == 'auto' else None
+    if lr_source is None:
+        sugg,name = _suggest(data, dev, DEFAULT_SWEEP, out),lr
         if not np.isfinite(getattr(sugg, name)):
             raise CliError(f"lr_find gave no {name} suggestion (the loss never fell); give --lr a number")
         others = ', '.join(f'{k}={v:.3g}' for k,v in sugg._asdict().items())
@@ -180,9 +191,11 @@ def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
             start = time.perf_counter()
             fit_fn(learn, epochs, lr)
             t = time.perf_counter() - start
-            h = _history(learn)
-            runs.append(dict(schedule=nm, seed=seed, epochs=epochs, lr=lr, accuracy=h['accuracy'][-1], valid_loss=h['valid_loss'][-1],
-                             train_loss=h['train_loss'][-1], time_s=t, history=h, lrs=[float(v) for v in learn.recorder.lrs],
+            h,tuned = _history(learn),learn.lr_tune_result
+            runs.append(dict(schedule=nm, seed=seed, epochs=epochs, lr=float(tuned.scale) if tuned else lr, accuracy=h['accuracy'][-1],
+                             valid_loss=h['valid_loss'][-1], train_loss=h['train_loss'][-1], time_s=t,
+                             tune_s=tuned.time_s if tuned else 0., tune_batches=tuned.cost if tuned else 0,
+                             fit_batches=epochs*len(learn.dls.train), history=h, lrs=[float(v) for v in learn.recorder.lrs],
                              device=str(learn.dls.device)))
     return lr,lr_source,runs
 
@@ -190,8 +203,8 @@ def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
 def compare(
     data:str='mnist1d',      # 'mnist1d' (the paper's CNN), 'digits' (sklearn 8x8, a small CNN) or an image folder (resnet18, random init)
     epochs:int=30,           # Epochs of every run: each schedule spends exactly this budget
-    # A learning rate, or one lr_find (seed 0) and its suggestion for every run:
-    # 'valley', 'slide', 'minimum', 'steep' or 'auto' (= 'minimum')
+    # 'auto': each schedule and seed at the lr `Learner.lr_tune` picks for it; or one lr_find (seed 0) and its suggestion for
+    # every run, fastai's recipe: 'valley', 'slide', 'minimum', 'steep'; or a learning rate
     lr:str='auto',
     schedules:str=','.join(DEFAULT_SCHEDULES),  # Comma-separated names of `SCHEDULES` (`--help` lists them)
     seeds:int=3,             # Runs per schedule, seeds 0..seeds-1 (weight init, shuffling, random split)
@@ -209,8 +222,8 @@ def compare(
     config = dict(data=str(data), epochs=epochs, lr=lr, lr_source=lr_source, schedules=names, seeds=seeds, device=runs[0]['device'],
                   date=datetime.datetime.now().isoformat(timespec='seconds'), torch=torch.__version__,
                   fastai=__import__('fastai').__version__)
-    source = '' if lr_source == 'given' else f" ({lr_source.split(':')[0]})"
-    title = f"{Path(str(data)).name}, {epochs} epochs, lr {lr:.3g}{source}, {seeds} seed{'s'*(seeds > 1)}"
+    lr_txt = 'lr tuned per run' if lr == 'auto' else f"lr {lr:.3g}" + ('' if lr_source == 'given' else f" ({lr_source.split(':')[0]})")
+    title = f"{Path(str(data)).name}, {epochs} epochs, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
     files = _write_results(out, config, runs, summary) + _write_plots(out, runs, names, epochs, title)
     print(f"\nFinal valid accuracy over {seeds} seed{'s'*(seeds > 1)} ({title}):\n{_table(summary)}")
     print('Wrote ' + ', '.join(map(str, files)))

@@ -103,8 +103,9 @@ def _table(stdout:str) -> dict:
     rows = {}
     for l in lines[i+1:]:
         if not l.strip() or l.startswith('Wrote'): break
-        nm,acc,std,lo,hi,loss,t = l.replace('*', '').split()
-        rows[nm] = dict(accuracy=float(acc), std=float(std), min=float(lo), max=float(hi), valid_loss=float(loss), time=float(t.rstrip('s')))
+        nm,lr,acc,std,lo,hi,loss,t,*tuning = l.replace('*', '').split()
+        rows[nm] = dict(lr=lr, accuracy=float(acc), std=float(std), min=float(lo), max=float(hi), valid_loss=float(loss),
+                        time=float(t.rstrip('s')), tuning=' '.join(tuning))
     return rows
 
 def test_compare(tmp_path):
@@ -122,10 +123,10 @@ def test_compare(tmp_path):
     with open(out/'results.csv') as f: runs = list(csv.DictReader(f))
     assert [(d['schedule'], int(d['seed'])) for d in runs] == [('one_cycle', 0), ('one_cycle', 1), ('cos_anneal', 0), ('cos_anneal', 1)]
     res = json.loads((out/'results.json').read_text())
-    lr = res['config']['lr']
-    assert 'minimum' in res['config']['lr_source'] and 1e-7 < lr < 10 and f"lr={lr:.3g}" in r.stdout
-    for d,j in zip(runs, res['runs']):
-        assert float(d['lr']) == lr and int(d['epochs']) == 1
+    assert res['config']['lr'] == 'auto' and 'lr_tune' in res['config']['lr_source']
+    for d,j in zip(runs, res['runs']):  # each run tuned its own lr, at a cost the table reports
+        assert 1e-7 < float(d['lr']) < 10 and int(d['tune_batches']) > 0 and 0 < float(d['tune_s']) < float(d['time_s'])
+        assert int(d['epochs']) == 1
         assert 0 <= float(d['accuracy']) <= 1 and float(d['accuracy']) == pytest.approx(j['accuracy'])
         assert j['history']['accuracy'][-1] == pytest.approx(j['accuracy']) and len(j['history']['valid_loss']) == 1
     for s in res['summary']:
@@ -133,6 +134,21 @@ def test_compare(tmp_path):
         assert s['accuracy_mean'] == pytest.approx(np.mean(accs)) and s['accuracy_std'] == pytest.approx(np.std(accs, ddof=1))
         assert table[s['schedule']]['accuracy'] == pytest.approx(s['accuracy_mean'], abs=1e-4)
     assert set(res['budgets']) == {'one_cycle', 'cos_anneal'}
+    for nm,row in table.items():
+        lrs = [float(d['lr']) for d in runs if d['schedule'] == nm]
+        assert row['lr'] == f"{min(lrs):.3g}" + (f"-{max(lrs):.3g}" if max(lrs) != min(lrs) else '') and row['tuning'].endswith('bat')
+
+def test_compare_recipe(tmp_path):
+    "`--lr valley`: fastai's recipe, one `lr_find` (seed 0) and its suggestion for every run, no tuning"
+    out = tmp_path/'res'
+    r = run_cli('compare', '--epochs', 1, '--seeds', 1, '--schedules', 'one_cycle,flat_anneal', '--lr', 'valley', '--out', out,
+                '--device', 'cpu', '--no-bar', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out/'results.json').read_text())
+    lr = res['config']['lr']
+    assert 'valley' in res['config']['lr_source'] and 1e-7 < lr < 10 and f"lr={lr:.3g}" in r.stdout
+    assert all(j['lr'] == lr and j['tune_batches'] == 0 for j in res['runs'])
+    assert all(row['tuning'] == '-' for row in _table(r.stdout).values())
     for png in ('schedules.png', 'accuracy.png', 'compare.png', 'lr_find.png'): check_png(out/png)
     assert _tree(tmp_path) == sorted(['res'] + [f'res/{f}' for f in ('accuracy.png', 'compare.png', 'lr_find.png', 'results.csv', 'results.json', 'schedules.png')])
 
