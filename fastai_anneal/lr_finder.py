@@ -2,11 +2,12 @@
 `Learner.lr_find` (a superset of fastai's), crash-free suggestions."""
 from __future__ import annotations
 import collections, math, warnings
+import numpy as np
 from functools import partial
 import torch
 import matplotlib.pyplot as plt
 from fastcore.basics import patch, store_attr
-from fastai.torch_core import tensor
+from fastai.torch_core import tensor, Tensor
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import CancelFitException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp, sched_lin, sched_cos
@@ -15,7 +16,7 @@ from ._checks import check_int, check_float, check_bool, check_lr_range, check_s
 from ._groups import n_groups as _n_groups
 from .snapshot import LearnerSnapshot
 
-__all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'suggest_lrs']
+__all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'suggest_lrs']
 
 # ---------------------------------------------------------------- sweep shapes
 class LogSweep:
@@ -117,6 +118,17 @@ def _name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '
 
 def _check_suggest_funcs(suggest_funcs): return check_suggest_funcs(suggest_funcs, _name)
 
+def even_log_points(lrs:Tensor, losses:Tensor) -> tuple:
+    ("`(lrs, losses)` resampled (linear interpolation in log(lr)) onto as many points evenly spaced in log(lr): fastai's suggestion "
+     "rules count points as log-lr steps. A sweep already even (fastai's 'exp') comes back as it is")
+    if len(lrs) < 3: return lrs,losses
+    lg = torch.log(lrs.double())
+    steps = lg[1:] - lg[:-1]
+    if (steps - steps.mean()).abs().max() <= 1e-3 * steps.mean().abs(): return lrs,losses  # float32 rounding only
+    grid = torch.linspace(float(lg[0]), float(lg[-1]), len(lg), dtype=torch.float64)
+    vals = np.interp(grid.numpy(), lg.numpy(), losses.double().numpy())
+    return torch.exp(grid).to(lrs.dtype),torch.from_numpy(vals).to(losses.dtype)
+
 def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     losses:list,            # Smoothed loss of every sweep batch (`Recorder.losses`)
     num_it:int,             # Sweep length asked for: as fastai, the first `num_it//10` points and the last 5 are left out
@@ -125,7 +137,13 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     ("`(SuggestedLRs, points)` as fastai's `lr_find` computes them, but a method with too few finite points gives NaN and a warning, "
      "never an exception")
     num_it,funcs = check_int('num_it', num_it, 1),_check_suggest_funcs(suggest_funcs)
-    lrs,losses = tensor(list(lrs)[num_it//10:-5]),tensor(list(losses)[num_it//10:-5])
+    lrs,losses = tensor(list(lrs)),tensor(list(losses))
+    even = even_log_points(lrs, losses)[0] is lrs
+    if not even:  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut as fastai cuts
+        bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
+        if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]
+        lrs,losses = even_log_points(lrs, losses)
+    lrs,losses = lrs[num_it//10:-5],losses[num_it//10:-5]
     bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
     if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]  # fastai cuts at the first NaN; an inf breaks the slope too
     res,pnts = [],[]

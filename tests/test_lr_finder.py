@@ -460,3 +460,24 @@ def test_lr_find_shows_the_sweep_and_returns_only_suggestions():
     test_eq(type(res).__name__, 'SuggestedLRs')
     test_eq(plt.get_fignums(), [1])
     test_eq(len(plt.figure(1).axes), 2)
+
+def test_uneven_sweeps_are_resampled_in_log_lr():
+    "A 'cos' sweep's points are uneven in log(lr); its suggestions are computed on even log points and agree with the 'exp' sweep's"
+    from fastai_anneal.lr_finder import even_log_points, SWEEPS
+    from fastai.callback.schedule import SuggestionMethod as SM
+    curve = lambda lr: 2.5 - np.tanh(np.log10(lr) + 3.) + 0.5*np.exp(2.*(np.log10(lr) + 0.5))  # falls around 1e-3, blows up near 1
+    pos = np.arange(100)/99
+    sugg = {}
+    for name in ('exp', 'cos'):
+        lrs = [SWEEPS[name](1e-7, 10, p) for p in pos]
+        res,_ = suggest_lrs(lrs, [torch.tensor(curve(lr)) for lr in lrs], 100, (SM.Valley, SM.Minimum, SM.Steep))
+        sugg[name] = res
+    for k in ('valley', 'minimum', 'steep'):  # one log step of the 100-point sweep is a factor 10**(8/99) = 1.2
+        assert abs(math.log10(getattr(sugg['cos'], k)) - math.log10(getattr(sugg['exp'], k))) < 0.25, (k, sugg)
+    lrs = torch.tensor([SWEEPS['exp'](1e-7, 10, p) for p in pos])
+    losses = torch.rand(100)
+    a,b = even_log_points(lrs, losses)
+    assert a is lrs and b is losses  # fastai's sweep: untouched, so the default suggestions stay bit for bit fastai's
+    a,b = even_log_points(torch.tensor([SWEEPS['cos'](1e-7, 10, p) for p in pos]), losses)
+    steps = torch.diff(torch.log(a.double()))
+    assert torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-4) and len(a) == 100
