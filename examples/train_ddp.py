@@ -58,13 +58,15 @@ class RecordLRs(Callback):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--epochs', type=int, default=3)
-    ap.add_argument('--lr', type=float, default=1e-2)
+    ap.add_argument('--lr', default='1e-2', help="peak lr of fit_cos_anneal, or 'auto': tuned by Learner.lr_tune, one decision for all ranks")
     ap.add_argument('--bs', type=int, default=100)
     ap.add_argument('--lr-find', action='store_true', help='run lr_find first and check it restores every rank')
     ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     ap.add_argument('--out', default=None, help='output folder (default: a new temporary folder, printed by rank 0)')
     args = ap.parse_args()
     if args.epochs < 1: ap.error(f'--epochs must be >= 1, got {args.epochs}')
+    try: lr = args.lr if args.lr == 'auto' else float(args.lr)
+    except ValueError: ap.error(f"--lr must be a number or 'auto', got {args.lr!r}")
     rank = rank_distrib()
     out = Path(args.out) if args.out else _shared_tmp()
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +80,10 @@ def main():
             before = weights_digest(learn.model)
             with learn.no_bar(): sugg = learn.lr_find(show_plot=False)
             res.update(lr_find_valley=float(sugg.valley), restored=weights_digest(learn.model) == before, synced_after_lr_find=in_sync(learn.model))
-        learn.fit_cos_anneal(args.epochs, args.lr, pct_warmup=0.1, cbs=rec)
+        learn.fit_cos_anneal(args.epochs, lr, pct_warmup=0.1, cbs=rec)
+        if lr == 'auto':
+            t = learn.lr_tune_result
+            res.update(lr_tuned=t.scale, trial_scores=[x['score'] for x in t.trials], trial_lrs=[x['lr'] for x in t.trials])
         res.update(lrs=[float(v) for v in rec.lrs], metrics=dict(zip(learn.recorder.metric_names[1:-1], map(float, learn.recorder.values[-1]))),
                    digest=weights_digest(learn.model), synced=in_sync(learn.model))
     (out/f'rank{rank}.json').write_text(json.dumps(res))

@@ -183,8 +183,9 @@ def tune_lr(learn:Learner,
         return score
 
     def run_rung(scales, steps, rung, score_name):
-        raw = [trial(s, steps, rung, score_name) for s in scales]
-        return dict(zip(scales, _agree(raw)))
+        agreed = _agree([trial(s, steps, rung, score_name) for s in scales])  # distributed: the mean over the ranks
+        for t,v in zip(trials[-len(scales):], agreed): t['score'] = v
+        return dict(zip(scales, agreed))
 
     # 2. rung 0, scored by the training loss of the last quarter (the same batches for every candidate): a factor-4 grid
     # below the top, extended while the best is at an edge, then the factor-2 neighbours of the best

@@ -64,3 +64,20 @@ def test_resume_under_distributed_dl(tmp_path):
     for r in res:
         for full,resumed in zip(r['full'], r['resumed']): np.testing.assert_allclose(resumed, full, rtol=1e-6, atol=1e-7)
     test_eq(res[0]['full'], res[1]['full'])
+
+@pytest.mark.distributed
+@needs_gloo
+def test_auto_lr_is_one_decision_for_every_rank(tmp_path):
+    "`fit_cos_anneal(n, 'auto')` under `distrib_ctx`: the ranks average every trial's score, so they take the same decisions and lr"
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(WORLD), str(EXAMPLE),
+           '--epochs', '10', '--lr', 'auto', '--out', str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, f'exit {r.returncode}\n' + r.stderr[-5000:]
+    res = [json.loads((tmp_path/f'rank{i}.json').read_text()) for i in range(WORLD)]
+    assert res[0]['lr_tuned'] == res[1]['lr_tuned'] and 1e-5 < res[0]['lr_tuned'] < 1
+    test_eq(res[0]['trial_lrs'], res[1]['trial_lrs'])
+    test_eq(res[0]['trial_scores'], res[1]['trial_scores'])  # each score is the mean over the ranks
+    test_eq(res[0]['lrs'], res[1]['lrs'])
+    fit_lrs = res[0]['lrs'][-10 * 4000 // 100 // WORLD:]  # the callbacks of the fit ran in its trials too
+    assert max(fit_lrs) == pytest.approx(res[0]['lr_tuned'], rel=1e-6)  # the warmup reaches the tuned peak
+    assert res[0]['digest'] == res[1]['digest'] and res[0]['synced']
