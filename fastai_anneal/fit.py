@@ -95,7 +95,9 @@ def bind_call(v:Variant, learn, *args, **kwargs) -> dict:
 def prepare_call(v:Variant, learn, call:dict) -> dict:
     "Validate a call of a single-phase variant (`bind_call`'s dict) with no side effect; `_launch(learn, **result)` runs it"
     fit_kw = {p.name: call[p.name] for p in _FIT_ARGS}
-    return _prepare(learn, v.n_epoch(**call), call[v.lr_arg], lambda lrs: v.scheds(lrs, **call), lr_name=v.lr_arg, **fit_kw)
+    lr = call[v.lr_arg]
+    if lr is None and v.lr_from_opt and learn.opt is not None: lr = [h['lr'] for h in learn.opt.hypers]  # where the run stands
+    return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, **call), lr_name=v.lr_arg, **fit_kw)
 
 def _tuned_lr(learn, v:Variant, args, kwargs):
     "The lr `Learner.lr_tune` picks for this call (`lr='auto'`), recorded as `learn.lr_tune_result` and logged"

@@ -4,7 +4,7 @@ and one `Variant(...)` in `VARIANTS` below."""
 from __future__ import annotations
 import inspect
 from dataclasses import dataclass
-from .schedules import cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgdr_cycles, flat_anneal_scheds
+from .schedules import cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgdr_cycles, flat_anneal_scheds, cooldown_scheds
 from ._checks import check_int
 
 __all__ = ['Variant', 'VARIANTS', 'markdown_table']
@@ -27,6 +27,7 @@ class Variant:
     for_epochs:callable=None # `n -> {epoch_arg: value}` spending exactly `n` epochs (`compare`); None: `{'n_epoch': n}`
     builder_lr:str=None      # The builder's lr argument where it differs from `lr_arg`
     two_phase:bool=False     # Written by hand in `fit.py` (fine_tune_anneal: a frozen then an unfrozen `fit_cos_anneal`)
+    lr_from_opt:bool=False   # An lr of None means the lr each param group holds now (a cooldown), not `learn.lr`
 
     @property
     def name(self) -> str: return self.method.removeprefix('fit_')  # the name `compare --schedules` takes
@@ -76,6 +77,11 @@ VARIANTS = {v.method: v for v in (
         fastai='fit_flat_cos', reference="transformers `get_wsd_schedule` (cosine, linear, 1-sqrt)",
         budget="fit_flat_anneal(N, lr): lr for 75% of training, cosine to lr/1e5",
         examples=(dict(n_epoch=4, lr=1e-2, pct_start=0.5, pct_warmup=0.1, anneal='sqrt'),)),
+    Variant('fit_cooldown', cooldown_scheds, 'lr', lr_from_opt=True,
+        doc="Decay every param group's lr from `lr` (the lr it holds now if None) to `lr/div_final` over `n_epoch`: the cooldown of a "
+            "warmup-stable-decay run, branched from any checkpoint of its stable phase (Hägele et al., arXiv 2405.18392)",
+        fastai='fit_flat_cos', reference="the decay phase of `fit_flat_anneal` (its tail, batch for batch)",
+        examples=(dict(n_epoch=3, lr=1e-2), dict(n_epoch=4, lr=1e-2, anneal='cos', div_final=100.))),
     Variant('fine_tune_anneal', cos_anneal_scheds, 'base_lr', builder_lr='lr_max', two_phase=True,
         doc="`Learner.fine_tune` with both phases warmed up and annealed by `fit_cos_anneal` instead of 1cycle; `start_epoch` counts "
             "the epochs of both phases",

@@ -7,7 +7,7 @@ from fastai.callback.schedule import sched_lin, sched_cos, sched_exp  # reused: 
 from ._checks import check_annealer, check_int, check_float, check_pct, check_lrs, check_moms
 
 __all__ = ['sched_sqrt', 'sched_poly', 'ANNEALS', 'WARMUPS', 'get_anneal', 'Phases', 'cos_anneal_scheds',
-           'sgdr_n_epoch', 'sgdr_cycles', 'sgdr_anneal_scheds', 'flat_anneal_scheds']
+           'sgdr_n_epoch', 'sgdr_cycles', 'sgdr_anneal_scheds', 'flat_anneal_scheds', 'cooldown_scheds']
 
 # ---------------------------------------------------------------- shapes
 def sched_sqrt(start, end, pos):
@@ -136,17 +136,27 @@ def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
 def flat_anneal_scheds(
     lr:float|np.ndarray,     # Stable learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
     div_final:float=1e5,     # Final lr is `lr/div_final` (inf: decay to 0)
-    pct_start:float=0.75,    # Fraction of training before the decay starts (warmup included)
+    pct_start:float=0.75,    # Fraction of training before the decay starts (warmup included); 1: no decay (cool down later)
     pct_warmup:float=0.,     # Fraction of training spent warming up to `lr`
     anneal:str|callable='cos',  # Decay shape: 'cos' | 'lin' | 'sqrt' (1-sqrt cooldown) | 'exp' | 'poly' | f
     warmup:str|callable='lin',  # Warmup shape
     div_warmup:float=None,   # Warmup starts at `lr/div_warmup`; None: at `lr/div_final`, as transformers' WSD
 ) -> dict:
     "Schedules for `Learner.fit_flat_anneal`: warmup, stable, decay (WSD; Hägele et al., arXiv 2405.18392)"
-    pct_start = check_pct('pct_start', pct_start)
+    pct_start = check_float('pct_start', pct_start, 0., 1., lo_open=False, hi_open=False)
     lr,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr, div_final, pct_warmup, div_final if div_warmup is None else div_warmup,
                                                              warmup, anneal)
     if pct_warmup > pct_start:
         raise ValueError(f"pct_warmup must be <= pct_start ({pct_start!r}): the warmup happens before the decay, got {pct_warmup!r}")
     return {'lr': _phase_list((pct_warmup, fw, _floor(lr, div_warmup), lr), (pct_start, sched_lin, lr, lr),
                               (1., fa, lr, _floor(lr, div_final)))}
+
+def cooldown_scheds(
+    lr:float|np.ndarray,     # Where the decay starts; one per param group as an array (the fit: the lr each group holds now if None)
+    div_final:float=1e5,     # Final lr is `lr/div_final` (inf: decay to 0)
+    anneal:str|callable='sqrt',  # Decay shape: 'sqrt' (1-sqrt cooldown) | 'cos' | 'lin' | 'exp' | 'poly' | f
+) -> dict:
+    ("Schedules for `Learner.fit_cooldown`: one decay from `lr` to `lr/div_final`, the last phase of `flat_anneal_scheds` on its own "
+     "(Hägele et al., arXiv 2405.18392: cooldowns branched from a stable run's checkpoints serve many budgets)")
+    lr,div_final,_,_,_,fa = _check_common(lr, div_final, 0., 1., 'lin', anneal)
+    return {'lr': _phase_list((1., fa, lr, _floor(lr, div_final)))}

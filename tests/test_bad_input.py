@@ -69,7 +69,7 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: l.fit_sgdr_anneal(2, 1, cycle_mult=1.5), 'whole number of epochs, got 2.5'),
     (lambda l: l.fit_sgdr_anneal(2, 1, cycle_decay=0.), r'cycle_decay must be in \(0, inf\)'),
     (lambda l: l.fit_sgdr_anneal(2, 1, pct_warmup=0.5), "pct_warmup must be smaller than the first cycle's share"),
-    (lambda l: l.fit_flat_anneal(2, pct_start=1.2), r'pct_start must be in \[0, 1\)'),
+    (lambda l: l.fit_flat_anneal(2, pct_start=1.2), r'pct_start must be in \[0, 1\]'),
     (lambda l: l.fit_flat_anneal(2, pct_start=0.3, pct_warmup=0.5), 'pct_warmup must be <= pct_start'),
     (lambda l: l.fit_flat_anneal(2, 0.), r'lr must be in \(0, inf\)'),
     (lambda l: l.fit_flat_anneal(2, anneal='step'), 'anneal must be one of'),

@@ -239,7 +239,7 @@ def test_prop_flat(lr, div_final, pct_start, frac_warm, anneal, pos):
     (lambda: sgdr_anneal_scheds(2, 1, 1e-3, cycle_mult=1.5), 'must be a whole number of epochs, got 2.5'),
     (lambda: sgdr_anneal_scheds(2, 1, 1e-3, cycle_decay=0.), r'cycle_decay must be in \(0, inf\)'),
     (lambda: sgdr_anneal_scheds(3, 1, 1e-3, pct_warmup=0.2), "pct_warmup must be smaller than the first cycle's share"),
-    (lambda: flat_anneal_scheds(1e-3, pct_start=1.), r'pct_start must be in \[0, 1\)'),
+    (lambda: flat_anneal_scheds(1e-3, pct_start=1.01), r'pct_start must be in \[0, 1\]'),  # 1: a stable run, no decay
     (lambda: flat_anneal_scheds(1e-3, pct_start=0.5, pct_warmup=0.6), r'pct_warmup must be <= pct_start'),
     (lambda: flat_anneal_scheds(1e-3, anneal=lambda a, b: a), 'anneal must accept three arguments'),
     (lambda: flat_anneal_scheds(1e-3, anneal=3), 'anneal must be a name'),
