@@ -145,14 +145,16 @@ def tune_lr(learn:Learner,
     lower = _monitor_index(learn, monitor)
     has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
     if not has_valid and monitor != 'valid_loss': raise ValueError(f"monitor={monitor!r} needs a validation set; the learner has none")
-    n_sweep = int(min(100, max(12, round(0.04*n_steps))))
+    # A range test needs points (fastai smooths its loss over ~50 batches) and a trial needs batches to tell lrs apart: below these
+    # lengths the tuning answers noise, so a short fit pays more than `budget` (with a warning), and a tiny one is refused.
+    n_sweep = int(min(100, max(30, round(0.04*n_steps))))
     left = budget*n_steps - n_sweep
-    t0 = int(left // (8 + 4*2.5))  # rung 0: at most 8 trials; rung 1: at most 4, 2.5x longer
-    min_t0 = 4
+    t0 = int(left // (8 + 4*2.5))  # rung 0: about 8 trials; rung 1: at most 4, 2.5x longer
+    min_t0 = 8
     if t0 < min_t0:
+        if n_steps < 5*min_t0:
+            raise ValueError(f"lr='auto' needs a fit of at least {5*min_t0} training batches to run trials, this one has {n_steps}")
         need = math.ceil((n_sweep + min_t0*(8+4*2.5)) / budget)
-        if n_steps < 2*min_t0*3:
-            raise ValueError(f"lr='auto' needs a fit of at least {2*min_t0*3} training batches to run trials, this one has {n_steps}")
         warnings.warn(f"lr='auto': the fit has {n_steps} training batches; tuning within budget={budget} needs {need}. "
                       f"The trials take their minimum length, {min_t0} and {round(2.5*min_t0)} batches: tuning costs more than the budget")
         t0 = min_t0
@@ -190,7 +192,7 @@ def tune_lr(learn:Learner,
     # 2. rung 0, scored by the training loss of the last quarter (the same batches for every candidate): a factor-4 grid
     # below the top, extended while the best is at an edge, then the factor-2 neighbours of the best
     s0 = run_rung([top * 4.**-k for k in range(4)], t0, 0, 'train_loss')
-    for _ in range(2):  # the best at an edge of the grid: one more candidate beyond it
+    for _ in range(6):  # the best at an edge of the grid: one more candidate beyond it (the range test can be off by decades)
         b = min(s0, key=s0.get)
         if b == min(s0): s0.update(run_rung([b/4], t0, 0, 'train_loss'))
         elif b == max(s0) and math.isfinite(s0[b]): s0.update(run_rung([b*4], t0, 0, 'train_loss'))

@@ -9,7 +9,7 @@ from fastai_anneal.registry import VARIANTS
 from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler
 from conftest import mk_learner, quiet_fit, RecordHypers
 
-N_TRAIN = 40  # batches per epoch: 10 epochs = 400 batches, enough for the default budget
+N_TRAIN = 100  # batches per epoch: 10 epochs = 1000 batches, enough for the default budget
 
 def _learner(seed=0, **kw): return mk_learner(n_train=N_TRAIN, seed=seed, **kw)
 
