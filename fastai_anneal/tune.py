@@ -161,7 +161,7 @@ def tune_lr(learn:Learner,
     t1 = round(2.5*t0)
     ratios = np.ones(1) if ratios is None else np.asarray(ratios, dtype=np.float64)
     # 1. scale: the range test's lr at the lowest smoothed loss (fastai's `minimum` suggestion x10) is the top candidate
-    with LearnerSnapshot(learn):
+    with LearnerSnapshot(learn), learn.no_bar():
         sugg = learn.lr_find(start_lr=list(ratios*1e-7) if len(ratios) > 1 else 1e-7, end_lr=list(ratios*10) if len(ratios) > 1 else 10,
                              num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))
         sweep = dict(lrs=[float(np.max(np.atleast_1d(v))) for v in learn.recorder.lrs], losses=[float(v) for v in learn.recorder.losses])
