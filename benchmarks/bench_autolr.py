@@ -1,0 +1,167 @@
+"""Quality and cost of `lr='auto'`: per task and schedule, the grid oracle, 'auto', fastai's recipe and fit_one_cycle at its best.
+
+For each task of `autolr_tasks.py` (4 families, offline data) and each of `fit_cos_anneal`, `fit_flat_anneal`:
+- grid oracle: the fit at every lr of a factor-2 grid, each seed; the grid grows until the best mean is inside it (bracketed
+  on both sides); the oracle is the best mean over the grid;
+- auto: `fit_*(epochs, 'auto')`, each seed: the lr it picked, its score, the extra training batches, and the wall-time ratio
+  (tuning + fit) / fit, both timed inside the same call;
+- fastai's recipe: `lr_find().valley` then `fit_one_cycle(epochs, lr)`, each seed;
+- fit_one_cycle at its own grid best (the same grid procedure).
+Scores: final validation accuracy (higher is better) or validation loss (the LM; lower is better). Seeds 0..K-1 set the weight
+init and the shuffling; all runs on CPU, one thread per process. Every run is appended to a JSON-lines cache, so an
+interrupted benchmark resumes where it stopped (`--fresh` starts over).
+
+    python benchmarks/bench_autolr.py                                   # 4 tasks x 3 seeds (about 2 hours on 2 shared cores)
+    python benchmarks/bench_autolr.py --tasks mnist1d --seeds 1         # one task, one seed
+    python benchmarks/bench_autolr.py --tasks mnist1d_gru               # the held-out task
+    python benchmarks/bench_autolr.py --jobs 2                          # tasks split over 2 processes
+"""
+import argparse, json, math, os, statistics, subprocess, sys, time
+from pathlib import Path
+import torch
+sys.path.insert(0, str(Path(__file__).parent))
+
+GRIDS = {'mnist1d': [1e-2, 2e-2, 4e-2], 'bn_sgd': [0.1, 0.2, 0.4], 'tabular': [2.5e-3, 5e-3, 1e-2], 'char_lm': [5e-3, 1e-2, 2e-2],
+         'mnist1d_gru': [5e-3, 1e-2, 2e-2]}  # where each grid starts; it grows by factors of 2 until the best is bracketed
+FITS = {'cos': 'fit_cos_anneal', 'flat': 'fit_flat_anneal', 'one_cycle': 'fit_one_cycle'}
+DEFAULT_TASKS = 'mnist1d,bn_sgd,tabular,char_lm'
+
+def _score(learn, kind):
+    names = learn.recorder.metric_names[1:-1]
+    v = float(learn.recorder.values[-1][names.index(kind)])
+    return v if math.isfinite(v) else (math.inf if kind == 'valid_loss' else 0.)
+
+def run(task:str, kind:str, sched:str, seed:int, lr=None) -> dict:
+    "One run: kind 'grid' (fit at `lr`), 'auto' (fit at 'auto') or 'recipe' (lr_find valley, then fit_one_cycle)"
+    import fastai_anneal.all  # noqa: F401, the Learner patches
+    from autolr_tasks import TASKS
+    make,epochs,score = TASKS[task]
+    learn = make(seed)
+    rec = dict(task=task, kind=kind, sched=sched, seed=seed, epochs=epochs, score_name=score, n_steps=epochs*len(learn.dls.train))
+    with learn.no_bar(), learn.no_logging():
+        start = time.perf_counter()
+        if kind == 'recipe':
+            lr = float(learn.lr_find(show_plot=False).valley)
+            fit_start = time.perf_counter()
+            learn.fit_one_cycle(epochs, lr)
+        elif kind == 'auto':
+            getattr(learn, FITS[sched])(epochs, 'auto')
+            res = learn.lr_tune_result
+            lr,fit_start = res.scale,start + res.time_s
+            rec.update(extra_batches=res.cost, extra_valid_batches=res.valid_cost, rule=res.rule, n_trials=len(res.trials))
+        else:
+            fit_start = start
+            getattr(learn, FITS[sched])(epochs, lr)
+        end = time.perf_counter()
+    rec.update(lr=lr, score=_score(learn, score), time_s=end-start, fit_s=end-fit_start)
+    return rec
+
+def _key(r): return (r['task'], r['kind'], r['sched'], r['seed'], None if r['kind'] != 'grid' else round(math.log2(r['lr']), 3))
+
+class Cache:
+    "Every run so far, one JSON line each; `get` runs what is missing (`read_only`: raises instead)"
+    def __init__(self, path, fresh=False, read_only=False):
+        self.path,self.read_only = Path(path),read_only
+        if fresh and self.path.exists(): self.path.unlink()
+        self.rows = [json.loads(l) for l in self.path.read_text().splitlines()] if self.path.exists() else []
+    def _hits(self, task, kind, sched, seed, lr=None):
+        k = (task, kind, sched, seed, None if lr is None else round(math.log2(lr), 3))
+        return [r for r in self.rows if _key(r) == k]
+    def has(self, *args): return bool(self._hits(*args))
+    def get(self, task, kind, sched, seed, lr=None):
+        hit = self._hits(task, kind, sched, seed, lr)
+        if hit: return hit[-1]
+        if self.read_only: raise KeyError(f"no run of {(task, kind, sched, seed, lr)} in {self.path}: run bench_autolr.py first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        r = run(task, kind, sched, seed, lr)
+        self.rows.append(r)
+        with open(self.path, 'a') as f: f.write(json.dumps(r) + '\n')
+        print(f"  {task:<12}{kind:<7}{sched:<10}seed {seed}  lr {r['lr']:.3g}  {r['score_name']} {r['score']:.4f}  {r['time_s']:.1f}s", flush=True)
+        return r
+
+def _better(kind): return (lambda a, b: a < b) if kind == 'valid_loss' else (lambda a, b: a > b)
+
+def grid_oracle(cache, task, sched, seeds) -> dict:
+    "Run the grid, grow it by factors of 2 until the best mean lr has a neighbour on both sides; returns {lr: [scores]}"
+    done = {r['lr'] for r in cache.rows if (r['task'], r['kind'], r['sched']) == (task, 'grid', sched)}
+    lrs = sorted(set(GRIDS[task]) | {lr for lr in done if all(cache.has(task, 'grid', sched, s, lr) for s in seeds)})
+    for _ in range(6):
+        res = {lr: [cache.get(task, 'grid', sched, s, lr)['score'] for s in seeds] for lr in lrs}
+        kind = cache.get(task, 'grid', sched, seeds[0], lrs[0])['score_name']
+        means = {lr: statistics.fmean(v) for lr,v in res.items()}
+        best = min(means, key=means.get) if kind == 'valid_loss' else max(means, key=means.get)
+        if best == min(lrs): lrs.insert(0, best/2)
+        elif best == max(lrs): lrs.append(best*2)
+        else: return res
+    return res
+
+def report(cache, tasks, seeds):
+    from autolr_tasks import TASKS
+    lines,ok = [],[]
+    hdr = (f"{'task':<12}{'schedule':<16}{'oracle lr':>10}{'oracle':>9}{'auto lrs (per seed)':>28}{'auto':>9}{'gap':>8}{'recipe lr':>10}"
+           f"{'recipe':>9}{'1cycle lr':>10}{'1cycle':>9}{'cost x':>8}{'batches':>9}  goal")
+    lines.append(hdr)
+    for task in tasks:
+        kind = TASKS[task][2]
+        better = _better(kind)
+        recipe = [cache.get(task, 'recipe', 'one_cycle', s) for s in seeds]
+        rmean = statistics.fmean(r['score'] for r in recipe)
+        oc = grid_oracle(cache, task, 'one_cycle', seeds)
+        ocm = {lr: statistics.fmean(v) for lr,v in oc.items()}
+        oc_lr = (min if kind == 'valid_loss' else max)(ocm, key=ocm.get)
+        for sched in ('cos', 'flat'):
+            g = grid_oracle(cache, task, sched, seeds)
+            gm = {lr: statistics.fmean(v) for lr,v in g.items()}
+            o_lr = (min if kind == 'valid_loss' else max)(gm, key=gm.get)
+            auto = [cache.get(task, 'auto', sched, s) for s in seeds]
+            am = statistics.fmean(r['score'] for r in auto)
+            cost = statistics.median(r['time_s']/r['fit_s'] for r in auto)
+            extra = statistics.median(r['extra_batches'] for r in auto)
+            if kind == 'valid_loss': gap,within = (am - gm[o_lr]) / gm[o_lr], (am - gm[o_lr]) / gm[o_lr] <= 0.01
+            else: gap,within = 100*(am - gm[o_lr]), 100*(gm[o_lr] - am) <= 0.5
+            beats = not better(rmean, am) or rmean == am
+            goal = within and beats and cost <= 1.3
+            ok.append(goal)
+            gap_s = f"{100*gap:+.2f}%" if kind == 'valid_loss' else f"{gap:+.2f}pt"
+            auto_lrs = ' '.join(format(r['lr'], '.3g') for r in auto)
+            lines.append(f"{task:<12}{FITS[sched]:<16}{o_lr:>10.3g}{gm[o_lr]:>9.4f}{auto_lrs:>28}{am:>9.4f}"
+                         f"{gap_s:>8}{statistics.fmean(r['lr'] for r in recipe):>10.3g}{rmean:>9.4f}{oc_lr:>10.3g}{ocm[oc_lr]:>9.4f}"
+                         f"{cost:>8.2f}{extra:>9.0f}  {'met' if goal else 'NOT met'}"
+                         f"{'' if within else ' (gap)'}{'' if beats else ' (below recipe)'}{'' if cost <= 1.3 else ' (cost)'}")
+        lines.append(f"{'':<12}{'grid ' + kind:<16}" + '  '.join(f"{FITS[s]}: " + ' '.join(f"{lr:.3g}={statistics.fmean(v):.4f}"
+                     for lr,v in sorted(grid_oracle(cache, task, s, seeds).items())) for s in ('cos', 'flat', 'one_cycle')))
+    return '\n'.join(lines),ok
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--tasks', default=DEFAULT_TASKS, help=f"comma-separated task names (default: {DEFAULT_TASKS})")
+    p.add_argument('--seeds', type=int, default=3, help="seeds per configuration (default: 3)")
+    p.add_argument('--cache', default='benchmarks/results/autolr.jsonl', help="JSON-lines cache of every run")
+    p.add_argument('--fresh', action='store_true', help="discard the cache first")
+    p.add_argument('--jobs', type=int, default=1, help="processes: the tasks are split between them, then the report is printed")
+    p.add_argument('--kinds', default='grid,recipe,auto', help="run only these kinds of runs (fills the cache; the report needs all three)")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    tasks,seeds = a.tasks.split(','),list(range(a.seeds))
+    if a.jobs > 1:  # the shards append to the same cache (one short line per write, opened in append mode)
+        if a.fresh and Path(a.cache).exists(): Path(a.cache).unlink()
+        shards = [tasks[i::a.jobs] for i in range(a.jobs)]
+        procs = [subprocess.Popen([sys.executable, __file__, '--tasks', ','.join(sh), '--seeds', str(a.seeds), '--cache', a.cache,
+                                   '--kinds', a.kinds])
+                 for sh in shards if sh]
+        for pr in procs: pr.wait()
+    start = time.perf_counter()
+    cache = Cache(a.cache, a.fresh and a.jobs == 1)
+    if set(a.kinds.split(',')) != {'grid', 'recipe', 'auto'}:
+        for task in tasks:
+            for sched in ('cos', 'flat', 'one_cycle'):
+                if 'grid' in a.kinds: grid_oracle(cache, task, sched, seeds)
+            if 'recipe' in a.kinds: [cache.get(task, 'recipe', 'one_cycle', s) for s in seeds]
+            if 'auto' in a.kinds: [cache.get(task, 'auto', sched, s) for sched in ('cos', 'flat') for s in seeds]
+        return
+    table,ok = report(cache, tasks, seeds)
+    print(f"\nlr='auto' vs the grid oracle, {len(seeds)} seeds, CPU ({os.cpu_count()} cores), torch {torch.__version__}")
+    print(table)
+    print(f"goal met on {sum(ok)} of {len(ok)} task x schedule rows; {time.perf_counter()-start:.0f} s")
+
+if __name__ == '__main__': main()
