@@ -85,10 +85,24 @@ def _vertex(xs, ys) -> float|None:
     if not curv > 0: return None
     return x1 + (x1-x0) * (a-c) / (2*curv)
 
+def _range_top(lrs, losses, minimum:float, num_it:int) -> float:
+    ("The top candidate from a range test: its lowest smoothed loss's lr if the loss fell by 2% or more, else (a minimum in the "
+     "noise of a flat loss) a tenth of its last lr")
+    fin = [l for l in losses if math.isfinite(l)]
+    head = fin[:max(1, num_it//10)]
+    if math.isfinite(minimum) and fin and min(fin) < 0.98 * float(np.mean(head)): return minimum*10
+    return lrs[-1]/10 if lrs else math.nan
+
+def _best(scores:dict) -> float:
+    "The candidate with the lowest score; within 0.1% of it, the largest lr (trials that cannot tell lrs apart have learned nothing yet)"
+    lo = min(scores.values())
+    if not math.isfinite(lo): return min(scores)
+    return max(k for k,v in scores.items() if v <= lo + 1e-3*abs(lo))
+
 # ---------------------------------------------------------------- the result
 class LRTuneResult:
     "The tuned learning rate of one fit and its evidence: every trial's lr, length, rung, score and loss curve, and the cost in batches"
-    def __init__(self, lr, scale, trials, sweep, n_steps, cost, valid_cost, monitor, rule, time_s): store_attr()
+    def __init__(self, lr, scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule, time_s): store_attr()
     @property
     def extra_batches(self) -> int: return self.cost
     @property
@@ -160,14 +174,16 @@ def tune_lr(learn:Learner,
         t0 = min_t0
     t1 = round(2.5*t0)
     ratios = np.ones(1) if ratios is None else np.asarray(ratios, dtype=np.float64)
-    # 1. scale: the range test's lr at the lowest smoothed loss (fastai's `minimum` suggestion x10) is the top candidate
+    # 1. scale: the range test's lr at the lowest smoothed loss (fastai's `minimum` suggestion x10) is the top candidate; when
+    # the loss never fell (a model that learns slowly: flat until it diverges), that minimum is noise, and the top is a tenth
+    # of the lr where the sweep stopped
     with LearnerSnapshot(learn), learn.no_bar():
         sugg = learn.lr_find(start_lr=list(ratios*1e-7) if len(ratios) > 1 else 1e-7, end_lr=list(ratios*10) if len(ratios) > 1 else 10,
                              num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))
         sweep = dict(lrs=[float(np.max(np.atleast_1d(v))) for v in learn.recorder.lrs], losses=[float(v) for v in learn.recorder.losses])
-    top = _agree([math.log(float(sugg.minimum)*10)])[0] if math.isfinite(float(sugg.minimum)) else math.nan
+    top = _range_top(sweep['lrs'], sweep['losses'], float(sugg.minimum), n_sweep)
+    top = math.exp(_agree([math.log(top)])[0]) if math.isfinite(top) else top
     if not math.isfinite(top): raise RuntimeError(f"lr='auto': the range test from 1e-7 to 10 found no lr at which the loss falls")
-    top = math.exp(top)
     trials,cost,valid_cost = [],n_sweep,0
 
     def trial(scale, steps, rung, score_name):
@@ -193,32 +209,32 @@ def tune_lr(learn:Learner,
     # below the top, extended while the best is at an edge, then the factor-2 neighbours of the best
     s0 = run_rung([top * 4.**-k for k in range(4)], t0, 0, 'train_loss')
     for _ in range(6):  # the best at an edge of the grid: one more candidate beyond it (the range test can be off by decades)
-        b = min(s0, key=s0.get)
+        b = _best(s0)
         if b == min(s0): s0.update(run_rung([b/4], t0, 0, 'train_loss'))
         elif b == max(s0) and math.isfinite(s0[b]): s0.update(run_rung([b*4], t0, 0, 'train_loss'))
         else: break
     if all(not math.isfinite(v) for v in s0.values()):
         raise RuntimeError(f"lr='auto': every trial diverged, from lr {min(s0):.3g} to {max(s0):.3g}; "
                            f"the model or the data may be broken (the range test found its lowest loss at {top:.3g})")
-    best = min(s0, key=s0.get)
+    best = _best(s0)
     s0.update(run_rung([s for s in (best*2, best/2) if s not in s0], t0, 0, 'train_loss'))
-    best = min(s0, key=s0.get)
+    best = _best(s0)
     # 3. rung 1: the best and its factor-2 neighbours, 2.5x longer, scored by `monitor` on the validation set; one more step
     # when the best is at an edge
     name = monitor if has_valid else 'train_loss'
     s1 = run_rung([best/2, best, best*2], t1, 1, name)
     for _ in range(1):
-        b = min(s1, key=s1.get)
+        b = _best(s1)
         if b == min(s1): s1.update(run_rung([b/2], t1, 1, name))
         elif b == max(s1) and math.isfinite(s1[b]): s1.update(run_rung([b*2], t1, 1, name))
-    b = min(s1, key=s1.get)
+    b = _best(s1)
     scale,rule = b,'best trial'
     if b != min(s1) and b != max(s1):
         xs = [math.log2(b/2), math.log2(b), math.log2(b*2)]
         ys = [s1[b/2], s1[b], s1[b*2]]
         v = _vertex(xs, ys) if all(math.isfinite(y) for y in ys) else None
         if v is not None: scale,rule = 2.**min(max(v, xs[0]), xs[2]),'parabola vertex'
-    return LRTuneResult(lr_scale_like(lr_like, scale), scale, trials, sweep, n_steps, cost, valid_cost, monitor, rule,
+    return LRTuneResult(lr_scale_like(lr_like, scale), scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule,
                         time.perf_counter() - start)
 
 # ---------------------------------------------------------------- the Learner patch

@@ -70,7 +70,7 @@ def test_lr_tune_restores_and_reports():
     assert isinstance(res.lr, float) and res.lr == res.scale and 1e-6 < res.lr < 10
     assert res.n_steps == 10*N_TRAIN and 0 < res.cost <= 0.3*res.n_steps
     assert {t['rung'] for t in res.trials} == {0, 1} and all(len(t['losses']) <= t['steps'] for t in res.trials)
-    assert res.rule in ('parabola vertex', 'best trial')
+    assert res.rule in ('parabola vertex', 'best trial') and res.top > 0
     fig = res.plot(return_fig=True)
     assert len(fig.axes) == 2
 
