@@ -61,7 +61,7 @@ def _run_phases(learn, phases:list, cbs, wd, validate:bool) -> tuple:
     return losses,False,getattr(cb, 'valid', None)
 
 # ---------------------------------------------------------------- scores
-def _monitor_index(learn, monitor:str) -> tuple:
+def _lower_is_better(learn, monitor:str) -> bool:
     "Whether lower is better for `monitor` (fastai's `TrackerCallback` convention), after checking the learner has it"
     names = ['valid_loss'] + [m.name for m in L(learn.metrics)]
     if monitor not in names:
@@ -156,7 +156,7 @@ def tune_lr(learn:Learner,
 ) -> LRTuneResult:
     "Range test for the scale, then successive halving of compressed trials of the fit itself; the lr minimising the last rung's parabola"
     start = time.perf_counter()
-    lower = _monitor_index(learn, monitor)
+    lower = _lower_is_better(learn, monitor)
     has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
     if not has_valid and monitor != 'valid_loss': raise ValueError(f"monitor={monitor!r} needs a validation set; the learner has none")
     # A range test needs points (fastai smooths its loss over ~50 batches) and a trial needs batches to tell lrs apart: below these
@@ -182,9 +182,9 @@ def tune_lr(learn:Learner,
                              num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))
         sweep = dict(lrs=[float(np.max(np.atleast_1d(v))) for v in learn.recorder.lrs], losses=[float(v) for v in learn.recorder.losses])
     top = _range_top(sweep['lrs'], sweep['losses'], float(sugg.minimum), n_sweep)
-    top = math.exp(_agree([math.log(top)])[0]) if math.isfinite(top) else top
+    top = math.exp(_agree([math.log(top) if math.isfinite(top) and top > 0 else math.inf])[0])  # every rank agrees, even on failure
     if not math.isfinite(top): raise RuntimeError(f"lr='auto': the range test from 1e-7 to 10 found no lr at which the loss falls")
-    trials,cost,valid_cost = [],n_sweep,0
+    trials,cost,valid_cost = [],len(sweep['lrs']),0
 
     def trial(scale, steps, rung, score_name):
         nonlocal cost, valid_cost
@@ -276,7 +276,7 @@ def lr_tune(self:Learner,
     "The peak lr for `fit(*args, **kwargs)` on this learner, found by short trials of that very fit; the learner comes back bit for bit"
     fit = check_choice('fit', fit, [*VARIANTS, *FASTAI_FITS])
     budget,show_plot = check_float('budget', budget, 0., 1., hi_open=False),check_bool('show_plot', show_plot)
-    _monitor_index(self, monitor)
+    _lower_is_better(self, monitor)
     v = VARIANTS.get(fit)
     lr_arg = v.lr_arg if v else FASTAI_FITS[fit]
     if v is None: call = dict(list(inspect.signature(getattr(Learner, fit)).bind(self, *args, **kwargs).arguments.items())[1:])
