@@ -1,11 +1,11 @@
 "Shared pytest setup, and the helpers several test modules use (`from conftest import ...`)."
-import inspect, os, socket, subprocess, sys, time
+import inspect, os, random, socket, subprocess, sys, time
 from pathlib import Path
 import matplotlib
 matplotlib.use('Agg')  # plots in tests never open a window
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-import pytest, torch
-from fastai.basics import Learner, Callback, Adam, MSELossFlat, set_seed, trainable_params
+import numpy as np, pytest, torch
+from fastai.basics import Learner, Callback, Adam, MSELossFlat, set_seed, trainable_params, L
 from fastai.test_utils import synth_dbunch, RegModel
 
 def pytest_pycollect_makeitem(collector, name, obj):
@@ -41,6 +41,34 @@ class CountSteps(Callback):
     order = 90
     def __init__(self): self.n,self.frozen = 0,0
     def after_step(self): self.n,self.frozen = self.n + 1,self.frozen + (self.opt.frozen_idx > 0)
+
+# ------------------------------------------------------------------ a learner's state, to check nothing changed
+def learner_state(learn) -> dict:
+    "Everything a sweep, a tuning or a rejected call must leave as it was, as plain copies"
+    ps = list(learn.model.parameters())
+    opt = learn.opt
+    res = dict(tensors={k: v.clone() for k,v in learn.model.state_dict().items()},
+               grads=[None if p.grad is None else p.grad.clone() for p in ps], rg=[p.requires_grad for p in ps],
+               modes=[m.training for m in learn.model.modules()], lr=learn.lr, opt=opt,
+               rng=(random.getstate(), np.random.get_state(), torch.get_rng_state()), dl_rng=learn.dls.train.rng.getstate())
+    if opt is not None:
+        res.update(hypers=[dict(h) for h in opt.hypers], frozen=opt.frozen_idx, state_type=type(opt.state),
+                   state=[{k: v.clone() if isinstance(v, torch.Tensor) else v for k,v in opt.state[p].items()} for p in ps if p in opt.state])
+    return res
+
+def bitwise_equal(a, b):
+    if isinstance(a, torch.Tensor): return isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all() | (a.isnan() & b.isnan()).all())
+    if isinstance(a, np.ndarray): return np.array_equal(a, b)
+    if isinstance(a, L): a,b = list(a),list(b) if isinstance(b, L) else b
+    if isinstance(a, dict): return isinstance(b, dict) and a.keys() == b.keys() and all(bitwise_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)): return isinstance(b, (list, tuple)) and len(a) == len(b) and all(bitwise_equal(x, y) for x,y in zip(a, b))
+    if isinstance(a, type) or a is None or hasattr(a, 'step'): return a is b  # classes, None, optimizers: identity
+    return a == b
+
+def assert_restored(before, after):
+    "`learner_state` before and after: equal, bit for bit (optimizers, classes and None by identity)"
+    for k in before: assert bitwise_equal(before[k], after[k]), f"{k} differs"
+    assert before.keys() == after.keys()
 
 # ------------------------------------------------------------------ several processes (gloo, CPU)
 needs_gloo = pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),

@@ -13,7 +13,7 @@ from fastai.test_utils import synth_learner
 from fastai_anneal.all import *
 from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
 from fastai_anneal.optimizer import AdamAnneal
-from conftest import RecordHypers
+from conftest import RecordHypers, learner_state, assert_restored, bitwise_equal
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
 fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
@@ -37,32 +37,6 @@ def _learner(seed=0, bs=400, **kw):
     set_seed(seed)
     kw = {'loss_func': CrossEntropyLossFlat(), 'splitter': _splitter, **kw}
     return Learner(mnist1d_dls(bs=bs, seed=seed), _net(), **kw)
-
-def _capture(learn) -> dict:
-    "Everything lr_find promises to restore, as plain copies"
-    ps = list(learn.model.parameters())
-    opt = learn.opt
-    res = dict(tensors={k: v.clone() for k,v in learn.model.state_dict().items()},
-               grads=[None if p.grad is None else p.grad.clone() for p in ps], rg=[p.requires_grad for p in ps],
-               modes=[m.training for m in learn.model.modules()], lr=learn.lr, opt=opt,
-               rng=(random.getstate(), np.random.get_state(), torch.get_rng_state()), dl_rng=learn.dls.train.rng.getstate())
-    if opt is not None:
-        res.update(hypers=[dict(h) for h in opt.hypers], frozen=opt.frozen_idx, state_type=type(opt.state),
-                   state=[{k: v.clone() if isinstance(v, torch.Tensor) else v for k,v in opt.state[p].items()} for p in ps if p in opt.state])
-    return res
-
-def _same(a, b):
-    if isinstance(a, torch.Tensor): return isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all() | (a.isnan() & b.isnan()).all())
-    if isinstance(a, np.ndarray): return np.array_equal(a, b)
-    if isinstance(a, L): a,b = list(a),list(b) if isinstance(b, L) else b
-    if isinstance(a, dict): return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)): return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x,y in zip(a, b))
-    if isinstance(a, type) or a is None or hasattr(a, 'step'): return a is b  # classes, None, optimizers: identity
-    return a == b
-
-def _assert_restored(before, after):
-    for k in before: assert _same(before[k], after[k]), f"{k} differs after lr_find"
-    assert before.keys() == after.keys()
 
 def _pretrain(learn, n=3):
     "A few batches so that Adam's moments and step counts exist"
@@ -184,7 +158,7 @@ def test_restore_bit_identical(config, scenario, arg):
         learn.model[0].weight.grad = torch.randn_like(learn.model[0].weight)
         learn.lr = 3e-3
     if config == 'frozen_eval': learn.model.eval()
-    before = _capture(learn)
+    before = learner_state(learn)
     kw = dict(start_lr=1e-3, end_lr=1e5, num_it=12, show_plot=False) if scenario == 'diverge' else dict(start_lr=1e-5, end_lr=1e-1, num_it=12, show_plot=False)
     if scenario in ('error', 'interrupt') and arg[0] == 'mid_step':
         n = sum(p.requires_grad or (learn.opt is not None and learn.opt.state[p].get('force_train', False)) for p in learn.model.parameters())
@@ -201,7 +175,7 @@ def test_restore_bit_identical(config, scenario, arg):
     if scenario == 'diverge': assert len(learn.recorder.lrs) < 12
     if scenario == 'nan': test_eq(len(learn.recorder.lrs), arg + 1)  # stopped at the first NaN
     nan_loss.armed = boom['armed'] = False
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
     if config == 'fresh': assert learn.opt is None  # as before: the next fit creates a fresh optimizer
 
 FULL = os.environ.get('FASTAI_ANNEAL_FULL') == '1'
@@ -212,23 +186,23 @@ def test_interrupt_at_any_batch(exc):
     "Every event of every batch of a 12-batch sweep with FASTAI_ANNEAL_FULL=1, three batches otherwise; one learner throughout"
     learn = _learner()
     learn.freeze(); _pretrain(learn)
-    before = _capture(learn)
+    before = learner_state(learn)
     for event in ('before_batch', 'after_pred', 'after_loss', 'before_step', 'after_step', 'after_batch'):
         for i in (range(12) if FULL else (1, 6, 11)):
             fault = _Fault(event, i, exc('boom'))
             with learn.no_bar(), learn.added_cbs(fault), pytest.raises(exc): learn.lr_find(1e-5, 1e-1, num_it=12, show_plot=False)
             test_eq(len(learn.recorder.lrs), i + (event == 'after_batch'))
-            _assert_restored(before, _capture(learn))
+            assert_restored(before, learner_state(learn))
 
 def test_callback_alone_restores_after_interrupt():
     "`fit(cbs=AnnealLRFinder())` restores when `fit` detaches the callback, however `fit` ends (fastai's only on `after_fit`)"
     learn = _learner()
     _pretrain(learn)
-    before = _capture(learn)
+    before = learner_state(learn)
     with learn.no_bar(), pytest.raises(KeyboardInterrupt): learn.fit(3, cbs=[AnnealLRFinder(1e-5, 1., 20), _Fault('after_step', 6, KeyboardInterrupt())])
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
     with learn.no_bar(): learn.fit(3, cbs=AnnealLRFinder(1e-5, 1., 20))
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
     test_eq(len(learn.recorder.lrs), 20)
 
 def test_callback_alone_restores_the_optimizers_own_hypers():
@@ -236,12 +210,12 @@ def test_callback_alone_restores_the_optimizers_own_hypers():
     learn = _learner(lr=1e-2, wd=0.1)
     _pretrain(learn)
     learn.opt.set_hyper('lr', 4.3e-4); learn.opt.set_hyper('wd', 3e-3)
-    before = _capture(learn)
+    before = learner_state(learn)
     with learn.no_bar(): learn.fit(3, cbs=AnnealLRFinder(1e-5, 1., 20))
     test_eq([(h['lr'], h['wd']) for h in learn.opt.hypers], [(4.3e-4, 3e-3)]*2)
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
     with learn.no_bar(): learn.lr_find(1e-5, 1., num_it=20, show_plot=False)  # the same through `lr_find`
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
 
 def test_one_default_sweep():
     "issue 10.4: `AnnealLRFinder` and `lr_find` share one default sweep, fastai's exponential one"
@@ -262,13 +236,13 @@ def test_restore_other_optimizers(opt):
     learn = _learner(opt_func=opt_func)
     _pretrain(learn, 7)  # past Lookahead's k=6: its slow weights exist
     inner = learn.opt.opt if opt != 'clock' else None
-    before = _capture(learn)
+    before = learner_state(learn)
     sd = copy.deepcopy(learn.opt.state_dict())
     with learn.no_bar(), pytest.raises(KeyboardInterrupt): learn.fit(1, cbs=[AnnealLRFinder(1e-5, 1., 10), _Fault('after_batch', 5, KeyboardInterrupt())])
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
     with learn.no_bar(): learn.lr_find(1e-5, 1., num_it=10, show_plot=False)
-    _assert_restored(before, _capture(learn))
-    assert _same(sd, learn.opt.state_dict())
+    assert_restored(before, learner_state(learn))
+    assert bitwise_equal(sd, learn.opt.state_dict())
     if inner is not None: assert learn.opt.opt is inner  # the wrapped optimizer object itself, not a copy
     if opt == 'clock': test_eq(learn.opt.ticks, 7)
 
@@ -276,9 +250,9 @@ def test_restore_adam_anneal():
     "issue 5's `AdamAnneal` keeps its clock in `hypers['anneal_step']`: the sweep's steps must not advance it"
     learn = _learner(opt_func=AdamAnneal)
     _pretrain(learn)
-    steps,before = list(learn.opt.anneal_steps),_capture(learn)
+    steps,before = list(learn.opt.anneal_steps),learner_state(learn)
     with learn.no_bar(): learn.lr_find(1e-5, 1., num_it=10, show_plot=False)
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
     test_eq(learn.opt.anneal_steps, steps)
 
 def test_unwritable_path_and_no_file_written(tmp_path):
@@ -287,10 +261,10 @@ def test_unwritable_path_and_no_file_written(tmp_path):
     blocker.write_text('x')
     learn = _learner(path=blocker/'cannot_exist')
     with pytest.raises(OSError): (learn.path/learn.model_dir).mkdir(parents=True, exist_ok=True)  # the path really is unwritable
-    before = _capture(learn)
+    before = learner_state(learn)
     with learn.no_bar(): res = learn.lr_find(num_it=20, show_plot=False)
     assert res.valley > 0
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
     test_eq(sorted(p.name for p in tmp_path.iterdir()), ['a_file'])
 
 # ------------------------------------------------------------------ RNGs (fastai issue 3295)
@@ -364,9 +338,9 @@ BAD = [(dict(start_lr=0.), ValueError, 'start_lr'), (dict(start_lr=-1e-3), Value
 @pytest.mark.parametrize('kw,exc,msg', BAD, ids=[f"{list(k)[0]}={list(k.values())[0]!r}"[:40] for k,_,_ in BAD])
 def test_bad_input_rejected_before_anything_runs(kw, exc, msg):
     learn = _learner()
-    before = _capture(learn)
+    before = learner_state(learn)
     with pytest.raises(exc, match=msg): learn.lr_find(**kw)
-    _assert_restored(before, _capture(learn))
+    assert_restored(before, learner_state(learn))
     assert learn.opt is None and not hasattr(learn.recorder, 'lrs')
     cb_kw = {k: v for k,v in kw.items() if k in ('start_lr', 'end_lr', 'num_it', 'stop_div', 'anneal', 'div_thresh')}
     if cb_kw and 'has 3 values but the optimizer' not in msg:

@@ -1,8 +1,7 @@
 """The registry drives everything: each registered variant is a complete `Learner` method, a `compare` and `preview`
 choice with its help, a row of the README's table, and rejects generic bad calls before touching the learner.
 (The exactness, resume and fault tables of test_fit.py and test_resume.py are built from it too.)"""
-import contextlib, hashlib, io, math
-from copy import deepcopy
+import contextlib, io, math
 from pathlib import Path
 import numpy as np, pytest, torch
 from fastai.basics import *
@@ -12,6 +11,7 @@ from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS, markdown_table
 from fastai_anneal.fit import bind_call, prepare_call
 from fastai_anneal import cli
+from conftest import learner_state, assert_restored
 
 ONE_PHASE = [m for m,v in VARIANTS.items() if not v.two_phase]
 
@@ -74,13 +74,6 @@ def _learner():
     set_seed(0, reproducible=True)
     return Learner(synth_dbunch(n_train=3, n_valid=1), RegModel(), loss_func=MSELossFlat(), opt_func=Adam, lr=1e-2, splitter=_splitter)
 
-def _state(learn):
-    h = hashlib.sha256()
-    for t in learn.model.state_dict().values(): h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    opt = None if learn.opt is None else (deepcopy(learn.opt.hypers), learn.opt.frozen_idx,
-                                          [{k: v.clone() if torch.is_tensor(v) else v for k,v in s.items()} for s in learn.opt.state.values()])
-    return h.hexdigest(),opt,[p.requires_grad for p in learn.model.parameters()],learn.model.training
-
 def _bad_calls(v):
     "`(kwargs, message)` that every variant must reject: each starts from its first example"
     ex,first = v.examples[0],v.epoch_args[0]
@@ -105,10 +98,6 @@ def test_every_variant_rejects_bad_calls_untouched(method, kwargs, match, traine
     if trained:
         with learn.no_bar(), learn.no_logging(): learn.fit(1)
         learn.freeze()
-    before = _state(learn)
+    before = learner_state(learn)
     with pytest.raises((ValueError, TypeError), match=match): getattr(learn, method)(**kwargs)
-    after = _state(learn)
-    assert before[0] == after[0] and before[2:] == after[2:] and (before[1] is None) == (after[1] is None)
-    if before[1] is not None:
-        test_eq(before[1][:2], after[1][:2])
-        for a,b in zip(before[1][2], after[1][2]): assert a.keys() == b.keys() and all(torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a)
+    assert_restored(before, learner_state(learn))

@@ -7,30 +7,11 @@ from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS
 from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler
-from conftest import mk_learner, quiet_fit, RecordHypers
+from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored
 
 N_TRAIN = 100  # batches per epoch: 10 epochs = 1000 batches, enough for the default budget
 
 def _learner(seed=0, **kw): return mk_learner(n_train=N_TRAIN, seed=seed, **kw)
-
-def _state(learn):
-    "Everything a tuning must leave as it found it"
-    opt = learn.opt
-    return dict(w=[p.detach().clone() for p in learn.model.parameters()],
-                hypers=None if opt is None else [dict(h) for h in opt.hypers],
-                state=None if opt is None else [{k: (v.clone() if torch.is_tensor(v) else v) for k,v in opt.state[p].items()}
-                                                for p in opt.all_params(with_grad=False).itemgot(0)],
-                rng=(torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()),
-                dl_rng=learn.dls.train.rng.getstate(), training=learn.model.training, lr=learn.lr)
-
-def _same(a, b):
-    assert all(torch.equal(x, y) for x,y in zip(a['w'], b['w']))
-    assert a['hypers'] == b['hypers'] and a['training'] == b['training'] and a['lr'] == b['lr']
-    if a['state'] is not None:
-        for s,t in zip(a['state'], b['state']):
-            assert s.keys() == t.keys() and all(torch.equal(s[k], t[k]) if torch.is_tensor(s[k]) else s[k] == t[k] for k in s)
-    assert torch.equal(a['rng'][0], b['rng'][0]) and (a['rng'][1] == b['rng'][1]).all() and a['rng'][2] == b['rng'][2]
-    assert a['dl_rng'] == b['dl_rng']
 
 # ---------------------------------------------------------------- pieces
 def test_vertex():
@@ -64,9 +45,9 @@ def test_lr_tune_restores_and_reports():
     learn = _learner()
     quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3)  # an optimizer with state, hypers and a moved data order
     learn.model.eval()
-    before = _state(learn)
+    before = learner_state(learn)
     res = learn.lr_tune(10, fit='fit_cos_anneal', pct_warmup=0.1)
-    _same(before, _state(learn))
+    assert_restored(before, learner_state(learn))
     assert isinstance(res.lr, float) and res.lr == res.scale and 1e-6 < res.lr < 10
     assert res.n_steps == 10*N_TRAIN and 0 < res.cost <= 0.3*res.n_steps
     assert {t['rung'] for t in res.trials} == {0, 1} and all(len(t['losses']) <= t['steps'] for t in res.trials)
@@ -112,18 +93,18 @@ def test_tracker_callbacks_stand_aside(tmp_path):
 # ---------------------------------------------------------------- bad input and faults
 def test_auto_refuses_a_resume():
     learn = _learner()
-    before = _state(learn)
+    before = learner_state(learn)
     with pytest.raises(ValueError, match=r"start_epoch.*'auto'|'auto'.*start_epoch"): learn.fit_cos_anneal(10, 'auto', start_epoch=3)
-    _same(before, _state(learn))
+    assert_restored(before, learner_state(learn))
 
 @pytest.mark.parametrize('kw,match', [(dict(fit='fit_nope'), 'fit must be one of'), (dict(budget=0.), 'budget'), (dict(budget=2.), 'budget'),
                                       (dict(monitor='accuracy'), 'monitor'), (dict(pct_warmup=1.5), 'pct_warmup'),
                                       (dict(show_plot='yes'), 'show_plot')])
 def test_bad_tune_args(kw, match):
     learn = _learner()
-    before = _state(learn)
+    before = learner_state(learn)
     with pytest.raises((ValueError, TypeError), match=match): learn.lr_tune(10, **kw)
-    _same(before, _state(learn))
+    assert_restored(before, learner_state(learn))
 
 def test_bad_args_checked_before_tuning():
     "A bad argument of the fit raises before any trial runs"
@@ -152,11 +133,11 @@ class _Boom(Callback):
 def test_interrupted_tuning_restores(exc, at, tmp_path):
     learn = _learner(path=tmp_path)
     quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3)
-    before = _state(learn)
+    before = learner_state(learn)
     learn.add_cb(_Boom(exc, at))
     with pytest.raises(type(exc)): quiet_fit(learn, 'fit_cos_anneal', 10, 'auto')
     learn.remove_cb(_Boom)
-    _same(before, _state(learn))
+    assert_restored(before, learner_state(learn))
     assert not any(tmp_path.iterdir())
 
 class _NanInTrials(Callback):
@@ -175,7 +156,7 @@ def test_every_trial_diverging():
 def test_fastai_fits(method, args, n_epoch):
     "fastai's own fits are tuned through the schedules they hand to `fit`; the learner comes back as it was"
     learn = _learner()
-    before = _state(learn)
+    before = learner_state(learn)
     res = learn.lr_tune(*args, fit=method)
-    _same(before, _state(learn))
+    assert_restored(before, learner_state(learn))
     assert res.n_steps == n_epoch*N_TRAIN and learn.opt is None
