@@ -56,7 +56,8 @@ def run(task:str, kind:str, sched:str, seed:int, lr=None) -> dict:
     rec.update(lr=lr, score=_score(learn, score), time_s=end-start, fit_s=end-fit_start)
     return rec
 
-def _key(r): return (r['task'], r['kind'], r['sched'], r['seed'], None if r['kind'] != 'grid' else round(math.log2(r['lr']), 3))
+def _key(task, kind, sched, seed, lr=None): return (task, kind, sched, seed, None if lr is None else round(math.log2(lr), 3))
+def _row_key(r): return _key(r['task'], r['kind'], r['sched'], r['seed'], r['lr'] if r['kind'] == 'grid' else None)
 
 class Cache:
     "Every run so far, one JSON line each; `get` runs what is missing (`read_only`: raises instead)"
@@ -65,8 +66,8 @@ class Cache:
         if fresh and self.path.exists(): self.path.unlink()
         self.rows = [json.loads(l) for l in self.path.read_text().splitlines()] if self.path.exists() else []
     def _hits(self, task, kind, sched, seed, lr=None):
-        k = (task, kind, sched, seed, None if lr is None else round(math.log2(lr), 3))
-        return [r for r in self.rows if _key(r) == k]
+        k = _key(task, kind, sched, seed, lr)
+        return [r for r in self.rows if _row_key(r) == k]
     def has(self, *args): return bool(self._hits(*args))
     def get(self, task, kind, sched, seed, lr=None):
         hit = self._hits(task, kind, sched, seed, lr)

@@ -118,13 +118,17 @@ def _name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '
 
 def _check_suggest_funcs(suggest_funcs): return check_suggest_funcs(suggest_funcs, _name)
 
+def _even_in_log(lrs:Tensor) -> bool:
+    "Whether `lrs` are evenly spaced in log(lr) up to float32 rounding (fastai's 'exp' sweep), or too few to tell"
+    if len(lrs) < 3: return True
+    steps = torch.diff(torch.log(lrs.double()))
+    return bool((steps - steps.mean()).abs().max() <= 1e-3 * steps.mean().abs())
+
 def even_log_points(lrs:Tensor, losses:Tensor) -> tuple:
     ("`(lrs, losses)` resampled (linear interpolation in log(lr)) onto as many points evenly spaced in log(lr): fastai's suggestion "
      "rules count points as log-lr steps. A sweep already even (fastai's 'exp') comes back as it is")
-    if len(lrs) < 3: return lrs,losses
+    if _even_in_log(lrs): return lrs,losses
     lg = torch.log(lrs.double())
-    steps = lg[1:] - lg[:-1]
-    if (steps - steps.mean()).abs().max() <= 1e-3 * steps.mean().abs(): return lrs,losses  # float32 rounding only
     grid = torch.linspace(float(lg[0]), float(lg[-1]), len(lg), dtype=torch.float64)
     vals = np.interp(grid.numpy(), lg.numpy(), losses.double().numpy())
     return torch.exp(grid).to(lrs.dtype),torch.from_numpy(vals).to(losses.dtype)
@@ -138,8 +142,7 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
      "never an exception")
     num_it,funcs = check_int('num_it', num_it, 1),_check_suggest_funcs(suggest_funcs)
     lrs,losses = tensor(list(lrs)),tensor(list(losses))
-    even = even_log_points(lrs, losses)[0] is lrs
-    if not even:  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut as fastai cuts
+    if not _even_in_log(lrs):  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut as fastai cuts
         bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
         if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]
         lrs,losses = even_log_points(lrs, losses)

@@ -104,8 +104,6 @@ class LRTuneResult:
     "The tuned learning rate of one fit and its evidence: every trial's lr, length, rung, score and loss curve, and the cost in batches"
     def __init__(self, lr, scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule, time_s): store_attr()
     @property
-    def extra_batches(self) -> int: return self.cost
-    @property
     def cost_ratio(self) -> float: "Training batches spent tuning per training batch of the fit"; return self.cost / self.n_steps
     def __repr__(self):
         return (f"LRTuneResult(lr={self.lr!r}, {len(self.trials)} trials, {self.cost} extra training batches "
