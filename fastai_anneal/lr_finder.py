@@ -142,7 +142,7 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
      "never an exception")
     num_it,funcs = check_int('num_it', num_it, 1),_check_suggest_funcs(suggest_funcs)
     lrs,losses = tensor(list(lrs)),tensor(list(losses))
-    if not _even_in_log(lrs):  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut as fastai cuts
+    if not _even_in_log(lrs):  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut
         bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
         if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]
         lrs,losses = even_log_points(lrs, losses)
