@@ -56,13 +56,13 @@ class _ParamScheduler(ParamScheduler):
     _handled = frozenset(('before_fit', 'before_batch', 'after_batch', 'after_fit'))
     def __init__(self, scheds, step:str='batch', noise:dict=None):
         super().__init__(scheds)
-        self.step,self.noise,self._noise_at = step,noise,(None, 0.)
+        self.per_epoch,self.noise,self._noise_at = step == 'epoch',noise,(None, 0.)
     def __call__(self, event_name): return super().__call__(event_name) if event_name in self._handled else None
     def _noise_factor(self, l) -> float:
         "1+noise at this batch: `t` counts epochs (`step='epoch'`) or batches of the whole run, as timm's `t_in_epochs` True/False"
         nz = self.noise
         epoch = nz['offset'] + l.epoch
-        t,per = (epoch,1) if self.step == 'epoch' else (epoch*l.n_iter + l.iter,l.n_iter)
+        t,per = (epoch,1) if self.per_epoch else (epoch*l.n_iter + l.iter,l.n_iter)
         if not nz['lo']*per <= t < nz['hi']*per: return 1.
         if self._noise_at[0] != t: self._noise_at = (t, 1. + _lr_noise(t, nz['pct'], nz['std'], nz['type'], nz['seed']))
         return self._noise_at[1]
@@ -73,7 +73,7 @@ class _ParamScheduler(ParamScheduler):
         for n,s in self.scheds.items(): l.opt.set_hyper(n, s(pct) * f if n == 'lr' and f != 1. else s(pct))
     def before_batch(self):
         l = self.learn  # an epoch starts at `pct_train == epoch/n_epoch`, this very float
-        self._update_val(l.epoch/l.n_epoch if self.step == 'epoch' else l.pct_train)
+        self._update_val(l.epoch/l.n_epoch if self.per_epoch else l.pct_train)
     def after_batch(self):
         h = self.learn.opt.hypers[-1]
         for p,rec in self.hps.items(): rec.append(h[p])
