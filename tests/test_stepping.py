@@ -50,7 +50,7 @@ def test_warmup_counts_in_epochs(n, pct_warmup, k):
     close(ours, ref)
 
 def test_partial_warmup_epoch_is_sampled_at_epoch_starts():
-    "A warmup of 0.4 epochs (0.1 of 4) spans the first epoch, at the warmup's start value: each epoch takes the batch schedule's first value"
+    "A warmup of 0.4 epochs (0.1 of 4) fills the first epoch at the warmup's start: each epoch takes the batch schedule's first value"
     ours = fit_lrs('fit_cos_anneal', 4, 1e-2, pct_warmup=0.1, step='epoch')[::N_ITER, 0]
     s = cos_anneal_scheds(np.array([1e-2]), pct_warmup=0.1)['lr']
     close(ours, [s(e/4)[0] for e in range(4)])
