@@ -52,6 +52,23 @@ def check_choice(name:str, v, choices) -> object:
     if isinstance(v, str) and v in choices: return v
     raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {v!r}")
 
+def check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch:int) -> dict|None:
+    ("timm's lr noise arguments checked (each named, with its range): None when `noise_range_t` is None (no noise), else "
+     "`dict(lo, hi, pct, std, type, seed)` with the range in epochs, `hi=inf` for a single start epoch")
+    pct = check_float('noise_pct', noise_pct, 0., 1., hi_open=False)  # above 1 a uniform draw could make the lr negative
+    std = check_float('noise_std', noise_std)
+    kind = check_choice('noise_type', noise_type, ('normal', 'uniform'))
+    seed = check_integral('noise_seed', noise_seed, 0)
+    if noise_range_t is None: return None
+    rng = f"None, an epoch in [0, n_epoch={n_epoch}] or a pair (lo, hi) of epochs with 0 <= lo < hi <= {n_epoch}"
+    pair = isinstance(noise_range_t, (tuple, list))
+    if pair and len(noise_range_t) != 2: raise TypeError(f"noise_range_t must be {rng}, got {noise_range_t!r}")
+    ends = noise_range_t if pair else (noise_range_t,)
+    if not all(_is_real(v) for v in ends): raise TypeError(f"noise_range_t must be {rng}, got {noise_range_t!r}")
+    if not all(math.isfinite(v) and 0 <= v <= n_epoch for v in ends) or (pair and not ends[0] < ends[1]):
+        raise ValueError(f"noise_range_t must be {rng}, got {noise_range_t!r}")
+    return dict(lo=float(ends[0]), hi=float(ends[1]) if pair else math.inf, pct=pct, std=std, type=kind, seed=seed)
+
 # ---------------------------------------------------------------- learning rates
 def check_lrs(name:str, lr, zero_ok:bool=False, slice_ok:bool=False) -> float|np.ndarray|slice:
     "`lr` as a float or a float64 array (one per param group), each finite and > 0 (>= 0 with `zero_ok`); a checked slice if `slice_ok`"

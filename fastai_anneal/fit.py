@@ -1,16 +1,16 @@
 ("Thin `Learner` patches generated from the registry: validate, build the schedules of `schedules.py`, hand them to fastai's "
  "`ParamScheduler`, fit.")
 from __future__ import annotations
-import inspect
+import inspect, math
 from types import FunctionType
-import numpy as np
+import numpy as np, torch
 from fastcore.basics import patch, patch_to
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
-from ._checks import check_int, check_float, check_bool, check_cbs, group_lrs
+from ._checks import check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs
 from ._groups import n_groups
 from .registry import Variant, VARIANTS
 
@@ -22,25 +22,58 @@ def _group_lrs(learn, lr, name:str) -> np.ndarray:
     v = group_lrs(name, learn.lr if lr is None else lr, n)
     return np.full(n, v) if np.ndim(v) == 0 else np.array(v, dtype=np.float64)
 
-def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max', cbs=None, reset_opt=False) -> dict:
-    "Validate one fit call with no side effect (`build(lrs)` makes its schedules); returns what `_launch` needs"
+def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max', cbs=None, reset_opt=False, step='batch',
+             noise_range_t=None, noise_pct=0.67, noise_std=1., noise_type='normal', noise_seed=42, epoch_offset=0,
+             total_epochs=None) -> dict:
+    ("Validate one fit call with no side effect (`build(lrs)` makes its schedules); returns what `_launch` needs. The noise counts "
+     "epochs of a run of `total_epochs` (`n_epoch` if None) of which this fit is the part after `epoch_offset` (fine_tune's phases)")
     n_epoch = check_int('n_epoch', n_epoch)
     start_epoch = check_int('start_epoch', start_epoch, 0)
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
     if wd is not None: wd = check_float('wd', wd, 0., lo_open=False)
+    step = check_choice('step', step, ('batch', 'epoch'))
+    noise = check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch if total_epochs is None else total_epochs)
     lrs = _group_lrs(learn, lr, lr_name)
     return dict(n_epoch=n_epoch, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=check_cbs(cbs),
-                reset_opt=check_bool('reset_opt', reset_opt))
+                reset_opt=check_bool('reset_opt', reset_opt), step=step, noise=noise and dict(noise, offset=epoch_offset))
+
+def _lr_noise(t:int, pct:float=0.67, std:float=1., kind:str='normal', seed:int=42) -> float:
+    ("timm's lr noise at time `t`, from a private generator seeded `seed+t`: 'normal' draws `std`*N(0, 1) until it is within `pct`, "
+     "'uniform' is U(-`pct`, `pct`); the lr is multiplied by 1+noise")
+    g = torch.Generator().manual_seed(seed + t)  # never the global RNGs: a fit with noise draws the same batches as one without
+    if kind == 'uniform': return (2*torch.rand(1, generator=g).item() - 1) * pct
+    while True:
+        v = torch.randn(1, generator=g).item() * std
+        if abs(v) < pct: return v
+
+def _per_epoch(scheds:dict, n_epoch:int) -> dict:
+    "`scheds` held constant over each of `n_epoch` equal spans of training, at their value at the span's start (`step='epoch'`)"
+    return {k: (lambda pos, f=f: f(min(math.floor(pos*n_epoch + 1e-9), n_epoch-1) / n_epoch)) for k,f in scheds.items()}
 
 class _ParamScheduler(ParamScheduler):
-    ("fastai's `ParamScheduler`, answering only the 4 events it handles: fastai's dispatch of the ~10 others per batch cost 2-3% of a "
-     "small model's epoch")
+    ("fastai's `ParamScheduler`, answering only the 4 events it handles (fastai's dispatch of the ~10 others per batch cost 2-3% of a "
+     "small model's epoch); `step='epoch'` holds every schedule at its epoch's start, `noise` multiplies the lr by timm's 1+noise")
     _handled = frozenset(('before_fit', 'before_batch', 'after_batch', 'after_fit'))
+    def __init__(self, scheds, step:str='batch', noise:dict=None):
+        super().__init__(scheds)
+        self.per_epoch,self.noise,self._noise_at = step == 'epoch',noise,(None, 0.)
     def __call__(self, event_name): return super().__call__(event_name) if event_name in self._handled else None
+    def _noise_factor(self, l) -> float:
+        "1+noise at this batch: `t` counts epochs (`step='epoch'`) or batches of the whole run, as timm's `t_in_epochs` True/False"
+        nz = self.noise
+        epoch = nz['offset'] + l.epoch
+        t,per = (epoch,1) if self.per_epoch else (epoch*l.n_iter + l.iter,l.n_iter)
+        if not nz['lo']*per <= t < nz['hi']*per: return 1.
+        if self._noise_at[0] != t: self._noise_at = (t, 1. + _lr_noise(t, nz['pct'], nz['std'], nz['type'], nz['seed']))
+        return self._noise_at[1]
     # the same work as fastai's, reaching the learner directly: `self.pct_train`/`self.opt` go through `GetAttr` every batch
     def _update_val(self, pct):
-        for n,f in self.scheds.items(): self.learn.opt.set_hyper(n, f(pct))
-    def before_batch(self): self._update_val(self.learn.pct_train)
+        l = self.learn
+        f = 1. if self.noise is None else self._noise_factor(l)
+        for n,s in self.scheds.items(): l.opt.set_hyper(n, s(pct) * f if n == 'lr' and f != 1. else s(pct))
+    def before_batch(self):
+        l = self.learn  # an epoch starts at `pct_train == epoch/n_epoch`, this very float
+        self._update_val(l.epoch/l.n_epoch if self.per_epoch else l.pct_train)
     def after_batch(self):
         h = self.learn.opt.hypers[-1]
         for p,rec in self.hps.items(): rec.append(h[p])
@@ -58,11 +91,11 @@ def _replay_shuffles(dl, n_epoch:int):
     if not getattr(dl, 'shuffle', False): return
     for _ in range(n_epoch): dl.randomize(); dl.get_idxs()
 
-def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False):
-    "The setup every variant shares: the scheduler, and `fit` with `start_epoch` (which fastai's `fit_flat_cos` drops)"
+def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False, step='batch', noise=None):
+    "The setup every variant shares: the scheduler (stepping, noise), and `fit` with `start_epoch` (which fastai's `fit_flat_cos` drops)"
     # No `create_opt`/`set_hyper('lr', ...)` here: `fit` creates a missing optimizer and resets every lr to `learn.lr`
     # before the first batch, where the scheduler sets the scheduled value.
-    cbs = _ParamScheduler(scheds) + L(cbs) + (L(ReplayShuffles(start_epoch)) if start_epoch else L())
+    cbs = _ParamScheduler(scheds, step, noise) + L(cbs) + (L(ReplayShuffles(start_epoch)) if start_epoch else L())
     learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
 # ---------------------------------------------------------------- the patches, one per registered variant
@@ -72,10 +105,17 @@ def _fit_args(self:Learner,
     cbs:list=None,            # Extra callbacks for this fit
     reset_opt:bool=False,     # Reset the optimizer before fitting
     start_epoch:int=0,        # Resume at this epoch: the lr sequence and the batches continue exactly
+    step:str='batch',         # 'batch': every schedule moves each batch (fastai); 'epoch': once per epoch, warmups in epochs (torch, timm)
+    noise_range_t:float|tuple=None,  # LR noise (timm's), in epochs: None: off; `t`: from epoch `t` on; `(lo, hi)`: for `lo <= t < hi`
+    noise_pct:float=0.67,     # The noise's limit, in (0, 1]: the lr is multiplied by 1+noise with |noise| < `noise_pct`
+    noise_std:float=1.,       # Std of 'normal' noise before the limit (timm 1.0 uses it; 'uniform' ignores it, as timm does)
+    noise_type:str='normal',  # 'normal' (redrawn until within `noise_pct`) | 'uniform' (in [-noise_pct, noise_pct))
+    noise_seed:int=42,        # The noise at time `t` (an epoch with step='epoch', a batch otherwise) is seeded `noise_seed+t`
 ):
     "The arguments every fit variant adds to its builder's (their docs live here; each variant's method lists them once)"
 
 _FIT_ARGS = [p for k,p in inspect.signature(_fit_args).parameters.items() if k not in ('self', 'n_epoch')]
+_NOISE_ARGS = tuple(k for k in inspect.signature(_fit_args).parameters if k.startswith('noise_'))
 
 def fit_signature(v:Variant) -> inspect.Signature:
     "`self`, `v`'s epoch arguments, its lr (None: `learn.lr`), its builder's other arguments, then the fit's own"
@@ -126,9 +166,9 @@ for _v in VARIANTS.values():
 def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_warmup=0.1, div_final=1e5, anneal='cos',
                      **kwargs) -> tuple:
     "`_launch` arguments of `fine_tune_anneal`'s frozen (None when resumed past it) and unfrozen phases; every argument checked"
-    unknown = set(kwargs) - {'div_warmup', 'warmup', 'moms', 'wd', 'start_epoch', 'cbs', 'reset_opt'}
-    if unknown: raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}; "
-                                "it passes on div_warmup, warmup, moms, wd, start_epoch, cbs, reset_opt")
+    passed = ('div_warmup', 'warmup', 'moms', 'wd', 'start_epoch', 'cbs', 'reset_opt', 'step', *_NOISE_ARGS)
+    unknown = set(kwargs) - set(passed)
+    if unknown: raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}; it passes on {', '.join(passed)}")
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0)
     base_lr,lr_mult = check_float('base_lr', base_lr),check_float('lr_mult', lr_mult, 1., lo_open=False)
     epochs,start = check_int('epochs', epochs),check_int('start_epoch', kwargs.get('start_epoch', 0), 0)
@@ -136,9 +176,12 @@ def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
         raise ValueError(f"start_epoch must be in [0, freeze_epochs+epochs={freeze_epochs+epochs}), got {start}")
     bkw = {k: kwargs[k] for k in ('div_warmup', 'warmup', 'moms') if k in kwargs}
     build = lambda lrs: VARIANTS['fine_tune_anneal'].scheds(lrs, div_final=div_final, pct_warmup=pct_warmup, anneal=anneal, **bkw)
-    fkw = dict(wd=kwargs.get('wd'), cbs=kwargs.get('cbs'), reset_opt=kwargs.get('reset_opt', False))
+    # the noise counts the epochs (and batches) of both phases, as `start_epoch` does
+    fkw = dict(wd=kwargs.get('wd'), cbs=kwargs.get('cbs'), reset_opt=kwargs.get('reset_opt', False), step=kwargs.get('step', 'batch'),
+               total_epochs=freeze_epochs+epochs, **{k: kwargs[k] for k in _NOISE_ARGS if k in kwargs})
     frozen = _prepare(learn, freeze_epochs, slice(base_lr), build, start_epoch=start, **fkw) if start < freeze_epochs else None
-    unfrozen = _prepare(learn, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, start_epoch=max(0, start-freeze_epochs), **fkw)
+    unfrozen = _prepare(learn, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, start_epoch=max(0, start-freeze_epochs),
+                        epoch_offset=freeze_epochs, **fkw)
     return frozen,unfrozen
 
 @patch

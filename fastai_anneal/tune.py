@@ -12,7 +12,7 @@ from ._checks import check_float, check_bool, check_choice
 from ._groups import n_groups
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot
-from .fit import bind_call, prepare_call, fine_tune_phases, _group_lrs
+from .fit import bind_call, prepare_call, fine_tune_phases, _group_lrs, _per_epoch
 
 __all__ = ['LRTuneResult', 'TrialScheduler', 'tune_lr', 'lr_scale_like', 'FASTAI_FITS']  # and `Learner.lr_tune`, applied on import
 
@@ -236,6 +236,11 @@ def tune_lr(learn:Learner,
                         time.perf_counter() - start)
 
 # ---------------------------------------------------------------- the Learner patch
+def _trial_scheds(p:dict) -> dict:
+    ("The schedules a trial of the prepared fit `p` runs, compressed: with `step='epoch'` they move once per `1/n_epoch` of the trial, "
+     "as the fit's; the trials run without the fit's noise (the lr it perturbs is what they choose)")
+    return _per_epoch(p['scheds'], p['n_epoch']) if p['step'] == 'epoch' else p['scheds']
+
 def _lr_like(name:str, lr):
     "The lr argument of a tuned call: None or 'auto' (one lr for every group) or a float, slice or list whose ratios are kept"
     if isinstance(lr, str):
@@ -298,12 +303,12 @@ def lr_tune(self:Learner,
         probe,n_steps = phases[1],sum(p['n_epoch'] for p in phases if p) * nb
         def plan(scale, frac):
             phases = fine_tune_phases(self, **with_lr(scale))
-            return [(f, p['scheds'], round(frac * p['n_epoch'] * nb)) for f,p in zip((-1, 0), phases) if p]
+            return [(f, _trial_scheds(p), round(frac * p['n_epoch'] * nb)) for f,p in zip((-1, 0), phases) if p]
     else:
         with_lr = lambda scale: {**call, lr_arg: lr_scale_like(lr_like, scale)}
         probe = prepare_call(v, self, with_lr(1e-3))  # checks every argument, touches nothing
         n_steps = probe['n_epoch'] * nb
-        def plan(scale, frac): return [(None, prepare_call(v, self, with_lr(scale))['scheds'], max(1, round(frac * n_steps)))]
+        def plan(scale, frac): return [(None, _trial_scheds(prepare_call(v, self, with_lr(scale))), max(1, round(frac * n_steps)))]
     ratios = _group_lrs(self, lr_scale_like(lr_like, 1.), lr_arg)  # largest 1
     res = tune_lr(self, plan, n_steps, lr_like, ratios if n_groups(self) > 1 else None, budget, monitor,
                   cbs=probe['cbs'], wd=probe['wd'])

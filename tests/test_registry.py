@@ -82,7 +82,12 @@ def _bad_calls(v):
             ({v.lr_arg: 0.}, rf'{v.lr_arg} must be in \(0, inf\)'), ({v.lr_arg: math.nan}, f'{v.lr_arg} must be a finite number'),
             ({'start_epoch': n}, r'start_epoch must be in \[0, '), ({'start_epoch': -1}, 'start_epoch must be >= 0'),
             ({'wd': -0.1}, r'wd must be in \[0, inf\)'), ({'cbs': [5]}, 'cbs must be fastai Callbacks'),
-            ({'reset_opt': 'no'}, 'reset_opt must be True or False'), ({'no_such_argument': 1}, 'unexpected keyword argument')]
+            ({'reset_opt': 'no'}, 'reset_opt must be True or False'), ({'no_such_argument': 1}, 'unexpected keyword argument'),
+            ({'step': 'minute'}, "step must be one of 'batch', 'epoch'"),
+            ({'noise_range_t': n+1}, r'noise_range_t must be None, an epoch'),
+            ({'noise_range_t': (1, 0)}, r'0 <= lo < hi <= '), ({'noise_range_t': 0, 'noise_pct': -0.5}, r'noise_pct must be in \(0, 1\]'),
+            ({'noise_range_t': 0, 'noise_type': 'pink'}, 'noise_type must be one of'), ({'noise_std': -1.}, r'noise_std must be in'),
+            ({'noise_seed': -1}, 'noise_seed must be >= 0')]
     params = inspect.signature(getattr(Learner, v.method)).parameters
     if 'anneal' in params: rows.append(({'anneal': 'cosine'}, 'anneal must be one of'))
     if 'pct_warmup' in params: rows.append(({'pct_warmup': 1.}, r'pct_warmup must be in \[0, 1\)'))

@@ -47,10 +47,15 @@ VARIANTS = {f'{v.name}{i}': (v.method, tuple(ex[k] for k in v.epoch_args), {k: a
 
 def fit_quiet(learn, method, args, kwargs): _quiet_fit(learn, method, *args, **kwargs)
 
+STEPPING = {'batch': {}, 'epoch': dict(step='epoch'), 'epoch_noise': dict(step='epoch', noise_range_t=1, noise_type='uniform'),
+            'batch_noise': dict(noise_range_t=1)}  # fastai's per-batch schedules, torch's per-epoch stepping, timm's lr noise
+
 @pytest.mark.parametrize('name', VARIANTS)
 @pytest.mark.parametrize('k', [0, 1])  # k=0 resumes fine_tune in its unfrozen phase, k=1 inside it
-def test_resume_from_checkpoint_is_exact(name, k, tmp_path):
+@pytest.mark.parametrize('stepping', STEPPING)
+def test_resume_from_checkpoint_is_exact(name, k, stepping, tmp_path):
     method,args,kwargs = VARIANTS[name]
+    kwargs = {**kwargs, **STEPPING[stepping]}
     save,fname = (SaveEveryEpoch,'epoch_{}') if method == 'fine_tune_anneal' else (partial(SaveModelCallback, every_epoch=True, with_opt=True),'model_{}')
     full,rec_full = mk_learner(tmp_path/'full'),RecordHypers()
     fit_quiet(full, method, args, dict(kwargs, cbs=[save(), rec_full]))

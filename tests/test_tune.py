@@ -6,7 +6,8 @@ from fastai.callback.schedule import SchedCos, SchedNo
 from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS
-from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler
+from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds
+from fastai_anneal.fit import bind_call, prepare_call
 from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored
 
 N_TRAIN = 100  # batches per epoch: 10 epochs = 1000 batches, enough for the default budget
@@ -55,11 +56,13 @@ def test_lr_tune_restores_and_reports():
     fig = res.plot(return_fig=True)
     assert len(fig.axes) == 2
 
+@pytest.mark.parametrize('stepping', [{}, dict(step='epoch', noise_range_t=(2, 8), noise_type='uniform')], ids=['batch', 'epoch_noise'])
 @pytest.mark.parametrize('method', [m for m,v in VARIANTS.items()])
-def test_auto_equals_two_steps(method):
+def test_auto_equals_two_steps(method, stepping):
     "`fit_*(..., 'auto')` is `lr = learn.lr_tune(...).lr; fit_*(..., lr)` on the same seed: same lrs at every batch, same weights"
     v = VARIANTS[method]
     args = {**v.epoch_kwargs(10)} if method != 'fine_tune_anneal' else dict(epochs=8, freeze_epochs=2)
+    args.update(stepping)
     a,b = _learner(groups=2),_learner(groups=2)
     ra,rb = RecordHypers(),RecordHypers()
     quiet_fit(a, method, **{**args, v.lr_arg: 'auto'}, cbs=ra)
@@ -68,6 +71,18 @@ def test_auto_equals_two_steps(method):
     quiet_fit(b, method, **{**args, v.lr_arg: lr}, cbs=rb)
     assert len(ra.hps) > len(rb.hps) and ra.hps[-len(rb.hps):] == rb.hps  # the fit's callbacks ran in the trials too
     assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
+def test_trials_step_per_epoch_without_noise():
+    "With step='epoch' a trial holds each lr over its share of one of the fit's epochs; the fit's noise stays out of the trials"
+    learn = _learner()
+    v = VARIANTS['fit_cos_anneal']
+    prep = prepare_call(v, learn, bind_call(v, learn, 4, 1e-2, step='epoch', noise_range_t=0))
+    cb = TrialScheduler(_trial_scheds(prep), 20)
+    quiet_fit(learn, 'fit', 1, cbs=cb)
+    s = cos_anneal_scheds(np.array([1e-2]))['lr']
+    np.testing.assert_allclose(cb.hps['lr'], [s(b//5/4)[0] for b in range(20)], rtol=1e-12)  # no noise factor either
+    a,b = _learner(),_learner()
+    test_eq(a.lr_tune(10, step='batch', noise_range_t=0).lr, b.lr_tune(10).lr)
 
 def test_group_ratios_kept():
     "A slice or a list sets the per-group ratios; the tuner scales them as a whole"
