@@ -46,7 +46,8 @@ def test_step_decay_defaults():
     "Neither `step_size` nor `milestones`: x0.1 at epochs `n_epoch//2` and `3*n_epoch//4`; one epoch: a constant lr"
     assert step_decay_scheds(8, 1, 1.)['lr'].milestones == (4, 6) and step_decay_scheds(2, 1, 1.)['lr'].milestones == (1,)
     assert step_decay_scheds(1, 1, 1.)['lr'].milestones == ()
-    assert repr(step_decay_scheds(4, 3, 1., step_size=2)['lr']) == 'StepDecay(n_epoch=4, n_batch=3, lr=1.0, gamma=0.1, step_size=2, milestones=())'
+    r = repr(step_decay_scheds(4, 3, 1., step_size=2)['lr'])
+    assert r == 'StepDecay(n_epoch=4, n_batch=3, lr=1.0, gamma=0.1, step_size=2, milestones=())'
 
 # ---------------------------------------------------------------- time decay: Keras' InverseTimeDecay, its published formula
 def keras_inverse_time_decay(initial_learning_rate, decay_steps, decay_rate, staircase, step):
@@ -56,8 +57,9 @@ def keras_inverse_time_decay(initial_learning_rate, decay_steps, decay_rate, sta
     `initial_learning_rate / (1 + decay_rate * floor(step / decay_step))`"""
     return initial_learning_rate / (1 + decay_rate * (math.floor(step / decay_steps) if staircase else step / decay_steps))
 
-@pytest.mark.parametrize('n_epoch,n_batch,kw', [(3, 5, dict(decay_rate=0.5, decay_steps=3)), (4, 7, dict(decay_rate=2., decay_steps=4, staircase=True)),
-                                                (3, 5, {}), (2, 6, dict(decay_rate=0.)), (3, 4, dict(decay_rate=1., staircase=True))])
+@pytest.mark.parametrize('n_epoch,n_batch,kw', [
+    (3, 5, dict(decay_rate=0.5, decay_steps=3)), (4, 7, dict(decay_rate=2., decay_steps=4, staircase=True)),
+    (3, 5, {}), (2, 6, dict(decay_rate=0.)), (3, 4, dict(decay_rate=1., staircase=True))])
 def test_time_decay_matches_keras_formula(n_epoch, n_batch, kw):
     rec = _fit('fit_time_decay', n_epoch, n_batch, **kw)
     steps = kw.get('decay_steps', n_batch)  # None: one epoch of batches
