@@ -24,7 +24,7 @@ from . import fit, lr_finder  # noqa: F401  the `Learner` patches
 from .lr_finder import SWEEPS, DEFAULT_SWEEP
 from . import tune  # noqa: F401, `Learner.lr_tune`
 from .metrics import Accuracy
-from .schedules import ANNEALS, WARMUPS, get_anneal, sgdr_cycles
+from .schedules import ANNEALS, WARMUPS, CYCLIC_MODES, get_anneal, sgdr_cycles
 from .registry import VARIANTS
 from ._checks import check_int, check_lr_or_name, check_device, check_out as _check_out
 from .data import check_data, get_data
@@ -47,23 +47,24 @@ def _usage():
 def _fit(method:str, epoch_kwargs, lr_arg:str):
     "`fit(learn, N, lr)` calls `learn.method(**epoch_kwargs(N), lr_arg=lr)`; lr 'auto' tunes it first (`Learner.lr_tune`)"
     def fit(learn, n, lr):
-        kw = epoch_kwargs(n)
+        kw = epoch_kwargs(n, len(learn.dls.train))
         if lr == 'auto': lr = learn.lr_tune(**kw, fit=method).lr
         else: learn.lr_tune_result = None
         getattr(learn, method)(**kw, **{lr_arg: lr})
     return fit
 
-def _n_epoch(n): return dict(n_epoch=n)
+def _n_epoch(n, n_batch=None): return dict(n_epoch=n)
 _FASTAI = {  # fastai's own methods, the baselines: name: (fit(learn, N, lr), how it spends the N epochs)
     'one_cycle': (_fit('fit_one_cycle', _n_epoch, 'lr_max'),
                   "fastai fit_one_cycle(N, lr): 25% warmup from lr/25, cosine to lr/1e5; momentum 0.95-0.85-0.95"),
     'flat_cos':  (_fit('fit_flat_cos', _n_epoch, 'lr'), "fastai fit_flat_cos(N, lr): lr for 75% of training, cosine to lr/1e5"),
-    'sgdr':      (_fit('fit_sgdr', lambda n: dict(zip(('n_cycles', 'cycle_len'), sgdr_cycles(n))), 'lr_max'),
+    'sgdr':      (_fit('fit_sgdr', lambda n, n_batch=None: dict(zip(('n_cycles', 'cycle_len'), sgdr_cycles(n))), 'lr_max'),
                   "fastai fit_sgdr(*sgdr_cycles(N), lr): cycle_mult=2 cycles filling N epochs, each a cosine from lr to 0"),
 }
 SCHEDULES = {**_FASTAI, **{v.name: (_fit(v.method, v.epoch_kwargs, v.lr_arg), v.budget) for v in VARIANTS.values() if v.budget},
              'constant': (_fit('fit', _n_epoch, 'lr'), "fastai fit(N, lr): constant lr")}  # the registry's, then a constant-lr floor
-DEFAULT_SCHEDULES = tuple(k for k in SCHEDULES if k != 'constant')
+_NAMED_ONLY = {v.name for v in VARIANTS.values() if not v.in_default_compare}  # run when named: the default run stays short
+DEFAULT_SCHEDULES = tuple(k for k in SCHEDULES if k != 'constant' and k not in _NAMED_ONLY)
 
 # ---------------------------------------------------------------- argument checks (no side effect)
 def _check_schedules(schedules) -> list:
@@ -248,9 +249,11 @@ def find_lr(
 
 PREVIEWS = {m: v.builder for m,v in VARIANTS.items() if not v.two_phase}  # method: its builder, for every one-phase variant
 
+_FROM_PREVIEW = ('n_epoch', 'n_batch')  # builder arguments `preview` fills from its own `epochs` and `n_batch`
+
 def _preview_kwargs(v, kwargs:dict) -> dict:
     "`kwargs` completed with what the builder requires and the fit would take from the `Learner` (lr 1e-3) or its first example"
-    req = [k for k,p in v.builder_params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
+    req = [k for k,p in v.builder_params.items() if p.default is inspect.Parameter.empty and k not in (*kwargs, *_FROM_PREVIEW)]
     return {**{k: 1e-3 if k == v.lr_arg else v.examples[0][k] for k in req}, **kwargs}
 
 def preview(
@@ -269,7 +272,8 @@ def preview(
             if epochs is not None: raise ValueError(f"epochs of {variant} follow from {', '.join(v.epoch_args)}: give those instead")
             epochs = v.n_epoch(**kwargs)
         epochs,n_batch = check_int('epochs', 5 if epochs is None else epochs),check_int('n_batch', n_batch)
-        scheds = v.builder(**kwargs)
+        sizes = {k: a for k,a in zip(_FROM_PREVIEW, (epochs, n_batch)) if k in inspect.signature(v.builder).parameters}
+        scheds = v.builder(**kwargs, **sizes)
         out = _make_out(_check_out(out))
     args = ', '.join(f"{k}={v}" for k,v in kwargs.items())
     path = save_figure(plot_schedule(scheds, epochs, n_batch, title=f"{variant}({args})"), out/f'preview_{variant}.png')
@@ -291,10 +295,14 @@ def _add_builder_args(p, v):
     "One flag per argument of variant `v`'s builder, with its docment as help; unset flags keep the builder's defaults"
     defaults = _preview_kwargs(v, {})
     for k,d in docments(v.builder, full=True, returns=False).items():  # annotations stay strings: `str|callable` cannot be evaluated
+        if k in _FROM_PREVIEW: continue  # --epochs and --n-batch
         default,is_int = defaults[k] if d.default is inspect.Parameter.empty else d.default,d.anno in (int, 'int')
         kw = dict(default=argparse.SUPPRESS, help=f"{d.docment} (default: {default})")
         if k in ('anneal', 'warmup'): kw.update(choices=list(WARMUPS if k == 'warmup' else ANNEALS))
+        elif k == 'mode': kw.update(choices=list(CYCLIC_MODES))
         elif k == 'moms': kw.update(type=float, nargs=3, metavar=('START', 'PEAK', 'END'))
+        elif d.anno in (list, 'list'): kw.update(type=int, nargs='+', metavar='EPOCH')  # milestones
+        elif d.anno in (bool, 'bool'): kw.update(action=argparse.BooleanOptionalAction)  # --staircase / --no-staircase
         else: kw.update(type=int if is_int else float, metavar=f"({'int' if is_int else 'float'})")
         p.add_argument(f"--{k.replace('_', '-')}", dest=k, **kw)
 

@@ -137,7 +137,8 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
     fit_kw = {p.name: call[p.name] for p in _FIT_ARGS}
     lr = call[v.lr_arg]
     if lr is None and v.lr_from_opt and learn.opt is not None: lr = [h['lr'] for h in learn.opt.hypers]  # where the run stands
-    return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, **call), lr_name=v.lr_arg, **fit_kw)
+    nb = len(learn.dls.train)  # batches per epoch, for the schedules that count them (`fit` runs as many)
+    return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
 
 def _tuned_lr(learn, v:Variant, args, kwargs):
     "The lr `Learner.lr_tune` picks for this call (`lr='auto'`), recorded as `learn.lr_tune_result` and logged"

@@ -4,7 +4,8 @@ and one `Variant(...)` in `VARIANTS` below."""
 from __future__ import annotations
 import inspect
 from dataclasses import dataclass
-from .schedules import cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgdr_cycles, flat_anneal_scheds, cooldown_scheds
+from .schedules import (cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgdr_cycles, flat_anneal_scheds, cooldown_scheds,
+                        step_decay_scheds, time_decay_scheds, cyclic_scheds)
 from ._checks import check_int
 
 __all__ = ['Variant', 'VARIANTS', 'markdown_table']
@@ -24,24 +25,32 @@ class Variant:
     budget:str=None          # How `fastai-anneal compare` spends N epochs with it; None: `compare` does not offer it
     epoch_args:tuple=('n_epoch',)  # The method's leading arguments, which fix the length of training
     n_epoch_of:callable=None # Epochs from the arguments (e.g. `sgdr_n_epoch`); None: `n_epoch` is an argument
-    for_epochs:callable=None # `n -> {epoch_arg: value}` spending exactly `n` epochs (`compare`); None: `{'n_epoch': n}`
+    # `(n, n_batch) -> {argument: value}` spending exactly `n` epochs of `n_batch` batches (None: unknown) sensibly (`compare`): the
+    # epoch arguments, and any other the budget needs (cyclic's step sizes); None: `{'n_epoch': n}`
+    for_epochs:callable=None
     builder_lr:str=None      # The builder's lr argument where it differs from `lr_arg`
     two_phase:bool=False     # Written by hand in `fit.py` (fine_tune_anneal: a frozen then an unfrozen `fit_cos_anneal`)
     lr_from_opt:bool=False   # An lr of None means the lr each param group holds now (a cooldown), not `learn.lr`
+    in_default_compare:bool=True  # `compare` runs it without `--schedules` (False: only when named, keeping the default run short)
 
     @property
     def name(self) -> str: return self.method.removeprefix('fit_')  # the name `compare --schedules` takes
     @property
-    def builder_params(self) -> dict: return _params(self.builder)
+    def builder_params(self) -> dict:
+        "The builder's arguments a call can give: all but `n_batch`, which the fit fills from `len(learn.dls.train)`"
+        return {k: p for k,p in _params(self.builder).items() if k != 'n_batch'}
+    @property
+    def takes_n_batch(self) -> bool: return 'n_batch' in _params(self.builder)  # its schedule counts batches
 
     def builder_kwargs(self, kwargs:dict) -> dict:
         "The builder's arguments among `kwargs`, its lr excepted"
         lr = self.builder_lr or self.lr_arg
         return {k: v for k,v in kwargs.items() if k in self.builder_params and k != lr}
 
-    def scheds(self, lr, /, **kwargs) -> dict:
-        "The schedules of a call with `lr` (a float, or an array: one per param group) and the method's other `kwargs`"
-        return self.builder(**{self.builder_lr or self.lr_arg: lr}, **self.builder_kwargs(kwargs))
+    def scheds(self, lr, /, n_batch:int=None, **kwargs) -> dict:
+        "The schedules of a call with `lr` (a float, or an array: one per param group), `n_batch` batches per epoch and other `kwargs`"
+        nb = {'n_batch': n_batch} if self.takes_n_batch else {}
+        return self.builder(**{self.builder_lr or self.lr_arg: lr}, **nb, **self.builder_kwargs(kwargs))
 
     def n_epoch(self, **kwargs) -> int:
         "Epochs a call with `kwargs` trains (every phase, for a two-phase variant), unset builder arguments at their defaults"
@@ -49,12 +58,16 @@ class Variant:
         kw = {k: p.default for k,p in self.builder_params.items() if p.default is not inspect.Parameter.empty} | kwargs
         return self.n_epoch_of(**{k: kw[k] for k in _params(self.n_epoch_of) if k in kw})
 
-    def epoch_kwargs(self, n:int) -> dict:
-        "The `epoch_args` that spend exactly `n` epochs"
-        return self.for_epochs(n) if self.for_epochs else {'n_epoch': check_int('n_epoch', n)}
+    def epoch_kwargs(self, n:int, n_batch:int=None) -> dict:
+        "The `epoch_args` (and what else the budget needs) that spend exactly `n` epochs of `n_batch` batches (None: unknown)"
+        return self.for_epochs(n, n_batch) if self.for_epochs else {'n_epoch': check_int('n_epoch', n)}
 
 def _fine_tune_epochs(epochs, freeze_epochs): return check_int('freeze_epochs', freeze_epochs, 0) + check_int('epochs', epochs)
-def _sgdr_epochs(n): return dict(zip(('n_cycles', 'cycle_len'), sgdr_cycles(n)))
+def _sgdr_epochs(n, n_batch=None): return dict(zip(('n_cycles', 'cycle_len'), sgdr_cycles(n)))
+def _cyclic_epochs(n, n_batch=None):
+    "`n` epochs of two whole cycles (a quarter of the batches per step) when `n_batch` is known; torch's step sizes otherwise"
+    n = check_int('n_epoch', n)
+    return dict(n_epoch=n) if n_batch is None else dict(n_epoch=n, step_size_up=max(1, round(n * check_int('n_batch', n_batch) / 4)))
 
 VARIANTS = {v.method: v for v in (
     Variant('fit_cos_anneal', cos_anneal_scheds, 'lr_max',
@@ -88,6 +101,24 @@ VARIANTS = {v.method: v for v in (
         fastai='fine_tune', reference="its two `fit_cos_anneal` phases",
         epoch_args=('epochs',), n_epoch_of=_fine_tune_epochs,
         examples=(dict(epochs=2, freeze_epochs=1, lr_mult=10), dict(epochs=3, freeze_epochs=0))),
+    Variant('fit_step_decay', step_decay_scheds, 'lr', in_default_compare=False,
+        doc="Fit `self.model` for `n_epoch`, the lr multiplied by `gamma` every `step_size` epochs or at each of `milestones`, once per "
+            "epoch (step decay)",
+        fastai='fit', reference="torch `StepLR` / `MultiStepLR` stepped once per epoch",
+        budget="fit_step_decay(N, lr): lr, x0.1 at epochs N//2 and 3N//4 (torch MultiStepLR)",
+        examples=(dict(n_epoch=4, lr=1e-2, step_size=2, gamma=0.5), dict(n_epoch=3, milestones=[1, 2], gamma=0.3))),
+    Variant('fit_time_decay', time_decay_scheds, 'lr', in_default_compare=False,
+        doc="Fit `self.model` for `n_epoch` with the lr `lr/(1+decay_rate*t/decay_steps)` at batch `t` (time-based decay)",
+        fastai='fit', reference="Keras `InverseTimeDecay` (its published formula, staircase included)",
+        budget="fit_time_decay(N, lr): lr/(1+t/n_batch), t the batch count (Keras InverseTimeDecay)",
+        examples=(dict(n_epoch=3, lr=1e-2, decay_rate=0.5), dict(n_epoch=4, decay_rate=2., decay_steps=3, staircase=True))),
+    Variant('fit_cyclic', cyclic_scheds, 'max_lr', in_default_compare=False, for_epochs=_cyclic_epochs,
+        doc="Fit `self.model` for `n_epoch` with the lr cycling between `base_lr` and `max_lr`, momentum inversely (cyclical learning "
+            "rates, arXiv 1506.01186)",
+        fastai='fit_one_cycle', reference="torch `CyclicLR` (lr and momentum; triangular, triangular2, exp_range)",
+        budget="fit_cyclic(N, lr, step_size_up=N*n_batch/4): two triangles from lr/4 to lr and back, momentum 0.9-0.8",
+        examples=(dict(n_epoch=3, max_lr=1e-2, step_size_up=3, step_size_down=4, mode='triangular2'),
+                  dict(n_epoch=4, max_lr=1e-2, base_lr=1e-3, step_size_up=2, mode='exp_range', gamma=0.9, cycle_momentum=False))),
 )}
 
 def markdown_table() -> str:

@@ -4,10 +4,11 @@ import math
 from bisect import bisect_right
 import numpy as np
 from fastai.callback.schedule import sched_lin, sched_cos, sched_exp  # reused: identical formulas keep fastai parity
-from ._checks import check_annealer, check_int, check_float, check_pct, check_lrs, check_moms
+from ._checks import check_annealer, check_int, check_integral, check_float, check_pct, check_lrs, check_moms, check_bool, check_choice
 
 __all__ = ['sched_sqrt', 'sched_poly', 'ANNEALS', 'WARMUPS', 'get_anneal', 'Phases', 'cos_anneal_scheds',
-           'sgdr_n_epoch', 'sgdr_cycles', 'sgdr_anneal_scheds', 'flat_anneal_scheds', 'cooldown_scheds']
+           'sgdr_n_epoch', 'sgdr_cycles', 'sgdr_anneal_scheds', 'flat_anneal_scheds', 'cooldown_scheds',
+           'CYCLIC_MODES', 'step_decay_scheds', 'time_decay_scheds', 'cyclic_scheds']
 
 # ---------------------------------------------------------------- shapes
 def sched_sqrt(start, end, pos):
@@ -160,3 +161,111 @@ def cooldown_scheds(
      "(Hägele et al., arXiv 2405.18392: cooldowns branched from a stable run's checkpoints serve many budgets)")
     lr,div_final,_,_,_,fa = _check_common(lr, div_final, 0., 1., 'lin', anneal)
     return {'lr': _phase_list((1., fa, lr, _floor(lr, div_final)))}
+
+# ---------------------------------------------------------------- classic schedules, counting optimizer steps or epochs
+class _Steps:
+    "Base of the schedules that count steps: `step(pos)` is the optimizer step `round(pos*n_epoch*n_batch)` at fastai's `pct_train`"
+    def __init__(self, n_epoch:int, n_batch:int): self.n_epoch,self.n_batch = check_int('n_epoch', n_epoch),check_int('n_batch', n_batch)
+    # round, not int: `pct_train` accumulates 1/total per batch and can fall an ulp short of a whole step
+    def step(self, pos:float) -> int: return int(round(pos * self.n_epoch * self.n_batch))
+    def __repr__(self):
+        args = ', '.join(f"{k}={v!r}" for k,v in vars(self).items() if not k.startswith('_'))
+        return f"{type(self).__name__}({args})"
+
+class StepDecay(_Steps):
+    "`lr` times `gamma` at every `step_size`-th epoch, or at each of `milestones` (epochs), constant within an epoch"
+    def __init__(self, lr, n_epoch, n_batch, gamma, step_size=None, milestones=()):
+        super().__init__(n_epoch, n_batch)
+        self.lr,self.gamma,self.step_size,self.milestones = lr,gamma,step_size,tuple(milestones)
+    def __call__(self, pos:float):
+        epoch = self.step(pos) // self.n_batch
+        return self.lr * self.gamma ** (epoch // self.step_size if self.step_size else bisect_right(self.milestones, epoch))
+
+class TimeDecay(_Steps):
+    "`lr/(1 + decay_rate*t/decay_steps)` at optimizer step `t`, the ratio floored with `staircase` (Keras' `InverseTimeDecay`)"
+    def __init__(self, lr, n_epoch, n_batch, decay_rate, decay_steps, staircase=False):
+        super().__init__(n_epoch, n_batch)
+        self.lr,self.decay_rate,self.decay_steps,self.staircase = lr,decay_rate,decay_steps,staircase
+    def __call__(self, pos:float):
+        r = self.step(pos) / self.decay_steps
+        return self.lr / (1 + self.decay_rate * (math.floor(r) if self.staircase else r))
+
+CYCLIC_MODES = ('triangular', 'triangular2', 'exp_range')
+
+class Cyclic(_Steps):
+    ("From `start` towards `peak` in `step_size_up` steps and back in `step_size_down`, the amplitude scaled by `mode` (Smith, "
+     "arXiv 1506.01186)")
+    def __init__(self, start, peak, n_epoch, n_batch, step_size_up, step_size_down, mode='triangular', gamma=1.):
+        super().__init__(n_epoch, n_batch)
+        self.start,self.peak,self.step_size_up,self.step_size_down,self.mode,self.gamma = start,peak,step_size_up,step_size_down,mode,gamma
+    def __call__(self, pos:float):
+        t,size = self.step(pos),self.step_size_up + self.step_size_down
+        cycle,x = 1 + t // size,(t % size) / size
+        ratio = self.step_size_up / size
+        frac = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        scale = 1. if self.mode == 'triangular' else 1 / 2. ** (cycle - 1) if self.mode == 'triangular2' else self.gamma ** t
+        return self.start + (self.peak - self.start) * frac * scale
+
+def _check_gamma(gamma) -> float: return check_float('gamma', gamma, 0., 1., hi_open=False)
+
+def step_decay_scheds(n_epoch:int,  # Epochs of training: the default milestones, and which `milestones` can happen
+    n_batch:int,             # Training batches per epoch (the fit: `len(learn.dls.train)`)
+    lr:float|np.ndarray,     # Initial learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
+    step_size:int=None,      # Multiply by `gamma` every `step_size` epochs (torch `StepLR`); give it or `milestones`, not both
+    milestones:list=None,    # Multiply by `gamma` at these epochs, rising in [1, n_epoch) (torch `MultiStepLR`); both None: at 50% and 75%
+    gamma:float=0.1,         # Factor at each step, in (0, 1]
+) -> dict:
+    ("Schedules for `Learner.fit_step_decay`: step decay once per epoch, torch's `StepLR` (`step_size`) or `MultiStepLR` (`milestones`; "
+     "by default at `n_epoch//2` and `3*n_epoch//4`, the ResNet convention)")
+    n_epoch,lr,gamma = check_int('n_epoch', n_epoch),check_lrs('lr', lr),_check_gamma(gamma)
+    if step_size is not None and milestones is not None:
+        raise ValueError(f"give step_size or milestones, not both (got step_size={step_size!r}, milestones={milestones!r})")
+    if step_size is not None: return {'lr': StepDecay(lr, n_epoch, n_batch, gamma, step_size=check_int('step_size', step_size))}
+    if milestones is None: milestones = sorted({m for m in (n_epoch//2, 3*n_epoch//4) if m >= 1})
+    if not isinstance(milestones, (list, tuple)):
+        raise TypeError(f"milestones must be a list of epochs rising in [1, n_epoch={n_epoch}), got {milestones!r}")
+    ms = [check_integral(f"milestones[{i}]", m) for i,m in enumerate(milestones)]
+    if any(not 1 <= m < n_epoch for m in ms) or any(a >= b for a,b in zip(ms, ms[1:])):
+        raise ValueError(f"milestones must be epochs rising strictly in [1, n_epoch={n_epoch}), got {milestones!r}")
+    return {'lr': StepDecay(lr, n_epoch, n_batch, gamma, milestones=ms)}
+
+def time_decay_scheds(n_epoch:int,  # Epochs of training
+    n_batch:int,             # Training batches per epoch (the fit: `len(learn.dls.train)`)
+    lr:float|np.ndarray,     # Initial learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
+    decay_rate:float=1.,     # The lr is `lr/(1+decay_rate)` after `decay_steps` steps; >= 0 (0: constant)
+    decay_steps:int=None,    # Optimizer steps (batches) per unit of decay; None: one epoch (`n_batch`)
+    staircase:bool=False,    # Floor `t/decay_steps`: the lr changes once every `decay_steps` steps
+) -> dict:
+    "Schedules for `Learner.fit_time_decay`: `lr/(1+decay_rate*t/decay_steps)` at optimizer step `t`, Keras' `InverseTimeDecay`"
+    n_epoch,n_batch,lr = check_int('n_epoch', n_epoch),check_int('n_batch', n_batch),check_lrs('lr', lr)
+    decay_rate = check_float('decay_rate', decay_rate, 0., lo_open=False)
+    decay_steps = n_batch if decay_steps is None else check_int('decay_steps', decay_steps)
+    return {'lr': TimeDecay(lr, n_epoch, n_batch, decay_rate, decay_steps, check_bool('staircase', staircase))}
+
+def cyclic_scheds(n_epoch:int,  # Epochs of training
+    n_batch:int,             # Training batches per epoch (the fit: `len(learn.dls.train)`)
+    max_lr:float|np.ndarray, # Top of the cycle; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
+    base_lr:float|list=None, # Bottom of the cycle, where it starts, below `max_lr` (one per group as a list); None: `max_lr/4`
+    step_size_up:int=2000,   # Optimizer steps (batches) from `base_lr` up to `max_lr`
+    step_size_down:int=None, # Steps back down to `base_lr`; None: `step_size_up`
+    mode:str='triangular',   # 'triangular' | 'triangular2' (amplitude halved each cycle) | 'exp_range' (scaled by `gamma**t`)
+    gamma:float=1.,          # Amplitude factor per step of 'exp_range', in (0, 1]
+    cycle_momentum:bool=True,  # Cycle momentum (fastai's `mom`) inversely, from `max_momentum` down to `base_momentum` at `max_lr`
+    base_momentum:float=0.8, # Momentum at `max_lr`
+    max_momentum:float=0.9,  # Momentum at `base_lr`
+) -> dict:
+    "Schedules for `Learner.fit_cyclic`: cyclical learning rates (Smith, arXiv 1506.01186) as torch's `CyclicLR`, counted in batches"
+    n_epoch,n_batch,max_lr = check_int('n_epoch', n_epoch),check_int('n_batch', n_batch),check_lrs('max_lr', max_lr)
+    base_lr = max_lr / 4 if base_lr is None else check_lrs('base_lr', base_lr)
+    if np.ndim(base_lr) and np.ndim(max_lr) and np.size(base_lr) != np.size(max_lr):
+        raise ValueError(f"base_lr has {np.size(base_lr)} values but max_lr has {np.size(max_lr)}: give one value, or one per group")
+    if np.any(np.asarray(base_lr) >= np.asarray(max_lr)):
+        raise ValueError(f"base_lr must be below max_lr in every group, got base_lr={base_lr!r}, max_lr={max_lr!r}")
+    up = check_int('step_size_up', step_size_up)
+    down = up if step_size_down is None else check_int('step_size_down', step_size_down)
+    mode,gamma = check_choice('mode', mode, CYCLIC_MODES),_check_gamma(gamma)
+    scheds = {'lr': Cyclic(base_lr, max_lr, n_epoch, n_batch, up, down, mode, gamma)}
+    if check_bool('cycle_momentum', cycle_momentum):
+        lo,hi = check_pct('base_momentum', base_momentum),check_pct('max_momentum', max_momentum)
+        scheds['mom'] = Cyclic(hi, lo, n_epoch, n_batch, up, down, mode, gamma)
+    return scheds

@@ -242,3 +242,28 @@ def test_console_script_declared():
     assert 'fastai-anneal=fastai_anneal.cli:main' in cfg['DEFAULT']['console_scripts'].split()
     (ep,) = [e for e in entry_points(group='console_scripts') if e.name == 'fastai-anneal']
     assert ep.load() is main
+
+def test_preview_list_bool_and_choice_flags(tmp_path, capsys):
+    "`--milestones 2 4` is a list of epochs, `--staircase`/`--no-cycle-momentum` are bools, `--mode` a choice; what `preview` draws"
+    " is the builder's schedule at the epochs and batches it was given"
+    from fastai_anneal.cli import _parser, main, preview
+    from fastai_anneal.schedules import step_decay_scheds, time_decay_scheds, cyclic_scheds
+    parse = lambda *argv: vars(_parser().parse_args(['preview', *argv]))
+    a = parse('fit_step_decay', '--milestones', '2', '4', '--gamma', '0.5')
+    assert a['milestones'] == [2, 4] and a['gamma'] == 0.5 and 'step_size' not in a  # unset flags keep the builder's defaults
+    assert parse('fit_time_decay', '--staircase')['staircase'] is True and parse('fit_time_decay', '--no-staircase')['staircase'] is False
+    a = parse('fit_cyclic', '--no-cycle-momentum', '--mode', 'exp_range', '--step-size-up', '3')
+    assert a['cycle_momentum'] is False and a['mode'] == 'exp_range' and a['step_size_up'] == 3
+    assert main(['preview', 'fit_step_decay', '--epochs', '6', '--n-batch', '3', '--milestones', '2', '4', '--out', str(tmp_path)]) == 0
+    vals = preview('fit_step_decay', epochs=6, n_batch=3, out=tmp_path, milestones=[2, 4])
+    s = step_decay_scheds(6, 3, 1e-3, milestones=[2, 4])['lr']
+    np.testing.assert_allclose(vals['lr'], [s(i/18) for i in range(18)], rtol=1e-12)
+    np.testing.assert_allclose(vals['lr'][[0, 6, 12]], [1e-3, 1e-4, 1e-5], rtol=1e-12)
+    vals = preview('fit_time_decay', epochs=2, n_batch=4, out=tmp_path, staircase=True, decay_steps=3)
+    np.testing.assert_allclose(vals['lr'], [time_decay_scheds(2, 4, 1e-3, decay_steps=3, staircase=True)['lr'](i/8) for i in range(8)])
+    vals = preview('fit_cyclic', epochs=2, n_batch=4, out=tmp_path, cycle_momentum=False, step_size_up=2)
+    assert set(vals) == {'lr'} and vals['lr'][2] == 1e-3 and vals['lr'][0] == 1e-3/4
+    capsys.readouterr()
+    assert main(['preview', 'fit_step_decay', '--milestones', '3', '1', '--out', str(tmp_path)]) == 2
+    assert '--milestones must be epochs rising strictly in [1, n_epoch=5)' in capsys.readouterr().err
+    with pytest.raises(SystemExit): _parser().parse_args(['preview', 'fit_cyclic', '--mode', 'zigzag'])

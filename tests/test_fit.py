@@ -15,7 +15,8 @@ def mk_learner(**kwargs): return _mk_learner(n_train=N_ITER, **kwargs)
 # each variant: (method, args, kwargs, n_epoch, builder of the same schedule given per-group lrs), one per registered example
 def _row(v, ex):
     args = tuple(ex[k] for k in v.epoch_args) + ((ex[v.lr_arg],) if v.lr_arg in ex else ())
-    return v.method, args, {k: a for k,a in ex.items() if k not in (*v.epoch_args, v.lr_arg)}, v.n_epoch(**ex), lambda lrs: v.scheds(lrs, **ex)
+    build = lambda lrs: v.scheds(lrs, n_batch=N_ITER, **ex)  # the batches per epoch the fit counts (ignored where the builder does not)
+    return v.method, args, {k: a for k,a in ex.items() if k not in (*v.epoch_args, v.lr_arg)}, v.n_epoch(**ex), build
 VARIANTS = {f'{v.name}{i}': _row(v, ex) for v in REGISTRY.values() if not v.two_phase for i,ex in enumerate(v.examples)}
 
 @pytest.mark.parametrize('name', VARIANTS)
