@@ -72,7 +72,7 @@ def test_every_variant_per_epoch_is_its_schedule_at_epoch_starts(method):
     learn,rec = mk_learner(groups=2),RecordHypers()
     quiet_fit(learn, method, **ex, step='epoch', cbs=rec)
     lr = ex.get(v.lr_arg, learn.lr)
-    scheds = v.scheds(np.array([lr, lr]), **ex)
+    scheds = v.scheds(np.array([lr, lr]), n_batch=N_ITER, **ex)
     close(np.array(rec.lrs), [scheds['lr'](b//N_ITER/n) for b in range(n*N_ITER)])
     if 'mom' in scheds: close(np.array(rec.moms)[:, 0], [scheds['mom'](b//N_ITER/n) for b in range(n*N_ITER)])
 
