@@ -141,7 +141,8 @@ class AnnealPlateau(Callback):
         else:
             self.load_state_dict(saved)
             if self.epochs != skip:
-                warnings.warn(f"AnnealPlateau: the checkpoint's plateau state is from epoch {self.epochs}, the fit resumes at epoch {skip}")
+                warnings.warn(f"AnnealPlateau: the checkpoint's plateau state is from epoch {self.epochs}, the fit resumes at "
+                              f"epoch {skip}")
 
     def before_train(self): self._unstash(); self._trained = False  # no stepper sees the state while batches run
     def before_step(self):

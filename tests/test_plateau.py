@@ -28,7 +28,8 @@ def sequence(rng, n=40):
 @pytest.mark.parametrize('mode', ['min', 'max'])
 @pytest.mark.parametrize('threshold_mode', ['rel', 'abs'])
 @pytest.mark.parametrize('patience,cooldown,threshold,factor,eps',
-                         [(0, 0, 1e-4, 0.1, 1e-8), (2, 0, 0.05, 0.5, 1e-8), (1, 2, 0., 0.5, 1e-8), (3, 1, 0.2, 0.7, 0.05), (0, 3, 1e-3, 0.2, 0.)])
+                         [(0, 0, 1e-4, 0.1, 1e-8), (2, 0, 0.05, 0.5, 1e-8), (1, 2, 0., 0.5, 1e-8), (3, 1, 0.2, 0.7, 0.05),
+                          (0, 3, 1e-3, 0.2, 0.)])
 def test_scale_equals_torch(mode, threshold_mode, patience, cooldown, threshold, factor, eps):
     "After every value of many random sequences: scale = torch's lr on an lr of 1.0, and the same best, bad epochs and cooldown"
     kw = dict(mode=mode, threshold_mode=threshold_mode, patience=patience, cooldown=cooldown, threshold=threshold, factor=factor, eps=eps)
@@ -180,7 +181,8 @@ def test_resume_without_a_saved_state_warns(tmp_path):
     learn = mk_learner(path=tmp_path, model_dir='models')
     learn.load('model_0', with_opt=True)
     cb = AnnealPlateau(**PLATEAU)
-    with pytest.warns(UserWarning, match='holds no plateau state'): quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, start_epoch=1, cbs=cb)
+    with pytest.warns(UserWarning, match='holds no plateau state'):
+        quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, start_epoch=1, cbs=cb)
     test_eq(cb.epochs, 2)
 
 def test_each_fit_starts_fresh():
