@@ -137,10 +137,12 @@ def test_monitor_a_metric():
 # ---------------------------------------------------------------- resume through fastai's checkpoints
 def sgd(params, lr): return SGD(params, lr, mom=0.9)
 def adam_anneal(params, lr): return AdamAnneal(params, lr, anneal_rate=0.9, anneal_every=4, impl='stepper')
+def torch_sgd(params, lr): return OptimWrapper(params, torch.optim.SGD, lr=lr)  # the state goes into torch's param_groups
 RESUME = [(m, Adam, k) for m in VARIANTS for k in ([0, 2] if m == 'fine_tune_anneal' else [1])] + \
-         [('fit_flat_anneal', sgd, 2), ('fit_flat_anneal', adam_anneal, 2), ('fit_one_cycle', AdamAnneal, 1)]
+         [('fit_flat_anneal', sgd, 2), ('fit_flat_anneal', adam_anneal, 2), ('fit_flat_anneal', torch_sgd, 1),
+          ('fit_one_cycle', AdamAnneal, 1)]
 
-@pytest.mark.parametrize('method,opt_func,k', RESUME, ids=[f'{m}-{getattr(o, "__name__", o)}-{k}' for m,o,k in RESUME])
+@pytest.mark.parametrize('method,opt_func,k', RESUME, ids=[f'{m}-{o.__name__}-{k}' for m,o,k in RESUME])
 def test_resume_is_exact(method, opt_func, k, tmp_path):
     "A new process loads epoch k's checkpoint and resumes: the same lrs, batch for batch, and the same plateau state at the end"
     _,args,kwargs = FITS.get(method, (method, (4, 1e-2), {}))
