@@ -14,6 +14,11 @@ removed while training batches run, and the fused kernels of `_multi_tensor.py` 
 a fit with this callback (e.g. a fit without it after loading a checkpoint) the key is a hyper that fastai's steppers take
 in their `**kwargs` as they take every hyper they do not use. With `OptimWrapper` (torch optimizers) the key and the
 scaled lr go into torch's `param_groups`, which torch's `state_dict` saves too.
+
+Each fit starts afresh (as fastai's trackers with `reset_on_fit`) unless it is a resume (`start_epoch > 0`, fastai's
+`SkipToEpoch`), which continues from the state the loaded checkpoint holds. That decision is taken at the fit's first trained
+epoch, not in `before_fit`: `learn.validate()` also sends `before_fit`/`after_fit` to a Learner-level callback, and must leave
+a loaded state alone.
 """
 from __future__ import annotations
 import math, warnings
@@ -68,7 +73,7 @@ class AnnealPlateau(Callback):
         "Back to a fresh run: scale 1, no best value yet, no bad epoch, no cooldown"
         self.scale,self.best = 1.,(math.inf if self.mode == 'min' else -math.inf)
         self.num_bad_epochs,self.cooldown_counter,self.epochs = 0,0,0
-        self._bases = None
+        self._bases,self._started,self._trained = None,False,False
 
     def is_better(self, v:float) -> bool:
         "Whether `v` improves on `best` by more than `threshold` (relative or absolute, in the direction of `mode`)"
@@ -121,7 +126,7 @@ class AnnealPlateau(Callback):
 
     # -------------------------------------------------------- the callback
     def before_fit(self):
-        "Stand aside in a range test, a tuning trial or `get_preds`; else start fresh, or resume from the checkpoint's state"
+        "Stand aside in a range test, a tuning trial or `get_preds`; else check `monitor` and `min_lr` against this learner"
         self.run = not hasattr(self.learn, 'lr_finder') and not hasattr(self.learn, 'gather_preds')  # fastai's TrackerCallback test
         if not self.run: return
         rec = getattr(self.learn, 'recorder', None)
@@ -130,10 +135,13 @@ class AnnealPlateau(Callback):
             raise ValueError(f"monitor must be one of the recorded values {names} (fastai's Recorder), got {self.monitor!r}")
         self.idx = names.index(self.monitor)
         self._min_lrs(len(_hyper_dicts(self.opt)))
-        saved = self._unstash()
-        skip = max([cb._skip_to for cb in self.learn.cbs if isinstance(cb, SkipToEpoch)], default=0)
+        self._started,self._trained = False,False
+
+    def _start(self):
+        "At the fit's first trained epoch (`learn.validate()` also sends `before_fit`): start fresh, or resume from the checkpoint"
+        saved,skip = self._unstash(),max([cb._skip_to for cb in self.learn.cbs if isinstance(cb, SkipToEpoch)], default=0)
         self.reset()
-        self._trained = False
+        self._started = True
         if not skip: return
         if saved is None:
             warnings.warn(f"AnnealPlateau: resuming at epoch {skip}, but the optimizer holds no plateau state (was it saved with_opt=True "
@@ -144,7 +152,9 @@ class AnnealPlateau(Callback):
                 warnings.warn(f"AnnealPlateau: the checkpoint's plateau state is from epoch {self.epochs}, the fit resumes at "
                               f"epoch {skip}")
 
-    def before_train(self): self._unstash(); self._trained = False  # no stepper sees the state while batches run
+    def before_train(self):
+        if not self._started: self._start()
+        self._unstash(); self._trained = False  # no stepper sees the state while batches run
     def before_step(self):
         hs = _hyper_dicts(self.opt)
         self._bases = [h['lr'] for h in hs]
@@ -166,4 +176,6 @@ class AnnealPlateau(Callback):
         self.epochs = self.epoch + 1  # epochs of this fit accounted for: a resume checks it against its `start_epoch`
         self._stash()
 
-    def after_fit(self): self._put_back(); self._stash()
+    def after_fit(self):
+        self._put_back()
+        if self._started: self._stash()

@@ -164,6 +164,19 @@ def test_resume_is_exact(method, opt_func, k, tmp_path):
     test_eq(rec.hps, rec_full.hps[(k+1)*4:])
     test_eq(cb.state_dict(), cb_full.state_dict())
 
+def test_validate_before_resuming_keeps_the_state(tmp_path):
+    "`learn.validate()` sends `before_fit`/`after_fit` to a Learner-level callback: the checkpoint's state must survive it"
+    kw = dict(PLATEAU, threshold=0.9)
+    full,cb_full = mk_learner(path=tmp_path, model_dir='models'),AnnealPlateau(**kw)
+    quiet_fit(full, 'fit_flat_anneal', 4, 1e-2, cbs=[cb_full, SaveModelCallback(every_epoch=True, with_opt=True)])
+    cb = AnnealPlateau(**kw)
+    resumed = mk_learner(path=tmp_path, model_dir='models', cbs=cb)
+    resumed.load('model_1', with_opt=True)
+    with resumed.no_bar(): resumed.validate()
+    quiet_fit(resumed, 'fit_flat_anneal', 4, 1e-2, start_epoch=2)
+    test_eq(resumed.recorder.hps['lr'], full.recorder.hps['lr'][10:])
+    test_eq(cb.state_dict(), cb_full.state_dict())
+
 @pytest.mark.parametrize('opt_func', [Adam, sgd, AdamAnneal, partial(AdamAnneal, impl='stepper')])
 def test_a_fit_without_the_callback_after_loading_its_checkpoint(opt_func, tmp_path):
     "The state is then a hyper no stepper and no fused kernel reads: training goes on as without it"
