@@ -40,7 +40,8 @@ def _hyper_dicts(opt) -> list:
 class AnnealPlateau(Callback):
     ("Scale every param group's scheduled lr by a factor that `ReduceLROnPlateau`'s rule (torch: `monitor`, `mode`, `factor`, "
      "`patience`, `threshold`, `threshold_mode`, `cooldown`, `min_lr`, `eps`) lowers when `monitor` stops improving")
-    # After the `ParamScheduler` (60): its `after_batch` records the scaled lr before this one puts the schedule's value back.
+    # After the `ParamScheduler` (60): its `before_batch` sets the lr this one scales, and its `after_batch` (as the `Recorder`'s,
+    # 50) records the scaled lr before this one puts the schedule's value back.
     # The plateau logic runs in `after_validate`, after the `Recorder` (50) logged the epoch's values and before
     # `SaveModelCallback` (61) saves at `after_epoch`, so an epoch's checkpoint holds the state that epoch produced.
     order,run_valid = ParamScheduler.order + 4,False
@@ -155,7 +156,8 @@ class AnnealPlateau(Callback):
     def before_train(self):
         if not self._started: self._start()
         self._unstash(); self._trained = False  # no stepper sees the state while batches run
-    def before_step(self):
+    def before_batch(self):
+        "Scale what the schedule set for this batch (after `ParamScheduler.before_batch`): recorded on every batch, stepped or not"
         hs = _hyper_dicts(self.opt)
         self._bases = [h['lr'] for h in hs]
         for h,lr in zip(hs, self.lrs(self._bases)): h['lr'] = lr

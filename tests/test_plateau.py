@@ -11,7 +11,8 @@ from fastai_anneal.all import *
 from fastai_anneal.plateau import STATE_KEY
 from fastai_anneal.registry import VARIANTS
 from fastai_anneal.tune import TrialScheduler
-from conftest import mk_learner, quiet_fit, RecordHypers
+from fastai.callback.training import GradientAccumulation
+from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps
 from test_resume import Interrupt, SaveEveryEpoch
 
 def torch_plateau(lrs=(1.,), **kwargs):
@@ -91,6 +92,16 @@ def test_composes_with_every_fit(name):
     np.testing.assert_allclose(learn.recorder.lrs, last, rtol=1e-6)
     if method != 'fit': np.testing.assert_allclose(learn.recorder.hps['lr'], last, rtol=1e-6)
     test_eq([h['lr'] for h in learn.opt.hypers], [h['lr'] for h in ref.opt.hypers])  # the schedule's own lr is back after the fit
+
+def test_gradient_accumulation():
+    "Batches that accumulate without a step record the scaled lr too: the lr sequence is per batch, as the schedule's"
+    ref,rec_ref = mk_learner(),RecordHypers()
+    quiet_fit(ref, 'fit_flat_anneal', 4, 1e-2, cbs=rec_ref)
+    learn,rec,mon,steps = mk_learner(),RecordHypers(),Monitored(),CountSteps()
+    quiet_fit(learn, 'fit_flat_anneal', 4, 1e-2, cbs=[GradientAccumulation(n_acc=2*16), AnnealPlateau(**PLATEAU), rec, mon, steps])
+    want = np.array(rec_ref.lrs) * np.repeat(torch_scales(mon.fits, **PLATEAU), len(learn.dls.train))[:, None]
+    np.testing.assert_allclose(rec.lrs, want, rtol=1e-6)
+    assert want.min() < 0.3e-2 and steps.n < len(want)
 
 def test_plain_fit_exact_against_torch():
     "Without a schedule the scale never compounds: each epoch runs at torch's lr for that epoch, `min_lr` per group included"
