@@ -6,6 +6,7 @@ from .snapshot import *
 from .lr_finder import *
 from .tune import *
 from .metrics import *
+from .plateau import *
 from .optimizer import *
 from .data import *
 from .plots import *

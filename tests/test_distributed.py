@@ -81,3 +81,18 @@ def test_auto_lr_is_one_decision_for_every_rank(tmp_path):
     fit_lrs = res[0]['lrs'][-10 * 4000 // 100 // WORLD:]  # the callbacks of the fit ran in its trials too
     assert max(fit_lrs) == pytest.approx(res[0]['lr_tuned'], rel=1e-6)  # the warmup reaches the tuned peak
     assert res[0]['digest'] == res[1]['digest'] and res[0]['synced']
+
+@pytest.mark.distributed
+@needs_gloo
+def test_plateau_is_one_decision_for_every_rank(tmp_path):
+    "`AnnealPlateau` under `distrib_ctx`: fastai gathers the validation loss over the ranks, so each rank takes torch's decisions"
+    from _ddp_plateau_worker import PLATEAU
+    launch_ranks(TESTS/'_ddp_plateau_worker.py', tmp_path, WORLD)
+    res = [json.loads((tmp_path/f'rank{r}.json').read_text()) for r in range(WORLD)]
+    assert res[0]['world'] == WORLD
+    test_eq(res[0]['losses'], res[1]['losses'])
+    test_eq(res[0]['lrs'], res[1]['lrs'])
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **PLATEAU)
+    for v in res[0]['losses']: ref.step(v)
+    assert res[0]['scale'] == res[1]['scale'] == opt.param_groups[0]['lr'] < 1

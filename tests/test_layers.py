@@ -10,7 +10,7 @@ LAYERS = [  # bottom to top; a module may import only from layers below its own
     {'_checks'},
     {'schedules'},
     {'registry', '_groups', '_multi_tensor'},
-    {'snapshot', 'optimizer', 'metrics', 'plots', 'data'},
+    {'snapshot', 'optimizer', 'metrics', 'plots', 'data', 'plateau'},
     {'fit', 'lr_finder'},
     {'tune'},  # the lr tuner: trials of a registered variant, inside a snapshot
     {'cli'},
@@ -44,7 +44,7 @@ def test_imports_point_down(mod):
 def test_the_issue_contracts():
     assert GRAPH['_checks'] == set() and GRAPH['schedules'] <= {'_checks'}
     assert not any('cli' in deps for m,deps in GRAPH.items() if m != 'cli')
-    for m in ('metrics', 'optimizer'): assert not GRAPH[m] & {'fit', 'lr_finder', 'tune', 'cli'}
+    for m in ('metrics', 'optimizer', 'plateau'): assert not GRAPH[m] & {'fit', 'lr_finder', 'tune', 'cli'}
     for m in ('metrics', 'data', 'plots'): assert 'schedules' not in GRAPH[m]  # they check arguments through _checks
 
 def test_the_graph_sees_imports():

@@ -1,0 +1,183 @@
+"""`AnnealPlateau`: reduce-on-plateau as a factor on whatever lr the schedule sets, so it composes with any fit.
+
+fastai's `ReduceLROnPlateau` divides the optimizer's lr once per epoch, and the `ParamScheduler` of `fit_one_cycle`,
+`fit_flat_cos` or any `fit_*_anneal` writes its own value over it at the next batch: the reduction is undone. Here the
+plateau logic of torch's `ReduceLROnPlateau` (same arguments, same meaning) moves a factor `scale`, and every training
+batch steps at `max(lr*scale, min(lr, min_lr))` of each param group, `lr` being what the schedule (or plain `fit`) set.
+
+Where the state lives between processes: in the optimizer's hypers (first param group, key `'anneal_plateau'`), because
+fastai's checkpoints (`learn.save`, `SaveModelCallback(with_opt=True)`) store `opt.state_dict()` = per-param state +
+hypers, and `learn.load` gives the hypers back before the resumed fit starts; no fastai name is patched and no file is
+written by this module. The per-param state would reach fastai's steppers as arguments, and so would a hyper during a
+step: so the key is written after each epoch's validation (before `SaveModelCallback` saves, and before `after_fit`) and
+removed while training batches run, and the fused kernels of `_multi_tensor.py` only read the hypers they name. Outside
+a fit with this callback (e.g. a fit without it after loading a checkpoint) the key is a hyper that fastai's steppers take
+in their `**kwargs` as they take every hyper they do not use. With `OptimWrapper` (torch optimizers) the key and the
+scaled lr go into torch's `param_groups`, which torch's `state_dict` saves too.
+
+Each fit starts afresh (as fastai's trackers with `reset_on_fit`) unless it is a resume (`start_epoch > 0`, fastai's
+`SkipToEpoch`), which continues from the state the loaded checkpoint holds. That decision is taken at the fit's first trained
+epoch, not in `before_fit`: `learn.validate()` also sends `before_fit`/`after_fit` to a Learner-level callback, and must leave
+a loaded state alone.
+"""
+from __future__ import annotations
+import math, warnings
+from fastcore.basics import store_attr
+from fastai.learner import SkipToEpoch
+from fastai.callback.core import Callback
+from fastai.callback.schedule import ParamScheduler
+from fastai.optimizer import OptimWrapper
+from ._checks import check_int, check_float, check_choice, check_lrs
+
+__all__ = ['AnnealPlateau']
+
+STATE_KEY = 'anneal_plateau'  # the hyper of the first param group that carries the state through fastai's checkpoints
+
+def _hyper_dicts(opt) -> list:
+    "The dicts that hold each param group's hypers and are saved with the optimizer: torch's `param_groups` behind an `OptimWrapper`"
+    return opt.opt.param_groups if isinstance(opt, OptimWrapper) else opt.hypers
+
+class AnnealPlateau(Callback):
+    ("Scale every param group's scheduled lr by a factor that `ReduceLROnPlateau`'s rule (torch: `monitor`, `mode`, `factor`, "
+     "`patience`, `threshold`, `threshold_mode`, `cooldown`, `min_lr`, `eps`) lowers when `monitor` stops improving")
+    # After the `ParamScheduler` (60): its `before_batch` sets the lr this one scales, and its `after_batch` (as the `Recorder`'s,
+    # 50) records the scaled lr before this one puts the schedule's value back.
+    # The plateau logic runs in `after_validate`, after the `Recorder` (50) logged the epoch's values and before
+    # `SaveModelCallback` (61) saves at `after_epoch`, so an epoch's checkpoint holds the state that epoch produced.
+    order,run_valid = ParamScheduler.order + 4,False
+
+    def __init__(self,
+        monitor:str='valid_loss',  # 'train_loss', 'valid_loss' or a metric's name (`Recorder.metric_names`), as fastai's TrackerCallback
+        mode:str=None,             # 'min' | 'max'; None: 'min' if `monitor` names a loss or an error, else 'max' (fastai's rule)
+        factor:float=0.1,          # Multiplies the scale at each reduction, in (0, 1)
+        patience:int=10,           # Epochs without improvement tolerated before a reduction, >= 0
+        threshold:float=1e-4,      # Least change that counts as an improvement, >= 0
+        threshold_mode:str='rel',  # 'rel': relative to the best value | 'abs': in the monitored unit
+        cooldown:int=0,            # Epochs after a reduction during which bad epochs are not counted, >= 0
+        min_lr:float|list=0.,      # Floor of the reduced lr, >= 0, one for all groups or one per group; never raises a scheduled lr
+        eps:float=1e-8,            # A reduction that would lower the scale by `eps` or less is skipped, >= 0
+    ):
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"monitor must be the name of a recorded value such as 'valid_loss', got {monitor!r}")
+        if mode is None: mode = 'min' if 'loss' in monitor or 'error' in monitor else 'max'
+        mode,threshold_mode = check_choice('mode', mode, ('min', 'max')),check_choice('threshold_mode', threshold_mode, ('rel', 'abs'))
+        factor,threshold = check_float('factor', factor, 0., 1.),check_float('threshold', threshold, 0., lo_open=False)
+        patience,cooldown = check_int('patience', patience, 0),check_int('cooldown', cooldown, 0)
+        min_lr = check_lrs('min_lr', min_lr, zero_ok=True)
+        min_lr = min_lr.tolist() if hasattr(min_lr, 'tolist') else min_lr
+        eps = check_float('eps', eps, 0., lo_open=False)
+        store_attr('monitor,mode,factor,patience,threshold,threshold_mode,cooldown,min_lr,eps')
+        self.reset()
+
+    # -------------------------------------------------------- the plateau rule: pure, one monitored value per epoch
+    def reset(self):
+        "Back to a fresh run: scale 1, no best value yet, no bad epoch, no cooldown"
+        self.scale,self.best = 1.,(math.inf if self.mode == 'min' else -math.inf)
+        self.num_bad_epochs,self.cooldown_counter,self.epochs = 0,0,0
+        self._bases,self._started,self._trained = None,False,False
+
+    def is_better(self, v:float) -> bool:
+        "Whether `v` improves on `best` by more than `threshold` (relative or absolute, in the direction of `mode`)"
+        sign = 1. if self.mode == 'max' else -1.
+        bar = self.best * (1. + sign*self.threshold) if self.threshold_mode == 'rel' else self.best + sign*self.threshold
+        return v > bar if self.mode == 'max' else v < bar
+
+    def step(self,
+        value:float,  # The monitored value of the epoch that just ended
+    ) -> float:
+        "Account one epoch's `value` (torch's `ReduceLROnPlateau.step`); returns the new `scale`"
+        value = float(value)
+        if self.is_better(value): self.best,self.num_bad_epochs = value,0
+        else: self.num_bad_epochs += 1
+        if self.cooldown_counter > 0: self.cooldown_counter,self.num_bad_epochs = self.cooldown_counter - 1,0
+        if self.num_bad_epochs > self.patience:
+            new = self.scale * self.factor
+            if self.scale - new > self.eps: self.scale = new  # eps is compared with the drop of the scale (torch: of an lr)
+            self.cooldown_counter,self.num_bad_epochs = self.cooldown,0
+        return self.scale
+
+    def state_dict(self) -> dict:
+        "The running state, as plain floats and ints (fastai's `weights_only` loader reads them back)"
+        return dict(scale=self.scale, best=self.best, num_bad_epochs=self.num_bad_epochs, cooldown_counter=self.cooldown_counter,
+                    epochs=self.epochs)
+
+    def load_state_dict(self, sd:dict):
+        "Continue from `state_dict()`'s dict"
+        self.scale,self.best = float(sd['scale']),float(sd['best'])
+        self.num_bad_epochs,self.cooldown_counter,self.epochs = int(sd['num_bad_epochs']),int(sd['cooldown_counter']),int(sd['epochs'])
+
+    def lrs(self, bases:list) -> list:
+        "The lr each group steps at when its schedule set `bases`: scaled, floored at `min_lr` unless the schedule is already below it"
+        return [max(b*self.scale, min(b, m)) for b,m in zip(bases, self._min_lrs(len(bases)))]
+
+    def _min_lrs(self, n:int) -> list:
+        if not isinstance(self.min_lr, list): return [self.min_lr]*n
+        if len(self.min_lr) == 1: return self.min_lr*n
+        if len(self.min_lr) != n:
+            raise ValueError(f"min_lr has {len(self.min_lr)} values but the optimizer has {n} parameter group(s): give one value or {n}")
+        return self.min_lr
+
+    # -------------------------------------------------------- the state in the optimizer's hypers (see the module's docstring)
+    def _stash(self):
+        if getattr(self.learn, 'opt', None) is not None: _hyper_dicts(self.learn.opt)[0][STATE_KEY] = self.state_dict()
+
+    def _unstash(self) -> dict|None:
+        hs = _hyper_dicts(self.learn.opt)
+        return [h.pop(STATE_KEY, None) for h in hs][0]
+
+    # -------------------------------------------------------- the callback
+    def before_fit(self):
+        "Stand aside in a range test, a tuning trial or `get_preds`; else check `monitor` and `min_lr` against this learner"
+        self.run = not hasattr(self.learn, 'lr_finder') and not hasattr(self.learn, 'gather_preds')  # fastai's TrackerCallback test
+        if not self.run: return
+        rec = getattr(self.learn, 'recorder', None)
+        names = [n for n in rec.metric_names[1:] if n != 'time'] if rec is not None else []
+        if self.monitor not in names:
+            raise ValueError(f"monitor must be one of the recorded values {names} (fastai's Recorder), got {self.monitor!r}")
+        self.idx = names.index(self.monitor)
+        self._min_lrs(len(_hyper_dicts(self.opt)))
+        self._started,self._trained = False,False
+
+    def _start(self):
+        "At the fit's first trained epoch (`learn.validate()` also sends `before_fit`): start fresh, or resume from the checkpoint"
+        saved,skip = self._unstash(),max([cb._skip_to for cb in self.learn.cbs if isinstance(cb, SkipToEpoch)], default=0)
+        self.reset()
+        self._started = True
+        if not skip: return
+        if saved is None:
+            warnings.warn(f"AnnealPlateau: resuming at epoch {skip}, but the optimizer holds no plateau state (was it saved with_opt=True "
+                          "while this callback ran?); the scale starts again at 1")
+        else:
+            self.load_state_dict(saved)
+            if self.epochs != skip:
+                warnings.warn(f"AnnealPlateau: the checkpoint's plateau state is from epoch {self.epochs}, the fit resumes at "
+                              f"epoch {skip}")
+
+    def before_train(self):
+        if not self._started: self._start()
+        self._unstash(); self._trained = False  # no stepper sees the state while batches run
+    def before_batch(self):
+        "Scale what the schedule set for this batch (after `ParamScheduler.before_batch`): recorded on every batch, stepped or not"
+        hs = _hyper_dicts(self.opt)
+        self._bases = [h['lr'] for h in hs]
+        for h,lr in zip(hs, self.lrs(self._bases)): h['lr'] = lr
+
+    def _put_back(self):
+        "The schedule's own lr back in the optimizer: without a scheduler (plain `fit`) the scale must not compound"
+        if self._bases is None: return
+        for h,b in zip(_hyper_dicts(self.opt), self._bases): h['lr'] = b
+        self._bases = None
+
+    def after_batch(self): self._put_back()
+    def after_train(self): self._trained = True
+    def after_validate(self):
+        "One plateau step with the value the `Recorder` logged for this epoch (none for an epoch cancelled or skipped by a resume)"
+        if not self._trained: return
+        self._trained,rec = False,self.recorder
+        if not (getattr(rec, 'cancel_train', False) or getattr(rec, 'cancel_valid', False)): self.step(rec.log[1 + self.idx])
+        self.epochs = self.epoch + 1  # epochs of this fit accounted for: a resume checks it against its `start_epoch`
+        self._stash()
+
+    def after_fit(self):
+        self._put_back()
+        if self._started: self._stash()

@@ -1,0 +1,241 @@
+"""`AnnealPlateau`: its scale equals torch's `ReduceLROnPlateau` fed the same values; it composes with every registered variant and
+fastai's fits (the recorded lr is the lr the optimizer used); its state resumes exactly through fastai's checkpoints; it stands
+aside in range tests and tuning trials."""
+import math, warnings
+import numpy as np, pytest, torch
+from fastai.basics import *
+from fastai.callback.schedule import SchedNo
+from fastai.callback.tracker import SaveModelCallback, ReduceLROnPlateau as FastaiReduceLROnPlateau
+from fastai.optimizer import Optimizer, sgd_step
+from fastai_anneal.all import *
+from fastai_anneal.plateau import STATE_KEY
+from fastai_anneal.registry import VARIANTS
+from fastai_anneal.tune import TrialScheduler
+from fastai.callback.training import GradientAccumulation
+from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps
+from test_resume import Interrupt, SaveEveryEpoch
+
+def torch_plateau(lrs=(1.,), **kwargs):
+    "torch's `ReduceLROnPlateau` on a dummy SGD with one param group per lr in `lrs`"
+    opt = torch.optim.SGD([dict(params=[torch.zeros(1, requires_grad=True)], lr=lr) for lr in lrs], lr=1.)
+    return opt,torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
+
+# ---------------------------------------------------------------- the rule, against torch
+def sequence(rng, n=40):
+    "A noisy walk with flat stretches and exact repeats: improvements, plateaus and ties"
+    steps = rng.choice([-1., 0., 0., 1., 0.3, -0.3, -0.01], size=n) * rng.uniform(0.5, 2., size=n)
+    return np.round(5. + steps.cumsum(), 3)
+
+@pytest.mark.parametrize('mode', ['min', 'max'])
+@pytest.mark.parametrize('threshold_mode', ['rel', 'abs'])
+@pytest.mark.parametrize('patience,cooldown,threshold,factor,eps',
+                         [(0, 0, 1e-4, 0.1, 1e-8), (2, 0, 0.05, 0.5, 1e-8), (1, 2, 0., 0.5, 1e-8), (3, 1, 0.2, 0.7, 0.05),
+                          (0, 3, 1e-3, 0.2, 0.)])
+def test_scale_equals_torch(mode, threshold_mode, patience, cooldown, threshold, factor, eps):
+    "After every value of many random sequences: scale = torch's lr on an lr of 1.0, and the same best, bad epochs and cooldown"
+    kw = dict(mode=mode, threshold_mode=threshold_mode, patience=patience, cooldown=cooldown, threshold=threshold, factor=factor, eps=eps)
+    rng,reduced = np.random.default_rng(0),0
+    for _ in range(20):
+        cb,(opt,ref) = AnnealPlateau(**kw),torch_plateau(**kw)
+        for v in sequence(rng):
+            cb.step(v); ref.step(v)
+            test_close(cb.scale, opt.param_groups[0]['lr'], eps=1e-12)
+            test_eq((cb.best, cb.num_bad_epochs, cb.cooldown_counter), (ref.best, ref.num_bad_epochs, ref.cooldown_counter))
+        reduced += cb.scale < 1
+    assert reduced >= 10  # the sequences do trigger reductions
+
+def test_mode_follows_fastais_rule():
+    test_eq([AnnealPlateau(m).mode for m in ('valid_loss', 'train_loss', 'error_rate', 'accuracy', 'mae')], ['min']*3 + ['max']*2)
+    test_eq(AnnealPlateau('mae', mode='min').mode, 'min')
+
+# ---------------------------------------------------------------- composing with the schedules
+class Monitored(Callback):
+    "The monitored value of every epoch the `Recorder` logged, one list per fit"
+    order = 70
+    def __init__(self, key='valid_loss'): self.key,self.fits = key,[]
+    def before_fit(self): self.fits.append([])
+    def after_epoch(self):
+        if self.recorder.values[-1]: self.fits[-1].append(self.recorder.values[-1][list(self.recorder.metric_names[1:]).index(self.key)])
+
+def torch_scales(fits, **kwargs) -> list:
+    "The scale of every epoch: torch's lr on 1.0 before that epoch's value, a fresh scheduler per fit (the callback resets per fit)"
+    res = []
+    for vals in fits:
+        opt,ref = torch_plateau(**kwargs)
+        for v in vals: res.append(opt.param_groups[0]['lr']); ref.step(v)
+    return res
+
+PLATEAU = dict(patience=0, factor=0.5, threshold=0.3, cooldown=1)  # reductions from the second epoch on
+FITS = {**{m: (m, tuple(v.examples[0][k] for k in v.epoch_args), {k: a for k,a in v.examples[0].items() if k not in v.epoch_args})
+           for m,v in VARIANTS.items()},
+        'fine_tune_anneal': ('fine_tune_anneal', (3,), dict(freeze_epochs=1, lr_mult=10)),  # a phase long enough to see a reduction
+        'fit_one_cycle': ('fit_one_cycle', (3, 1e-2), {}), 'fit_flat_cos': ('fit_flat_cos', (3, 1e-2), {}),
+        'fit_sgdr': ('fit_sgdr', (2, 1, 1e-2), {}), 'fit': ('fit', (4, 1e-2), {})}
+
+@pytest.mark.parametrize('name', FITS)
+def test_composes_with_every_fit(name):
+    "lr of every group at every batch = max(schedule's lr * torch's scale, min(schedule's lr, min_lr)); recorded = used"
+    method,args,kwargs = FITS[name]
+    ref,rec_ref = mk_learner(groups=2),RecordHypers()
+    quiet_fit(ref, method, *args, **kwargs, cbs=rec_ref)  # the schedule alone: it does not depend on the weights
+    learn,rec,mon = mk_learner(groups=2),RecordHypers(),Monitored()
+    min_lr = [3e-4, 1e-3]
+    quiet_fit(learn, method, *args, **kwargs, cbs=[AnnealPlateau(min_lr=min_lr, **PLATEAU), rec, mon])
+    n = len(learn.dls.train)
+    scales = np.repeat(torch_scales(mon.fits, **PLATEAU), n)
+    base = np.array(rec_ref.lrs)
+    test_eq(len(scales), len(base))
+    assert scales.min() < 1  # the plateau did reduce
+    want = np.maximum(base * scales[:, None], np.minimum(base, min_lr))
+    np.testing.assert_allclose(rec.lrs, want, rtol=1e-6)
+    last = want[-n*len(mon.fits[-1]):, -1]  # fastai's Recorder keeps the last group of the last fit
+    np.testing.assert_allclose(learn.recorder.lrs, last, rtol=1e-6)
+    if method != 'fit': np.testing.assert_allclose(learn.recorder.hps['lr'], last, rtol=1e-6)
+    test_eq([h['lr'] for h in learn.opt.hypers], [h['lr'] for h in ref.opt.hypers])  # the schedule's own lr is back after the fit
+
+def test_gradient_accumulation():
+    "Batches that accumulate without a step record the scaled lr too: the lr sequence is per batch, as the schedule's"
+    ref,rec_ref = mk_learner(),RecordHypers()
+    quiet_fit(ref, 'fit_flat_anneal', 4, 1e-2, cbs=rec_ref)
+    learn,rec,mon,steps = mk_learner(),RecordHypers(),Monitored(),CountSteps()
+    quiet_fit(learn, 'fit_flat_anneal', 4, 1e-2, cbs=[GradientAccumulation(n_acc=2*16), AnnealPlateau(**PLATEAU), rec, mon, steps])
+    want = np.array(rec_ref.lrs) * np.repeat(torch_scales(mon.fits, **PLATEAU), len(learn.dls.train))[:, None]
+    np.testing.assert_allclose(rec.lrs, want, rtol=1e-6)
+    assert want.min() < 0.3e-2 and steps.n < len(want)
+
+def test_plain_fit_exact_against_torch():
+    "Without a schedule the scale never compounds: each epoch runs at torch's lr for that epoch, `min_lr` per group included"
+    learn,rec,mon = mk_learner(groups=2),RecordHypers(),Monitored()
+    kw = dict(PLATEAU, min_lr=[4e-4, 1e-3])
+    quiet_fit(learn, 'fit', 6, [1e-3, 1e-2], cbs=[AnnealPlateau(**kw), rec, mon])
+    opt,ref = torch_plateau([1e-3, 1e-2], **kw)
+    want = []
+    for v in mon.fits[0]: want += [[g['lr'] for g in opt.param_groups]]*len(learn.dls.train); ref.step(v)
+    np.testing.assert_allclose(rec.lrs, want, rtol=1e-6)
+    assert np.array(want)[-1, 0] == 4e-4  # the floor was reached
+
+def spy_opt(seen):
+    "fastai's SGD with a first stepper that records the lr and the hyper names each step hands it"
+    def spy(p, lr, **kwargs): seen.append((lr, STATE_KEY in kwargs))
+    return lambda params, lr: Optimizer(params, [spy, sgd_step], lr=lr)
+
+def test_recorded_lr_is_the_lr_used_and_the_state_never_reaches_a_stepper(tmp_path):
+    seen = []
+    learn = mk_learner(opt_func=spy_opt(seen), path=tmp_path)
+    quiet_fit(learn, 'fit_flat_anneal', 4, 1e-2, cbs=[AnnealPlateau(**PLATEAU), SaveModelCallback(every_epoch=True, with_opt=True)])
+    used = [lr for lr,_ in seen[::2]]  # RegModel: two params in one group, the stepper runs once for each
+    np.testing.assert_allclose(used, learn.recorder.lrs, rtol=1e-12)
+    np.testing.assert_allclose(used, learn.recorder.hps['lr'], rtol=1e-12)
+    assert min(used) < 0.3e-2 and not any(k for _,k in seen)
+    assert STATE_KEY in learn.opt.hypers[0]  # ...but the checkpoints and the optimizer after the fit hold it
+
+def test_fastais_reduce_lr_on_plateau_is_undone_ours_is_not():
+    base,fa,ours = mk_learner(),mk_learner(),mk_learner()
+    quiet_fit(base, 'fit_flat_anneal', 4, 1e-2)
+    quiet_fit(fa, 'fit_flat_anneal', 4, 1e-2, cbs=FastaiReduceLROnPlateau(patience=0, min_delta=10.))
+    quiet_fit(ours, 'fit_flat_anneal', 4, 1e-2, cbs=AnnealPlateau(patience=0, threshold=10., threshold_mode='abs'))
+    test_eq(fa.recorder.hps['lr'], base.recorder.hps['lr'])  # fastai's reductions are overwritten at the next batch
+    scales = np.array(ours.recorder.hps['lr']) / np.array(base.recorder.hps['lr'])
+    test_close(scales, np.repeat([1, 1, .1, .01], 5), eps=1e-12)  # the first epoch improves on no value: reductions from the second
+
+def test_monitor_a_metric():
+    learn,mon = mk_learner(metrics=mae),Monitored('mae')
+    cb = AnnealPlateau('mae', mode='min', patience=0, threshold=0.1)
+    quiet_fit(learn, 'fit_cos_anneal', 4, 1e-2, cbs=[cb, mon])
+    opt,ref = torch_plateau(mode='min', patience=0, threshold=0.1)
+    for v in mon.fits[0]: ref.step(v)
+    test_close(cb.scale, opt.param_groups[0]['lr'], eps=1e-12)
+
+# ---------------------------------------------------------------- resume through fastai's checkpoints
+def sgd(params, lr): return SGD(params, lr, mom=0.9)
+def adam_anneal(params, lr): return AdamAnneal(params, lr, anneal_rate=0.9, anneal_every=4, impl='stepper')
+def torch_sgd(params, lr): return OptimWrapper(params, torch.optim.SGD, lr=lr)  # the state goes into torch's param_groups
+RESUME = [(m, Adam, k) for m in VARIANTS for k in ([0, 2] if m == 'fine_tune_anneal' else [1])] + \
+         [('fit_flat_anneal', sgd, 2), ('fit_flat_anneal', adam_anneal, 2), ('fit_flat_anneal', torch_sgd, 1),
+          ('fit_one_cycle', AdamAnneal, 1)]
+
+@pytest.mark.parametrize('method,opt_func,k', RESUME, ids=[f'{m}-{o.__name__}-{k}' for m,o,k in RESUME])
+def test_resume_is_exact(method, opt_func, k, tmp_path):
+    "A new process loads epoch k's checkpoint and resumes: the same lrs, batch for batch, and the same plateau state at the end"
+    _,args,kwargs = FITS.get(method, (method, (4, 1e-2), {}))
+    if method == 'fit_one_cycle': args = (4, 1e-2)
+    save,fname = (SaveEveryEpoch,'epoch_{}') if method == 'fine_tune_anneal' else (partial(SaveModelCallback, every_epoch=True,
+                                                                                            with_opt=True),'model_{}')
+    mk = lambda p: mk_learner(n_train=4, opt_func=opt_func, path=tmp_path/p, model_dir='models')
+    kw = dict(PLATEAU, threshold=0.9)  # every epoch after the first is bad: reductions and cooldowns alternate
+    full,rec_full,cb_full = mk('full'),RecordHypers(),AnnealPlateau(**kw)
+    quiet_fit(full, method, *args, **kwargs, cbs=[save(), rec_full, cb_full])
+    dying = mk('run')
+    quiet_fit(dying, method, *args, **kwargs, cbs=[save(), Interrupt(k+1), AnnealPlateau(**kw)])
+    resumed,rec,cb = mk('run'),RecordHypers(),AnnealPlateau(**kw)
+    resumed.load(fname.format(k), with_opt=True)
+    saved = resumed.opt.hypers[0][STATE_KEY]
+    if k: assert saved['scale'] < 1  # a state worth resuming (fine_tune's k=0: its frozen phase's)
+    quiet_fit(resumed, method, *args, **kwargs, start_epoch=k+1, cbs=[rec, cb])
+    test_eq(rec.hps, rec_full.hps[(k+1)*4:])
+    test_eq(cb.state_dict(), cb_full.state_dict())
+
+def test_validate_before_resuming_keeps_the_state(tmp_path):
+    "`learn.validate()` sends `before_fit`/`after_fit` to a Learner-level callback: the checkpoint's state must survive it"
+    kw = dict(PLATEAU, threshold=0.9)
+    full,cb_full = mk_learner(path=tmp_path, model_dir='models'),AnnealPlateau(**kw)
+    quiet_fit(full, 'fit_flat_anneal', 4, 1e-2, cbs=[cb_full, SaveModelCallback(every_epoch=True, with_opt=True)])
+    cb = AnnealPlateau(**kw)
+    resumed = mk_learner(path=tmp_path, model_dir='models', cbs=cb)
+    resumed.load('model_1', with_opt=True)
+    with resumed.no_bar(): resumed.validate()
+    quiet_fit(resumed, 'fit_flat_anneal', 4, 1e-2, start_epoch=2)
+    test_eq(resumed.recorder.hps['lr'], full.recorder.hps['lr'][10:])
+    test_eq(cb.state_dict(), cb_full.state_dict())
+
+@pytest.mark.parametrize('opt_func', [Adam, sgd, AdamAnneal, partial(AdamAnneal, impl='stepper')])
+def test_a_fit_without_the_callback_after_loading_its_checkpoint(opt_func, tmp_path):
+    "The state is then a hyper no stepper and no fused kernel reads: training goes on as without it"
+    mk = lambda: mk_learner(opt_func=opt_func, path=tmp_path, model_dir='models')
+    learn = mk()
+    quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, cbs=AnnealPlateau(**PLATEAU))
+    learn.save('x', with_opt=True)
+    a,b = mk(),mk()
+    a.load('x', with_opt=True); b.load('x', with_opt=True)
+    assert STATE_KEY in a.opt.hypers[0]
+    del b.opt.hypers[0][STATE_KEY]
+    quiet_fit(a, 'fit_cos_anneal', 1, 1e-3); quiet_fit(b, 'fit_cos_anneal', 1, 1e-3)
+    for p,q in zip(a.model.parameters(), b.model.parameters()): test_eq(p, q)
+
+def test_resume_without_a_saved_state_warns(tmp_path):
+    learn = mk_learner(path=tmp_path, model_dir='models')
+    quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+    learn = mk_learner(path=tmp_path, model_dir='models')
+    learn.load('model_0', with_opt=True)
+    cb = AnnealPlateau(**PLATEAU)
+    with pytest.warns(UserWarning, match='holds no plateau state'):
+        quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, start_epoch=1, cbs=cb)
+    test_eq(cb.epochs, 2)
+
+def test_each_fit_starts_fresh():
+    "As fastai's trackers (`reset_on_fit`): a new fit that is not a resume starts at scale 1, even from an optimizer holding a state"
+    learn,cb = mk_learner(),AnnealPlateau(**PLATEAU)
+    quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, cbs=cb)
+    assert cb.scale < 1
+    quiet_fit(learn, 'fit_flat_anneal', 1, 1e-2, cbs=cb)
+    test_eq(learn.recorder.hps['lr'][0], 1e-2)
+
+# ---------------------------------------------------------------- standing aside, files, bad calls at fit time
+def test_stands_aside_in_lr_find_and_tuning_trials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cb = AnnealPlateau(patience=0, threshold=10., threshold_mode='abs')
+    learn = mk_learner(cbs=cb, path=tmp_path)
+    learn.lr_find(num_it=10, show_plot=False)
+    quiet_fit(learn, 'fit', 3, cbs=TrialScheduler({'lr': SchedNo(1e-3, 1e-3)}, 12))
+    test_eq((cb.scale, cb.epochs), (1., 0))
+    assert STATE_KEY not in learn.opt.hypers[0]
+    quiet_fit(learn, 'fit_cos_anneal', 3, 1e-2)  # a Learner-level callback works in the fits
+    test_close(cb.scale, 0.01); test_eq(cb.epochs, 3)
+    assert not any(tmp_path.rglob('*'))  # and writes no file
+
+def test_unknown_monitor_and_min_lr_groups_raise_at_fit():
+    learn = mk_learner(groups=2)
+    with pytest.raises(ValueError, match=r"monitor must be one of the recorded values \['train_loss', 'valid_loss'\]"):
+        quiet_fit(learn, 'fit_cos_anneal', 1, cbs=AnnealPlateau('accuracy'))
+    with pytest.raises(ValueError, match='min_lr has 3 values but the optimizer has 2 parameter group'):
+        quiet_fit(learn, 'fit_cos_anneal', 1, cbs=AnnealPlateau(min_lr=[0., 1e-5, 1e-4]))
