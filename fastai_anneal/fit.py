@@ -33,8 +33,10 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     if wd is not None: wd = check_float('wd', wd, 0., lo_open=False)
     step = check_choice('step', step, ('batch', 'epoch'))
     noise = check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch if total_epochs is None else total_epochs)
-    lrs = _group_lrs(learn, lr, lr_name)
-    return dict(n_epoch=n_epoch, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=check_cbs(cbs),
+    lrs,cbs = _group_lrs(learn, lr, lr_name),check_cbs(cbs)
+    for cb in cbs + L(learn.cbs):  # a callback that can check itself against the learner (AnnealPlateau's monitor) does it now,
+        if isinstance(cb, Callback) and hasattr(type(cb), 'check_learner'): cb.check_learner(learn)  # before `fit` sets the lr
+    return dict(n_epoch=n_epoch, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=cbs,
                 reset_opt=check_bool('reset_opt', reset_opt), step=step, noise=noise and dict(noise, offset=epoch_offset))
 
 def _lr_noise(t:int, pct:float=0.67, std:float=1., kind:str='normal', seed:int=42) -> float:

@@ -28,6 +28,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.optimizer import OptimWrapper
 from ._checks import check_int, check_float, check_choice, check_lrs
+from ._groups import n_groups
 
 __all__ = ['AnnealPlateau']
 
@@ -36,6 +37,14 @@ STATE_KEY = 'anneal_plateau'  # the hyper of the first param group that carries 
 def _hyper_dicts(opt) -> list:
     "The dicts that hold each param group's hypers and are saved with the optimizer: torch's `param_groups` behind an `OptimWrapper`"
     return opt.opt.param_groups if isinstance(opt, OptimWrapper) else opt.hypers
+
+def _recorded(learn) -> list:
+    "The values the learner's `Recorder` logs each epoch (its `metric_names` but 'epoch' and 'time'), known before its first fit"
+    rec = learn.cbs.filter(lambda c: c.name == 'recorder')
+    if not rec: return []
+    rec,ms = rec[0],[m.name for m in learn.metrics]
+    if rec.train_metrics and rec.valid_metrics: return [f'{p}_{n}' for p in ('train', 'valid') for n in ['loss'] + ms]
+    return ['train_loss'] + (['valid_loss'] + ms if rec.valid_metrics else ms)  # how `Recorder.before_fit` names them
 
 class AnnealPlateau(Callback):
     ("Scale every param group's scheduled lr by a factor that `ReduceLROnPlateau`'s rule (torch: `monitor`, `mode`, `factor`, "
@@ -126,16 +135,20 @@ class AnnealPlateau(Callback):
         return [h.pop(STATE_KEY, None) for h in hs][0]
 
     # -------------------------------------------------------- the callback
+    def check_learner(self, learn) -> int:
+        ("Raise unless `monitor` is recorded by `learn` and `min_lr` fits its param groups; returns the monitor's index. This "
+         "package's fits call it before touching anything; fastai's own fits reach it in `before_fit`, after their `fit` set the lr")
+        names = _recorded(learn)
+        if self.monitor not in names:
+            raise ValueError(f"monitor must be one of the recorded values {names} (fastai's Recorder), got {self.monitor!r}")
+        self._min_lrs(len(_hyper_dicts(learn.opt)) if learn.opt is not None else n_groups(learn))
+        return names.index(self.monitor)
+
     def before_fit(self):
         "Stand aside in a range test, a tuning trial or `get_preds`; else check `monitor` and `min_lr` against this learner"
         self.run = not hasattr(self.learn, 'lr_finder') and not hasattr(self.learn, 'gather_preds')  # fastai's TrackerCallback test
         if not self.run: return
-        rec = getattr(self.learn, 'recorder', None)
-        names = [n for n in rec.metric_names[1:] if n != 'time'] if rec is not None else []
-        if self.monitor not in names:
-            raise ValueError(f"monitor must be one of the recorded values {names} (fastai's Recorder), got {self.monitor!r}")
-        self.idx = names.index(self.monitor)
-        self._min_lrs(len(_hyper_dicts(self.opt)))
+        self.idx = self.check_learner(self.learn)
         self._started,self._trained = False,False
 
     def _start(self):

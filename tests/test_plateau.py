@@ -12,7 +12,7 @@ from fastai_anneal.plateau import STATE_KEY
 from fastai_anneal.registry import VARIANTS
 from fastai_anneal.tune import TrialScheduler
 from fastai.callback.training import GradientAccumulation
-from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps
+from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps, learner_state, assert_restored
 from test_resume import Interrupt, SaveEveryEpoch
 
 def torch_plateau(lrs=(1.,), **kwargs):
@@ -233,9 +233,33 @@ def test_stands_aside_in_lr_find_and_tuning_trials(tmp_path, monkeypatch):
     test_close(cb.scale, 0.01); test_eq(cb.epochs, 3)
     assert not any(tmp_path.rglob('*'))  # and writes no file
 
-def test_unknown_monitor_and_min_lr_groups_raise_at_fit():
+@pytest.mark.parametrize('method', [m for m,v in VARIANTS.items() if not v.two_phase] + ['fine_tune_anneal'])
+def test_unknown_monitor_and_min_lr_groups_raise_before_the_fit_touches_anything(method):
+    "This package's fits ask the callback before `Learner.fit` creates the optimizer or sets its lr (fit_cooldown reads that lr)"
     learn = mk_learner(groups=2)
-    with pytest.raises(ValueError, match=r"monitor must be one of the recorded values \['train_loss', 'valid_loss'\]"):
-        quiet_fit(learn, 'fit_cos_anneal', 1, cbs=AnnealPlateau('accuracy'))
-    with pytest.raises(ValueError, match='min_lr has 3 values but the optimizer has 2 parameter group'):
-        quiet_fit(learn, 'fit_cos_anneal', 1, cbs=AnnealPlateau(min_lr=[0., 1e-5, 1e-4]))
+    quiet_fit(learn, 'fit_flat_anneal', 1, 3e-3, pct_start=1.)  # an optimizer holding a stable lr that a cooldown would start from
+    before = learner_state(learn)
+    ex = VARIANTS[method].examples[0]
+    for cb,msg in ((AnnealPlateau('accuracy'), r"monitor must be one of the recorded values \['train_loss', 'valid_loss'\]"),
+                   (AnnealPlateau(min_lr=[0., 1e-5, 1e-4]), 'min_lr has 3 values but the optimizer has 2 parameter group')):
+        with pytest.raises(ValueError, match=msg): quiet_fit(learn, method, **ex, cbs=cb)
+        assert_restored(before, learner_state(learn))
+        learn.add_cb(cb)  # attached to the learner: the same check
+        with pytest.raises(ValueError, match=msg): quiet_fit(learn, method, **ex)
+        learn.remove_cb(cb)
+        assert_restored(before, learner_state(learn))
+
+def test_fastai_fits_raise_at_before_fit():
+    "fastai's own fits reach the check in `before_fit`, as fastai's trackers do"
+    with pytest.raises(ValueError, match='monitor must be one of the recorded values'):
+        quiet_fit(mk_learner(), 'fit_one_cycle', 1, cbs=AnnealPlateau('accuracy'))
+
+@pytest.mark.parametrize('train_metrics,valid_metrics', [(False, True), (True, True), (True, False), (False, False)])
+def test_recorded_names_known_before_the_first_fit(train_metrics, valid_metrics):
+    "The names the monitor is checked against are the `Recorder`'s own once it has fitted"
+    from fastai_anneal.plateau import _recorded
+    learn = mk_learner(metrics=[mse, rmse])
+    learn.recorder.train_metrics,learn.recorder.valid_metrics = train_metrics,valid_metrics
+    before = _recorded(learn)
+    quiet_fit(learn, 'fit', 1, 1e-3)
+    test_eq(before, [n for n in learn.recorder.metric_names[1:] if n != 'time'])
