@@ -22,6 +22,7 @@ import fastai.metrics as fa_metrics
 from fastai.test_utils import synth_learner
 from fastai_anneal.all import *
 from fastai_anneal.optimizer import AdamAnneal, SGDAnneal
+from fastai_anneal.registry import VARIANTS as REGISTRY
 from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps, synth_splitter
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
@@ -169,12 +170,12 @@ def test_lr_find_with_tensorboard(tmp_path):
     with learn.no_bar(): assert learn.lr_find(num_it=30, show_plot=False).valley > 0
     test_eq([p for p in tmp_path.rglob('*') if p.is_file()], [])
 
-VARIANTS = {
-    'cos': ('fit_cos_anneal', (6, 1e-7), {}),
-    'sgdr': ('fit_sgdr_anneal', (2, 3, 1e-7), dict(cycle_mult=1)),
-    'flat': ('fit_flat_anneal', (6, 1e-7), {}),
-    'fine_tune': ('fine_tune_anneal', (6,), dict(base_lr=1e-7, freeze_epochs=1)),
-}
+# every registered variant at an lr of 1e-7 for 6 epochs: its first example, lengthened (those counting epochs by `n_epoch`)
+VARIANTS = {**{v.name: (m, (), {**v.examples[0], 'n_epoch': 6, v.lr_arg: 1e-7}) for m,v in REGISTRY.items() if v.epoch_args == ('n_epoch',)},
+            'sgdr_anneal': ('fit_sgdr_anneal', (2, 3, 1e-7), dict(cycle_mult=1)),
+            'fine_tune_anneal': ('fine_tune_anneal', (6,), dict(base_lr=1e-7, freeze_epochs=1))}
+
+def test_every_registered_variant_is_checked_here(): test_eq({m for m,*_ in VARIANTS.values()}, set(REGISTRY))
 
 @pytest.mark.parametrize('name', VARIANTS)
 def test_fit_variants_with_save_model_and_early_stopping(name, tmp_path):
