@@ -94,18 +94,19 @@ def test_flat_anneal_honours_start_epoch_where_fastai_does_not():
     test_eq(len(ours.recorder.hps['lr']), 2*N_ITER)
 
 @pytest.mark.parametrize('anneal', ['sqrt', 'cos', 'lin'])
-@pytest.mark.parametrize('stable,cool', [(2, 3), (4, 1), (1, 1)])
-def test_cooldown_is_the_tail_of_flat_anneal(tmp_path, anneal, stable, cool):
-    "A stable run checkpointed every epoch, loaded at epoch `stable`, then `fit_cooldown(cool)`: the lrs of the last `cool` epochs of"
-    " `fit_flat_anneal(stable+cool, pct_start=stable/(stable+cool))`, batch for batch, every group"
+@pytest.mark.parametrize('stable,cool,warmup', [(2, 3, 0), (4, 1, 0), (1, 1, 0), (2, 3, 1), (4, 1, 2)])
+def test_cooldown_is_the_tail_of_flat_anneal(tmp_path, anneal, stable, cool, warmup):
+    "A stable run (`warmup` epochs of warmup first) checkpointed every epoch, loaded at epoch `stable`, then `fit_cooldown(cool)`: the"
+    " lrs of the last `cool` epochs of `fit_flat_anneal(stable+cool, pct_start=stable/(stable+cool))`, batch for batch, every group"
     n = stable + cool
     a = mk_learner(groups=2, path=tmp_path)
-    quiet_fit(a, 'fit_flat_anneal', 6, slice(1e-3, 1e-2), pct_start=1., cbs=SaveModelCallback(every_epoch=True, with_opt=True))
-    a.load(f'model_{stable-1}', with_opt=True)  # after `stable` epochs of the stable phase
+    quiet_fit(a, 'fit_flat_anneal', 6, slice(1e-3, 1e-2), pct_start=1., pct_warmup=warmup/6,
+              cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+    a.load(f'model_{stable-1}', with_opt=True)  # after `stable` epochs (the checkpoint of a later epoch than the warmup's last)
     ra,rb = RecordHypers(),RecordHypers()
     quiet_fit(a, 'fit_cooldown', cool, anneal=anneal, cbs=ra)  # lr None: where each group stands
     b = mk_learner(groups=2)
-    quiet_fit(b, 'fit_flat_anneal', n, slice(1e-3, 1e-2), pct_start=stable/n, anneal=anneal, cbs=rb)
+    quiet_fit(b, 'fit_flat_anneal', n, slice(1e-3, 1e-2), pct_start=stable/n, pct_warmup=warmup/n, anneal=anneal, cbs=rb)
     tail = rb.lrs[-cool*N_ITER:]
     assert len(ra.lrs) == len(tail)
     np.testing.assert_allclose(ra.lrs, tail, rtol=1e-9, atol=0)
