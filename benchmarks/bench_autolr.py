@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 GRIDS = {'mnist1d': [1e-2, 2e-2, 4e-2], 'bn_sgd': [0.1, 0.2, 0.4], 'tabular': [2.5e-3, 5e-3, 1e-2], 'char_lm': [5e-3, 1e-2, 2e-2],
-         'mnist1d_gru': [5e-3, 1e-2, 2e-2]}  # where each grid starts; it grows by factors of 2 until the best is bracketed
+         'mnist1d_gru': [5e-3, 1e-2, 2e-2], 'friedman_mlp': [2.5e-3, 5e-3, 1e-2]}  # where each grid starts; it grows by factors of 2 until the best is bracketed
 FITS = {'cos': 'fit_cos_anneal', 'flat': 'fit_flat_anneal', 'one_cycle': 'fit_one_cycle'}
 DEFAULT_TASKS = 'mnist1d,bn_sgd,tabular,char_lm'
 
@@ -77,7 +77,7 @@ class Cache:
         r = run(task, kind, sched, seed, lr)
         self.rows.append(r)
         with open(self.path, 'a') as f: f.write(json.dumps(r) + '\n')
-        print(f"  {task:<12}{kind:<7}{sched:<10}seed {seed}  lr {r['lr']:.3g}  {r['score_name']} {r['score']:.4f}  {r['time_s']:.1f}s", flush=True)
+        print(f"  {task:<13}{kind:<7}{sched:<10}seed {seed}  lr {r['lr']:.3g}  {r['score_name']} {r['score']:.4g}  {r['time_s']:.1f}s", flush=True)
         return r
 
 def _better(kind): return (lambda a, b: a < b) if kind == 'valid_loss' else (lambda a, b: a > b)
@@ -99,11 +99,12 @@ def grid_oracle(cache, task, sched, seeds) -> dict:
 def report(cache, tasks, seeds):
     from autolr_tasks import TASKS
     lines,ok = [],[]
-    hdr = (f"{'task':<12}{'schedule':<16}{'oracle lr':>10}{'oracle':>9}{'auto lrs (per seed)':>28}{'auto':>9}{'gap':>8}{'recipe lr':>10}"
-           f"{'recipe':>9}{'1cycle lr':>10}{'1cycle':>9}{'cost x':>8}{'batches':>9}  goal")
+    hdr = (f"{'task':<13}{'schedule':<16}{'oracle lr':>10}{'oracle':>10}{'auto lrs (per seed)':>28}{'auto':>10}{'gap':>8}{'recipe lr':>10}"
+           f"{'recipe':>10}{'1cycle lr':>10}{'1cycle':>10}{'cost x':>8}{'batches':>9}  goal")
     lines.append(hdr)
     for task in tasks:
         kind = TASKS[task][2]
+        f = '.4g' if kind == 'valid_loss' else '.4f'  # losses from 1e-4 (a regression's MSE) to 2 (the LM's)
         better = _better(kind)
         recipe = [cache.get(task, 'recipe', 'one_cycle', s) for s in seeds]
         rmean = statistics.fmean(r['score'] for r in recipe)
@@ -125,11 +126,11 @@ def report(cache, tasks, seeds):
             ok.append(goal)
             gap_s = f"{100*gap:+.2f}%" if kind == 'valid_loss' else f"{gap:+.2f}pt"
             auto_lrs = ' '.join(format(r['lr'], '.3g') for r in auto)
-            lines.append(f"{task:<12}{FITS[sched]:<16}{o_lr:>10.3g}{gm[o_lr]:>9.4f}{auto_lrs:>28}{am:>9.4f}"
-                         f"{gap_s:>8}{statistics.fmean(r['lr'] for r in recipe):>10.3g}{rmean:>9.4f}{oc_lr:>10.3g}{ocm[oc_lr]:>9.4f}"
+            lines.append(f"{task:<13}{FITS[sched]:<16}{o_lr:>10.3g}{gm[o_lr]:>10{f}}{auto_lrs:>28}{am:>10{f}}"
+                         f"{gap_s:>8}{statistics.fmean(r['lr'] for r in recipe):>10.3g}{rmean:>10{f}}{oc_lr:>10.3g}{ocm[oc_lr]:>10{f}}"
                          f"{cost:>8.2f}{extra:>9.0f}  {'met' if goal else 'NOT met'}"
                          f"{'' if within else ' (gap)'}{'' if beats else ' (below recipe)'}{'' if cost <= 1.3 else ' (cost)'}")
-        lines.append(f"{'':<12}{'grid ' + kind:<16}" + '  '.join(f"{FITS[s]}: " + ' '.join(f"{lr:.3g}={statistics.fmean(v):.4f}"
+        lines.append(f"{'':<13}{'grid ' + kind:<16}" + '  '.join(f"{FITS[s]}: " + ' '.join(f"{lr:.3g}={statistics.fmean(v):{f}}"
                      for lr,v in sorted(grid_oracle(cache, task, s, seeds).items())) for s in ('cos', 'flat', 'one_cycle')))
     return '\n'.join(lines),ok
 
