@@ -58,7 +58,7 @@ _FASTAI = {  # fastai's own methods, the baselines: name: (fit(learn, N, lr), ho
     'one_cycle': (_fit('fit_one_cycle', _n_epoch, 'lr_max'),
                   "fastai fit_one_cycle(N, lr): 25% warmup from lr/25, cosine to lr/1e5; momentum 0.95-0.85-0.95"),
     'flat_cos':  (_fit('fit_flat_cos', _n_epoch, 'lr'), "fastai fit_flat_cos(N, lr): lr for 75% of training, cosine to lr/1e5"),
-    'sgdr':      (_fit('fit_sgdr', lambda n, n_batch=None: dict(zip(('n_cycles', 'cycle_len'), sgdr_cycles(n))), 'lr_max'),
+    'sgdr':      (_fit('fit_sgdr', VARIANTS['fit_sgdr_anneal'].epoch_kwargs, 'lr_max'),  # the cycles of fit_sgdr_anneal's budget
                   "fastai fit_sgdr(*sgdr_cycles(N), lr): cycle_mult=2 cycles filling N epochs, each a cosine from lr to 0"),
 }
 SCHEDULES = {**_FASTAI, **{v.name: (_fit(v.method, v.epoch_kwargs, v.lr_arg), v.budget) for v in VARIANTS.values() if v.budget},
