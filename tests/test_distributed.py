@@ -12,6 +12,10 @@ TESTS = Path(__file__).parent
 EXAMPLE = TESTS.parent/'examples'/'train_ddp.py'
 EPOCHS,WORLD = 2,2
 
+def _ranks(path) -> list:
+    "What each rank's worker wrote to `path` (rank0.json, rank1.json...)"
+    return [json.loads((path/f'rank{r}.json').read_text()) for r in range(WORLD)]
+
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
     "The documented command: torchrun's `--standalone` rendezvous binds a port of its own, so no probed port can be taken first"
@@ -20,7 +24,7 @@ def run(tmp_path_factory):
            '--epochs', str(EPOCHS), '--lr-find', '--out', str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert r.returncode == 0, f'exit {r.returncode}\n' + r.stderr[-5000:]
-    return [json.loads((out/f'rank{i}.json').read_text()) for i in range(WORLD)],out
+    return _ranks(out),out
 
 @pytest.mark.distributed
 @needs_gloo
@@ -59,7 +63,7 @@ def test_lr_find_restores_every_rank_in_sync(run):
 def test_resume_under_distributed_dl(tmp_path):
     "issue 10.2: resumed with `start_epoch` under `distrib_ctx`, a run ends on the uninterrupted run's weights"
     launch_ranks(TESTS/'_ddp_resume_worker.py', tmp_path, WORLD)
-    res = [json.loads((tmp_path/f'rank{r}.json').read_text()) for r in range(WORLD)]
+    res = _ranks(tmp_path)
     assert res[0]['world'] == WORLD and res[0]['n_batches'] > 1  # each rank trained on its share of several shuffled batches
     for r in res:
         for full,resumed in zip(r['full'], r['resumed']): np.testing.assert_allclose(resumed, full, rtol=1e-6, atol=1e-7)
@@ -73,7 +77,7 @@ def test_auto_lr_is_one_decision_for_every_rank(tmp_path):
            '--epochs', '10', '--lr', 'auto', '--out', str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert r.returncode == 0, f'exit {r.returncode}\n' + r.stderr[-5000:]
-    res = [json.loads((tmp_path/f'rank{i}.json').read_text()) for i in range(WORLD)]
+    res = _ranks(tmp_path)
     assert res[0]['lr_tuned'] == res[1]['lr_tuned'] and 1e-5 < res[0]['lr_tuned'] < 1
     test_eq(res[0]['trial_lrs'], res[1]['trial_lrs'])
     test_eq(res[0]['trial_scores'], res[1]['trial_scores'])  # each score is the mean over the ranks
@@ -88,7 +92,7 @@ def test_plateau_is_one_decision_for_every_rank(tmp_path):
     "`AnnealPlateau` under `distrib_ctx`: fastai gathers the validation loss over the ranks, so each rank takes torch's decisions"
     from _ddp_plateau_worker import PLATEAU
     launch_ranks(TESTS/'_ddp_plateau_worker.py', tmp_path, WORLD)
-    res = [json.loads((tmp_path/f'rank{r}.json').read_text()) for r in range(WORLD)]
+    res = _ranks(tmp_path)
     assert res[0]['world'] == WORLD
     test_eq(res[0]['losses'], res[1]['losses'])
     test_eq(res[0]['lrs'], res[1]['lrs'])
