@@ -60,6 +60,15 @@ def _run_phases(learn, phases:list, cbs, wd, validate:bool) -> tuple:
         if cb.diverged: return losses,True,None
     return losses,False,getattr(cb, 'valid', None)
 
+def _prefix(phases:list, n:int) -> list:
+    "The first `n` batches of `phases` (`(freeze_to, scheds, n_steps)`, uncompressed): each phase's schedules cut where the prefix ends"
+    res = []
+    for freeze,scheds,k in phases:
+        m = min(k, n - sum(p[2] for p in res))
+        if m <= 0: break
+        res.append((freeze, {h: (lambda pos, f=f, r=m/k: f(pos*r)) for h,f in scheds.items()}, m))
+    return res
+
 # ---------------------------------------------------------------- scores
 def _lower_is_better(learn, monitor:str) -> bool:
     "Whether lower is better for `monitor` (fastai's `TrackerCallback` convention), after checking the learner has it"
@@ -93,6 +102,22 @@ def _range_top(lrs, losses, minimum:float, num_it:int) -> float:
     if math.isfinite(minimum) and fin and min(fin) < 0.98 * float(np.mean(head)): return minimum*10
     return lrs[-1]/10 if lrs else math.nan
 
+# stability probe: 8% of the fit. It is unstable when the mean training loss of its last window lies above its lowest window by more
+# than 5% of that low, by more than 3 standard errors of the difference (batch-to-batch noise), and by more than 10% of the fall from
+# the first window to the low: a loss at its floor wanders, a noisy one jumps, a slow starter's barely falls. At most 3 halvings
+PROBE,RISE,GIVE_BACK,MAX_HALVE = 0.08,0.05,0.1,3
+
+def _unstable(losses:list) -> tuple:
+    "Whether a probe's training `losses` climbed back up at its end (see `PROBE`); and the share of its fall given back"
+    w = max(4, len(losses)//8)
+    wins = np.asarray(losses[:len(losses)//w*w], dtype=np.float64).reshape(-1, w)
+    if len(wins) < 2: return False,0.
+    m = wins.mean(1)
+    lo,start,end = m.min(),m[0],m[-1]
+    se = float(np.sqrt(2*wins.var(1, ddof=1).mean()/w))  # of the difference of two window means
+    back = (end - lo)/(start - lo) if start > lo else (math.inf if end > lo else 0.)
+    return bool(end - lo > max(RISE*abs(lo), 3*se) and back > GIVE_BACK),float(back)
+
 def _best(scores:dict) -> float:
     "The candidate with the lowest score; within 0.1% of it, the largest lr (trials that cannot tell lrs apart have learned nothing yet)"
     lo = min(scores.values())
@@ -102,7 +127,7 @@ def _best(scores:dict) -> float:
 # ---------------------------------------------------------------- the result
 class LRTuneResult:
     "The tuned learning rate of one fit and its evidence: every trial's lr, length, rung, score and loss curve, and the cost in batches"
-    def __init__(self, lr, scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule, time_s): store_attr()
+    def __init__(self, lr, scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule, time_s, probes=()): store_attr()
     @property
     def cost_ratio(self) -> float: "Training batches spent tuning per training batch of the fit"; return self.cost / self.n_steps
     def __repr__(self):
@@ -152,7 +177,8 @@ def tune_lr(learn:Learner,
     cbs=None,                 # The fit's extra callbacks (they run in the trials too)
     wd=None,                  # The fit's weight decay
 ) -> LRTuneResult:
-    "Range test for the scale, then successive halving of compressed trials of the fit itself; the lr minimising the last rung's parabola"
+    ("Range test for the scale, successive halving of compressed trials of the fit itself (the lr minimising the last rung's parabola), "
+     "then a stability probe: the fit's own first batches, the lr halved while they climb back up")
     start = time.perf_counter()
     lower = _lower_is_better(learn, monitor)
     has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
@@ -160,13 +186,14 @@ def tune_lr(learn:Learner,
     # A range test needs points (fastai smooths its loss over ~50 batches) and a trial needs batches to tell lrs apart: below these
     # lengths the tuning answers noise, so a short fit pays more than `budget` (with a warning), and a tiny one is refused.
     n_sweep = int(min(100, max(30, round(0.04*n_steps))))
-    left = budget*n_steps - n_sweep
+    n_probe = max(1, round(min(PROBE, budget/3) * n_steps))  # the stability probe (step 5)
+    left = budget*n_steps - n_sweep - n_probe
     t0 = int(left // (8 + 4*2.5))  # rung 0: about 8 trials; rung 1: at most 4, 2.5x longer
     min_t0 = 8
     if t0 < min_t0:
         if n_steps < 5*min_t0:
             raise ValueError(f"lr='auto' needs a fit of at least {5*min_t0} training batches to run trials, this one has {n_steps}")
-        need = math.ceil((n_sweep + min_t0*(8+4*2.5)) / budget)
+        need = math.ceil((n_sweep + min_t0*(8+4*2.5)) / (budget - min(PROBE, budget/3)))
         warnings.warn(f"lr='auto': the fit has {n_steps} training batches; tuning within budget={budget} needs {need}. "
                       f"The trials take their minimum length, {min_t0} and {round(2.5*min_t0)} batches: tuning costs more than the budget")
         t0 = min_t0
@@ -232,8 +259,26 @@ def tune_lr(learn:Learner,
         ys = [s1[b/2], s1[b], s1[b*2]]
         v = _vertex(xs, ys) if all(math.isfinite(y) for y in ys) else None
         if v is not None: scale,rule = 2.**min(max(v, xs[0]), xs[2]),'parabola vertex'
+    # 5. stability: short trials do not see an lr that the fit itself cannot hold (a schedule without warmup collapses a few
+    # percent into training at 2-3x its best lr, while every compressed trial has already annealed). The fit's own first `PROBE`
+    # of batches, uncompressed, runs at the pick; if its training loss climbs back up at the end (`_unstable`) or diverges, the
+    # pick halves and the probe runs again
+    probes = []
+    for _ in range(MAX_HALVE + 1):
+        with LearnerSnapshot(learn):
+            losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, validate=False)
+        cost += len(losses)
+        bad,back = _unstable(losses) if not div else (True, math.inf)
+        bad = _agree([float(bad)])[0] > 0  # distributed: one decision (unstable on any rank)
+        probes.append(dict(lr=scale, steps=len(losses), unstable=bad, give_back=back, losses=losses))
+        if not bad or len(probes) > MAX_HALVE: break
+        scale /= 2
+    if len(probes) > 1:
+        back = probes[-2]['give_back']
+        why = f"gave back {back:.0%} of their fall" if math.isfinite(back) else "ended above their start"
+        rule += f", halved {len(probes)-1}x: the fit's first {n_probe} batches at the lr above {why}"
     return LRTuneResult(lr_scale_like(lr_like, scale), scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, probes)
 
 # ---------------------------------------------------------------- the Learner patch
 def _trial_scheds(p:dict) -> dict:

@@ -6,7 +6,8 @@ from fastai.callback.schedule import SchedCos, SchedNo
 from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS
-from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds
+import fastai_anneal.tune as tune
+from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds, _unstable, _prefix
 from fastai_anneal.fit import bind_call, prepare_call
 from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored
 
@@ -40,6 +41,51 @@ def test_trial_stops_and_stands_for_lr_finder():
     cb = TrialScheduler({'lr': SchedNo(1e4, 1e4)}, 60)
     quiet_fit(learn, 'fit', 3, cbs=cb)
     assert cb.diverged and len(cb.losses) < 60
+
+def test_unstable_needs_a_real_climb():
+    "The probe flags a loss that climbs back up at its end; not one at its floor, a noisy one, a slow starter or a steady fall"
+    rng = np.random.RandomState(0)
+    t = np.arange(128)
+    fall_rise = np.where(t < 64, 2.3 - 0.5*t/64, 1.8 + 0.3*(t-64)/64) + 0.02*rng.randn(128)  # the collapse short trials miss
+    assert _unstable(fall_rise)[0] and _unstable(fall_rise)[1] > 0.5
+    assert not _unstable(2.3*np.exp(-t/20) + 0.02*rng.randn(128))[0]                     # a steady fall
+    floor = np.where(t < 16, 1 - t/16, 0.) + 0.01 + 0.005*rng.rand(128)                    # at a floor of 0.01: +-50% is noise
+    assert not _unstable(floor)[0]
+    assert not _unstable(20 + 5*rng.randn(128))[0]                                         # batch noise 25% of the loss
+    assert not _unstable(2.30 - 0.001*t/128 + 0.002*rng.randn(128))[0]                    # a slow starter barely moves
+    assert _unstable(np.r_[np.full(64, 2.3), np.linspace(2.3, 3.5, 64)])[0]                # never fell, then climbed
+    assert _unstable([1., 2.]) == (False, 0.)                                              # too short to tell
+
+def test_prefix_is_the_uncompressed_start():
+    "The probe runs the first batches of the fit's own phases, at the positions the fit has there"
+    f = lambda pos: 1 - pos
+    phases = [(-1, {'lr': f}, 40), (0, {'lr': f, 'mom': f}, 60)]
+    one = _prefix(phases, 30)
+    test_eq([(fz, n) for fz,_,n in one], [(-1, 30)])
+    test_close([one[0][1]['lr'](i/30) for i in range(30)], [f(i/40) for i in range(30)])
+    two = _prefix(phases, 70)
+    test_eq([(fz, n) for fz,_,n in two], [(-1, 40), (0, 30)])
+    test_close([two[1][1]['mom'](i/30) for i in range(30)], [f(i/60) for i in range(30)])
+    test_eq(len(_prefix(phases, 500)), 2)
+
+def test_an_unstable_probe_halves_the_pick(monkeypatch):
+    "When the fit's own first batches climb back up at the pick, the pick halves (at most 3 times) and the cost counts the probes"
+    learn = _learner()
+    ref = learn.lr_tune(10, fit='fit_cos_anneal')
+    test_eq(len(ref.probes), 1); assert not ref.probes[0]['unstable']
+    assert ref.probes[0]['steps'] == round(tune.PROBE * ref.n_steps)
+    calls = []
+    def unstable(losses): calls.append(len(losses)); return (len(calls) <= 2, 0.5)
+    monkeypatch.setattr(tune, '_unstable', unstable)
+    before = learner_state(learn)
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert_restored(before, learner_state(learn))
+    assert res.scale == pytest.approx(ref.scale/4) and len(res.probes) == 3 and 'halved 2x' in res.rule
+    test_eq([p['lr'] for p in res.probes], [ref.scale, ref.scale/2, ref.scale/4])
+    test_eq(res.cost, ref.cost + 2*ref.probes[0]['steps'])
+    calls.clear(); monkeypatch.setattr(tune, '_unstable', lambda losses: (True, 1.))
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert res.scale == pytest.approx(ref.scale/2**tune.MAX_HALVE) and len(res.probes) == tune.MAX_HALVE + 1
 
 # ---------------------------------------------------------------- the tuner
 def test_lr_tune_restores_and_reports():
