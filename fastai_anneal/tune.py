@@ -106,6 +106,9 @@ def _range_top(lrs, losses, minimum:float, num_it:int) -> float:
 # than 5% of that low, by more than 3 standard errors of the difference (batch-to-batch noise), and by more than 10% of the fall from
 # the first window to the low: a loss at its floor wanders, a noisy one jumps, a slow starter's barely falls. At most 3 halvings
 PROBE,RISE,GIVE_BACK,MAX_HALVE = 0.08,0.05,0.1,3
+# the probe runs only for a pick at least half the range test's `top` (where a short run's loss stopped falling): picks far below it
+# were never near the cliff in the benchmark, and the probe costs 8% of the fit
+PROBE_NEAR = 0.5
 
 def _unstable(losses:list) -> tuple:
     "Whether a probe's training `losses` climbed back up at its end (see `PROBE`); and the share of its fall given back"
@@ -126,7 +129,8 @@ def _best(scores:dict) -> float:
 
 # ---------------------------------------------------------------- the result
 class LRTuneResult:
-    "The tuned learning rate of one fit and its evidence: every trial's lr, length, rung, score and loss curve, and the cost in batches"
+    ("The tuned learning rate of one fit and its evidence: every trial's lr, length, rung, score and loss curve, the stability probes "
+     "(`probes`: lr, batches, unstable, loss curve), and the cost in batches")
     def __init__(self, lr, scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule, time_s, probes=()): store_attr()
     @property
     def cost_ratio(self) -> float: "Training batches spent tuning per training batch of the fit"; return self.cost / self.n_steps
@@ -172,7 +176,7 @@ def tune_lr(learn:Learner,
     n_steps:int,              # Training batches of the fit being tuned
     lr_like=None,             # The fit's lr argument (float, slice, list; None: one value): its per-group ratios are kept
     ratios=None,              # Per-group lr ratios for the range test (largest 1)
-    budget:float=0.25,        # Training batches spent tuning, as a fraction of `n_steps`
+    budget:float=0.25,        # Training batches of the range test and trials, as a fraction of `n_steps` (each stability probe adds 8%)
     monitor:str='valid_loss', # Score of the last rung: 'valid_loss' or a metric name
     cbs=None,                 # The fit's extra callbacks (they run in the trials too)
     wd=None,                  # The fit's weight decay
@@ -186,14 +190,14 @@ def tune_lr(learn:Learner,
     # A range test needs points (fastai smooths its loss over ~50 batches) and a trial needs batches to tell lrs apart: below these
     # lengths the tuning answers noise, so a short fit pays more than `budget` (with a warning), and a tiny one is refused.
     n_sweep = int(min(100, max(30, round(0.04*n_steps))))
-    n_probe = max(1, round(min(PROBE, budget/3) * n_steps))  # the stability probe (step 5)
-    left = budget*n_steps - n_sweep - n_probe
+    n_probe = max(1, round(PROBE * n_steps))  # the stability probe (step 5), on top of the budget
+    left = budget*n_steps - n_sweep
     t0 = int(left // (8 + 4*2.5))  # rung 0: about 8 trials; rung 1: at most 4, 2.5x longer
     min_t0 = 8
     if t0 < min_t0:
         if n_steps < 5*min_t0:
             raise ValueError(f"lr='auto' needs a fit of at least {5*min_t0} training batches to run trials, this one has {n_steps}")
-        need = math.ceil((n_sweep + min_t0*(8+4*2.5)) / (budget - min(PROBE, budget/3)))
+        need = math.ceil((n_sweep + min_t0*(8+4*2.5)) / budget)
         warnings.warn(f"lr='auto': the fit has {n_steps} training batches; tuning within budget={budget} needs {need}. "
                       f"The trials take their minimum length, {min_t0} and {round(2.5*min_t0)} batches: tuning costs more than the budget")
         t0 = min_t0
@@ -260,11 +264,11 @@ def tune_lr(learn:Learner,
         v = _vertex(xs, ys) if all(math.isfinite(y) for y in ys) else None
         if v is not None: scale,rule = 2.**min(max(v, xs[0]), xs[2]),'parabola vertex'
     # 5. stability: short trials do not see an lr that the fit itself cannot hold (a schedule without warmup collapses a few
-    # percent into training at 2-3x its best lr, while every compressed trial has already annealed). The fit's own first `PROBE`
-    # of batches, uncompressed, runs at the pick; if its training loss climbs back up at the end (`_unstable`) or diverges, the
-    # pick halves and the probe runs again
+    # percent into training at 2-3x its best lr, while every compressed trial has already annealed). For a pick near the range
+    # test's top, the fit's own first `PROBE` of batches, uncompressed, runs at the pick; if its training loss climbs back up at
+    # the end (`_unstable`) or diverges, the pick halves and the probe runs again
     probes = []
-    for _ in range(MAX_HALVE + 1):
+    for _ in range(MAX_HALVE + 1 if scale >= PROBE_NEAR*top else 0):  # far below the range test's top, no cliff is near
         with LearnerSnapshot(learn):
             losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, validate=False)
         cost += len(losses)
@@ -316,7 +320,7 @@ def _fastai_fit(learn, method:str, call:dict, lr) -> dict:
 def lr_tune(self:Learner,
     *args,                    # The fit's arguments, as you would pass them to `fit` (its lr may be a slice or list: ratios kept)
     fit:str='fit_cos_anneal', # The fit to tune for: a registered variant, or fastai's 'fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fit'
-    budget:float=0.25,        # Training batches spent on trials (range test included), as a fraction of the fit's
+    budget:float=0.25,        # Training batches of the trials (range test included), as a fraction of the fit's; the probe adds 8%
     monitor:str='valid_loss', # What the last rung minimises: 'valid_loss' or a metric's name (maximised unless it names a loss/error)
     show_plot:bool=False,     # Plot the trials (`LRTuneResult.plot`)
     **kwargs,                 # The fit's keyword arguments

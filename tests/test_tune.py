@@ -71,6 +71,7 @@ def test_prefix_is_the_uncompressed_start():
 def test_an_unstable_probe_halves_the_pick(monkeypatch):
     "When the fit's own first batches climb back up at the pick, the pick halves (at most 3 times) and the cost counts the probes"
     learn = _learner()
+    monkeypatch.setattr(tune, 'PROBE_NEAR', 0.)  # probe whatever the pick
     ref = learn.lr_tune(10, fit='fit_cos_anneal')
     test_eq(len(ref.probes), 1); assert not ref.probes[0]['unstable']
     assert ref.probes[0]['steps'] == round(tune.PROBE * ref.n_steps)
@@ -86,6 +87,9 @@ def test_an_unstable_probe_halves_the_pick(monkeypatch):
     calls.clear(); monkeypatch.setattr(tune, '_unstable', lambda losses: (True, 1.))
     res = learn.lr_tune(10, fit='fit_cos_anneal')
     assert res.scale == pytest.approx(ref.scale/2**tune.MAX_HALVE) and len(res.probes) == tune.MAX_HALVE + 1
+    monkeypatch.setattr(tune, 'PROBE_NEAR', math.inf)  # a pick far below the range test's top: no probe, no cost
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    test_eq((res.scale, len(res.probes), res.cost), (ref.scale, 0, ref.cost - ref.probes[0]['steps']))
 
 # ---------------------------------------------------------------- the tuner
 def test_lr_tune_restores_and_reports():
@@ -96,7 +100,7 @@ def test_lr_tune_restores_and_reports():
     res = learn.lr_tune(10, fit='fit_cos_anneal', pct_warmup=0.1)
     assert_restored(before, learner_state(learn))
     assert isinstance(res.lr, float) and res.lr == res.scale and 1e-6 < res.lr < 10
-    assert res.n_steps == 10*N_TRAIN and 0 < res.cost <= 0.3*res.n_steps
+    assert res.n_steps == 10*N_TRAIN and 0 < res.cost <= (0.3 + tune.PROBE*len(res.probes))*res.n_steps  # the probe is on top
     assert {t['rung'] for t in res.trials} == {0, 1} and all(len(t['losses']) <= t['steps'] for t in res.trials)
     assert res.rule in ('parabola vertex', 'best trial') and res.top > 0
     fig = res.plot(return_fig=True)
