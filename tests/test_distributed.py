@@ -16,15 +16,19 @@ def _ranks(path) -> list:
     "What each rank's worker wrote to `path` (rank0.json, rank1.json...)"
     return [json.loads((path/f'rank{r}.json').read_text()) for r in range(WORLD)]
 
-@pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    "The documented command: torchrun's `--standalone` rendezvous binds a port of its own, so no probed port can be taken first"
-    out = tmp_path_factory.mktemp('ddp')
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(WORLD), str(EXAMPLE),
-           '--epochs', str(EPOCHS), '--lr-find', '--out', str(out)]
+def _run_example(out, *args) -> list:
+    ("The documented command, `examples/train_ddp.py *args` under torchrun, writing to `out`; what each rank wrote. torchrun's "
+     "`--standalone` rendezvous binds a port of its own, so no probed port can be taken first")
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(WORLD), str(EXAMPLE), *args,
+           '--out', str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert r.returncode == 0, f'exit {r.returncode}\n' + r.stderr[-5000:]
-    return _ranks(out),out
+    return _ranks(out)
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('ddp')
+    return _run_example(out, '--epochs', str(EPOCHS), '--lr-find'),out
 
 @pytest.mark.distributed
 @needs_gloo
@@ -73,11 +77,7 @@ def test_resume_under_distributed_dl(tmp_path):
 @needs_gloo
 def test_auto_lr_is_one_decision_for_every_rank(tmp_path):
     "`fit_cos_anneal(n, 'auto')` under `distrib_ctx`: the ranks average every trial's score, so they take the same decisions and lr"
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(WORLD), str(EXAMPLE),
-           '--epochs', '10', '--lr', 'auto', '--out', str(tmp_path)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert r.returncode == 0, f'exit {r.returncode}\n' + r.stderr[-5000:]
-    res = _ranks(tmp_path)
+    res = _run_example(tmp_path, '--epochs', '10', '--lr', 'auto')
     assert res[0]['lr_tuned'] == res[1]['lr_tuned'] and 1e-5 < res[0]['lr_tuned'] < 1
     test_eq(res[0]['trial_lrs'], res[1]['trial_lrs'])
     test_eq(res[0]['trial_scores'], res[1]['trial_scores'])  # each score is the mean over the ranks
