@@ -109,6 +109,10 @@ PROBE,RISE,GIVE_BACK,MAX_HALVE = 0.08,0.05,0.1,3
 # the probe runs only for a pick at least half the range test's `top` (where a short run's loss stopped falling): picks far below it
 # were never near the cliff in the benchmark, and the probe costs 8% of the fit
 PROBE_NEAR = 0.5
+# divergence margin: the pick stays at least this factor below the lowest lr whose trial diverged. A compressed trial spends a few
+# dozen batches near its peak, the fit 30x more: an lr one factor-2 step below a trial that diverged sat on the fit's cliff in the
+# benchmark (MNIST-1D, 30 epochs: 0.073 next to a diverged 0.147 ended at 84%, 0.037 at 94%)
+DIV_MARGIN = 4.
 
 def _unstable(losses:list) -> tuple:
     "Whether a probe's training `losses` climbed back up at its end (see `PROBE`); and the share of its fall given back"
@@ -263,6 +267,10 @@ def tune_lr(learn:Learner,
         ys = [s1[b/2], s1[b], s1[b*2]]
         v = _vertex(xs, ys) if all(math.isfinite(y) for y in ys) else None
         if v is not None: scale,rule = 2.**min(max(v, xs[0]), xs[2]),'parabola vertex'
+    # 4. margin: no pick within `DIV_MARGIN` of a trial that diverged (scores are agreed over ranks: every rank caps alike)
+    div = [t['lr'] for t in trials if not math.isfinite(t['score'])]
+    if div and scale > min(div)/DIV_MARGIN:
+        scale,rule = min(div)/DIV_MARGIN,rule + f", capped at 1/{DIV_MARGIN:g} of {min(div):.3g} (its trial diverged)"
     # 5. stability: short trials do not see an lr that the fit itself cannot hold (a schedule without warmup collapses a few
     # percent into training at 2-3x its best lr, while every compressed trial has already annealed). For a pick near the range
     # test's top, the fit's own first `PROBE` of batches, uncompressed, runs at the pick; if its training loss climbs back up at

@@ -91,6 +91,24 @@ def test_an_unstable_probe_halves_the_pick(monkeypatch):
     res = learn.lr_tune(10, fit='fit_cos_anneal')
     test_eq((res.scale, len(res.probes), res.cost), (ref.scale, 0, ref.cost - ref.probes[0]['steps']))
 
+def test_no_pick_near_a_diverged_trial(monkeypatch):
+    "The pick stays `DIV_MARGIN` below the lowest lr whose trial diverged (the fit spends far longer near its peak than a trial)"
+    learn = _learner()
+    monkeypatch.setattr(tune, 'PROBE_NEAR', math.inf)  # the margin alone
+    ref = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert 'capped' not in ref.rule and not any(t['diverged'] for t in ref.trials)
+    run,cliff = tune._run_phases,0.7*ref.scale  # the synthetic task picks the largest lr its trials reach
+    def run_phases(learn, phases, cbs, wd, validate):  # `fit_cos_anneal` has no warmup: its trials start at their peak lr
+        if float(np.max(np.atleast_1d(phases[0][1]['lr'](0.)))) > cliff: return [float('nan')],True,None
+        return run(learn, phases, cbs, wd, validate)
+    monkeypatch.setattr(tune, '_run_phases', run_phases)
+    before = learner_state(learn)
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert_restored(before, learner_state(learn))
+    div = min(t['lr'] for t in res.trials if t['diverged'])
+    assert div > cliff and res.scale == pytest.approx(div/tune.DIV_MARGIN) and f"capped at 1/4 of {div:.3g}" in res.rule
+    assert all(not t['diverged'] for t in res.trials if t['lr'] <= cliff)
+
 # ---------------------------------------------------------------- the tuner
 def test_lr_tune_restores_and_reports():
     learn = _learner()
