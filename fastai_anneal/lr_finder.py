@@ -16,7 +16,7 @@ from ._checks import check_int, check_float, check_bool, check_lr_range, check_s
 from ._groups import n_groups as _n_groups
 from .snapshot import LearnerSnapshot
 
-__all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'suggest_lrs']
+__all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
 
 # ---------------------------------------------------------------- sweep shapes
 class LogSweep:
@@ -94,13 +94,14 @@ class AnnealLRFinder(ParamScheduler):
         self.scheds = {'lr': _Sweep(self.anneal, *self._range(len(self.opt.param_lists)))}
         if self._snapshot is None: self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True)
         super().before_fit()
-        self.best_loss = float('inf')
+        self.best_loss,self.raw_losses = float('inf'),[]
 
     def before_batch(self): self._update_val(self.train_iter/self.num_it)
 
     def after_batch(self):
-        "Record the lr; stop at `num_it` batches or, with `stop_div`, on divergence"
+        "Record the batch's loss (`raw_losses`); stop at `num_it` batches or, with `stop_div`, on divergence"
         super().after_batch()
+        self.raw_losses.append(float(self.learn.loss.detach().mean()))  # an uneven sweep's suggestions resample these
         loss = float(self.smooth_loss)  # one tensor op, then floats: fastai's three tensor compares decide the same (4*x is exact)
         if loss < self.best_loss: self.best_loss = loss
         if self.stop_div and (not math.isfinite(loss) or loss > self.div_thresh*self.best_loss): raise CancelFitException()
@@ -133,19 +134,62 @@ def even_log_points(lrs:Tensor, losses:Tensor) -> tuple:
     vals = np.interp(grid.numpy(), lg.numpy(), losses.double().numpy())
     return torch.exp(grid).to(lrs.dtype),torch.from_numpy(vals).to(losses.dtype)
 
+def _smooth(vals:np.ndarray, beta:float) -> np.ndarray:
+    "`vals` smoothed as fastai's `Recorder` smooths the loss: an exponential moving average with weight `beta`, debiased"
+    out,m = np.empty(len(vals)),0.
+    for i,v in enumerate(vals):
+        m = beta*m + (1-beta)*v
+        out[i] = m/(1-beta**(i+1))
+    return out
+
+def even_log_sweep(lrs:list, raw_losses:list, beta:float=0.98, div_thresh:float=4.) -> tuple:
+    ("An uneven sweep (`lrs`, each batch's `raw_losses`) as fastai's 'exp' sweep would record it: the raw losses averaged onto as many "
+     "points evenly spaced in log(lr), smoothed over those points with `beta`, and cut before the first point whose loss passes "
+     "`div_thresh` times the smoothed best so far; `(lrs, smoothed losses)` tensors")
+    beta,div_thresh = check_float('beta', beta, 0., 1., lo_open=False),check_float('div_thresh', div_thresh, 1., inf_ok=True)
+    lrs,raw = np.asarray([float(v) for v in lrs], dtype=np.float64),np.asarray([float(v) for v in raw_losses], dtype=np.float64)
+    if len(raw) != len(lrs): raise ValueError(f"raw_losses must have one loss per lr ({len(lrs)}), got {len(raw)}")
+    if len(lrs) > 1 and not (np.all(lrs > 0) and lrs[-1] > lrs[0]):
+        raise ValueError(f"lrs must be positive and end above where they start, got {lrs[0]:.3g} to {lrs[-1]:.3g}")
+    bad = np.nonzero(~np.isfinite(raw))[0]
+    if len(bad): lrs,raw = lrs[:bad[0]],raw[:bad[0]]
+    if len(lrs) < 3: return tensor(lrs).float(),tensor(_smooth(raw, beta)).float()
+    lg = np.log(lrs)
+    grid = np.linspace(lg[0], lg[-1], len(lg))
+    # each batch counts at its nearest grid point; a point no batch reached (where the sweep runs fastest) is interpolated
+    idx = np.clip(np.rint((lg - lg[0]) / (grid[1] - grid[0])).astype(int), 0, len(grid)-1)
+    n = np.bincount(idx, minlength=len(grid))
+    vals = np.interp(grid, grid[n > 0], np.bincount(idx, raw, len(grid))[n > 0] / n[n > 0])
+    sm = _smooth(vals, beta)
+    # a batch far above the best so far broke the model; what the sweep records after it is that model's, not the lr's. The
+    # 'exp' sweep stops there through its smoothed loss; resampled, the smoothing restarts, so the cut looks at the raw points
+    best = np.minimum.accumulate(sm)
+    spike = np.nonzero((best > 0) & (vals > div_thresh*best))[0]  # inf: never
+    cut = spike[0] if len(spike) else len(grid)
+    return tensor(np.exp(grid[:cut])).float(),tensor(sm[:cut]).float()
+
 def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     losses:list,            # Smoothed loss of every sweep batch (`Recorder.losses`)
     num_it:int,             # Sweep length asked for: as fastai, the first `num_it//10` points and the last 5 are left out
     suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions `f(lrs, losses, num_it) -> (lr, (lr, loss))`
+    raw_losses:list=None,   # Each batch's loss, unsmoothed (`AnnealLRFinder.raw_losses`): an uneven sweep is resampled from these
+    beta:float=0.98,        # The `Recorder`'s smoothing, applied to a resampled sweep
+    div_thresh:float=4.,    # A resampled sweep is cut at its first point above `div_thresh` times the smoothed best so far
 ) -> tuple:
     ("`(SuggestedLRs, points)` as fastai's `lr_find` computes them, but a method with too few finite points gives NaN and a warning, "
-     "never an exception")
+     "never an exception. An uneven sweep is first resampled evenly in log(lr): from `raw_losses` when given (`even_log_sweep`), "
+     "else its smoothed losses are interpolated")
     num_it,funcs = check_int('num_it', num_it, 1),_check_suggest_funcs(suggest_funcs)
+    beta,div_thresh = check_float('beta', beta, 0., 1., lo_open=False),check_float('div_thresh', div_thresh, 1., inf_ok=True)
     lrs,losses = tensor(list(lrs)),tensor(list(losses))
+    if raw_losses is not None and len(raw_losses) != len(lrs):
+        raise ValueError(f"raw_losses must have one loss per lr ({len(lrs)}), got {len(raw_losses)}")
     if not _even_in_log(lrs):  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut
-        bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
-        if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]
-        lrs,losses = even_log_points(lrs, losses)
+        if raw_losses is not None: lrs,losses = even_log_sweep(lrs, raw_losses, beta, div_thresh)
+        else:
+            bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
+            if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]
+            lrs,losses = even_log_points(lrs, losses)
     lrs,losses = lrs[num_it//10:-5],losses[num_it//10:-5]
     bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
     if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]  # fastai cuts at the first NaN; an inf breaks the slope too
@@ -174,6 +218,7 @@ def plot_lr_sweep(self:Recorder,
     suggestions:list=None,   # `(lr, loss)` points to mark, as `lr_find` passes them; NaN ones are listed as none
     nms:list=None,           # Their names, for the legend
     show_sweep:bool=True,    # Add a panel with the lr of every iteration: the sweep's shape
+    resampled:tuple=None,    # `(lrs, losses)` of an uneven sweep resampled evenly in log(lr) (`even_log_sweep`): drawn dashed
     **kwargs,                # Accepted and ignored, as fastai's
 ):
     ("Plot loss against lr of the last LR range test, marking `suggestions`; with `show_sweep`, a side panel draws the sweep's lr per "
@@ -183,7 +228,9 @@ def plot_lr_sweep(self:Recorder,
     losses = self.losses if skip_end==0 else self.losses[:-skip_end]
     if show_sweep: fig,(ax,ax_sweep) = plt.subplots(1, 2, figsize=(8.5, 4), gridspec_kw={'width_ratios': [3, 1]})
     else: fig,ax = plt.subplots(1,1)
-    ax.plot(lrs, losses)
+    ax.plot(lrs, losses, label='recorded' if resampled is not None else None)
+    if resampled is not None:
+        ax.plot(*[np.asarray(v, dtype=np.float64) for v in resampled], '--', c='gray', lw=1, label='resampled (suggestions)')
     ax.set_ylabel("Loss")
     ax.set_xlabel("Learning Rate")
     ax.set_xscale('log')
@@ -192,7 +239,7 @@ def plot_lr_sweep(self:Recorder,
         for (val, idx), nm, color in zip(suggestions, nms, colors):
             if _finite(val): ax.plot(val, idx, 'o', label=nm, c=color)
             else: ax.plot([], [], 'o', label=f'{nm}: none', c=color, alpha=0.3)
-        ax.legend(loc='best')
+    if suggestions or resampled is not None: ax.legend(loc='best')
     if show_sweep:
         ax_sweep.plot(range(len(self.lrs)), self.lrs)
         ax_sweep.set_yscale('log'); ax_sweep.set_xlabel('Iteration'); ax_sweep.set_title('Sweep: lr per iteration', fontsize=9)
@@ -229,6 +276,9 @@ def lr_find(self:Learner,
     if suggest_funcs is None:
         if show_plot: self.recorder.plot_lr_sweep()
         return None
-    sugg,pnts = suggest_lrs(self.recorder.lrs, self.recorder.losses, cb.num_it, suggest_funcs)
-    if show_plot: self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields))
+    beta,lrs = self.recorder.smooth_loss.beta,self.recorder.lrs
+    sugg,pnts = suggest_lrs(lrs, self.recorder.losses, cb.num_it, suggest_funcs, raw_losses=cb.raw_losses, beta=beta,
+                            div_thresh=cb.div_thresh)
+    even = None if _even_in_log(tensor(list(lrs))) else even_log_sweep(lrs, cb.raw_losses, beta, cb.div_thresh)
+    if show_plot: self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields), resampled=even)
     return sugg

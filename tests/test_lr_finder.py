@@ -435,6 +435,42 @@ def test_lr_find_shows_the_sweep_and_returns_only_suggestions():
     test_eq(plt.get_fignums(), [1])
     test_eq(len(plt.figure(1).axes), 2)
 
+def test_uneven_sweeps_resample_their_raw_losses():
+    ("With each batch's loss, an uneven sweep is averaged onto even log(lr) points and smoothed there as fastai smooths the 'exp' "
+     "sweep: the same curve gives the same suggestions; a loss spike ends the curve; the finder records the raw losses")
+    from fastai_anneal.lr_finder import even_log_sweep, SWEEPS, _smooth
+    from fastai.callback.schedule import SuggestionMethod as SM
+    curve = lambda lr: 2.5 - np.tanh(np.log10(lr) + 3.) + 0.5*np.exp(2.*(np.log10(lr) + 0.5))
+    pos,funcs = np.arange(100)/99,(SM.Valley, SM.Minimum, SM.Steep, SM.Slide)
+    lrs = {k: [SWEEPS[k](1e-7, 10, p) for p in pos] for k in ('exp', 'cos')}
+    raw = {k: [curve(lr) for lr in v] for k,v in lrs.items()}
+    exp,_ = suggest_lrs(lrs['exp'], list(_smooth(np.array(raw['exp']), 0.98)), 100, funcs)  # what fastai's Recorder records
+    cos,_ = suggest_lrs(lrs['cos'], [0.]*100, 100, funcs, raw_losses=raw['cos'])             # the smoothed losses are not used
+    for k in exp._fields:  # one log step of the sweep is a factor 10**(8/99) = 1.2
+        assert abs(math.log10(getattr(cos, k)) - math.log10(getattr(exp, k))) < 0.25, (k, exp, cos)
+    g,sm = even_log_sweep(lrs['cos'], raw['cos'], div_thresh=math.inf)
+    steps = torch.diff(torch.log(g.double()))
+    assert len(g) == 100 and torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-4)
+    i = int(np.argmin([abs(math.log(lr/1e-2)) for lr in lrs['cos']]))
+    spiked = raw['cos'][:i] + [10*raw['cos'][i]] + raw['cos'][i+1:]  # the batch nearest 1e-2 broke the model
+    g2,_ = even_log_sweep(lrs['cos'], spiked)
+    assert lrs['cos'][i]/1.5 < float(g2[-1]) < lrs['cos'][i] and len(g2) < 100  # the curve ends a grid point (x1.2) before it
+    assert len(even_log_sweep(lrs['cos'], raw['cos'])[0]) == 98  # the curve itself passes 4x its best at the end: cut there
+    g3,_ = even_log_sweep(lrs['cos'], raw['cos'][:40] + [float('nan')]*60)
+    assert float(g3[-1]) == pytest.approx(lrs['cos'][39], rel=1e-5)  # cut at the first NaN
+    with pytest.raises(ValueError, match=r"raw_losses must have one loss per lr \(100\), got 99"):
+        suggest_lrs(lrs['cos'], [0.]*100, 100, funcs, raw_losses=raw['cos'][:99])
+    with pytest.raises(ValueError, match="beta"): suggest_lrs(lrs['cos'], [0.]*100, 100, funcs, raw_losses=raw['cos'], beta=1.)
+    with pytest.raises(ValueError, match="div_thresh"): even_log_sweep(lrs['cos'], raw['cos'], div_thresh=0.5)
+    with pytest.raises(ValueError, match="lrs must be positive and end above where they start"):
+        even_log_sweep(lrs['cos'][::-1], raw['cos'])
+    learn = _learner()
+    with learn.no_bar(): learn.lr_find(num_it=30, anneal='cos', show_plot=False)
+    cb = AnnealLRFinder(num_it=30, anneal='cos')
+    with learn.no_bar(), learn.no_logging(): learn.fit(30//len(learn.dls.train) + 1, cbs=cb)
+    test_eq(len(cb.raw_losses), len(learn.recorder.lrs)); test_eq(len(cb.raw_losses), 30)
+    assert all(math.isfinite(v) for v in cb.raw_losses)
+
 def test_uneven_sweeps_are_resampled_in_log_lr():
     "A 'cos' sweep's points are uneven in log(lr); its suggestions are computed on even log points and agree with the 'exp' sweep's"
     from fastai_anneal.lr_finder import even_log_points, SWEEPS
