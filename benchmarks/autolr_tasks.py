@@ -11,6 +11,8 @@ Each `make(seed)` returns a fresh fastai `Learner` (seed: weight init and shuffl
   validation MSE
 - mnist1d_mlp (held out, added after the method was fixed): an MLP without normalisation on MNIST-1D, SGD momentum 0.9,
   40 epochs; accuracy
+- mnist1d_20ep, tabular_4ep (held out, added after the divergence margin): the first and fourth tasks at other budgets (20
+  and 4 epochs, about 800 batches each). The best lr moves with the horizon; these check the tuner follows it.
 """
 import math, numpy as np, torch
 from functools import partial
@@ -121,7 +123,8 @@ def mnist1d_mlp(seed):
 # name: (make, epochs, score: 'accuracy' (higher better) | 'valid_loss' (lower better))
 TASKS = {'mnist1d': (mnist1d, 60, 'accuracy'), 'bn_sgd': (bn_sgd, 20, 'accuracy'),
          'char_lm': (char_lm, 8, 'valid_loss'), 'tabular': (tabular, 10, 'accuracy'), 'mnist1d_gru': (mnist1d_gru, 30, 'accuracy'),
-         'friedman_mlp': (friedman_mlp, 12, 'valid_loss'), 'mnist1d_mlp': (mnist1d_mlp, 40, 'accuracy')}
+         'friedman_mlp': (friedman_mlp, 12, 'valid_loss'), 'mnist1d_mlp': (mnist1d_mlp, 40, 'accuracy'),
+         'mnist1d_20ep': (mnist1d, 20, 'accuracy'), 'tabular_4ep': (tabular, 4, 'accuracy')}
 
 def score(learn, kind):
     names = learn.recorder.metric_names[1:-1]
