@@ -276,7 +276,7 @@ def tune_lr(learn:Learner,
     # test's top, the fit's own first `PROBE` of batches, uncompressed, runs at the pick; if its training loss climbs back up at
     # the end (`_unstable`) or diverges, the pick halves and the probe runs again
     probes = []
-    for _ in range(MAX_HALVE + 1 if scale >= PROBE_NEAR*top else 0):  # far below the range test's top, no cliff is near
+    while scale >= PROBE_NEAR*top and len(probes) <= MAX_HALVE:  # far below the range test's top (a halved pick too), no cliff is near
         with LearnerSnapshot(learn):
             losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, validate=False)
         cost += len(losses)
@@ -285,10 +285,11 @@ def tune_lr(learn:Learner,
         probes.append(dict(lr=scale, steps=len(losses), unstable=bad, give_back=back, losses=losses))
         if not bad or len(probes) > MAX_HALVE: break
         scale /= 2
-    if len(probes) > 1:
-        back = probes[-2]['give_back']
+    halved = min(sum(p['unstable'] for p in probes), MAX_HALVE)  # the unstable probes come first; each but a last extra one halved
+    if halved:
+        back = probes[halved-1]['give_back']
         why = f"gave back {back:.0%} of their fall" if math.isfinite(back) else "ended above their start"
-        rule += f", halved {len(probes)-1}x: the fit's first {n_probe} batches at the lr above {why}"
+        rule += f", halved {halved}x: the fit's first {n_probe} batches at the lr above {why}"
     return LRTuneResult(lr_scale_like(lr_like, scale), scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule,
                         time.perf_counter() - start, probes)
 

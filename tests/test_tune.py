@@ -87,6 +87,10 @@ def test_an_unstable_probe_halves_the_pick(monkeypatch):
     calls.clear(); monkeypatch.setattr(tune, '_unstable', lambda losses: (True, 1.))
     res = learn.lr_tune(10, fit='fit_cos_anneal')
     assert res.scale == pytest.approx(ref.scale/2**tune.MAX_HALVE) and len(res.probes) == tune.MAX_HALVE + 1
+    monkeypatch.setattr(tune, 'PROBE_NEAR', 0.75*ref.scale/ref.top)  # halved once, the pick is below where probes run: no second
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    test_eq((res.scale, len(res.probes), res.cost), (ref.scale/2, 1, ref.cost))
+    assert 'halved 1x' in res.rule
     monkeypatch.setattr(tune, 'PROBE_NEAR', math.inf)  # a pick far below the range test's top: no probe, no cost
     res = learn.lr_tune(10, fit='fit_cos_anneal')
     test_eq((res.scale, len(res.probes), res.cost), (ref.scale, 0, ref.cost - ref.probes[0]['steps']))
