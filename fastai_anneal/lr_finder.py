@@ -142,15 +142,17 @@ def _smooth(vals:np.ndarray, beta:float) -> np.ndarray:
         out[i] = m/(1-beta**(i+1))
     return out
 
+def _increasing(lrs:np.ndarray) -> bool: return bool(np.all(np.isfinite(lrs)) and np.all(lrs > 0) and np.all(np.diff(lrs) > 0))
+
 def even_log_sweep(lrs:list, raw_losses:list, beta:float=0.98, div_thresh:float=4.) -> tuple:
     ("An uneven sweep (`lrs`, each batch's `raw_losses`) as fastai's 'exp' sweep would record it: the raw losses averaged onto as many "
-     "points evenly spaced in log(lr), smoothed over those points with `beta`, and cut before the first point whose loss passes "
-     "`div_thresh` times the smoothed best so far; `(lrs, smoothed losses)` tensors")
+     "points evenly spaced in log(lr), smoothed over those points with `beta`, and cut before the first point where the median of "
+     "the last three passes `div_thresh` times the smoothed best so far (counted from the first tenth on; never when it is <= 0); "
+     "`(lrs, smoothed losses)` tensors, ending before the first non-finite loss (fewer than 3 points come back as they are, smoothed)")
     beta,div_thresh = check_float('beta', beta, 0., 1., lo_open=False),check_float('div_thresh', div_thresh, 1., inf_ok=True)
     lrs,raw = np.asarray([float(v) for v in lrs], dtype=np.float64),np.asarray([float(v) for v in raw_losses], dtype=np.float64)
     if len(raw) != len(lrs): raise ValueError(f"raw_losses must have one loss per lr ({len(lrs)}), got {len(raw)}")
-    if len(lrs) > 1 and not (np.all(lrs > 0) and lrs[-1] > lrs[0]):
-        raise ValueError(f"lrs must be positive and end above where they start, got {lrs[0]:.3g} to {lrs[-1]:.3g}")
+    if not _increasing(lrs): raise ValueError("lrs must be finite, positive and strictly increasing (a sweep's lr per batch)")
     bad = np.nonzero(~np.isfinite(raw))[0]
     if len(bad): lrs,raw = lrs[:bad[0]],raw[:bad[0]]
     if len(lrs) < 3: return tensor(lrs).float(),tensor(_smooth(raw, beta)).float()
@@ -161,10 +163,14 @@ def even_log_sweep(lrs:list, raw_losses:list, beta:float=0.98, div_thresh:float=
     n = np.bincount(idx, minlength=len(grid))
     vals = np.interp(grid, grid[n > 0], np.bincount(idx, raw, len(grid))[n > 0] / n[n > 0])
     sm = _smooth(vals, beta)
-    # a batch far above the best so far broke the model; what the sweep records after it is that model's, not the lr's. The
-    # 'exp' sweep stops there through its smoothed loss; resampled, the smoothing restarts, so the cut looks at the raw points
-    best = np.minimum.accumulate(sm)
-    spike = np.nonzero((best > 0) & (vals > div_thresh*best))[0]  # inf: never
+    # a loss that stays far above the best so far means the model broke; what the sweep records after that is the broken model's,
+    # not the lr's. The 'exp' sweep stops there through its smoothed loss; resampled, the smoothing restarts, so the cut looks at
+    # the points themselves, through a median of three: one noisy batch (a small batch, a low loss) is not a break
+    med = np.median(np.stack([vals, np.r_[vals[:1], vals[:-1]], np.r_[vals[:1], vals[:1], vals[:-2]]]), 0)
+    # the best so far counts from the first tenth on (the part fastai's rules leave out): the first smoothed points are single
+    # batches, and a lucky one would set a best that ordinary batches pass 4x
+    best = np.minimum.accumulate(np.where(np.arange(len(sm)) >= max(3, len(sm)//10), sm, np.inf))
+    spike = np.nonzero(np.isfinite(best) & (best > 0) & (med > div_thresh*best))[0]  # div_thresh inf: never
     cut = spike[0] if len(spike) else len(grid)
     return tensor(np.exp(grid[:cut])).float(),tensor(sm[:cut]).float()
 
@@ -174,17 +180,17 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions `f(lrs, losses, num_it) -> (lr, (lr, loss))`
     raw_losses:list=None,   # Each batch's loss, unsmoothed (`AnnealLRFinder.raw_losses`): an uneven sweep is resampled from these
     beta:float=0.98,        # The `Recorder`'s smoothing, applied to a resampled sweep
-    div_thresh:float=4.,    # A resampled sweep is cut at its first point above `div_thresh` times the smoothed best so far
+    div_thresh:float=4.,    # A resampled sweep ends where its loss stays above `div_thresh` times the smoothed best (inf: never)
 ) -> tuple:
     ("`(SuggestedLRs, points)` as fastai's `lr_find` computes them, but a method with too few finite points gives NaN and a warning, "
      "never an exception. An uneven sweep is first resampled evenly in log(lr): from `raw_losses` when given (`even_log_sweep`), "
-     "else its smoothed losses are interpolated")
+     "else its smoothed losses are interpolated; an even one ('exp') is used as recorded")
     num_it,funcs = check_int('num_it', num_it, 1),_check_suggest_funcs(suggest_funcs)
     beta,div_thresh = check_float('beta', beta, 0., 1., lo_open=False),check_float('div_thresh', div_thresh, 1., inf_ok=True)
     lrs,losses = tensor(list(lrs)),tensor(list(losses))
-    if raw_losses is not None and len(raw_losses) != len(lrs):
-        raise ValueError(f"raw_losses must have one loss per lr ({len(lrs)}), got {len(raw_losses)}")
-    if not _even_in_log(lrs):  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut
+    if not _even_in_log(lrs) and not _increasing(lrs.double().numpy()):
+        warnings.warn("suggest_lrs: the sweep's lrs do not increase batch after batch; its points are used as recorded, not resampled")
+    elif not _even_in_log(lrs):  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut
         if raw_losses is not None: lrs,losses = even_log_sweep(lrs, raw_losses, beta, div_thresh)
         else:
             bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
@@ -259,7 +265,7 @@ def lr_find(self:Learner,
     suggest_funcs=(SuggestionMethod.Valley,),
     # Sweep shape: 'exp' (fastai's, bit for bit) | 'cos' (log-space half cosine) | 'lin' | 'sqrt' | 'poly' | f
     anneal:str|callable=DEFAULT_SWEEP,
-    div_thresh:float=4.,             # Divergence threshold (fastai's 4)
+    div_thresh:float=4.,             # Divergence threshold (fastai's 4); with `stop_div`, it also ends a resampled uneven sweep
 ):
     ("Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; the learner "
      "comes back bit for bit, even after an exception")
@@ -276,9 +282,14 @@ def lr_find(self:Learner,
     if suggest_funcs is None:
         if show_plot: self.recorder.plot_lr_sweep()
         return None
-    beta,lrs = self.recorder.smooth_loss.beta,self.recorder.lrs
-    sugg,pnts = suggest_lrs(lrs, self.recorder.losses, cb.num_it, suggest_funcs, raw_losses=cb.raw_losses, beta=beta,
-                            div_thresh=cb.div_thresh)
-    even = None if _even_in_log(tensor(list(lrs))) else even_log_sweep(lrs, cb.raw_losses, beta, cb.div_thresh)
-    if show_plot: self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields), resampled=even)
+    lrs,losses = self.recorder.lrs,self.recorder.losses
+    kw = {}
+    if not _even_in_log(tensor(list(lrs))) and _increasing(np.asarray(lrs, dtype=np.float64)):  # fastai's 'exp' sweep: as recorded
+        n = min(len(lrs), len(cb.raw_losses))  # a callback that cancels between the Recorder and the finder leaves one batch out
+        lrs,losses = lrs[:n],losses[:n]
+        kw = dict(raw_losses=cb.raw_losses[:n], beta=self.recorder.smooth_loss.beta, div_thresh=cb.div_thresh if cb.stop_div else math.inf)
+    sugg,pnts = suggest_lrs(lrs, losses, cb.num_it, suggest_funcs, **kw)
+    if show_plot:
+        even = even_log_sweep(lrs, kw['raw_losses'], kw['beta'], kw['div_thresh']) if kw else None
+        self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields), resampled=even)
     return sugg

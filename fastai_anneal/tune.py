@@ -268,9 +268,9 @@ def tune_lr(learn:Learner,
         v = _vertex(xs, ys) if all(math.isfinite(y) for y in ys) else None
         if v is not None: scale,rule = 2.**min(max(v, xs[0]), xs[2]),'parabola vertex'
     # 4. margin: no pick within `DIV_MARGIN` of a trial that diverged (scores are agreed over ranks: every rank caps alike)
-    div = [t['lr'] for t in trials if not math.isfinite(t['score'])]
-    if div and scale > min(div)/DIV_MARGIN:
-        scale,rule = min(div)/DIV_MARGIN,rule + f", capped at 1/{DIV_MARGIN:g} of {min(div):.3g} (its trial diverged)"
+    div_lrs = [t['lr'] for t in trials if not math.isfinite(t['score'])]
+    if div_lrs and scale > min(div_lrs)/DIV_MARGIN:
+        scale,rule = min(div_lrs)/DIV_MARGIN,rule + f", capped at 1/{DIV_MARGIN:g} of {min(div_lrs):.3g} (its trial diverged)"
     # 5. stability: short trials do not see an lr that the fit itself cannot hold (a schedule without warmup collapses a few
     # percent into training at 2-3x its best lr, while every compressed trial has already annealed). For a pick near the range
     # test's top, the fit's own first `PROBE` of batches, uncompressed, runs at the pick; if its training loss climbs back up at

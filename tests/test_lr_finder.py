@@ -452,24 +452,50 @@ def test_uneven_sweeps_resample_their_raw_losses():
     steps = torch.diff(torch.log(g.double()))
     assert len(g) == 100 and torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-4)
     i = int(np.argmin([abs(math.log(lr/1e-2)) for lr in lrs['cos']]))
-    spiked = raw['cos'][:i] + [10*raw['cos'][i]] + raw['cos'][i+1:]  # the batch nearest 1e-2 broke the model
-    g2,_ = even_log_sweep(lrs['cos'], spiked)
-    assert lrs['cos'][i]/1.5 < float(g2[-1]) < lrs['cos'][i] and len(g2) < 100  # the curve ends a grid point (x1.2) before it
-    assert len(even_log_sweep(lrs['cos'], raw['cos'])[0]) == 98  # the curve itself passes 4x its best at the end: cut there
+    broke = raw['cos'][:i] + [10*v for v in raw['cos'][i:i+3]] + raw['cos'][i+3:]  # from the batch nearest 1e-2, the model broke
+    g2,_ = even_log_sweep(lrs['cos'], broke)
+    assert lrs['cos'][i-1] < float(g2[-1]) < lrs['cos'][i+1] and len(g2) < 100  # ended at the break's second batch
+    clean = len(even_log_sweep(lrs['cos'], raw['cos'])[0])
+    test_eq(clean, 99)  # the curve itself stays above 4x its best at its very end: cut there
+    one = raw['cos'][:i] + [10*raw['cos'][i]] + raw['cos'][i+1:]  # one batch alone is noise, not a break
+    assert len(even_log_sweep(lrs['cos'], one)[0]) >= clean  # not cut there (its bump in the smoothed curve may lift the end's best)
     g3,_ = even_log_sweep(lrs['cos'], raw['cos'][:40] + [float('nan')]*60)
     assert float(g3[-1]) == pytest.approx(lrs['cos'][39], rel=1e-5)  # cut at the first NaN
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # a flat, noisy curve (batches of 16 heavy-tailed losses around 0.2), a lucky first batch: never cut
+        flat = list(rng.exponential(0.2, (100, 16)).mean(1)); flat[0] = 0.01
+        test_eq(len(even_log_sweep(lrs['cos'], flat)[0]), 100)
+    assert len(even_log_sweep(lrs['cos'], [-v for v in raw['cos']])[0]) == 100  # no best above 0: no cut
+    test_eq(len(even_log_sweep(lrs['cos'][:2], raw['cos'][:2])[0]), 2)
     with pytest.raises(ValueError, match=r"raw_losses must have one loss per lr \(100\), got 99"):
         suggest_lrs(lrs['cos'], [0.]*100, 100, funcs, raw_losses=raw['cos'][:99])
     with pytest.raises(ValueError, match="beta"): suggest_lrs(lrs['cos'], [0.]*100, 100, funcs, raw_losses=raw['cos'], beta=1.)
     with pytest.raises(ValueError, match="div_thresh"): even_log_sweep(lrs['cos'], raw['cos'], div_thresh=0.5)
-    with pytest.raises(ValueError, match="lrs must be positive and end above where they start"):
-        even_log_sweep(lrs['cos'][::-1], raw['cos'])
+    for bad in (lrs['cos'][::-1], [1e-3, 1e-3] + lrs['cos'][2:], [-1.] + lrs['cos'][1:], lrs['cos'][:-1] + [math.inf]):
+        with pytest.raises(ValueError, match="lrs must be finite, positive and strictly increasing"): even_log_sweep(bad, raw['cos'])
+    # fastai's 'exp' sweep is used as recorded, whatever else is passed
+    test_eq(suggest_lrs(lrs['exp'], list(_smooth(np.array(raw['exp']), 0.98)), 100, funcs, raw_losses=[0.]*100, beta=0.5)[0], exp)
+    with pytest.warns(UserWarning, match="do not increase"):  # a sweep that goes back and forth: its points as recorded
+        res,_ = suggest_lrs(lrs['cos'][:50] + lrs['cos'][:50], [2.]*100, 100, funcs, raw_losses=[2.]*100)
+
+def test_lr_find_resamples_an_uneven_sweep_from_its_batches(monkeypatch):
+    "`lr_find` hands an uneven sweep's batch losses to `suggest_lrs` (no cut when `stop_div=False`), and plots the resampled curve"
+    import fastai_anneal.lr_finder as lf
+    seen = []
+    def spy(*args, **kwargs): seen.append(kwargs); return suggest_lrs(*args, **kwargs)
+    monkeypatch.setattr(lf, 'suggest_lrs', spy)
     learn = _learner()
+    with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False)
+    test_eq(seen[-1], {})  # fastai's sweep: as recorded
     with learn.no_bar(): learn.lr_find(num_it=30, anneal='cos', show_plot=False)
-    cb = AnnealLRFinder(num_it=30, anneal='cos')
-    with learn.no_bar(), learn.no_logging(): learn.fit(30//len(learn.dls.train) + 1, cbs=cb)
-    test_eq(len(cb.raw_losses), len(learn.recorder.lrs)); test_eq(len(cb.raw_losses), 30)
-    assert all(math.isfinite(v) for v in cb.raw_losses)
+    test_eq(len(seen[-1]['raw_losses']), 30); test_eq(seen[-1]['div_thresh'], 4.); test_eq(seen[-1]['beta'], 0.98)
+    assert all(math.isfinite(v) for v in seen[-1]['raw_losses'])
+    with learn.no_bar(): learn.lr_find(num_it=30, anneal='cos', show_plot=False, stop_div=False)
+    test_eq(seen[-1]['div_thresh'], math.inf)
+    plt.close('all')
+    with learn.no_bar(): learn.lr_find(num_it=30, anneal='cos')
+    labels = [l.get_label() for l in plt.figure(plt.get_fignums()[-1]).axes[0].get_lines()]
+    assert 'recorded' in labels and 'resampled (suggestions)' in labels
 
 def test_uneven_sweeps_are_resampled_in_log_lr():
     "A 'cos' sweep's points are uneven in log(lr); its suggestions are computed on even log points and agree with the 'exp' sweep's"
