@@ -284,7 +284,7 @@ def lr_find(self:Learner,
         return None
     lrs,losses = self.recorder.lrs,self.recorder.losses
     kw = {}
-    if not _even_in_log(tensor(list(lrs))) and _increasing(np.asarray(lrs, dtype=np.float64)):  # fastai's 'exp' sweep: as recorded
+    if not _even_in_log(tensor(list(lrs))) and _increasing(np.asarray(lrs, dtype=np.float64)):  # uneven: from its batches ('exp': as is)
         n = min(len(lrs), len(cb.raw_losses))  # a callback that cancels between the Recorder and the finder leaves one batch out
         lrs,losses = lrs[:n],losses[:n]
         kw = dict(raw_losses=cb.raw_losses[:n], beta=self.recorder.smooth_loss.beta, div_thresh=cb.div_thresh if cb.stop_div else math.inf)
