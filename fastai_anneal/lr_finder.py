@@ -282,14 +282,11 @@ def lr_find(self:Learner,
     if suggest_funcs is None:
         if show_plot: self.recorder.plot_lr_sweep()
         return None
-    lrs,losses = self.recorder.lrs,self.recorder.losses
-    kw = {}
+    lrs,losses,even = self.recorder.lrs,self.recorder.losses,None
     if not _even_in_log(tensor(list(lrs))) and _increasing(np.asarray(lrs, dtype=np.float64)):  # uneven: from its batches ('exp': as is)
         n = min(len(lrs), len(cb.raw_losses))  # a callback that cancels between the Recorder and the finder leaves one batch out
-        lrs,losses = lrs[:n],losses[:n]
-        kw = dict(raw_losses=cb.raw_losses[:n], beta=self.recorder.smooth_loss.beta, div_thresh=cb.div_thresh if cb.stop_div else math.inf)
-    sugg,pnts = suggest_lrs(lrs, losses, cb.num_it, suggest_funcs, **kw)
-    if show_plot:
-        even = even_log_sweep(lrs, kw['raw_losses'], kw['beta'], kw['div_thresh']) if kw else None
-        self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields), resampled=even)
+        even = lrs,losses = even_log_sweep(lrs[:n], cb.raw_losses[:n], self.recorder.smooth_loss.beta,
+                                           cb.div_thresh if cb.stop_div else math.inf)  # even: `suggest_lrs` takes it as it is
+    sugg,pnts = suggest_lrs(lrs, losses, cb.num_it, suggest_funcs)
+    if show_plot: self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields), resampled=even)
     return sugg

@@ -479,14 +479,15 @@ def test_uneven_sweeps_resample_their_raw_losses():
         res,_ = suggest_lrs(lrs['cos'][:50] + lrs['cos'][:50], [2.]*100, 100, funcs, raw_losses=[2.]*100)
 
 def test_lr_find_resamples_an_uneven_sweep_from_its_batches(monkeypatch):
-    "`lr_find` hands an uneven sweep's batch losses to `suggest_lrs` (no cut when `stop_div=False`), and plots the resampled curve"
+    "`lr_find` resamples an uneven sweep from its batch losses (no cut when `stop_div=False`), and plots the resampled curve"
     import fastai_anneal.lr_finder as lf
     seen = []
-    def spy(*args, **kwargs): seen.append(kwargs); return suggest_lrs(*args, **kwargs)
-    monkeypatch.setattr(lf, 'suggest_lrs', spy)
+    def spy(lrs, raw_losses, beta, div_thresh):
+        seen.append(dict(raw_losses=raw_losses, beta=beta, div_thresh=div_thresh)); return even_log_sweep(lrs, raw_losses, beta, div_thresh)
+    monkeypatch.setattr(lf, 'even_log_sweep', spy)
     learn = _learner()
     with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False)
-    test_eq(seen[-1], {})  # fastai's sweep: as recorded
+    test_eq(seen, [])  # fastai's sweep: as recorded
     with learn.no_bar(): learn.lr_find(num_it=30, anneal='cos', show_plot=False)
     test_eq(len(seen[-1]['raw_losses']), 30); test_eq(seen[-1]['div_thresh'], 4.); test_eq(seen[-1]['beta'], 0.98)
     assert all(math.isfinite(v) for v in seen[-1]['raw_losses'])
