@@ -13,6 +13,13 @@ Each `make(seed)` returns a fresh fastai `Learner` (seed: weight init and shuffl
   40 epochs; accuracy
 - mnist1d_20ep, tabular_4ep (held out, added after the divergence margin): the first and fourth tasks at other budgets (20
   and 4 epochs, about 800 batches each). The best lr moves with the horizon; these check the tuner follows it.
+- digits_cnn (held out, added 2026-12-01 in the fourth session of issue 12, defined before any run): a 2-d CNN with BatchNorm
+  and dropout on scikit-learn's bundled 8x8 digits (600 train / 1197 valid images: with all 1400 it reaches 99.5%, no room to
+  rank lrs), Adam, bs 32, 40 epochs (19 batches per epoch: every trial spans several epochs); accuracy
+- mnist1d_mixup (held out, same date): the first task's CNN trained with fastai's `MixUp` callback (the training loss is on
+  mixed targets), 40 epochs; accuracy
+- mnist1d_vit (held out, same date): a patch transformer classifier (8 patches of 5 samples, 2 pre-LN layers, mean pool) on
+  MNIST-1D, AdamW wd 0.05, 30 epochs; accuracy
 """
 import math, numpy as np, torch
 from functools import partial
@@ -120,11 +127,48 @@ def mnist1d_mlp(seed):
     return Learner(mnist1d_dls(bs=100, seed=seed), model, loss_func=CrossEntropyLossFlat(), metrics=accuracy,
                    opt_func=partial(SGD, mom=0.9))
 
+# --- held out, added 2026-12-01 (fourth session of issue 12), defined before any run: fastai-style vision, MixUp, a ViT
+def digits_cnn(seed):
+    from sklearn.datasets import load_digits
+    _seed(seed)
+    d = load_digits()
+    x,y = (d.images[:, None]/16.).astype(np.float32),d.target.astype(np.int64)
+    idx = np.random.RandomState(0).permutation(len(x))  # a fixed split: the same data for every seed
+    x,y = x[idx],y[idx]
+    dls = _array_dls(x[:600], y[:600], x[600:], y[600:], 32, seed, None)
+    blk = lambda i,o: nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
+    model = nn.Sequential(blk(1, 32), blk(32, 32), nn.MaxPool2d(2), blk(32, 64), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.25),
+                          nn.Linear(64*4, 10))
+    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+
+def mnist1d_mixup(seed):
+    from fastai.callback.mixup import MixUp
+    _seed(seed)
+    return Learner(mnist1d_dls(bs=100, seed=seed), mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=MixUp(0.4))
+
+class _ViT1d(nn.Module):
+    def __init__(self, patch=5, d=64, n_layer=2, n_head=4, n_out=10):
+        super().__init__()
+        self.patch,self.embed,self.pos = patch,nn.Linear(patch, d),nn.Parameter(torch.zeros(40//patch, d))
+        layer = nn.TransformerEncoderLayer(d, n_head, 2*d, dropout=0., batch_first=True, norm_first=True, activation='gelu')
+        self.blocks = nn.TransformerEncoder(layer, n_layer, enable_nested_tensor=False)
+        self.ln,self.head = nn.LayerNorm(d),nn.Linear(d, n_out)
+        nn.init.normal_(self.pos, std=0.02)
+    def forward(self, x):
+        h = self.embed(x.view(x.shape[0], -1, self.patch)) + self.pos
+        return self.head(self.ln(self.blocks(h)).mean(1))
+def mnist1d_vit(seed):
+    _seed(seed)
+    return Learner(mnist1d_dls(bs=100, seed=seed), _ViT1d(), loss_func=CrossEntropyLossFlat(), metrics=accuracy,
+                   opt_func=partial(Adam, wd=0.05))
+
 # name: (make, epochs, score: 'accuracy' (higher better) | 'valid_loss' (lower better))
 TASKS = {'mnist1d': (mnist1d, 60, 'accuracy'), 'bn_sgd': (bn_sgd, 20, 'accuracy'),
          'char_lm': (char_lm, 8, 'valid_loss'), 'tabular': (tabular, 10, 'accuracy'), 'mnist1d_gru': (mnist1d_gru, 30, 'accuracy'),
          'friedman_mlp': (friedman_mlp, 12, 'valid_loss'), 'mnist1d_mlp': (mnist1d_mlp, 40, 'accuracy'),
-         'mnist1d_20ep': (mnist1d, 20, 'accuracy'), 'tabular_4ep': (tabular, 4, 'accuracy')}
+         'mnist1d_20ep': (mnist1d, 20, 'accuracy'), 'tabular_4ep': (tabular, 4, 'accuracy'),
+         'digits_cnn': (digits_cnn, 40, 'accuracy'), 'mnist1d_mixup': (mnist1d_mixup, 40, 'accuracy'),
+         'mnist1d_vit': (mnist1d_vit, 30, 'accuracy')}
 
 def score(learn, kind):
     names = learn.recorder.metric_names[1:-1]

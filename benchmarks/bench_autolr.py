@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 GRIDS = {'mnist1d': [1e-2, 2e-2, 4e-2], 'bn_sgd': [0.1, 0.2, 0.4], 'tabular': [2.5e-3, 5e-3, 1e-2], 'char_lm': [5e-3, 1e-2, 2e-2],
          'mnist1d_gru': [5e-3, 1e-2, 2e-2], 'friedman_mlp': [2.5e-3, 5e-3, 1e-2],
-         'mnist1d_mlp': [2.5e-2, 5e-2, 0.1], 'mnist1d_20ep': [1e-2, 2e-2, 4e-2], 'tabular_4ep': [2.5e-3, 5e-3, 1e-2]}  # where each grid starts; it grows by factors of 2 until the best is bracketed
+         'mnist1d_mlp': [2.5e-2, 5e-2, 0.1], 'mnist1d_20ep': [1e-2, 2e-2, 4e-2], 'tabular_4ep': [2.5e-3, 5e-3, 1e-2],
+         'digits_cnn': [2.5e-3, 5e-3, 1e-2], 'mnist1d_mixup': [1e-2, 2e-2, 4e-2], 'mnist1d_vit': [2.5e-3, 5e-3, 1e-2]}  # where each grid starts; it grows by factors of 2 until the best is bracketed
 FITS = {'cos': 'fit_cos_anneal', 'flat': 'fit_flat_anneal', 'one_cycle': 'fit_one_cycle'}
 DEFAULT_TASKS = 'mnist1d,bn_sgd,tabular,char_lm'
 
