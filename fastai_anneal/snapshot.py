@@ -44,6 +44,17 @@ def _dataloaders(dls) -> list:
         if dl is not None and not any(dl is r for r in res): res.append(dl); todo.append(vars(dl).get('dl'))
     return res
 
+def _generators(dls:list) -> list:
+    ("The torch generators that shuffle `dls`: a loader's own, and its sampler's and batch sampler's (a plain torch `DataLoader` "
+     "given `RandomSampler(ds, generator=g)`)")
+    res = []
+    for dl in dls:
+        d = vars(dl)
+        for o in (dl, d.get('sampler'), d.get('batch_sampler'), getattr(d.get('batch_sampler'), 'sampler', None)):
+            g = getattr(o, 'generator', None) if o is not None else None
+            if isinstance(g, torch.Generator) and not any(g is r for r in res): res.append(g)
+    return res
+
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
      "hypers, frozen groups), `lr` and the RNGs")
@@ -63,8 +74,7 @@ class LearnerSnapshot:
                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
         dls = _dataloaders(learn.dls)
         self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
-        self.dl_rngs += [(dl, 'generator', vars(dl)['generator'].get_state()) for dl in dls if isinstance(vars(dl).get('generator'),
-                                                                                                          torch.Generator)]
+        self.dl_rngs += [(g, 'state', g.get_state()) for g in _generators(dls)]
         self.restored = False
 
     def restore(self):
@@ -83,7 +93,7 @@ class LearnerSnapshot:
         if self.rng['cuda'] is not None: torch.cuda.set_rng_state_all(self.rng['cuda'])
         for dl,attr,st in self.dl_rngs:
             if attr == 'rng': dl.rng = st  # fastai's `DataLoader.randomize` replaces `rng` at every epoch
-            else: dl.generator.set_state(st)
+            else: dl.set_state(st)  # a torch.Generator
         self.tensors = self.params = self.opt_states = None  # free the copies
 
     def __enter__(self): return self
