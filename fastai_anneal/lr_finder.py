@@ -104,7 +104,7 @@ class AnnealLRFinder(ParamScheduler):
         self.raw_losses.append(float(self.learn.loss.detach().mean()))  # an uneven sweep's suggestions resample these
         loss = float(self.smooth_loss)  # one tensor op, then floats: fastai's three tensor compares decide the same (4*x is exact)
         if loss < self.best_loss: self.best_loss = loss
-        if self.stop_div and (not math.isfinite(loss) or loss > self.div_thresh*self.best_loss): raise CancelFitException()
+        if self.stop_div and _diverged(loss, self.best_loss, self.div_thresh): raise CancelFitException()
         if self.train_iter >= self.num_it: raise CancelFitException()
 
     def before_validate(self): raise CancelValidException()
@@ -113,6 +113,12 @@ class AnnealLRFinder(ParamScheduler):
         "Hand the lrs to the recorder and, as fastai's `LRFinder`, restore at the end of `fit` a snapshot this callback took"
         super().after_fit()
         if self._own_snapshot: self.restore()
+
+def _diverged(loss:float, best:float, div_thresh:float=4.) -> bool:
+    ("Whether a smoothed `loss` is NaN/inf or above `div_thresh` times the `best` so far (fastai's rule); for a `best` <= 0 (a loss "
+     "that can go negative, such as a Gaussian NLL), whether it rose above `best` by `div_thresh`-1 times `abs(best)`")
+    if not math.isfinite(loss): return True
+    return loss > (div_thresh*best if best > 0 else best + (div_thresh-1)*abs(best))
 
 # ---------------------------------------------------------------- suggestions
 def _name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
@@ -147,7 +153,7 @@ def _increasing(lrs:np.ndarray) -> bool: return bool(np.all(np.isfinite(lrs)) an
 def even_log_sweep(lrs:list, raw_losses:list, beta:float=0.98, div_thresh:float=4.) -> tuple:
     ("An uneven sweep (`lrs`, each batch's `raw_losses`) as fastai's 'exp' sweep would record it: the raw losses averaged onto as many "
      "points evenly spaced in log(lr), smoothed over those points with `beta`, and cut before the first point where the median of "
-     "the last three passes `div_thresh` times the smoothed best so far (counted from the first tenth on; never when it is <= 0); "
+     "the last three passes `div_thresh` times the smoothed best so far (counted from the first tenth on; `_diverged`'s rule); "
      "`(lrs, smoothed losses)` tensors, ending before the first non-finite loss (fewer than 3 points come back as they are, smoothed)")
     beta,div_thresh = check_float('beta', beta, 0., 1., lo_open=False),check_float('div_thresh', div_thresh, 1., inf_ok=True)
     lrs,raw = np.asarray([float(v) for v in lrs], dtype=np.float64),np.asarray([float(v) for v in raw_losses], dtype=np.float64)
@@ -170,7 +176,9 @@ def even_log_sweep(lrs:list, raw_losses:list, beta:float=0.98, div_thresh:float=
     # the best so far counts from the first tenth on (the part fastai's rules leave out): the first smoothed points are single
     # batches, and a lucky one would set a best that ordinary batches pass 4x
     best = np.minimum.accumulate(np.where(np.arange(len(sm)) >= max(3, len(sm)//10), sm, np.inf))
-    spike = np.nonzero(np.isfinite(best) & (best > 0) & (med > div_thresh*best))[0]  # div_thresh inf: never
+    with np.errstate(invalid='ignore'):  # as `_diverged`, whose rule holds for losses that go negative too; div_thresh inf: never
+        lim = np.where(best > 0, div_thresh*best, best + (div_thresh-1)*np.abs(best))
+    spike = np.nonzero(np.isfinite(best) & (med > lim))[0]
     cut = spike[0] if len(spike) else len(grid)
     return tensor(np.exp(grid[:cut])).float(),tensor(sm[:cut]).float()
 

@@ -32,6 +32,7 @@ class Variant:
     two_phase:bool=False     # Written by hand in `fit.py` (fine_tune_anneal: a frozen then an unfrozen `fit_cos_anneal`)
     lr_from_opt:bool=False   # An lr of None means the lr each param group holds now (a cooldown), not `learn.lr`
     in_default_compare:bool=True  # `compare` runs it without `--schedules` (False: only when named, keeping the default run short)
+    fixed_lr_args:tuple=()   # Other arguments that are absolute lrs (cyclic's `base_lr`): `lr_tune` scales `lr_arg` alone, so refuses them
 
     @property
     def name(self) -> str: return self.method.removeprefix('fit_')  # the name `compare --schedules` takes
@@ -112,7 +113,7 @@ VARIANTS = {v.method: v for v in (
         fastai='fit', reference="Keras `InverseTimeDecay` (its published formula, staircase included)",
         budget="fit_time_decay(N, lr): lr/(1+t/n_batch), t the batch count (Keras InverseTimeDecay)",
         examples=(dict(n_epoch=3, lr=1e-2, decay_rate=0.5), dict(n_epoch=4, decay_rate=2., decay_steps=3, staircase=True))),
-    Variant('fit_cyclic', cyclic_scheds, 'max_lr', in_default_compare=False, for_epochs=_cyclic_epochs,
+    Variant('fit_cyclic', cyclic_scheds, 'max_lr', in_default_compare=False, for_epochs=_cyclic_epochs, fixed_lr_args=('base_lr',),
         doc="Fit `self.model` for `n_epoch` with the lr cycling between `base_lr` and `max_lr`, momentum inversely (cyclical learning "
             "rates, arXiv 1506.01186)",
         fastai='fit_one_cycle', reference="torch `CyclicLR` (lr and momentum; triangular, triangular2, exp_range)",

@@ -8,13 +8,16 @@ from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.core import CancelFitException, CancelTrainException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, SchedNo
-from ._checks import check_float, check_bool, check_choice
+from fastai.callback.progress import CSVLogger
+from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs
 from ._groups import n_groups
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot
 from .fit import bind_call, prepare_call, fine_tune_phases, _group_lrs, _per_epoch
+from .lr_finder import _diverged  # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
 
-__all__ = ['LRTuneResult', 'TrialScheduler', 'tune_lr', 'lr_scale_like', 'FASTAI_FITS']  # and `Learner.lr_tune`, applied on import
+# and `Learner.lr_tune`, applied on import
+__all__ = ['LRTuneResult', 'TrialScheduler', 'tune_lr', 'lr_scale_like', 'FASTAI_FITS', 'LOWER_IS_BETTER']
 
 # ---------------------------------------------------------------- one trial
 class TrialScheduler(ParamScheduler):
@@ -35,7 +38,7 @@ class TrialScheduler(ParamScheduler):
         loss,smooth = float(self.learn.loss.detach()),float(self.learn.smooth_loss)
         self.losses.append(loss)
         self.best = min(self.best, smooth)
-        if not (math.isfinite(loss) and math.isfinite(smooth)) or smooth > self.div_thresh*self.best:
+        if not math.isfinite(loss) or _diverged(smooth, self.best, self.div_thresh):
             self.diverged = True; raise CancelFitException()
         if self.train_iter >= self.n_steps:
             self.done = True
@@ -49,15 +52,17 @@ class TrialScheduler(ParamScheduler):
     def after_epoch(self):
         if self.done: raise CancelFitException()
 
-def _run_phases(learn, phases:list, cbs, wd, validate:bool) -> tuple:
-    "Run `phases` (a list of `(freeze_to, scheds, n_steps)`) back to back, the last one validated if `validate`; (losses, diverged, valid)"
+def _run_phases(learn, phases:list, cbs, wd, validate:bool, reset_opt:bool=False) -> tuple:
+    ("Run `phases` (a list of `(freeze_to, scheds, n_steps)`) back to back, the last one validated if `validate`; (losses, diverged, "
+     "valid). A trial that another callback cut short (fastai's `TerminateOnNaNCallback` on a NaN loss) counts as diverged")
     losses,phases = [],[p for p in phases if p[2] > 0]
     for i,(freeze,scheds,n) in enumerate(phases):
         if freeze is not None: learn.freeze_to(freeze)
         cb = TrialScheduler(scheds, n, validate and i == len(phases)-1)
-        with learn.no_logging(), learn.no_bar(): learn.fit(math.ceil(n/len(learn.dls.train)), cbs=L(cb) + L(cbs), wd=wd)
+        with learn.no_logging(), learn.no_bar():
+            learn.fit(math.ceil(n/len(learn.dls.train)), cbs=L(cb) + L(cbs), wd=wd, reset_opt=reset_opt)
         losses += cb.losses
-        if cb.diverged: return losses,True,None
+        if cb.diverged or not cb.done: return losses,True,None
     return losses,False,getattr(cb, 'valid', None)
 
 def _prefix(phases:list, n:int) -> list:
@@ -70,12 +75,16 @@ def _prefix(phases:list, n:int) -> list:
     return res
 
 # ---------------------------------------------------------------- scores
+# fastai's metrics where lower is better whose names say neither 'loss' nor 'error' (its trackers would maximise them)
+LOWER_IS_BETTER = ('mae', 'mse', '_rmse', 'rmse', 'msle', 'exp_rmspe', 'perplexity')
+
 def _lower_is_better(learn, monitor:str) -> bool:
-    "Whether lower is better for `monitor` (fastai's `TrackerCallback` convention), after checking the learner has it"
+    ("Whether lower is better for `monitor`, after checking the learner has it: a name with 'loss' or 'error' (fastai's "
+     "`TrackerCallback` convention) or one of fastai's regression metrics (`LOWER_IS_BETTER`)")
     names = ['valid_loss'] + [m.name for m in L(learn.metrics)]
     if monitor not in names:
         raise ValueError(f"monitor must be 'valid_loss' or the name of one of the learner's metrics {names[1:]}, got {monitor!r}")
-    return 'loss' in monitor or 'error' in monitor
+    return 'loss' in monitor or 'error' in monitor or monitor in LOWER_IS_BETTER
 
 def _agree(vals:list) -> list:
     "The mean of `vals` over the ranks of a distributed run (every rank then takes the same decisions); `vals` unchanged otherwise"
@@ -98,8 +107,8 @@ def _range_top(lrs, losses, minimum:float, num_it:int) -> float:
     ("The top candidate from a range test: its lowest smoothed loss's lr if the loss fell by 2% or more, else (a minimum in the "
      "noise of a flat loss) a tenth of its last lr")
     fin = [l for l in losses if math.isfinite(l)]
-    head = fin[:max(1, num_it//10)]
-    if math.isfinite(minimum) and fin and min(fin) < 0.98 * float(np.mean(head)): return minimum*10
+    head = float(np.mean(fin[:max(1, num_it//10)])) if fin else math.nan
+    if math.isfinite(minimum) and fin and min(fin) < head - 0.02*abs(head): return minimum*10  # a loss may be negative
     return lrs[-1]/10 if lrs else math.nan
 
 # stability probe: 8% of the fit. It is unstable when the mean training loss of its last window lies above its lowest window by more
@@ -166,8 +175,8 @@ class LRTuneResult:
 def lr_scale_like(lr, scale:float):
     "`lr` (a float, a slice, or a list of per-group lrs) scaled so its largest value is `scale`"
     if isinstance(lr, slice):
-        top = lr.stop
-        return slice(None if lr.start is None else lr.start*scale/top, scale)
+        top = lr.stop if lr.start is None else max(lr.start, lr.stop)  # fastai spreads slice(start, stop) either way round
+        return slice(None if lr.start is None else lr.start*scale/top, scale if top == lr.stop else lr.stop*scale/top)
     if isinstance(lr, (list, tuple, np.ndarray)):
         arr = np.asarray(lr, dtype=np.float64)
         out = (arr * (scale/arr.max())).tolist()
@@ -184,10 +193,32 @@ def tune_lr(learn:Learner,
     monitor:str='valid_loss', # Score of the last rung: 'valid_loss' or a metric name
     cbs=None,                 # The fit's extra callbacks (they run in the trials too)
     wd=None,                  # The fit's weight decay
+    reset_opt:bool=False,     # The fit's `reset_opt`: the range test, every trial and probe start from a new optimizer
 ) -> LRTuneResult:
     ("Range test for the scale, successive halving of compressed trials of the fit itself (the lr minimising the last rung's parabola), "
      "then a stability probe: the fit's own first batches, the lr halved while they climb back up")
     start = time.perf_counter()
+    with _csv_loggers_aside(learn):  # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log
+        return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not _is_csv(c)), wd, reset_opt,
+                     start)
+
+def _is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))
+
+class _csv_loggers_aside:
+    ("Take the learner's `CSVLogger`s off its callbacks for the block, then put each back where it was in the list (fastai's "
+     "`no_bar` puts back a new `ProgressCallback`: the list itself cannot be restored)")
+    def __init__(self, learn): self.learn = learn
+    def __enter__(self):
+        self.csv = [(i,c) for i,c in enumerate(self.learn.cbs) if _is_csv(c)]
+        for _,c in self.csv: self.learn.remove_cb(c)
+    def __exit__(self, *exc):
+        for i,c in self.csv:
+            self.learn.add_cb(c)
+            cbs = [o for o in self.learn.cbs if o is not c]
+            self.learn.cbs = L(cbs[:i] + [c] + cbs[i:])
+
+def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset_opt, start) -> LRTuneResult:
+    "`tune_lr`'s search, with the fit's callbacks (its CSV loggers excepted)"
     lower = _lower_is_better(learn, monitor)
     has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
     if not has_valid and monitor != 'valid_loss': raise ValueError(f"monitor={monitor!r} needs a validation set; the learner has none")
@@ -211,6 +242,7 @@ def tune_lr(learn:Learner,
     # the loss never fell (a model that learns slowly: flat until it diverges), that minimum is noise, and the top is a tenth
     # of the lr where the sweep stopped
     with LearnerSnapshot(learn), learn.no_bar():
+        if reset_opt: learn.create_opt()  # as the fit's `Learner.fit(reset_opt=True)`
         sugg = learn.lr_find(start_lr=list(ratios*1e-7) if len(ratios) > 1 else 1e-7, end_lr=list(ratios*10) if len(ratios) > 1 else 10,
                              num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))
         sweep = dict(lrs=[float(np.max(np.atleast_1d(v))) for v in learn.recorder.lrs], losses=[float(v) for v in learn.recorder.losses])
@@ -222,7 +254,7 @@ def tune_lr(learn:Learner,
     def trial(scale, steps, rung, score_name):
         nonlocal cost, valid_cost
         with LearnerSnapshot(learn):
-            losses,div,valid = _run_phases(learn, plan(scale, steps/n_steps), cbs, wd, validate=score_name != 'train_loss')
+            losses,div,valid = _run_phases(learn, plan(scale, steps/n_steps), cbs, wd, score_name != 'train_loss', reset_opt)
             cost += len(losses)
             if div: score = math.inf
             elif score_name == 'train_loss': score = float(np.mean(losses[-max(1, len(losses)//4):]))
@@ -278,7 +310,7 @@ def tune_lr(learn:Learner,
     probes = []
     while scale >= PROBE_NEAR*top and len(probes) <= MAX_HALVE:  # far below the range test's top (a halved pick too), no cliff is near
         with LearnerSnapshot(learn):
-            losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, validate=False)
+            losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, False, reset_opt)
         cost += len(losses)
         bad,back = _unstable(losses) if not div else (True, math.inf)
         bad = _agree([float(bad)])[0] > 0  # distributed: one decision (unstable on any rank)
@@ -304,21 +336,29 @@ def _lr_like(name:str, lr):
     if isinstance(lr, str):
         if lr != 'auto': raise ValueError(f"{name} must be a float, a slice, a list or 'auto', got {lr!r}")
         return None
+    if lr is not None: check_lrs(name, lr, slice_ok=True)  # each value finite and > 0: only their ratios are kept
     return lr
 
 # fastai's own fits and the name of their lr argument: tuned through the schedules they hand to `Learner.fit`
 FASTAI_FITS = {'fit_one_cycle': 'lr_max', 'fit_flat_cos': 'lr', 'fit_sgdr': 'lr_max', 'fit': 'lr'}
 
+# the arguments of fastai's fits that fastai leaves unchecked, and their checks: a bad one would run dozens of trials before failing
+_FASTAI_CHECKS = dict(n_epoch=check_int, n_cycles=check_int, cycle_len=check_int, cycle_mult=lambda n, v: check_int(n, v, 2),
+    div=check_float, div_final=check_float, pct_start=lambda n, v: check_float(n, v, 0., 1., lo_open=False, hi_open=False),
+    moms=lambda n, v: v if v is None else check_moms(n, v), wd=lambda n, v: v if v is None else check_float(n, v, 0., lo_open=False),
+    cbs=lambda n, v: check_cbs(v), reset_opt=check_bool, start_epoch=lambda n, v: check_int(n, v, 0))
+
 def _fastai_fit(learn, method:str, call:dict, lr) -> dict:
-    "What fastai's `method(**call)`, its lr set to `lr`, hands to `Learner.fit`: `n_epoch`, `scheds`, `wd`, `cbs`"
+    "What fastai's `method(**call)`, its lr set to `lr`, hands to `Learner.fit`: `n_epoch`, `scheds`, `wd`, `cbs`, `reset_opt`"
     a = {**call, FASTAI_FITS[method]: lr}
     if method == 'fit':  # a constant lr: fastai's `fit` sets it once, a trial sets it every batch
-        return dict(n_epoch=a['n_epoch'], scheds={'lr': SchedNo(lr, lr)}, wd=a.get('wd'), cbs=L(a.get('cbs')))
+        return dict(n_epoch=a['n_epoch'], scheds={'lr': SchedNo(lr, lr)}, wd=a.get('wd'), cbs=L(a.get('cbs')),
+                    reset_opt=a.get('reset_opt', False))
     got = {}
     def fit(n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0):
         cbs = L(cbs)
-        sched = [c for c in cbs if isinstance(c, ParamScheduler)]
-        got.update(n_epoch=n_epoch, scheds=sched[0].scheds, wd=wd, cbs=L(c for c in cbs if c not in sched))
+        ours = cbs[0]  # fastai's fits put their `ParamScheduler` first; one the caller passed in `cbs` runs in the trials too
+        got.update(n_epoch=n_epoch, scheds=ours.scheds, wd=wd, cbs=L(c for c in cbs if c is not ours), reset_opt=reset_opt)
     with LearnerSnapshot(learn):  # fastai's fits create the optimizer and set its lr before calling `fit`
         learn.fit = fit
         try: getattr(Learner, method)(learn, **a)
@@ -330,7 +370,7 @@ def lr_tune(self:Learner,
     *args,                    # The fit's arguments, as you would pass them to `fit` (its lr may be a slice or list: ratios kept)
     fit:str='fit_cos_anneal', # The fit to tune for: a registered variant, or fastai's 'fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fit'
     budget:float=0.25,        # Training batches of the trials (range test included), as a fraction of the fit's; the probe adds 8%
-    monitor:str='valid_loss', # What the last rung minimises: 'valid_loss' or a metric's name (maximised unless it names a loss/error)
+    monitor:str='valid_loss', # What the last rung optimises: 'valid_loss' or a metric's name (maximised unless `_lower_is_better`)
     show_plot:bool=False,     # Plot the trials (`LRTuneResult.plot`)
     **kwargs,                 # The fit's keyword arguments
 ) -> LRTuneResult:
@@ -340,10 +380,17 @@ def lr_tune(self:Learner,
     _lower_is_better(self, monitor)
     v = VARIANTS.get(fit)
     lr_arg = v.lr_arg if v else FASTAI_FITS[fit]
-    if v is None: call = dict(list(inspect.signature(getattr(Learner, fit)).bind(self, *args, **kwargs).arguments.items())[1:])
+    if v is None:
+        call = dict(list(inspect.signature(getattr(Learner, fit)).bind(self, *args, **kwargs).arguments.items())[1:])
+        for k,val in call.items():
+            if k in _FASTAI_CHECKS: _FASTAI_CHECKS[k](k, val)
     elif v.two_phase: call = inspect.signature(self.fine_tune_anneal).bind(*args, **kwargs).arguments
     else: call = bind_call(v, self, *args, **kwargs)
     lr_like = _lr_like(lr_arg, call.get(lr_arg))
+    for k in (v.fixed_lr_args if v else ()):
+        if call.get(k) is not None:
+            raise ValueError(f"{k} must be None when {fit} is tuned, got {k}={call[k]!r}: it is an absolute lr, and the trials scale "
+                             f"{lr_arg} over decades (with {k}=None it follows {lr_arg}). To set {k}, pass a number as {lr_arg}")
     start_epoch = call.get('start_epoch', call.get('kwargs', {}).get('start_epoch', 0))
     if start_epoch:
         raise ValueError(f"start_epoch must be 0 with {lr_arg}='auto', got {start_epoch!r}: a resumed run must reuse the first run's "
@@ -369,7 +416,7 @@ def lr_tune(self:Learner,
         def plan(scale, frac): return [(None, _trial_scheds(prepare_call(v, self, with_lr(scale))), max(1, round(frac * n_steps)))]
     ratios = _group_lrs(self, lr_scale_like(lr_like, 1.), lr_arg)  # largest 1
     res = tune_lr(self, plan, n_steps, lr_like, ratios if n_groups(self) > 1 else None, budget, monitor,
-                  cbs=probe['cbs'], wd=probe['wd'])
+                  cbs=probe['cbs'], wd=probe['wd'], reset_opt=probe['reset_opt'])
     self.lr_tune_result = res
     if show_plot: res.plot()
     return res

@@ -60,3 +60,13 @@ def test_star_import_shadows_no_fastai_name_with_other_behaviour():
         allowed = {'Accuracy', 'BalancedAccuracy'}  # re-implemented on purpose: fastai's arguments and values (tests/test_metrics.py)
         assert set(clashes) <= allowed, clashes
     """)
+
+def test_the_tuner_alone_brings_the_package_finder():
+    "`import fastai_anneal.tune` (as `fit`'s error message suggests) patches `lr_find` too: the range test writes no `_tmp.pth`"
+    out = run("""
+        from fastai.basics import Learner
+        import fastai_anneal.tune
+        assert Learner.lr_find.__module__ == 'fastai_anneal.lr_finder', Learner.lr_find.__module__
+        print('ok')
+    """)
+    assert out.strip() == 'ok'

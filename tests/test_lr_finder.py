@@ -292,6 +292,27 @@ def test_snapshot_restores_wrapped_and_torch_loader_rngs():
         assert inner.rng.getstate() != st_inner and not torch.equal(g.get_state(), st_g)
     test_eq(inner.rng.getstate(), st_inner); test_eq(g.get_state(), st_g)
 
+def test_snapshot_restores_a_samplers_generator():
+    "A torch `DataLoader` may shuffle with its sampler's own generator (`RandomSampler(ds, generator=g)`): it comes back too"
+    import torch.utils.data as tud
+    learn = _learner()
+    g = torch.Generator().manual_seed(0)
+    data = list(range(8))
+    learn.dls = DataLoaders(tud.DataLoader(data, sampler=tud.RandomSampler(data, generator=g), batch_size=2), learn.dls.valid)
+    st = g.get_state()
+    with LearnerSnapshot(learn): list(learn.dls.train)
+    test_eq(g.get_state(), st)
+
+def test_divergence_rule_for_losses_below_zero():
+    "fastai's rule (above 4x the best) for a positive best; a loss that goes negative diverges once it rises 3|best| above its best"
+    from fastai_anneal.lr_finder import _diverged
+    assert not _diverged(3.9, 1.) and _diverged(4.1, 1.) and _diverged(float('nan'), 1.) and _diverged(float('inf'), -1.)
+    assert not _diverged(-1.9, -2.) and not _diverged(3.9, -2.) and _diverged(4.1, -2.)
+    lrs = np.geomspace(1e-5, 1., 60)**1.2  # uneven in log(lr)
+    raw = np.r_[np.linspace(-1., -3., 50), np.full(10, 20.)]  # a Gaussian NLL that falls below zero, then breaks
+    got,_ = even_log_sweep(lrs, raw)
+    assert 40 < len(got) < 60  # cut where it broke, not at the first point (every negative loss is above 4x a negative best)
+
 # ------------------------------------------------------------------ per-group lrs
 @pytest.mark.parametrize('start,end,ref_start,ref_end', [
     ([1e-6, 1e-5], [1e-2, 1.], [1e-6, 1e-5], [1e-2, 1.]),

@@ -2,7 +2,7 @@
 import math, warnings
 import numpy as np, pytest, torch
 from fastai.basics import *
-from fastai.callback.schedule import SchedCos, SchedNo
+from fastai.callback.schedule import SchedCos, SchedNo, ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS
@@ -102,9 +102,9 @@ def test_no_pick_near_a_diverged_trial(monkeypatch):
     ref = learn.lr_tune(10, fit='fit_cos_anneal')
     assert 'capped' not in ref.rule and not any(t['diverged'] for t in ref.trials)
     run,cliff = tune._run_phases,0.7*ref.scale  # the synthetic task picks the largest lr its trials reach
-    def run_phases(learn, phases, cbs, wd, validate):  # `fit_cos_anneal` has no warmup: its trials start at their peak lr
+    def run_phases(learn, phases, cbs, wd, validate, reset_opt=False):  # `fit_cos_anneal` has no warmup: trials start at their peak
         if float(np.max(np.atleast_1d(phases[0][1]['lr'](0.)))) > cliff: return [float('nan')],True,None
-        return run(learn, phases, cbs, wd, validate)
+        return run(learn, phases, cbs, wd, validate, reset_opt)
     monkeypatch.setattr(tune, '_run_phases', run_phases)
     before = learner_state(learn)
     res = learn.lr_tune(10, fit='fit_cos_anneal')
@@ -165,9 +165,69 @@ def test_group_ratios_kept():
     assert res.lr[1] == res.scale and res.lr[0]/res.lr[1] == pytest.approx(0.25)
 
 def test_monitor_metric():
-    learn = _learner(metrics=[mae])
+    "A metric scores the last rung; fastai's regression metrics are minimised (their names say neither loss nor error)"
+    learn = _learner(metrics=[mae, rmse, R2Score()])
     res = learn.lr_tune(10, fit='fit_flat_anneal', monitor='mae')
-    assert all(t['score_name'] == 'mae' for t in res.trials if t['rung'] == 1)
+    r1 = [t for t in res.trials if t['rung'] == 1]
+    assert all(t['score_name'] == 'mae' for t in r1) and all(t['score'] > 0 for t in r1)  # the mae itself: minimised
+    assert tune._lower_is_better(learn, '_rmse') and not tune._lower_is_better(learn, 'r2_score')
+
+def test_a_trial_cut_short_by_another_callback_diverged():
+    "fastai's `TerminateOnNaNCallback` cancels a trial before the trial sees the NaN: that trial counts as diverged"
+    from fastai.callback.tracker import TerminateOnNaNCallback
+    ref = _learner().lr_tune(10, fit='fit_cos_anneal')
+    cliff = 0.7*ref.scale
+    class NanAbove(Callback):
+        order = 1
+        def after_loss(self):
+            if self.training and self.opt.hypers[-1]['lr'] > cliff: self.learn.loss = self.learn.loss * float('nan')
+    learn = _learner(cbs=[NanAbove(), TerminateOnNaNCallback()])
+    before = learner_state(learn)
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert_restored(before, learner_state(learn))
+    div = [t['lr'] for t in res.trials if t['diverged']]
+    assert div and min(div) > cliff and res.scale <= min(div)/tune.DIV_MARGIN and 'capped' in res.rule
+
+def test_a_loss_below_zero():
+    "A loss that goes negative (a Gaussian NLL) is tuned as the same loss shifted up: no trial counts as diverged for being below 0"
+    class Shifted(Module):
+        def forward(self, out, y): return F.mse_loss(out.view(-1), y.view(-1)) - 5.
+    ref = _learner().lr_tune(10, fit='fit_cos_anneal')
+    learn = _learner()
+    learn.loss_func = Shifted()
+    before = learner_state(learn)
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert_restored(before, learner_state(learn))
+    assert not any(t['diverged'] for t in res.trials if t['lr'] <= ref.scale)
+    assert res.top == pytest.approx(ref.top) and ref.scale/4 <= res.scale <= 4*ref.scale
+
+def test_csv_logger_stands_aside(tmp_path):
+    "fastai's `CSVLogger` writes in every fit, the range test's and the trials' included: the tuning takes it off, then puts it back"
+    from fastai.callback.progress import CSVLogger
+    learn = _learner(path=tmp_path, cbs=CSVLogger(append=True))
+    order = [type(c).__name__ for c in learn.cbs]
+    learn.lr_tune(10, fit='fit_cos_anneal')
+    assert not any(tmp_path.iterdir()) and [type(c).__name__ for c in learn.cbs] == order and learn.csv_logger.learn is learn
+    learn.add_cb(_Boom(KeyboardInterrupt(), 3))
+    with pytest.raises(KeyboardInterrupt): learn.lr_tune(10, fit='fit_cos_anneal')
+    learn.remove_cb(_Boom)
+    assert not any(tmp_path.iterdir()) and learn.csv_logger.learn is learn
+    with pytest.warns(UserWarning, match='costs more than the budget'): quiet_fit(learn, 'fit_cos_anneal', 3, 'auto')
+    test_eq(len(learn.csv_logger.read_log()), 3)  # the fit's epochs only
+
+def test_reset_opt_in_the_trials():
+    "`reset_opt=True`: the range test, every trial and the fit start from a new optimizer (no state from an earlier fit)"
+    class FirstState(Callback):
+        def __init__(self): self.seen = []
+        def before_batch(self):
+            if self.training and self.iter == 0 and self.epoch == 0: self.seen.append(len(self.opt.state))
+    learn = _learner()
+    quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3)
+    spy = FirstState(); learn.add_cb(spy)
+    quiet_fit(learn, 'fit_cos_anneal', 10, 'auto', reset_opt=True)
+    assert len(spy.seen) > 5 and set(spy.seen) == {0}
+    spy.seen.clear(); learn.lr_tune(10, fit='fit_cos_anneal')
+    assert min(spy.seen) > 0  # without it, every trial goes on from the optimizer's state, as the fit would
 
 def test_tracker_callbacks_stand_aside(tmp_path):
     "SaveModelCallback and EarlyStoppingCallback on the learner: no file written while tuning, and the fit then uses them"
@@ -185,13 +245,32 @@ def test_auto_refuses_a_resume():
     assert_restored(before, learner_state(learn))
 
 @pytest.mark.parametrize('kw,match', [(dict(fit='fit_nope'), 'fit must be one of'), (dict(budget=0.), 'budget'), (dict(budget=2.), 'budget'),
-                                      (dict(monitor='accuracy'), 'monitor'), (dict(pct_warmup=1.5), 'pct_warmup'),
-                                      (dict(show_plot='yes'), 'show_plot')])
+    (dict(monitor='accuracy'), 'monitor'), (dict(pct_warmup=1.5), 'pct_warmup'), (dict(show_plot='yes'), 'show_plot'),
+    (dict(lr_max=[-1e-3, -1e-2]), r'lr_max\[0\] must be in \(0, inf\)'), (dict(lr_max=slice(-1e-4, 1e-2)), 'lr_max.start'),
+    (dict(lr_max=[1e-3, math.inf]), r'lr_max\[1\] must be a finite'), (dict(lr_max='fast'), "lr_max must be a float.*'auto'"),
+    (dict(fit='fit_cyclic', max_lr='auto', base_lr=1e-5), 'base_lr must be None when fit_cyclic is tuned'),
+    (dict(fit='fit_one_cycle', wd=-1.), r'wd must be in \[0, inf\)'), (dict(fit='fit_one_cycle', cbs=['x']), 'cbs must be fastai'),
+    (dict(fit='fit_one_cycle', div=0), r'div must be in \(0, inf\)'), (dict(fit='fit_one_cycle', pct_start=3.), 'pct_start'),
+    (dict(fit='fit_one_cycle', moms=(0.9,)), 'moms must be a tuple of 3'), (dict(fit='fit_flat_cos', div_final=-1), 'div_final'),
+    (dict(fit='fit', reset_opt='no'), 'reset_opt')])
 def test_bad_tune_args(kw, match):
+    "Every bad argument raises, naming it, before any fit runs (fastai's own fits leave these unchecked)"
     learn = _learner()
+    calls = []
+    learn.add_cb(type('Spy', (Callback,), {'before_fit': lambda self: calls.append(1)})())
     before = learner_state(learn)
     with pytest.raises((ValueError, TypeError), match=match): learn.lr_tune(10, **kw)
     assert_restored(before, learner_state(learn))
+    assert calls == []
+
+@pytest.mark.parametrize('n_cycles,cycle_len,cycle_mult,match', [(0, 2, 2, 'n_cycles'), (2, 0, 2, 'cycle_len'), (2, 2, 1, 'cycle_mult')])
+def test_bad_sgdr_args(n_cycles, cycle_len, cycle_mult, match):
+    with pytest.raises(ValueError, match=match): _learner().lr_tune(n_cycles, cycle_len, fit='fit_sgdr', cycle_mult=cycle_mult)
+
+def test_reversed_slice_scales_as_a_whole():
+    "fastai spreads `slice(start, stop)` either way round: its largest end becomes the tuned lr"
+    test_eq(lr_scale_like(slice(1e-2, 1e-4), 0.5), slice(0.5, 0.005))
+    test_eq(lr_scale_like(slice(1e-4, 1e-2), 0.5), slice(0.005, 0.5))
 
 def test_bad_args_checked_before_tuning():
     "A bad argument of the fit raises before any trial runs"
@@ -237,6 +316,13 @@ def test_every_trial_diverging():
     learn = _learner()
     learn.add_cb(_NanInTrials())
     with pytest.raises(RuntimeError, match=r"every trial diverged, from lr \S+ to \S+"): learn.lr_tune(10, fit='fit_cos_anneal')
+
+def test_a_callers_param_scheduler_runs_in_fastai_fits_trials():
+    "fastai's fits put their own `ParamScheduler` first; one the caller passes in `cbs` is not theirs, and the trials keep it"
+    learn = _learner()
+    mine = ParamScheduler({'wd': SchedNo(0.5, 0.5)})
+    got = tune._fastai_fit(learn, 'fit_one_cycle', dict(n_epoch=2, cbs=[mine]), 1e-3)
+    assert set(got['scheds']) == {'lr', 'mom'} and list(got['cbs']) == [mine] and got['reset_opt'] is False
 
 @pytest.mark.parametrize('method,args,n_epoch', [('fit_one_cycle', (10,), 10), ('fit_flat_cos', (10,), 10), ('fit_sgdr', (2, 3), 9),
                                                  ('fit', (10,), 10)])
