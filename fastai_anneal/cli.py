@@ -211,7 +211,7 @@ def compare(
     seeds:int=3,             # Runs per schedule, seeds 0..seeds-1 (weight init, shuffling, random split)
     out:Path=Path('runs'),   # Folder for results.csv, results.json, schedules.png, accuracy.png, compare.png
     device:str='auto',       # 'auto' (a GPU when present), 'cpu' or 'cuda'
-    bar:bool=True,           # Show fastai's progress bars and epoch tables
+    bar:bool=True,           # fastai's progress bars and epoch tables (`--no-bar` hides them)
 ) -> dict:
     "Train the same model once per schedule and seed on the same epoch budget; print a results table, save CSV, JSON and plots"
     with _usage():

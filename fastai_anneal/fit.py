@@ -36,8 +36,22 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     lrs,cbs = _group_lrs(learn, lr, lr_name),check_cbs(cbs)
     for cb in cbs + L(learn.cbs):  # a callback that can check itself against the learner (AnnealPlateau's monitor) does it now,
         if isinstance(cb, Callback) and hasattr(type(cb), 'check_learner'): cb.check_learner(learn)  # before `fit` sets the lr
-    return dict(n_epoch=n_epoch, scheds=build(lrs), wd=wd, start_epoch=start_epoch, cbs=cbs,
+    scheds = _check_scheds(build(lrs), lr_name)
+    return dict(n_epoch=n_epoch, scheds=scheds, wd=wd, start_epoch=start_epoch, cbs=cbs,
                 reset_opt=check_bool('reset_opt', reset_opt), step=step, noise=noise and dict(noise, offset=epoch_offset))
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+def _check_scheds(scheds:dict, lr_name:str) -> dict:
+    ("`scheds` after checking each at 257 points of training: finite within float32 (an lr >= 0). Arguments each valid alone "
+     "can build one that is not (`cycle_decay=1e300`, an `anneal` that returns -1), and the fit would fail, or train, mid-way")
+    for pos in np.linspace(0., 1., 257)[:-1].tolist() + [1. - 1e-9]:
+        for n,f in scheds.items():
+            v = np.asarray(f(pos), dtype=np.float64)
+            if not (np.all(np.isfinite(v)) and np.all(np.abs(v) <= _F32_MAX)) or (n == 'lr' and np.any(v < 0)):
+                raise ValueError(f"the {n} schedule reaches {v.tolist()!r} at {pos:.0%} of training; scheduled values must be finite in "
+                                 f"float32{' and >= 0' if n == 'lr' else ''} (check {lr_name}, `anneal` and the decay arguments)")
+    return scheds
 
 def _lr_noise(t:int, pct:float=0.67, std:float=1., kind:str='normal', seed:int=42) -> float:
     ("timm's lr noise at time `t`, from a private generator seeded `seed+t`: 'normal' draws `std`*N(0, 1) until it is within `pct`, "
@@ -55,7 +69,7 @@ def _per_epoch(scheds:dict, n_epoch:int) -> dict:
 class _ParamScheduler(ParamScheduler):
     ("fastai's `ParamScheduler`, answering only the 4 events it handles (fastai's dispatch of the ~10 others per batch cost 2-3% of a "
      "small model's epoch); `step='epoch'` holds every schedule at its epoch's start, `noise` multiplies the lr by timm's 1+noise")
-    _handled = frozenset(('before_fit', 'before_batch', 'after_batch', 'after_fit'))
+    _handled = frozenset(('before_fit', 'before_batch', 'after_batch', 'after_fit'))  # `after_fit`: fastai's, then the noise's
     def __init__(self, scheds, step:str='batch', noise:dict=None):
         super().__init__(scheds)
         self.per_epoch,self.noise,self._noise_at = step == 'epoch',noise,(None, 0.)
@@ -73,6 +87,12 @@ class _ParamScheduler(ParamScheduler):
         l = self.learn
         f = 1. if self.noise is None else self._noise_factor(l)
         for n,s in self.scheds.items(): l.opt.set_hyper(n, s(pct) * f if n == 'lr' and f != 1. else s(pct))
+        self._pct = pct
+    def after_fit(self):
+        "fastai's, then the last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there)"
+        super().after_fit()
+        if self.noise is not None and getattr(self, '_pct', None) is not None and 'lr' in self.scheds:
+            self.learn.opt.set_hyper('lr', self.scheds['lr'](self._pct))
     def before_batch(self):
         l = self.learn  # an epoch starts at `pct_train == epoch/n_epoch`, this very float
         self._update_val(l.epoch/l.n_epoch if self.per_epoch else l.pct_train)
@@ -138,6 +158,10 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
     "Validate a call of a single-phase variant (`bind_call`'s dict) with no side effect; `_launch(learn, **result)` runs it"
     fit_kw = {p.name: call[p.name] for p in _FIT_ARGS}
     lr = call[v.lr_arg]
+    if lr is None and v.lr_from_opt and call.get('start_epoch', 0):  # a checkpoint taken mid-decay holds an lr already decayed
+        raise ValueError(f"{v.lr_arg} must be given to resume {v.method} (start_epoch={call['start_epoch']!r}): with {v.lr_arg}=None "
+                         f"it starts from the lr the optimizer holds, which a checkpoint of this run has already decayed; pass the lr "
+                         f"the first run started from")
     if lr is None and v.lr_from_opt and learn.opt is not None: lr = [h['lr'] for h in learn.opt.hypers]  # where the run stands
     nb = len(learn.dls.train)  # batches per epoch, for the schedules that count them (`fit` runs as many)
     return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)

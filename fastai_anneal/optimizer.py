@@ -116,6 +116,10 @@ class AnnealOptimizer(Optimizer):
         names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(getattr(cb, 'func', cb), 'defaults',
                                                                                                     {})}}
         param_lists,overrides = _split_groups(params, names)
+        for k,v in defaults.items():  # fastai's `set_hyper` asserts this (a bare AssertionError, none under `python -O`)
+            if isinstance(v, (list, tuple)) and len(v) not in (1, len(param_lists)):
+                raise ValueError(f"{k} has {len(v)} values but the optimizer has {len(param_lists)} parameter group(s): give one value, "
+                                 f"a slice, or {len(param_lists)} values")
         super().__init__(param_lists, cbs, anneal_step=0, **defaults)
         for h,o in zip(self.hypers, overrides or []): h.update(o)
         self._set_fast()

@@ -19,6 +19,9 @@ Each fit starts afresh (as fastai's trackers with `reset_on_fit`) unless it is a
 `SkipToEpoch`), which continues from the state the loaded checkpoint holds. That decision is taken at the fit's first trained
 epoch, not in `before_fit`: `learn.validate()` also sends `before_fit`/`after_fit` to a Learner-level callback, and must leave
 a loaded state alone.
+
+After a fit the optimizer holds the lr the run stands at (the last scheduled lr, scaled), so `fit_cooldown()` goes on
+from the reduced lr; fastai's fits reset the lr before their first batch, so nothing compounds.
 """
 from __future__ import annotations
 import math, warnings
@@ -83,7 +86,7 @@ class AnnealPlateau(Callback):
         "Back to a fresh run: scale 1, no best value yet, no bad epoch, no cooldown"
         self.scale,self.best = 1.,(math.inf if self.mode == 'min' else -math.inf)
         self.num_bad_epochs,self.cooldown_counter,self.epochs = 0,0,0
-        self._bases,self._started,self._trained = None,False,False
+        self._bases,self._last,self._started,self._trained = None,None,False,False
 
     def is_better(self, v:float) -> bool:
         "Whether `v` improves on `best` by more than `threshold` (relative or absolute, in the direction of `mode`)"
@@ -172,7 +175,7 @@ class AnnealPlateau(Callback):
     def before_batch(self):
         "Scale what the schedule set for this batch (after `ParamScheduler.before_batch`): recorded on every batch, stepped or not"
         hs = _hyper_dicts(self.opt)
-        self._bases = [h['lr'] for h in hs]
+        self._bases = self._last = [h['lr'] for h in hs]
         for h,lr in zip(hs, self.lrs(self._bases)): h['lr'] = lr
 
     def _put_back(self):
@@ -192,5 +195,8 @@ class AnnealPlateau(Callback):
         self._stash()
 
     def after_fit(self):
+        "The state stashed for a checkpoint; the optimizer left at the lr the next batch would take (the last scheduled lr, scaled)"
         self._put_back()
         if self._started: self._stash()
+        if self._started and self._last is not None:  # where the run stands: `fit_cooldown()` starts there, not at the unscaled lr
+            for h,lr in zip(_hyper_dicts(self.opt), self.lrs(self._last)): h['lr'] = lr

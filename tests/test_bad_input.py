@@ -108,6 +108,11 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: l.fit_cyclic(3, max_momentum=-0.1), r'max_momentum must be in \[0, 1\)'),
     (lambda l: l.fit_cyclic(3, cycle_momentum='no'), 'cycle_momentum must be True or False'),
     (lambda l: l.fit_cyclic(3, n_batch=4), 'unexpected keyword argument'),  # the fit counts the batches itself
+    # ---- arguments valid one by one whose schedule is not (checked at 257 points before the fit), and a resume that needs the lr
+    (lambda l: l.fit_sgdr_anneal(2, 1, 1e-2, cycle_mult=1, cycle_decay=1e300), r'the lr schedule reaches \[1.0+1e\+298.*float32'),
+    (lambda l: l.fit_cos_anneal(2, 1e-2, anneal=lambda s, e, p: s*0 - 1.), r'the lr schedule reaches \[-1.0.*>= 0'),
+    (lambda l: l.fit_flat_anneal(2, 1e-2, anneal=lambda s, e, p: s*math.nan), 'the lr schedule reaches'),
+    (lambda l: l.fit_cooldown(3, start_epoch=1), 'lr must be given to resume fit_cooldown'),
     # ---- metrics
     (lambda l: Accuracy(top_k=0), 'top_k must be >= 1, got 0'),
     (lambda l: Accuracy(top_k=1.5), 'top_k must be an int'),
@@ -126,6 +131,7 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: AdamAnneal(P(), anneal='cos'), 'total_steps .* is required'),
     (lambda l: AdamAnneal(P(), anneal='wobble'), 'anneal must be one of'),
     (lambda l: SGDAnneal(P(), mom=1.5), r'mom must be in \[0, 1\)'),
+    (lambda l: AdamAnneal(P(), lr=[1e-3, 1e-2]), 'lr has 2 values but the optimizer has 1 parameter group'),
     (lambda l: annealed(Adam, anneal='cos', total_steps=0), 'total_steps must be >= 1'),
     (lambda l: annealed(3), 'opt_func must be a fastai optimizer function'),
     # ---- AnnealPlateau (the number of groups and the monitored names are checked when a fit starts: tests/test_plateau.py)

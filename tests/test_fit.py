@@ -93,6 +93,17 @@ def test_flat_anneal_honours_start_epoch_where_fastai_does_not():
     test_eq(len(fa.recorder.hps['lr']), 4*N_ITER)   # fastai silently reruns from epoch 0
     test_eq(len(ours.recorder.hps['lr']), 2*N_ITER)
 
+def test_cooldown_after_a_noisy_stable_phase_starts_from_the_stable_lr():
+    "timm's noise perturbs each batch's lr; after the fit the optimizer holds the schedule's lr, where `fit_cooldown()` starts"
+    learn = _mk_learner(n_train=5)
+    rec = RecordHypers()
+    quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, pct_start=1., noise_range_t=0, cbs=rec)
+    assert rec.lrs[-1][0] != 1e-2  # the last batch ran at a noisy lr
+    test_eq([h['lr'] for h in learn.opt.hypers], [1e-2])
+    rec = RecordHypers()
+    quiet_fit(learn, 'fit_cooldown', 2, cbs=rec)
+    test_close(rec.lrs[0], [1e-2])
+
 @pytest.mark.parametrize('anneal', ['sqrt', 'cos', 'lin'])
 @pytest.mark.parametrize('stable,cool,warmup', [(2, 3, 0), (4, 1, 0), (1, 1, 0), (2, 3, 1), (4, 1, 2)])
 def test_cooldown_is_the_tail_of_flat_anneal(tmp_path, anneal, stable, cool, warmup):

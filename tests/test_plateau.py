@@ -91,7 +91,20 @@ def test_composes_with_every_fit(name):
     last = want[-n*len(mon.fits[-1]):, -1]  # fastai's Recorder keeps the last group of the last fit
     np.testing.assert_allclose(learn.recorder.lrs, last, rtol=1e-6)
     if method != 'fit': np.testing.assert_allclose(learn.recorder.hps['lr'], last, rtol=1e-6)
-    test_eq([h['lr'] for h in learn.opt.hypers], [h['lr'] for h in ref.opt.hypers])  # the schedule's own lr is back after the fit
+    opt,tref = torch_plateau(**PLATEAU)  # after the fit the optimizer holds where the run stands: the last scheduled lr, scaled by
+    for v in mon.fits[-1]: tref.step(v)   # the factor the last epoch left (torch's lr after its last step)
+    end = np.maximum(base[-1] * opt.param_groups[0]['lr'], np.minimum(base[-1], min_lr))
+    np.testing.assert_allclose([h['lr'] for h in learn.opt.hypers], end, rtol=1e-6)
+
+def test_cooldown_goes_on_from_the_reduced_lr():
+    "After a stable run the plateau reduced, the optimizer holds the reduced lr: `fit_cooldown()` decays from there, not from 1e-2"
+    learn = mk_learner()
+    quiet_fit(learn, 'fit_flat_anneal', 4, 1e-2, pct_start=1., cbs=AnnealPlateau(**PLATEAU))
+    held = [h['lr'] for h in learn.opt.hypers]
+    assert held[0] < 1e-2
+    rec = RecordHypers()
+    quiet_fit(learn, 'fit_cooldown', 2, cbs=rec)
+    test_close(rec.lrs[0], held)
 
 def test_gradient_accumulation():
     "Batches that accumulate without a step record the scaled lr too: the lr sequence is per batch, as the schedule's"
