@@ -31,8 +31,9 @@ class TrialScheduler(ParamScheduler):
         store_attr('n_steps,validate,div_thresh')
     def before_fit(self):
         super().before_fit()
-        self.losses,self.best,self.diverged,self.done = [],math.inf,False,False
+        self.losses,self.best,self.diverged,self.done,self.last = [],math.inf,False,False,None
     def before_batch(self): self._update_val(min(self.train_iter/self.n_steps, 1.))
+    def after_loss(self): self.last = self.learn.loss  # seen even when a callback cancels the fit before `after_batch`
     def after_batch(self):
         super().after_batch()
         loss,smooth = float(self.learn.loss.detach()),float(self.learn.smooth_loss)
@@ -54,14 +55,17 @@ class TrialScheduler(ParamScheduler):
 
 def _run_phases(learn, phases:list, cbs, wd, validate:bool, reset_opt:bool=False) -> tuple:
     ("Run `phases` (a list of `(freeze_to, scheds, n_steps)`) back to back, the last one validated if `validate`; (losses, diverged, "
-     "valid). A trial that another callback cut short (fastai's `TerminateOnNaNCallback` on a NaN loss) counts as diverged")
+     "valid). A trial that another callback cancelled on a bad loss (fastai's `TerminateOnNaNCallback`) counts as diverged")
     losses,phases = [],[p for p in phases if p[2] > 0]
     for i,(freeze,scheds,n) in enumerate(phases):
         if freeze is not None: learn.freeze_to(freeze)
         cb = TrialScheduler(scheds, n, validate and i == len(phases)-1)
-        with learn.no_logging(), learn.no_bar():
-            learn.fit(math.ceil(n/len(learn.dls.train)), cbs=L(cb) + L(cbs), wd=wd, reset_opt=reset_opt)
+        with learn.no_logging(), learn.no_bar():  # 4x the epochs `n` batches fill: room for a callback that ends epochs early
+            learn.fit(4*math.ceil(n/len(learn.dls.train)), cbs=L(cb) + L(cbs), wd=wd, reset_opt=reset_opt)
         losses += cb.losses
+        if not cb.done and not cb.diverged and (cb.last is None or bool(torch.isfinite(cb.last).all())):
+            raise RuntimeError(f"lr='auto': a trial of {n} batches ran out of epochs after {len(cb.losses)}: a callback ends "
+                               f"epochs early (fastai's `ShortEpochCallback`?); tune without it, or pass the fit an lr")
         if cb.diverged or not cb.done: return losses,True,None
     return losses,False,getattr(cb, 'valid', None)
 
@@ -202,6 +206,14 @@ def tune_lr(learn:Learner,
         return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not _is_csv(c)), wd, reset_opt,
                      start)
 
+class _wd_as:
+    "`learn.wd` set to `wd` (None: left as it is) for the block: fastai's `fit` (the range test's) takes its weight decay from it"
+    def __init__(self, learn, wd): self.learn,self.wd = learn,wd
+    def __enter__(self):
+        self.old = self.learn.wd
+        if self.wd is not None: self.learn.wd = self.wd
+    def __exit__(self, *exc): self.learn.wd = self.old
+
 def _is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))
 
 class _csv_loggers_aside:
@@ -241,7 +253,7 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
     # 1. scale: the range test's lr at the lowest smoothed loss (fastai's `minimum` suggestion x10) is the top candidate; when
     # the loss never fell (a model that learns slowly: flat until it diverges), that minimum is noise, and the top is a tenth
     # of the lr where the sweep stopped
-    with LearnerSnapshot(learn), learn.no_bar():
+    with LearnerSnapshot(learn), learn.no_bar(), learn.added_cbs(cbs), _wd_as(learn, wd):  # the fit's callbacks and weight decay
         if reset_opt: learn.create_opt()  # as the fit's `Learner.fit(reset_opt=True)`
         sugg = learn.lr_find(start_lr=list(ratios*1e-7) if len(ratios) > 1 else 1e-7, end_lr=list(ratios*10) if len(ratios) > 1 else 10,
                              num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))
@@ -267,7 +279,8 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
 
     def run_rung(scales, steps, rung, score_name):
         agreed = _agree([trial(s, steps, rung, score_name) for s in scales])  # distributed: the mean over the ranks
-        for t,v in zip(trials[-len(scales):], agreed): t['score'] = v
+        div = _agree([float(t['diverged']) for t in trials[-len(scales):]])   # diverged on any rank: a mean above 0
+        for t,v,d in zip(trials[-len(scales):], agreed, div): t['score'],t['diverged'] = v,d > 0
         return dict(zip(scales, agreed))
 
     # 2. rung 0, scored by the training loss of the last quarter (the same batches for every candidate): a factor-4 grid
@@ -292,6 +305,13 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
         b = _best(s1)
         if b == min(s1): s1.update(run_rung([b/2], t1, 1, name))
         elif b == max(s1) and math.isfinite(s1[b]): s1.update(run_rung([b*2], t1, 1, name))
+    if all(not math.isfinite(v) for v in s1.values()):
+        lo,hi = min(s1),max(s1)
+        if not any(t['diverged'] for t in trials if t['rung'] == 1):
+            raise RuntimeError(f"lr='auto': monitor={name!r} was NaN or infinite after every trial of the last rung (lr {lo:.3g} to "
+                               f"{hi:.3g}); monitor 'valid_loss' or a metric that is finite")
+        warnings.warn(f"lr='auto': every trial of the last rung ({t1} batches) diverged, from lr {lo:.3g} to {hi:.3g}; the lr is "
+                      f"capped below them, untested at that length")
     b = _best(s1)
     scale,rule = b,'best trial'
     if b != min(s1) and b != max(s1):
@@ -300,7 +320,7 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
         v = _vertex(xs, ys) if all(math.isfinite(y) for y in ys) else None
         if v is not None: scale,rule = 2.**min(max(v, xs[0]), xs[2]),'parabola vertex'
     # 4. margin: no pick within `DIV_MARGIN` of a trial that diverged (scores are agreed over ranks: every rank caps alike)
-    div_lrs = [t['lr'] for t in trials if not math.isfinite(t['score'])]
+    div_lrs = [t['lr'] for t in trials if t['diverged']]  # a metric that is NaN is not a divergence
     if div_lrs and scale > min(div_lrs)/DIV_MARGIN:
         scale,rule = min(div_lrs)/DIV_MARGIN,rule + f", capped at 1/{DIV_MARGIN:g} of {min(div_lrs):.3g} (its trial diverged)"
     # 5. stability: short trials do not see an lr that the fit itself cannot hold (a schedule without warmup collapses a few

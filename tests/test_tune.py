@@ -200,6 +200,46 @@ def test_a_loss_below_zero():
     assert len(res.sweep['lrs']) > 20 and max(t['losses'][0] for t in res.trials) < 0  # a range test, trials all below zero
     assert not any(t['diverged'] for t in res.trials if t['lr'] <= res.scale) and 1e-4 < res.scale < 10
 
+def test_range_test_runs_with_the_fits_callbacks_and_wd():
+    "The range test (the scale of every trial) runs with the fit's `cbs` and `wd`, as the trials do; the learner's `wd` comes back"
+    class Spy(Callback):
+        def __init__(self): self.seen = []
+        def before_batch(self):
+            if self.training and self.iter == 0: self.seen.append((type(getattr(self.learn, 'lr_finder', None)).__name__,
+                                                                   self.opt.hypers[0]['wd']))
+    spy,learn = Spy(),_learner()
+    wd = learn.wd
+    learn.lr_tune(10, fit='fit_cos_anneal', cbs=spy, wd=0.3)
+    assert spy.seen[0] == ('AnnealLRFinder', 0.3) and all(w == 0.3 for _,w in spy.seen) and learn.wd == wd and spy not in learn.cbs
+
+def test_epochs_a_callback_shortens():
+    "A callback that ends epochs early: trials run more epochs to fill their batches; when they cannot, a clear error, not 'diverged'"
+    from fastai.callback.training import ShortEpochCallback
+    res = _learner().lr_tune(10, fit='fit_cos_anneal', cbs=ShortEpochCallback(pct=0.5))
+    assert not any(t['diverged'] for t in res.trials if t['lr'] <= res.scale) and not any(p['unstable'] for p in res.probes)
+    learn = _learner()
+    before = learner_state(learn)
+    with pytest.raises(RuntimeError, match='ran out of epochs'): learn.lr_tune(10, fit='fit_cos_anneal', cbs=ShortEpochCallback(0.01))
+    assert_restored(before, learner_state(learn))
+
+def nan_metric(inp, targ): return torch.tensor(float('nan'))
+
+def test_a_nan_metric_is_not_a_divergence():
+    "A monitored metric that is NaN after every trial of the last rung: a clear error naming it, not an lr capped as if trials diverged"
+    learn = _learner(metrics=[nan_metric])
+    with pytest.raises(RuntimeError, match="monitor='nan_metric' was NaN or infinite after every trial"):
+        learn.lr_tune(10, fit='fit_cos_anneal', monitor='nan_metric')
+
+def test_every_trial_of_the_last_rung_diverging_warns(monkeypatch):
+    "Short trials fine, every longer one diverged: the lr is capped below them, with a warning that no trial of that length held it"
+    run = tune._run_phases
+    def run_phases(learn, phases, cbs, wd, validate, reset_opt=False):
+        return ([float('nan')],True,None) if validate else run(learn, phases, cbs, wd, validate, reset_opt)
+    monkeypatch.setattr(tune, '_run_phases', run_phases)
+    with pytest.warns(UserWarning, match='every trial of the last rung'): res = _learner().lr_tune(10, fit='fit_cos_anneal')
+    r1 = [t['lr'] for t in res.trials if t['rung'] == 1]
+    assert res.scale <= min(r1)/tune.DIV_MARGIN
+
 def test_csv_logger_stands_aside(tmp_path):
     "fastai's `CSVLogger` writes in every fit, the range test's and the trials' included: the tuning takes it off, then puts it back"
     from fastai.callback.progress import CSVLogger
