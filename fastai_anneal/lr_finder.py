@@ -114,11 +114,14 @@ class AnnealLRFinder(ParamScheduler):
         super().after_fit()
         if self._own_snapshot: self.restore()
 
+def _div_limit(best:float, div_thresh:float) -> float:
+    ("The loss above which a run has diverged: `div_thresh` times the `best` so far (fastai's rule); for a `best` <= 0 (a loss that "
+     "can go negative, such as a Gaussian NLL), `best` plus `div_thresh`-1 times `abs(best)`")
+    return div_thresh*best if best > 0 else best + (div_thresh-1)*abs(best)
+
 def _diverged(loss:float, best:float, div_thresh:float=4.) -> bool:
-    ("Whether a smoothed `loss` is NaN/inf or above `div_thresh` times the `best` so far (fastai's rule); for a `best` <= 0 (a loss "
-     "that can go negative, such as a Gaussian NLL), whether it rose above `best` by `div_thresh`-1 times `abs(best)`")
-    if not math.isfinite(loss): return True
-    return loss > (div_thresh*best if best > 0 else best + (div_thresh-1)*abs(best))
+    "Whether a smoothed `loss` is NaN/inf or above `_div_limit`"
+    return not math.isfinite(loss) or loss > _div_limit(best, div_thresh)
 
 # ---------------------------------------------------------------- suggestions
 def _name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
@@ -176,8 +179,7 @@ def even_log_sweep(lrs:list, raw_losses:list, beta:float=0.98, div_thresh:float=
     # the best so far counts from the first tenth on (the part fastai's rules leave out): the first smoothed points are single
     # batches, and a lucky one would set a best that ordinary batches pass 4x
     best = np.minimum.accumulate(np.where(np.arange(len(sm)) >= max(3, len(sm)//10), sm, np.inf))
-    with np.errstate(invalid='ignore'):  # as `_diverged`, whose rule holds for losses that go negative too; div_thresh inf: never
-        lim = np.where(best > 0, div_thresh*best, best + (div_thresh-1)*np.abs(best))
+    lim = np.array([_div_limit(b, div_thresh) for b in best])  # `_diverged`'s rule, for losses below zero too; div_thresh inf: never
     spike = np.nonzero(np.isfinite(best) & (med > lim))[0]
     cut = spike[0] if len(spike) else len(grid)
     return tensor(np.exp(grid[:cut])).float(),tensor(sm[:cut]).float()
