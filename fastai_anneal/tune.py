@@ -107,13 +107,32 @@ def _vertex(xs, ys) -> float|None:
     if not curv > 0: return None
     return x1 + (x1-x0) * (a-c) / (2*curv)
 
-def _range_top(lrs, losses, minimum:float, num_it:int) -> float:
-    ("The top candidate from a range test: its lowest smoothed loss's lr if the loss fell by 2% or more, else (a minimum in the "
-     "noise of a flat loss) a tenth of its last lr")
+def _batch_losses(smoothed, beta:float) -> np.ndarray:
+    "Each batch's own loss, recovered from a fit's `Recorder.losses` (fastai's `AvgSmoothLoss`: a debiased running mean with `beta`)"
+    s = np.asarray(smoothed, dtype=np.float64)
+    val = s * (1 - beta**np.arange(1, len(s)+1))
+    return (val - beta*np.r_[0., val[:-1]]) / (1 - beta)
+
+# the range test's fall must pass this many standard errors of batch noise (the benchmark's sweeps: real falls 3.6-25, models at
+# their floor (pre-fitted) or a flat start at most 1.5; of pure-noise floors that fastai's 2% rule calls a fall, 2-4% still pass)
+FALL_SE = 3.
+
+def _range_top(lrs, losses, minimum:float, num_it:int, beta:float=0.98) -> float:
+    ("The top candidate from a range test: the lr of its lowest smoothed loss if the loss fell (by 2%, and beyond batch noise), else "
+     "(a minimum in the noise of a flat loss) a tenth of its last lr")
+    k = max(1, num_it//10)
     fin = [l for l in losses if math.isfinite(l)]
-    head = float(np.mean(fin[:max(1, num_it//10)])) if fin else math.nan
-    if math.isfinite(minimum) and fin and min(fin) < head - 0.02*abs(head): return minimum*10  # a loss may be negative
-    return lrs[-1]/10 if lrs else math.nan
+    head = float(np.mean(fin[:k])) if fin else math.nan
+    # the fall is measured where the suggestion looks (after the head, fastai's window) and against the batches' own noise: a model
+    # already at its floor (pre-fitted) shows single noisy batches below the rest (the head's first debiased points, or a lucky run
+    # in the window) while never falling
+    win = [l for l in losses[k:-5] if math.isfinite(l)]
+    if not (math.isfinite(minimum) and win and min(win) < head - 0.02*abs(head)): return lrs[-1]/10 if lrs else math.nan  # may be < 0
+    raw = _batch_losses(losses, beta)
+    m = k + int(np.nanargmin(np.where(np.isfinite(losses[k:-5]), losses[k:-5], np.nan)))
+    a,b = raw[:max(4, k)],raw[max(0, m-5):m+1]  # the first batches, and the last 6 to the lowest smoothed loss
+    sigma = math.sqrt(np.mean(np.diff(raw[:m+1])**2)/2)  # batch noise from successive differences: a trend barely counts
+    return minimum*10 if a.mean() - b.mean() > FALL_SE*sigma*math.sqrt(1/len(a) + 1/len(b)) else lrs[-1]/10
 
 # stability probe: 8% of the fit. It is unstable when the mean training loss of its last window lies above its lowest window by more
 # than 5% of that low, by more than 3 standard errors of the difference (batch-to-batch noise), and by more than 10% of the fall from
@@ -258,7 +277,7 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
         sugg = learn.lr_find(start_lr=list(ratios*1e-7) if len(ratios) > 1 else 1e-7, end_lr=list(ratios*10) if len(ratios) > 1 else 10,
                              num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))
         sweep = dict(lrs=[float(np.max(np.atleast_1d(v))) for v in learn.recorder.lrs], losses=[float(v) for v in learn.recorder.losses])
-    top = _range_top(sweep['lrs'], sweep['losses'], float(sugg.minimum), n_sweep)
+    top = _range_top(sweep['lrs'], sweep['losses'], float(sugg.minimum), n_sweep, learn.recorder.smooth_loss.beta)
     top = math.exp(_agree([math.log(top) if math.isfinite(top) and top > 0 else math.inf])[0])  # every rank agrees, even on failure
     if not math.isfinite(top): raise RuntimeError(f"lr='auto': the range test from 1e-7 to 10 found no lr at which the loss falls")
     trials,cost,valid_cost = [],len(sweep['lrs']),0

@@ -56,6 +56,31 @@ def test_unstable_needs_a_real_climb():
     assert _unstable(np.r_[np.full(64, 2.3), np.linspace(2.3, 3.5, 64)])[0]                # never fell, then climbed
     assert _unstable([1., 2.]) == (False, 0.)                                              # too short to tell
 
+def _smoothed(raw, beta=0.98):
+    "fastai's `Recorder.losses` for batch losses `raw` (a debiased running mean)"
+    val,out = 0.,[]
+    for i,x in enumerate(raw, 1): val = beta*val + (1-beta)*x; out.append(val/(1-beta**i))
+    return out
+
+def test_range_top_ignores_noise_at_a_floor():
+    ("A model at its floor (pre-fitted) never falls in a range test, yet a noisy head or a lucky run of batches puts the window's "
+     "minimum 2% below the head: that is no fall, and the top is a tenth of where the sweep stopped (it was the noise minimum's lr, "
+     "10^4 too low); a real fall, even a late and noisy one, keeps fastai's minimum. Each batch's loss comes back from the smoothed curve")
+    k = 3
+    def top(raw):
+        lrs,sm = list(np.geomspace(1e-7, 1., len(raw))),_smoothed(raw); m = k + int(np.argmin(sm[k:-5]))
+        return tune._range_top(lrs, sm, lrs[m]/10, len(raw)),min(sm[k:-5]) < 0.98*np.mean(sm[:k])
+    end = [0.06, 0.1, 0.3, 1., 3.]  # diverging
+    rng = np.random.RandomState(0)
+    raw = np.r_[0.056, 0.058, 0.054, 0.05 + 0.01*rng.randn(22), end]
+    assert tune._batch_losses(_smoothed(raw), 0.98) == pytest.approx(raw, abs=1e-9)
+    assert top(raw) == (pytest.approx(0.1), True)  # fastai's 2% rule alone calls it a fall
+    falls = [top(np.r_[0.05 + 0.01*np.random.RandomState(s).randn(27), end]) for s in range(100)]
+    assert sum(f for _,f in falls) > 50 and sum(t < 0.1 for t,_ in falls) <= 5  # pure noise: 2% calls most a fall, this rule 5 at most
+    late = np.r_[2.6 + 0.1*rng.randn(18), 2.4, 2.3, 2.25, 2.2, 2.25, 2.3, 2.5, 2.8, 3., 3.5, 4., 5., 6.]  # 2.6 -> 2.2, sd 0.1
+    t,_ = top(late); sm = _smoothed(late)
+    assert t == pytest.approx(np.geomspace(1e-7, 1., len(late))[k + int(np.argmin(sm[k:-5]))]) and t < 0.05  # not 0.1, the flat answer
+
 def test_prefix_is_the_uncompressed_start():
     "The probe runs the first batches of the fit's own phases, at the positions the fit has there"
     f = lambda pos: 1 - pos
