@@ -136,7 +136,9 @@ def _range_top(lrs, losses, minimum:float, num_it:int, beta:float=0.98) -> float
 
 # stability probe: 8% of the fit. It is unstable when the mean training loss of its last window lies above its lowest window by more
 # than 5% of that low, by more than 3 standard errors of the difference (batch-to-batch noise), and by more than 10% of the fall from
-# the first window to the low: a loss at its floor wanders, a noisy one jumps, a slow starter's barely falls. At most 3 halvings
+# the first window to the low: a loss at its floor wanders, a noisy one jumps, a slow starter's barely falls. The noise is the
+# windows' mean variance, or for a run that ended above its start their median variance (a collapse's spikes, the very instability,
+# had inflated the mean: three runs that fell to chance passed). At most 3 halvings
 PROBE,RISE,GIVE_BACK,MAX_HALVE = 0.08,0.05,0.1,3
 # the probe runs only for a pick at least half the range test's `top` (where a short run's loss stopped falling): picks far below it
 # were never near the cliff in the benchmark, and the probe costs 8% of the fit
@@ -147,15 +149,16 @@ PROBE_NEAR = 0.5
 DIV_MARGIN = 4.
 
 def _unstable(losses:list) -> tuple:
-    "Whether a probe's training `losses` climbed back up at its end (see `PROBE`); and the share of its fall given back"
+    ("Whether a probe's training `losses` climbed back up at its end (see `PROBE`); and the share of its fall given back. A run that "
+     "ended above its start after falling is unstable against the typical window's noise: the spikes of a collapse inflate the mean")
     w = max(4, len(losses)//8)
     wins = np.asarray(losses[:len(losses)//w*w], dtype=np.float64).reshape(-1, w)
     if len(wins) < 2: return False,0.
-    m = wins.mean(1)
+    m,var = wins.mean(1),wins.var(1, ddof=1)
     lo,start,end = m.min(),m[0],m[-1]
-    se = float(np.sqrt(2*wins.var(1, ddof=1).mean()/w))  # of the difference of two window means
     back = (end - lo)/(start - lo) if start > lo else (math.inf if end > lo else 0.)
-    return bool(end - lo > max(RISE*abs(lo), 3*se) and back > GIVE_BACK),float(back)
+    def climbed(v): return bool(end - lo > max(RISE*abs(lo), 3*math.sqrt(2*v/w)) and back > GIVE_BACK)  # se of a difference
+    return climbed(var.mean()) or (end > start and climbed(float(np.median(var)))),float(back)
 
 def _best(scores:dict) -> float:
     "The candidate with the lowest score; within 0.1% of it, the largest lr (trials that cannot tell lrs apart have learned nothing yet)"

@@ -81,6 +81,21 @@ def test_range_top_ignores_noise_at_a_floor():
     t,_ = top(late); sm = _smoothed(late)
     assert t == pytest.approx(np.geomspace(1e-7, 1., len(late))[k + int(np.argmin(sm[k:-5]))]) and t < 0.05  # not 0.1, the flat answer
 
+def test_unstable_sees_a_spiky_collapse():
+    ("A run that falls, then collapses with spikes to above its start (a conv net at chance, an embedding model gone chaotic) is "
+     "unstable: its spikes no longer pass for batch noise; heavy-tailed noise on a flat or falling loss is still no climb")
+    rng = np.random.RandomState(0)
+    fall = 1.1 - 0.4*np.arange(20)/20 + 0.01*rng.randn(20)
+    to_chance = np.r_[fall, [1.14, 2.22, 1.6, 1.47, 1.34, 1.42], 1.12 + 0.03*rng.randn(24)]  # falls to 0.7, spikes, sits at ln 3
+    chaos = np.r_[1.7 + 0.1*rng.randn(8), 0.3*rng.rand(12), np.abs(2*rng.standard_cauchy(40)).clip(0, 15)]
+    for l in (to_chance, chaos):
+        assert _unstable(l)[0] and _unstable(l)[1] > 1
+        w = max(4, len(l)//8); m = l[:len(l)//w*w].reshape(-1, w)
+        assert m.mean(1)[-1] - m.mean(1).min() < 3*np.sqrt(2*m.var(1, ddof=1).mean()/w)  # the mean variance alone called it noise
+    t2 = [_unstable(1 + 0.3*np.random.RandomState(s).standard_t(2, 100))[0] for s in range(100)]
+    falling = [_unstable(np.exp(-np.arange(100)/30) + 0.2 + 0.05*np.random.RandomState(s).standard_t(2, 100))[0] for s in range(100)]
+    assert sum(t2) <= 12 and sum(falling) <= 2
+
 def test_prefix_is_the_uncompressed_start():
     "The probe runs the first batches of the fit's own phases, at the positions the fit has there"
     f = lambda pos: 1 - pos
