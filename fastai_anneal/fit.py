@@ -166,19 +166,21 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
     nb = len(learn.dls.train)  # batches per epoch, for the schedules that count them (`fit` runs as many)
     return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
 
-def _tuned_lr(learn, v:Variant, args, kwargs):
-    "The lr `Learner.lr_tune` picks for this call (`lr='auto'`), recorded as `learn.lr_tune_result` and logged"
+def _tuned(learn, v:Variant, args, kwargs):
+    "`Learner.lr_tune`'s result for this call (`lr='auto'`), recorded as `learn.lr_tune_result` and logged"
     if not hasattr(learn, 'lr_tune'):
         raise ValueError(f"{v.lr_arg}='auto' needs the tuner: import fastai_anneal.all (or fastai_anneal.tune)")
     res = learn.lr_tune(*args, fit=v.method, **kwargs)
     learn.logger(f"{v.method}: {v.lr_arg}='auto' tuned to {res.lr!r} ({len(res.trials)} trials, {res.cost} extra training batches)")
-    return res.lr
+    return res
 
 def _fit_method(v:Variant) -> FunctionType:
     "The `Learner` method of `v`: its arguments forwarded by name to the builder, `help` and `docments` showing every one"
     def fit(self, *args, **kwargs):
         call = bind_call(v, self, *args, **kwargs)
-        if isinstance(call[v.lr_arg], str): call[v.lr_arg] = _tuned_lr(self, v, args, kwargs)  # 'auto' (lr_tune refuses other strings)
+        if isinstance(call[v.lr_arg], str):  # 'auto' (lr_tune refuses other strings); the fit is watched for a collapse
+            res = _tuned(self, v, args, kwargs)
+            return res._watched_fit(self, lambda lr: prepare_call(v, self, {**call, v.lr_arg: lr}), v.method)
         _launch(self, **prepare_call(v, self, call))
     docs = FunctionType(_fit_args.__code__, _fit_args.__globals__, _fit_args.__name__)  # docments follows `__delwrap__`:
     docs.__delwrap__ = v.builder                                                           # method -> common args -> builder
@@ -225,7 +227,7 @@ def fine_tune_anneal(self:Learner,
 ):
     if isinstance(base_lr, str):  # 'auto' (lr_tune refuses other strings)
         args = (epochs, base_lr, freeze_epochs, lr_mult, pct_warmup, div_final, anneal)
-        base_lr = _tuned_lr(self, VARIANTS['fine_tune_anneal'], args, kwargs)
+        base_lr = _tuned(self, VARIANTS['fine_tune_anneal'], args, kwargs).lr
     # validate both phases before freezing, so a bad argument leaves the learner untouched
     frozen,unfrozen = fine_tune_phases(self, epochs, base_lr, freeze_epochs, lr_mult, pct_warmup, div_final, anneal, **kwargs)
     start = kwargs.get('start_epoch', 0)

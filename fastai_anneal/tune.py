@@ -6,18 +6,18 @@ import matplotlib.pyplot as plt
 from fastcore.basics import store_attr, patch
 from fastcore.foundation import L
 from fastai.learner import Learner
-from fastai.callback.core import CancelFitException, CancelTrainException, CancelValidException
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, SchedNo
 from fastai.callback.progress import CSVLogger
 from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs
 from ._groups import n_groups
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot
-from .fit import bind_call, prepare_call, fine_tune_phases, _group_lrs, _per_epoch
+from .fit import bind_call, prepare_call, fine_tune_phases, _group_lrs, _per_epoch, _launch
 from .lr_finder import _diverged  # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
 
 # and `Learner.lr_tune`, applied on import
-__all__ = ['LRTuneResult', 'TrialScheduler', 'tune_lr', 'lr_scale_like', 'FASTAI_FITS', 'LOWER_IS_BETTER']
+__all__ = ['LRTuneResult', 'TrialScheduler', 'CollapseWatch', 'tune_lr', 'lr_scale_like', 'FASTAI_FITS', 'LOWER_IS_BETTER']
 
 # ---------------------------------------------------------------- one trial
 class TrialScheduler(ParamScheduler):
@@ -140,19 +140,25 @@ def _range_top(lrs, losses, minimum:float, num_it:int, beta:float=0.98) -> float
 # windows' mean variance, or for a run that ended above its start their median variance (a collapse's spikes, the very instability,
 # had inflated the mean: three runs that fell to chance passed). At most 3 halvings
 PROBE,RISE,GIVE_BACK,MAX_HALVE = 0.08,0.05,0.1,3
-# the probe runs only for a pick at least half the range test's `top` (where a short run's loss stopped falling): picks far below it
-# were never near the cliff in the benchmark, and the probe costs 8% of the fit
+# the probe runs for a pick at least half the range test's `top` (where a short run's loss stopped falling): picks far below it
+# were never near the cliff in the benchmark, and the probe costs 8% of the fit. Once a probe was unstable the cliff is known to be
+# near, and each halved pick is probed again, wherever it lies (a held-out conv net halved 0.51 -> 0.25, below half its top, and
+# unprobed it fell to chance: 34%)
 PROBE_NEAR = 0.5
 # divergence margin: the pick stays at least this factor below the lowest lr whose trial diverged. A compressed trial spends a few
 # dozen batches near its peak, the fit 30x more: an lr one factor-2 step below a trial that diverged sat on the fit's cliff in the
 # benchmark (MNIST-1D, 30 epochs: 0.073 next to a diverged 0.147 ended at 84%, 0.037 at 94%)
 DIV_MARGIN = 4.
 
+def _windows(losses, w:int) -> np.ndarray:
+    "`losses` in consecutive windows of `w` (one row each; a last partial window left out)"
+    return np.asarray(losses[:len(losses)//w*w], dtype=np.float64).reshape(-1, w)
+
 def _unstable(losses:list) -> tuple:
     ("Whether a probe's training `losses` climbed back up at its end (see `PROBE`); and the share of its fall given back. A run that "
      "ended above its start after falling is unstable against the typical window's noise: the spikes of a collapse inflate the mean")
     w = max(4, len(losses)//8)
-    wins = np.asarray(losses[:len(losses)//w*w], dtype=np.float64).reshape(-1, w)
+    wins = _windows(losses, w)
     if len(wins) < 2: return False,0.
     m,var = wins.mean(1),wins.var(1, ddof=1)
     lo,start,end = m.min(),m[0],m[-1]
@@ -169,10 +175,15 @@ def _best(scores:dict) -> float:
 # ---------------------------------------------------------------- the result
 class LRTuneResult:
     ("The tuned learning rate of one fit and its evidence: every trial's lr, length, rung, score and loss curve, the stability probes "
-     "(`probes`: lr, batches, unstable, loss curve), and the cost in batches")
-    def __init__(self, lr, scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule, time_s, probes=()): store_attr()
+     "(`probes`: lr, batches, unstable, loss curve), the cost in batches, and the fit's restarts after a collapse (`restarts`: lr, "
+     "batch, loss curve; `fit_*(n, 'auto')` only)")
+    def __init__(self, lr, scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule, time_s, probes=()):
+        store_attr(); self.restarts = []
     @property
     def cost_ratio(self) -> float: "Training batches spent tuning per training batch of the fit"; return self.cost / self.n_steps
+    def _watched_fit(self, learn:Learner, prepare:callable, method:str):
+        "Run the fit `prepare(lr)` describes (`_launch`'s arguments) at this lr, watched for a collapse (`fit_*(n, 'auto')`)"
+        _launch_watched(self, learn, prepare, method)
     def __repr__(self):
         return (f"LRTuneResult(lr={self.lr!r}, {len(self.trials)} trials, {self.cost} extra training batches "
                 f"({self.cost_ratio:.2f}x the fit's {self.n_steps}), rule={self.rule!r})")
@@ -350,7 +361,7 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
     # test's top, the fit's own first `PROBE` of batches, uncompressed, runs at the pick; if its training loss climbs back up at
     # the end (`_unstable`) or diverges, the pick halves and the probe runs again
     probes = []
-    while scale >= PROBE_NEAR*top and len(probes) <= MAX_HALVE:  # far below the range test's top (a halved pick too), no cliff is near
+    while (scale >= PROBE_NEAR*top or probes) and len(probes) <= MAX_HALVE:  # far below the top, no cliff is near (until one was seen)
         with LearnerSnapshot(learn):
             losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, False, reset_opt)
         cost += len(losses)
@@ -366,6 +377,62 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
         rule += f", halved {halved}x: the fit's first {n_probe} batches at the lr above {why}"
     return LRTuneResult(lr_scale_like(lr_like, scale), scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule,
                         time.perf_counter() - start, probes)
+
+# ---------------------------------------------------------------- the fit, watched
+# watchdog: `fit_*(n, 'auto')` watches its first `WATCH` of batches. The fit collapsed when, after a real fall (its lowest window
+# below the first by 10% and by 3 standard errors of the typical window), every window of its last `HOLD` (two at least) gave back
+# `BACK` of that fall: a catapult climbs for a few dozen batches and falls again, a collapse to chance stays. It then restarts from
+# where it began at half the lr, at most `MAX_RESTART` times (the batches it ran count in the cost). Held-out MLPs with Lamb collapsed
+# at 7-37% of the fit at 2-8x their best lr, after every trial and the probe (8%) had looked fine; a fit that collapses is worth
+# restarting even half-way
+WATCH,HOLD,BACK,MAX_RESTART = 0.5,0.04,0.8,3
+
+class CollapseWatch(Callback):
+    "Cancel the fit when its training loss collapses back towards where it began within its first `watch` batches (see `WATCH`)"
+    order = 95  # after the Recorder: the batch's loss is final
+    def __init__(self, watch:int, w:int, hold:int): store_attr('watch,w,hold')
+    def before_fit(self): self.losses,self.new,self.fired = [],[],None
+    def after_batch(self):
+        n = len(self.losses) + len(self.new)
+        if not self.training or n >= self.watch: return
+        self.new.append(self.learn.loss.detach().float().mean()); n += 1
+        if n % self.w: return
+        self.losses += torch.stack(self.new).tolist(); self.new = []  # one device sync per window
+        if n < 2*self.w + self.hold: return
+        bad = _agree([float(_collapsed(self.losses, self.w, self.hold))])[0] > 0  # distributed: one decision
+        if bad: self.fired = n; raise CancelFitException()
+
+def _collapsed(losses:list, w:int, hold:int) -> bool:
+    "Whether `losses` fell for real, then gave back `BACK` of the fall in every window of their last `hold` batches (see `WATCH`)"
+    wins = _windows(losses, w)
+    m,var = wins.mean(1),wins.var(1, ddof=1)
+    m = np.where(np.isfinite(m), m, np.inf)  # a NaN or inf loss stands above any fall
+    k = max(2, math.ceil(hold/w))
+    head = m[:-k]
+    if len(head) < 2 or not np.isfinite(head).all(): return False
+    start,lo = head[0],head.min()
+    real = start - lo > max(0.1*abs(start), 3*math.sqrt(2*float(np.median(var[:len(head)]))/w))  # the typical window's noise
+    return bool(real and (m[-k:] >= lo + BACK*(start - lo)).all())
+
+def _launch_watched(res:LRTuneResult, learn:Learner, prepare:callable, method:str):
+    ("Launch `prepare(lr)` (a variant's `_launch` arguments) at the lr `res` picked, watched by `CollapseWatch`: a fit that "
+     "collapses starts again from where it began, at half the lr (`res` records it)")
+    w = max(4, round(PROBE*res.n_steps)//8)
+    for i in range(MAX_RESTART + 1):
+        p = prepare(res.lr)
+        if i == MAX_RESTART: return _launch(learn, **p)  # the last restart runs unwatched
+        watch = CollapseWatch(round(WATCH*res.n_steps), w, max(2*w, round(HOLD*res.n_steps)))
+        snap = LearnerSnapshot(learn)
+        _launch(learn, **{**p, 'cbs': L(p['cbs']) + watch})
+        if watch.fired is None: return
+        snap.restore()
+        res.restarts.append(dict(lr=res.scale, batch=watch.fired, losses=watch.losses))
+        res.cost += watch.fired
+        scale = res.scale/2
+        learn.logger(f"{method}: the fit at lr {res.scale:.3g} collapsed (its training loss gave back {BACK:.0%} of its fall and stayed "
+                     f"there, batch {watch.fired} of {res.n_steps}); restarting from where it began at {scale:.3g}")
+        res.lr,res.scale = lr_scale_like(res.lr, scale),scale
+        res.rule += f", restarted at half: the fit collapsed at batch {watch.fired}"
 
 # ---------------------------------------------------------------- the Learner patch
 def _trial_scheds(p:dict) -> dict:

@@ -7,7 +7,7 @@ from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS
 import fastai_anneal.tune as tune
-from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds, _unstable, _prefix
+from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds, _unstable, _prefix, _collapsed
 from fastai_anneal.fit import bind_call, prepare_call
 from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored
 
@@ -127,9 +127,12 @@ def test_an_unstable_probe_halves_the_pick(monkeypatch):
     calls.clear(); monkeypatch.setattr(tune, '_unstable', lambda losses: (True, 1.))
     res = learn.lr_tune(10, fit='fit_cos_anneal')
     assert res.scale == pytest.approx(ref.scale/2**tune.MAX_HALVE) and len(res.probes) == tune.MAX_HALVE + 1
-    monkeypatch.setattr(tune, 'PROBE_NEAR', 0.75*ref.scale/ref.top)  # halved once, the pick is below where probes run: no second
+    monkeypatch.setattr(tune, 'PROBE_NEAR', 0.75*ref.scale/ref.top)  # halved, the pick falls below where a first probe runs: the
+    res = learn.lr_tune(10, fit='fit_cos_anneal')                         # cliff seen, each halved pick is probed again all the same
+    test_eq((res.scale, len(res.probes)), (ref.scale/2**tune.MAX_HALVE, tune.MAX_HALVE + 1))
+    calls.clear(); monkeypatch.setattr(tune, '_unstable', lambda losses: (not calls.append(1) and len(calls) == 1, 0.5))
     res = learn.lr_tune(10, fit='fit_cos_anneal')
-    test_eq((res.scale, len(res.probes), res.cost), (ref.scale/2, 1, ref.cost))
+    test_eq((res.scale, len(res.probes), res.cost), (ref.scale/2, 2, ref.cost + ref.probes[0]['steps']))
     assert 'halved 1x' in res.rule
     monkeypatch.setattr(tune, 'PROBE_NEAR', math.inf)  # a pick far below the range test's top: no probe, no cost
     res = learn.lr_tune(10, fit='fit_cos_anneal')
@@ -183,6 +186,45 @@ def test_auto_equals_two_steps(method, stepping):
     quiet_fit(b, method, **{**args, v.lr_arg: lr}, cbs=rb)
     assert len(ra.hps) > len(rb.hps) and ra.hps[-len(rb.hps):] == rb.hps  # the fit's callbacks ran in the trials too
     assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
+def test_collapsed_needs_a_fall_given_back_and_held():
+    "The watchdog's rule: a real fall, then every window of the last `hold` batches back near the start; not a catapult or a plateau"
+    rng = np.random.RandomState(0)
+    fall = 2.3*np.exp(-np.arange(100)/20) + 0.2 + 0.02*rng.randn(100)
+    assert not _collapsed(fall, 10, 40)                                                       # a steady fall
+    assert _collapsed(np.r_[fall, 2.3 + 0.02*rng.randn(40)], 10, 40)                          # back to chance and held
+    assert not _collapsed(np.r_[fall, 2.3 + 0.02*rng.randn(30)], 10, 40)                      # not held for `hold` yet
+    assert _collapsed(np.r_[fall, np.full(40, np.nan)], 10, 40)                               # NaN after the fall
+    catapult = np.r_[fall[:30], np.linspace(0.6, 3., 10), np.linspace(3., 0.5, 20), fall[60:]]
+    assert not _collapsed(catapult, 10, 40)                                                   # climbs, falls again
+    assert not _collapsed(2.302 + 0.003*rng.randn(200), 10, 40)                               # a plateau at chance never fell
+    assert not _collapsed(np.r_[2.30 - 0.05*np.arange(10)/10, 2.25 + 0.02*rng.randn(90), 2.3 + 0.02*rng.randn(40)], 10, 40)  # 2%
+
+class _FakeCollapse(Callback):
+    "From batch 100 on, while the lr is above `thr`, the recorded training loss jumps 1000 up (gradients untouched): a collapse"
+    def __init__(self, thr): self.thr = thr
+    def after_loss(self):
+        if self.training and self.train_iter > 100 and self.opt.hypers[0]['lr'] > self.thr: self.learn.loss = self.learn.loss + 1e3
+
+def test_a_collapsed_fit_restarts_at_half_the_lr():
+    ("`fit_*(n, 'auto')` watches its first `WATCH` of batches: a fit whose loss collapses back (trials, probe and range test are "
+     "shorter than 100 batches and never see it) starts again from where it began, at half the lr: bit for bit that fit")
+    ref = _learner().lr_tune(10, fit='fit_cos_anneal')
+    a,b = _learner(),_learner()
+    logs = []
+    a.logger = lambda *x: logs.append(str(x[0]))
+    with a.no_bar(): a.fit_cos_anneal(10, 'auto', cbs=_FakeCollapse(0.75*ref.scale))  # logged, not quiet
+    res = a.lr_tune_result
+    assert res.scale == pytest.approx(ref.scale/2) and len(res.restarts) == 1 and 'restarted at half' in res.rule
+    assert 100 < res.restarts[0]['batch'] <= 100 + 2*round(tune.HOLD*res.n_steps) and any('collapsed' in l for l in logs)
+    b.lr_tune(10, fit='fit_cos_anneal', cbs=_FakeCollapse(0.75*ref.scale))
+    quiet_fit(b, 'fit_cos_anneal', 10, ref.scale/2, cbs=_FakeCollapse(0.75*ref.scale))
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+    c = _learner()
+    quiet_fit(c, 'fit_cos_anneal', 10, 'auto', cbs=_FakeCollapse(0.))  # collapses at every lr: restarted 3 times, then unwatched
+    r = c.lr_tune_result
+    assert len(r.restarts) == tune.MAX_RESTART and r.scale == pytest.approx(ref.scale/2**tune.MAX_RESTART)
+    test_eq(r.cost, ref.cost + sum(x['batch'] for x in r.restarts))  # the batches each collapsed fit ran count in the cost
 
 def test_trials_step_per_epoch_without_noise():
     "With step='epoch' a trial holds each lr over its share of one of the fit's epochs; the fit's noise stays out of the trials"
