@@ -1,6 +1,7 @@
 "Budget-aware learning rate: short trials of the very fit you are about to run pick its peak lr (`Learner.lr_tune`, `lr='auto'`)."
 from __future__ import annotations
 import inspect, math, time, warnings
+from pathlib import Path
 import numpy as np, torch
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr, patch
@@ -138,7 +139,7 @@ def _range_top(lrs, losses, minimum:float, num_it:int, beta:float=0.98) -> float
 # than 5% of that low, by more than 3 standard errors of the difference (batch-to-batch noise), and by more than 10% of the fall from
 # the first window to the low: a loss at its floor wanders, a noisy one jumps, a slow starter's barely falls. The noise is the
 # windows' mean variance, or for a run that ended above its start their median variance (a collapse's spikes, the very instability,
-# had inflated the mean: three runs that fell to chance passed). At most 3 halvings
+# had inflated the mean: two held-out runs that collapsed passed). At most 3 halvings
 PROBE,RISE,GIVE_BACK,MAX_HALVE = 0.08,0.05,0.1,3
 # the probe runs for a pick at least half the range test's `top` (where a short run's loss stopped falling): picks far below it
 # were never near the cliff in the benchmark, and the probe costs 8% of the fit. Once a probe was unstable the cliff is known to be
@@ -182,8 +183,26 @@ class LRTuneResult:
     @property
     def cost_ratio(self) -> float: "Training batches spent tuning per training batch of the fit"; return self.cost / self.n_steps
     def _watched_fit(self, learn:Learner, prepare:callable, method:str):
-        "Run the fit `prepare(lr)` describes (`_launch`'s arguments) at this lr, watched for a collapse (`fit_*(n, 'auto')`)"
-        _launch_watched(self, learn, prepare, method)
+        ("Run the fit `prepare(lr)` describes (`_launch`'s arguments) at this lr, watched by `CollapseWatch` (`fit_*(n, 'auto')`): "
+         "a fit that collapses starts again from where it began (the learner, its callbacks' state, its CSV logs), at half the lr")
+        w = max(4, round(PROBE*self.n_steps)//8)
+        for i in range(MAX_RESTART + 1):
+            p = prepare(self.lr)
+            if i == MAX_RESTART: return _launch(learn, **p)  # the last restart runs unwatched
+            cbs = L(p['cbs']) + CollapseWatch(round(WATCH*self.n_steps), w, max(2*w, round(HOLD*self.n_steps)), _FitState(learn, p['cbs']))
+            watch = cbs[-1]
+            try: _launch(learn, **{**p, 'cbs': cbs})
+            except BaseException as e:  # a callback's `after_fit` may fail on the cancelled fit (`SaveModelCallback`: no file yet)
+                if watch.fired is None or not isinstance(e, Exception): watch.state = None; raise
+            if watch.fired is None: watch.state = None; return
+            watch.state.restore(); watch.state = None
+            self.restarts.append(dict(lr=self.scale, batch=watch.fired, losses=watch.losses))
+            self.cost += watch.fired
+            scale = self.scale/2
+            learn.logger(f"{method}: the fit at lr {self.scale:.3g} collapsed (its training loss gave back {BACK:.0%} of its fall and "
+                         f"stayed there, batch {watch.fired} of {self.n_steps}); restarting from where it began at {scale:.3g}")
+            self.lr,self.scale = lr_scale_like(self.lr, scale),scale
+            self.rule += f", restarted at half: the fit collapsed at batch {watch.fired}"
     def __repr__(self):
         return (f"LRTuneResult(lr={self.lr!r}, {len(self.trials)} trials, {self.cost} extra training batches "
                 f"({self.cost_ratio:.2f}x the fit's {self.n_steps}), rule={self.rule!r})")
@@ -379,60 +398,65 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
                         time.perf_counter() - start, probes)
 
 # ---------------------------------------------------------------- the fit, watched
-# watchdog: `fit_*(n, 'auto')` watches its first `WATCH` of batches. The fit collapsed when, after a real fall (its lowest window
-# below the first by 10% and by 3 standard errors of the typical window), every window of its last `HOLD` (two at least) gave back
+# watchdog: `fit_*(n, 'auto')` watches its first `WATCH` of batches. The fit collapsed when, after a real fall (its lowest window's
+# median below the first's by 10% and by 3 standard errors of the typical window), every window of its last `HOLD` (two at least) gave back
 # `BACK` of that fall: a catapult climbs for a few dozen batches and falls again, a collapse to chance stays. It then restarts from
 # where it began at half the lr, at most `MAX_RESTART` times (the batches it ran count in the cost). Held-out MLPs with Lamb collapsed
-# at 7-37% of the fit at 2-8x their best lr, after every trial and the probe (8%) had looked fine; a fit that collapses is worth
+# at 7-39% of the fit at 2-8x their best lr, after every trial and the probe (8%) had looked fine; a fit that collapses is worth
 # restarting even half-way
 WATCH,HOLD,BACK,MAX_RESTART = 0.5,0.04,0.8,3
 
 class CollapseWatch(Callback):
-    "Cancel the fit when its training loss collapses back towards where it began within its first `watch` batches (see `WATCH`)"
+    ("Cancel the fit when its training loss collapses back towards where it began within its first `watch` batches (see `WATCH`); "
+     "`state` (what a restart puts back) is dropped once the watch is over")
     order = 95  # after the Recorder: the batch's loss is final
-    def __init__(self, watch:int, w:int, hold:int): store_attr('watch,w,hold')
+    def __init__(self, watch:int, w:int, hold:int, state=None): store_attr('watch,w,hold,state')
     def before_fit(self): self.losses,self.new,self.fired = [],[],None
     def after_batch(self):
         n = len(self.losses) + len(self.new)
         if not self.training or n >= self.watch: return
         self.new.append(self.learn.loss.detach().float().mean()); n += 1
+        if n >= self.watch: self.state = None  # no restart from here on: free the copy
         if n % self.w: return
         self.losses += torch.stack(self.new).tolist(); self.new = []  # one device sync per window
         if n < 2*self.w + self.hold: return
         bad = _agree([float(_collapsed(self.losses, self.w, self.hold))])[0] > 0  # distributed: one decision
         if bad: self.fired = n; raise CancelFitException()
+    def after_cancel_fit(self):
+        "A loss gone NaN or inf that another callback cancelled on (fastai's `TerminateOnNaNCallback`) is a collapse too"
+        n = len(self.losses) + len(self.new)
+        if self.fired is None and self.training and self.state is not None and not bool(torch.isfinite(self.learn.loss).all()):
+            self.fired = n + 1
+
+class _FitState:
+    ("What a fit changes beyond the learner: the learner (`LearnerSnapshot`), each callback's attributes (a tracker's `best` and "
+     "`wait` when it keeps them across fits) and the files of `CSVLogger`s that append; `restore()` puts them back")
+    def __init__(self, learn, cbs):
+        self.snap = LearnerSnapshot(learn)
+        self.cbs = [(c, dict(vars(c))) for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback)]
+        self.logs = [(p, p.stat().st_size if p.exists() else None) for p in
+                     {Path(learn.path)/c.fname for c in [*learn.cbs, *L(cbs)] if isinstance(c, CSVLogger) and c.append}]
+    def restore(self):
+        self.snap.restore()
+        for c,d in self.cbs: vars(c).clear(); vars(c).update(d)
+        for p,size in self.logs:
+            if size is None: p.unlink(missing_ok=True)
+            elif p.exists():
+                with open(p, 'r+b') as f: f.truncate(size)
 
 def _collapsed(losses:list, w:int, hold:int) -> bool:
     "Whether `losses` fell for real, then gave back `BACK` of the fall in every window of their last `hold` batches (see `WATCH`)"
-    wins = _windows(losses, w)
-    m,var = wins.mean(1),wins.var(1, ddof=1)
-    m = np.where(np.isfinite(m), m, np.inf)  # a NaN or inf loss stands above any fall
+    wins = np.where(np.isnan(_windows(losses, w)), np.inf, _windows(losses, w))  # a NaN loss stands above any fall
+    m = np.median(wins, 1)  # a window's level: one spike or overflow in it moves no median
     k = max(2, math.ceil(hold/w))
     head = m[:-k]
     if len(head) < 2 or not np.isfinite(head).all(): return False
+    var = wins[:len(head)].var(1, ddof=1)
+    var = var[np.isfinite(var)]
+    se = 1.25*math.sqrt(2*float(np.median(var))/w) if len(var) else 0.  # of the difference of two window medians, typical noise
     start,lo = head[0],head.min()
-    real = start - lo > max(0.1*abs(start), 3*math.sqrt(2*float(np.median(var[:len(head)]))/w))  # the typical window's noise
+    real = start - lo > max(0.1*abs(start), 3*se)
     return bool(real and (m[-k:] >= lo + BACK*(start - lo)).all())
-
-def _launch_watched(res:LRTuneResult, learn:Learner, prepare:callable, method:str):
-    ("Launch `prepare(lr)` (a variant's `_launch` arguments) at the lr `res` picked, watched by `CollapseWatch`: a fit that "
-     "collapses starts again from where it began, at half the lr (`res` records it)")
-    w = max(4, round(PROBE*res.n_steps)//8)
-    for i in range(MAX_RESTART + 1):
-        p = prepare(res.lr)
-        if i == MAX_RESTART: return _launch(learn, **p)  # the last restart runs unwatched
-        watch = CollapseWatch(round(WATCH*res.n_steps), w, max(2*w, round(HOLD*res.n_steps)))
-        snap = LearnerSnapshot(learn)
-        _launch(learn, **{**p, 'cbs': L(p['cbs']) + watch})
-        if watch.fired is None: return
-        snap.restore()
-        res.restarts.append(dict(lr=res.scale, batch=watch.fired, losses=watch.losses))
-        res.cost += watch.fired
-        scale = res.scale/2
-        learn.logger(f"{method}: the fit at lr {res.scale:.3g} collapsed (its training loss gave back {BACK:.0%} of its fall and stayed "
-                     f"there, batch {watch.fired} of {res.n_steps}); restarting from where it began at {scale:.3g}")
-        res.lr,res.scale = lr_scale_like(res.lr, scale),scale
-        res.rule += f", restarted at half: the fit collapsed at batch {watch.fired}"
 
 # ---------------------------------------------------------------- the Learner patch
 def _trial_scheds(p:dict) -> dict:

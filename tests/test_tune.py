@@ -3,7 +3,8 @@ import math, warnings
 import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.callback.schedule import SchedCos, SchedNo, ParamScheduler
-from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
+from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback, TerminateOnNaNCallback
+from fastai.callback.progress import CSVLogger
 from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS
 import fastai_anneal.tune as tune
@@ -199,12 +200,16 @@ def test_collapsed_needs_a_fall_given_back_and_held():
     assert not _collapsed(catapult, 10, 40)                                                   # climbs, falls again
     assert not _collapsed(2.302 + 0.003*rng.randn(200), 10, 40)                               # a plateau at chance never fell
     assert not _collapsed(np.r_[2.30 - 0.05*np.arange(10)/10, 2.25 + 0.02*rng.randn(90), 2.3 + 0.02*rng.randn(40)], 10, 40)  # 2%
+    for spike in (np.inf, 1e6):  # one overflow or spike in the first window neither turns the watch off nor moves its start
+        l = np.r_[fall, 2.3 + 0.02*rng.randn(40)]; l[3] = spike
+        assert _collapsed(l, 10, 40)
 
 class _FakeCollapse(Callback):
-    "From batch 100 on, while the lr is above `thr`, the recorded training loss jumps 1000 up (gradients untouched): a collapse"
-    def __init__(self, thr): self.thr = thr
+    "From batch `at` on, while the lr is above `thr`, the recorded training loss jumps 1000 up, or to NaN (gradients untouched)"
+    def __init__(self, thr, at=100, nan=False): self.thr,self.at,self.nan = thr,at,nan
     def after_loss(self):
-        if self.training and self.train_iter > 100 and self.opt.hypers[0]['lr'] > self.thr: self.learn.loss = self.learn.loss + 1e3
+        if self.training and self.train_iter > self.at and self.opt.hypers[0]['lr'] > self.thr:
+            self.learn.loss = self.learn.loss + (math.nan if self.nan else 1e3)
 
 def test_a_collapsed_fit_restarts_at_half_the_lr():
     ("`fit_*(n, 'auto')` watches its first `WATCH` of batches: a fit whose loss collapses back (trials, probe and range test are "
@@ -225,6 +230,35 @@ def test_a_collapsed_fit_restarts_at_half_the_lr():
     r = c.lr_tune_result
     assert len(r.restarts) == tune.MAX_RESTART and r.scale == pytest.approx(ref.scale/2**tune.MAX_RESTART)
     test_eq(r.cost, ref.cost + sum(x['batch'] for x in r.restarts))  # the batches each collapsed fit ran count in the cost
+
+def test_a_restart_puts_back_callbacks_and_logs(tmp_path):
+    ("A restart starts from where the fit began for the fit's callbacks too: a tracker that keeps its best across fits, a "
+     "`SaveModelCallback` whose file the collapsed epoch 0 never wrote (its `after_fit` load failed), a `CSVLogger` that appends; "
+     "and a NaN that `TerminateOnNaNCallback` cancels on is a collapse: each relaunch is bit for bit the plain fit at half the lr")
+    big = lambda: mk_learner(n_train=300)  # epochs of 300 batches: the collapse is caught inside epoch 0, after the probe's 96
+    ref = big().lr_tune(4, fit='fit_cos_anneal')
+    def mk(): return L(EarlyStoppingCallback(patience=2, reset_on_fit=False), SaveModelCallback(fname='m', reset_on_fit=False),
+                       CSVLogger(append=True))
+    out = {}
+    for kind in ('auto', 'plain'):
+        learn = big(); learn.path = tmp_path/kind; learn.path.mkdir()
+        (learn.path/'history.csv').write_text('earlier run\n')
+        cbs = mk() + _FakeCollapse(0.75*ref.scale, at=110)  # caught inside epoch 0: nothing saved yet
+        if kind == 'auto': quiet_fit(learn, 'fit_cos_anneal', 4, 'auto', cbs=cbs)
+        else: learn.lr_tune(4, fit='fit_cos_anneal', cbs=cbs); quiet_fit(learn, 'fit_cos_anneal', 4, ref.scale/2, cbs=cbs)
+        out[kind] = learn,(learn.path/'history.csv').read_text(),cbs[0].best
+    (a,csv_a,best_a),(b,csv_b,best_b) = out['auto'],out['plain']
+    assert len(a.lr_tune_result.restarts) == 1 and a.lr_tune_result.scale == pytest.approx(ref.scale/2)
+    assert a.lr_tune_result.restarts[0]['batch'] < 300  # in epoch 0
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+    assert csv_a == csv_b and csv_a.startswith('earlier run\n') and csv_a.count('epoch') == 1 and best_a == best_b
+    ref = _learner().lr_tune(10, fit='fit_cos_anneal')
+    nan = lambda: [TerminateOnNaNCallback(), _FakeCollapse(0.75*ref.scale, nan=True)]
+    c,d = _learner(),_learner()
+    quiet_fit(c, 'fit_cos_anneal', 10, 'auto', cbs=nan())
+    assert len(c.lr_tune_result.restarts) == 1 and c.lr_tune_result.restarts[0]['batch'] == 102  # cancelled on batch 101's NaN
+    d.lr_tune(10, fit='fit_cos_anneal', cbs=nan()); quiet_fit(d, 'fit_cos_anneal', 10, ref.scale/2, cbs=nan())  # the same
+    assert all(torch.equal(p, q) for p,q in zip(c.model.parameters(), d.model.parameters()))
 
 def test_trials_step_per_epoch_without_noise():
     "With step='epoch' a trial holds each lr over its share of one of the fit's epochs; the fit's noise stays out of the trials"
