@@ -402,7 +402,7 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
 # median below the first's by 10% and by 3 standard errors of the typical window), every window of its last `HOLD` (two at least) gave back
 # `BACK` of that fall: a catapult climbs for a few dozen batches and falls again, a collapse to chance stays. It then restarts from
 # where it began at half the lr, at most `MAX_RESTART` times (the batches it ran count in the cost). Held-out MLPs with Lamb collapsed
-# at 7-39% of the fit at 2-8x their best lr, after every trial and the probe (8%) had looked fine; a fit that collapses is worth
+# at 7-39% of the fit at 2-12x their best lr, where every trial had looked fine and no probe ran; a fit that collapses is worth
 # restarting even half-way
 WATCH,HOLD,BACK,MAX_RESTART = 0.5,0.04,0.8,3
 
