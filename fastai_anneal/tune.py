@@ -127,10 +127,11 @@ def _range_top(lrs, losses, minimum:float, num_it:int, beta:float=0.98) -> float
     # the fall is measured where the suggestion looks (after the head, fastai's window) and against the batches' own noise: a model
     # already at its floor (pre-fitted) shows single noisy batches below the rest (the head's first debiased points, or a lucky run
     # in the window) while never falling
-    win = [l for l in losses[k:-5] if math.isfinite(l)]
-    if not (math.isfinite(minimum) and win and min(win) < head - 0.02*abs(head)): return lrs[-1]/10 if lrs else math.nan  # may be < 0
+    tail = np.asarray(losses[k:-5], dtype=np.float64)
+    win = tail[np.isfinite(tail)]
+    if not (math.isfinite(minimum) and len(win) and win.min() < head - 0.02*abs(head)): return lrs[-1]/10 if lrs else math.nan  # < 0 ok
     raw = _batch_losses(losses, beta)
-    m = k + int(np.nanargmin(np.where(np.isfinite(losses[k:-5]), losses[k:-5], np.nan)))
+    m = k + int(np.nanargmin(np.where(np.isfinite(tail), tail, np.nan)))
     a,b = raw[:max(4, k)],raw[max(0, m-5):m+1]  # the first batches, and the last 6 to the lowest smoothed loss
     sigma = math.sqrt(np.mean(np.diff(raw[:m+1])**2)/2)  # batch noise from successive differences: a trend barely counts
     return minimum*10 if a.mean() - b.mean() > FALL_SE*sigma*math.sqrt(1/len(a) + 1/len(b)) else lrs[-1]/10
@@ -189,9 +190,8 @@ class LRTuneResult:
         for i in range(MAX_RESTART + 1):
             p = prepare(self.lr)
             if i == MAX_RESTART: return _launch(learn, **p)  # the last restart runs unwatched
-            cbs = L(p['cbs']) + CollapseWatch(round(WATCH*self.n_steps), w, max(2*w, round(HOLD*self.n_steps)), _FitState(learn, p['cbs']))
-            watch = cbs[-1]
-            try: _launch(learn, **{**p, 'cbs': cbs})
+            watch = CollapseWatch(round(WATCH*self.n_steps), w, max(2*w, round(HOLD*self.n_steps)), _FitState(learn, p['cbs']))
+            try: _launch(learn, **{**p, 'cbs': L(p['cbs']) + watch})
             except BaseException as e:  # a callback's `after_fit` may fail on the cancelled fit (`SaveModelCallback`: no file yet)
                 if watch.fired is None or not isinstance(e, Exception): watch.state = None; raise
             if watch.fired is None: watch.state = None; return
@@ -433,9 +433,10 @@ class _FitState:
      "`wait` when it keeps them across fits) and the files of `CSVLogger`s that append; `restore()` puts them back")
     def __init__(self, learn, cbs):
         self.snap = LearnerSnapshot(learn)
-        self.cbs = [(c, dict(vars(c))) for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback)]
+        cbs = [c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback)]  # instances: a class passed in `cbs` has no state yet
+        self.cbs = [(c, dict(vars(c))) for c in cbs]
         self.logs = [(p, p.stat().st_size if p.exists() else None) for p in
-                     {Path(learn.path)/c.fname for c in [*learn.cbs, *L(cbs)] if isinstance(c, CSVLogger) and c.append}]
+                     {Path(learn.path)/c.fname for c in cbs if isinstance(c, CSVLogger) and c.append}]
     def restore(self):
         self.snap.restore()
         for c,d in self.cbs: vars(c).clear(); vars(c).update(d)
@@ -446,7 +447,8 @@ class _FitState:
 
 def _collapsed(losses:list, w:int, hold:int) -> bool:
     "Whether `losses` fell for real, then gave back `BACK` of the fall in every window of their last `hold` batches (see `WATCH`)"
-    wins = np.where(np.isnan(_windows(losses, w)), np.inf, _windows(losses, w))  # a NaN loss stands above any fall
+    wins = _windows(losses, w)
+    wins = np.where(np.isnan(wins), np.inf, wins)  # a NaN loss stands above any fall
     m = np.median(wins, 1)  # a window's level: one spike or overflow in it moves no median
     k = max(2, math.ceil(hold/w))
     head = m[:-k]
