@@ -45,12 +45,12 @@ def _usage():
 
 # ---------------------------------------------------------------- the schedules `compare` runs, each on exactly `N` epochs
 def _fit(method:str, epoch_kwargs, lr_arg:str):
-    "`fit(learn, N, lr)` calls `learn.method(**epoch_kwargs(N), lr_arg=lr)`; lr 'auto' tunes it first (`Learner.lr_tune`)"
+    ("`fit(learn, N, lr)` calls `learn.method(**epoch_kwargs(N), lr_arg=lr)`; lr 'auto' tunes it for this call and runs it watched "
+     "for a collapse (`Learner.fit_tuned`, fastai's fits too)")
     def fit(learn, n, lr):
         kw = epoch_kwargs(n, len(learn.dls.train))
-        if lr == 'auto': lr = learn.lr_tune(**kw, fit=method).lr
-        else: learn.lr_tune_result = None
-        getattr(learn, method)(**kw, **{lr_arg: lr})
+        if lr == 'auto': learn.fit_tuned(**kw, fit=method)
+        else: learn.lr_tune_result = None; getattr(learn, method)(**kw, **{lr_arg: lr})
     return fit
 
 def _n_epoch(n, n_batch=None): return dict(n_epoch=n)

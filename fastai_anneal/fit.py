@@ -166,21 +166,17 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
     nb = len(learn.dls.train)  # batches per epoch, for the schedules that count them (`fit` runs as many)
     return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
 
-def _tuned(learn, v:Variant, args, kwargs):
-    "`Learner.lr_tune`'s result for this call (`lr='auto'`), recorded as `learn.lr_tune_result` and logged"
-    if not hasattr(learn, 'lr_tune'):
-        raise ValueError(f"{v.lr_arg}='auto' needs the tuner: import fastai_anneal.all (or fastai_anneal.tune)")
-    res = learn.lr_tune(*args, fit=v.method, **kwargs)
-    learn.logger(f"{v.method}: {v.lr_arg}='auto' tuned to {res.lr!r} ({len(res.trials)} trials, {res.cost} extra training batches)")
-    return res
+def _fit_tuned(learn, method:str, lr_arg:str, args, kwargs):
+    "`Learner.fit_tuned` for a call of `method` whose `lr_arg` is 'auto': tuned, then fitted and watched for a collapse"
+    if not hasattr(learn, 'fit_tuned'):
+        raise ValueError(f"{lr_arg}='auto' needs the tuner: import fastai_anneal.all (or fastai_anneal.tune)")
+    return learn.fit_tuned(*args, fit=method, **kwargs)
 
 def _fit_method(v:Variant) -> FunctionType:
     "The `Learner` method of `v`: its arguments forwarded by name to the builder, `help` and `docments` showing every one"
     def fit(self, *args, **kwargs):
         call = bind_call(v, self, *args, **kwargs)
-        if isinstance(call[v.lr_arg], str):  # 'auto' (lr_tune refuses other strings); the fit is watched for a collapse
-            res = _tuned(self, v, args, kwargs)
-            return res._watched_fit(self, lambda lr: prepare_call(v, self, {**call, v.lr_arg: lr}), v.method)
+        if isinstance(call[v.lr_arg], str): _fit_tuned(self, v.method, v.lr_arg, args, kwargs); return  # 'auto' (others: refused)
         _launch(self, **prepare_call(v, self, call))
     docs = FunctionType(_fit_args.__code__, _fit_args.__globals__, _fit_args.__name__)  # docments follows `__delwrap__`:
     docs.__delwrap__ = v.builder                                                           # method -> common args -> builder
@@ -225,18 +221,23 @@ def fine_tune_anneal(self:Learner,
     anneal:str|callable='cos',   # Anneal shape of both phases
     **kwargs,
 ):
-    if isinstance(base_lr, str):  # 'auto' (lr_tune refuses other strings)
-        args = (epochs, base_lr, freeze_epochs, lr_mult, pct_warmup, div_final, anneal)
-        base_lr = _tuned(self, VARIANTS['fine_tune_anneal'], args, kwargs).lr
+    rest = (freeze_epochs, lr_mult, pct_warmup, div_final, anneal)
+    if isinstance(base_lr, str):  # 'auto' (lr_tune refuses other strings); both phases watched for a collapse, as one fit
+        _fit_tuned(self, 'fine_tune_anneal', 'base_lr', (epochs, base_lr, *rest), kwargs); return
     # validate both phases before freezing, so a bad argument leaves the learner untouched
-    frozen,unfrozen = fine_tune_phases(self, epochs, base_lr, freeze_epochs, lr_mult, pct_warmup, div_final, anneal, **kwargs)
-    start = kwargs.get('start_epoch', 0)
+    frozen,unfrozen = fine_tune_phases(self, epochs, base_lr, *rest, **kwargs)
+    fine_tune_run(self, frozen, unfrozen, freeze_epochs, kwargs.get('start_epoch', 0))
+
+def fine_tune_run(learn, frozen, unfrozen, freeze_epochs:int, start:int, watch=()):
+    "Run `fine_tune_anneal`'s phases (`fine_tune_phases`), `watch` among the callbacks of both: once it fired, the second does not run"
     # The uninterrupted run clears the optimizer state at each freeze/unfreeze (`Learner.freeze_to` does); a resumed run
     # clears it only at the transitions it replays, so the state loaded from a checkpoint mid-phase survives.
-    if self.opt is None: self.create_opt()
-    if frozen: (self.freeze_to if start == 0 else self.opt.freeze_to)(-1); _launch(self, **frozen)
-    elif start: _replay_shuffles(self.dls.train, freeze_epochs)  # the frozen phase's epochs, skipped without a fit
-    (self.freeze_to if start <= freeze_epochs else self.opt.freeze_to)(0)
-    _launch(self, **unfrozen)
+    if learn.opt is None: learn.create_opt()
+    if frozen:
+        (learn.freeze_to if start == 0 else learn.opt.freeze_to)(-1); _launch(learn, **{**frozen, 'cbs': frozen['cbs'] + L(watch)})
+        if any(w.fired is not None for w in L(watch)): return
+    elif start: _replay_shuffles(learn.dls.train, freeze_epochs)  # the frozen phase's epochs, skipped without a fit
+    (learn.freeze_to if start <= freeze_epochs else learn.opt.freeze_to)(0)
+    _launch(learn, **{**unfrozen, 'cbs': unfrozen['cbs'] + L(watch)})
 
 Learner.fine_tune_anneal.__doc__ = VARIANTS['fine_tune_anneal'].doc

@@ -142,7 +142,8 @@ def test_an_unstable_probe_halves_the_pick(monkeypatch):
 def test_no_pick_near_a_diverged_trial(monkeypatch):
     "The pick stays `DIV_MARGIN` below the lowest lr whose trial diverged (the fit spends far longer near its peak than a trial)"
     learn = _learner()
-    monkeypatch.setattr(tune, 'PROBE_NEAR', math.inf)  # the margin alone
+    monkeypatch.setattr(tune, 'PROBE_NEAR', math.inf)  # the margin alone: no probe, no ceiling
+    monkeypatch.setattr(tune, 'ABOVE_TOP', math.inf)
     ref = learn.lr_tune(10, fit='fit_cos_anneal')
     assert 'capped' not in ref.rule and not any(t['diverged'] for t in ref.trials)
     run,cliff = tune._run_phases,0.7*ref.scale  # the synthetic task picks the largest lr its trials reach
@@ -156,6 +157,16 @@ def test_no_pick_near_a_diverged_trial(monkeypatch):
     div = min(t['lr'] for t in res.trials if t['diverged'])
     assert div > cliff and res.scale == pytest.approx(div/tune.DIV_MARGIN) and f"capped at 1/4 of {div:.3g}" in res.rule
     assert all(not t['diverged'] for t in res.trials if t['lr'] <= cliff)
+
+def test_the_pick_stays_below_the_ceiling(monkeypatch):
+    ("The trials may extend above the range test's top, but the pick stays within `ABOVE_TOP` of it: the synthetic task's trials "
+     "rank the largest lr they reach first (as short trials that barely learn do)")
+    monkeypatch.setattr(tune, 'PROBE_NEAR', math.inf)  # no probe
+    res = _learner().lr_tune(10, fit='fit_cos_anneal')
+    monkeypatch.setattr(tune, 'ABOVE_TOP', math.inf)
+    free = _learner().lr_tune(10, fit='fit_cos_anneal')
+    assert max(t['lr'] for t in res.trials) > 2*res.top and free.scale > 2*free.top  # the trials went above, and would pick there
+    assert res.scale == pytest.approx(2*res.top) and "capped at 2x the range test's top" in res.rule
 
 # ---------------------------------------------------------------- the tuner
 def test_lr_tune_restores_and_reports():
@@ -489,3 +500,63 @@ def test_fastai_fits(method, args, n_epoch):
     res = learn.lr_tune(*args, fit=method)
     assert_restored(before, learner_state(learn))
     assert res.n_steps == n_epoch*N_TRAIN and learn.opt is None
+
+_FASTAI_CALLS = [('fit_one_cycle', (10,), 'lr_max'), ('fit_flat_cos', (10,), 'lr'), ('fit_sgdr', (2, 3), 'lr_max')]
+
+@pytest.mark.parametrize('method,args,lr_arg', _FASTAI_CALLS)
+def test_fit_tuned_runs_fastai_fits(method, args, lr_arg):
+    ("`fit_tuned(..., fit='fit_one_cycle')` is `lr_tune` then fastai's own `fit_one_cycle(n, lr)` on the same seed (fastai's methods "
+     "are not patched); its `budget` is `lr_tune`'s")
+    a,b = _learner(),_learner()
+    with a.no_bar(), a.no_logging(): res = a.fit_tuned(*args, fit=method, budget=0.3)
+    assert res is a.lr_tune_result and res.restarts == [] and res.cost > 0.28*res.n_steps
+    lr = b.lr_tune(*args, fit=method, budget=0.3).lr
+    assert lr == res.lr
+    with b.no_bar(), b.no_logging(): getattr(b, method)(*args, lr)
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
+def test_a_collapsed_fastai_fit_restarts():
+    "fastai's `fit_one_cycle` run by `fit_tuned` is watched as the package's fits are: a collapse past its warmup restarts it at half"
+    ref = _learner().lr_tune(10, fit='fit_one_cycle')
+    a,b = _learner(),_learner()
+    with a.no_bar(), a.no_logging(): res = a.fit_tuned(10, fit='fit_one_cycle', cbs=_FakeCollapse(0.75*ref.scale))
+    assert len(res.restarts) == 1 and res.scale == pytest.approx(ref.scale/2) and 'restarted at half' in res.rule
+    b.lr_tune(10, fit='fit_one_cycle', cbs=_FakeCollapse(0.75*ref.scale))
+    quiet_fit(b, 'fit_one_cycle', 10, ref.scale/2, cbs=_FakeCollapse(0.75*ref.scale))
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
+@pytest.mark.parametrize('kw,match', [(dict(fit='fit_one_cycle', lr_max='bogus'), r"lr_max must be a float, a slice, a list or 'auto'"),
+                                      (dict(fit='fit_one_cycle', start_epoch=2), r"start_epoch must be 0 with lr_max='auto'"),
+                                      (dict(fit='fit_one_cycle', pct_start=2.), r"pct_start"),
+                                      (dict(fit='fit_one_cycle', budget=0.), r"budget"),
+                                      (dict(fit='fit_bogus'), r"fit must be one of")])
+def test_fit_tuned_bad_input(kw, match):
+    "A bad call of `fit_tuned` raises before anything is touched"
+    learn = _learner()
+    before = learner_state(learn)
+    with pytest.raises(ValueError, match=match): learn.fit_tuned(10, **kw)
+    assert_restored(before, learner_state(learn))
+
+class _FakeCollapsePhase(Callback):
+    ("From batch `at` of a phase on, while the model is frozen (or unfrozen) and the head's lr is above `thr`, the recorded "
+     "training loss jumps 1000 up: later than any trial or probe reaches")
+    def __init__(self, thr, frozen, at): self.thr,self.frozen,self.at = thr,frozen,at
+    def after_loss(self):
+        if (self.training and self.train_iter > self.at and (self.opt.frozen_idx > 0) == self.frozen
+            and self.opt.hypers[-1]['lr'] > self.thr):
+            self.learn.loss = self.learn.loss + 1e3
+
+@pytest.mark.parametrize('frozen,thr,at', [(True, 0.6, 100), (False, 0.4, 50)], ids=['frozen_phase', 'unfrozen_phase'])
+def test_a_collapsed_fine_tune_restarts(frozen, thr, at):
+    ("`fine_tune_anneal(base_lr='auto')` watches its two phases as one fit: a collapse in either restarts both from where the "
+     "first began, at half the lr (the unfrozen phase's head peaks at `base_lr/2`); bit for bit that fine-tune")
+    kw = dict(freeze_epochs=3)  # 300 batches, then 800
+    ref = _learner(groups=2).lr_tune(8, fit='fine_tune_anneal', **kw)
+    a,b = _learner(groups=2),_learner(groups=2)
+    quiet_fit(a, 'fine_tune_anneal', 8, 'auto', cbs=_FakeCollapsePhase(thr*ref.scale, frozen, at), **kw)
+    res = a.lr_tune_result
+    assert len(res.restarts) == 1 and res.scale == pytest.approx(ref.scale/2)
+    assert (res.restarts[0]['batch'] <= 300) == frozen  # the frozen phase is the first 300 batches
+    b.lr_tune(8, fit='fine_tune_anneal', cbs=_FakeCollapsePhase(thr*ref.scale, frozen, at), **kw)
+    quiet_fit(b, 'fine_tune_anneal', 8, ref.scale/2, cbs=_FakeCollapsePhase(thr*ref.scale, frozen, at), **kw)
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
