@@ -1,4 +1,6 @@
-"""`lr='auto'` on twelve held-out task families (`autolr_sweep_tasks.py`), 17 task x fit combinations, 2 seeds: a search for failures.
+"""`lr='auto'` on held-out task families, 2 seeds: a search for failures. Two sets, each written by a reviewer (a helper agent) asked
+to break `'auto'`: twelve families, 17 task x fit combinations (`autolr_sweep_tasks.py`), then seven more, 11 combinations
+(`autolr_heldout3_tasks.py`, `--combos` of `HELDOUT3`).
 
 Per combination: `lr='auto'` on each seed (the lr it picked, its rule, its score), then a factor-2 grid of fixed lrs (1e-3 * 2^k)
 around the picks, grown until the grid's best (mean over the seeds) is bracketed on both sides. The table gives the gap of 'auto'
@@ -39,15 +41,34 @@ COMBOS = {
     'mnist1d_rmsprop/flat':         ('mnist1d_rmsprop', 'fit_flat_anneal', (2,), {}, 'accuracy'),
     'sparse_reg_sgdm/cos':          ('sparse_reg_sgdm', 'fit_cos_anneal', (4,), {}, 'valid_loss'),
 }
+# the third held-out set (`autolr_heldout3_tasks.py`, seven families, written after the method's fifth revision: its first runs were
+# of commit 121669c's method)
+HELDOUT3 = {
+    'dae_digits/cos':               ('dae_digits', 'fit_cos_anneal', (10,), {}, 'valid_loss'),
+    'quant_ls/flat':                ('quant_ls', 'fit_flat_anneal', (4,), {}, 'accuracy'),
+    'm1d_resmlp/cos_wu':            ('m1d_resmlp', 'fit_cos_anneal', (6,), dict(pct_warmup=0.05), 'accuracy'),
+    'tab_reg/cos':                  ('tab_reg', 'fit_cos_anneal', (5,), {}, 'mse'),
+    'ts_gn_adamw/flat_ps05':        ('ts_gn_adamw', 'fit_flat_anneal', (3,), dict(pct_start=0.5), 'accuracy'),
+    'shapes_nest/cos':              ('shapes_nest', 'fit_cos_anneal', (3,), {}, 'accuracy'),
+    'tok_lm/cos':                   ('tok_lm', 'fit_cos_anneal', (2,), {}, 'valid_loss'),
+    'm1d_resmlp/sgdr':              ('m1d_resmlp', 'fit_sgdr_anneal', (3, 1), {}, 'accuracy'),
+    'quant_ls/cos_wu':              ('quant_ls', 'fit_cos_anneal', (4,), dict(pct_warmup=0.05), 'accuracy'),
+    'tab_reg/flat_ps05':            ('tab_reg', 'fit_flat_anneal', (5,), dict(pct_start=0.5), 'mse'),
+    'ts_gn_adamw/cos':              ('ts_gn_adamw', 'fit_cos_anneal', (3,), {}, 'accuracy'),
+}
+SETS = {'sweep': list(COMBOS), 'heldout3': list(HELDOUT3)}
+COMBOS = {**COMBOS, **HELDOUT3}
 CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'autolr_sweep.jsonl')
 
-def lower(score): return 'loss' in score
+def lower(score): return 'loss' in score or score == 'mse'
 def glr(k): return 1e-3 * 2. ** k
 
 def run(combo:str, kind:str, seed:int, lr=None) -> dict:
-    "One run: kind 'auto' (the fit tuned, fastai's `fit_one_cycle` through `lr_tune`) or 'grid' (the fit at `lr`)"
+    "One run: kind 'auto' (the fit tuned and run by `Learner.fit_tuned`, fastai's `fit_one_cycle` too) or 'grid' (the fit at `lr`)"
     import fastai_anneal.all  # noqa: F401, the Learner patches
     from autolr_sweep_tasks import TASKS
+    from autolr_heldout3_tasks import TASKS as TASKS3
+    TASKS = {**TASKS, **TASKS3}
     torch.set_num_threads(1)
     task,fit,args,kw,score = COMBOS[combo]
     learn = TASKS[task](seed)
@@ -56,8 +77,7 @@ def run(combo:str, kind:str, seed:int, lr=None) -> dict:
     with warnings.catch_warnings(record=True) as ws, learn.no_bar(), learn.no_logging():
         warnings.simplefilter('always')
         if kind == 'auto':
-            if fit == 'fit_one_cycle': getattr(learn, fit)(*args, learn.lr_tune(*args, fit=fit, **kw).lr, **kw)
-            else: getattr(learn, fit)(*args, 'auto', **kw)
+            learn.fit_tuned(*args, fit=fit, **kw)  # `fit(*args, 'auto', **kw)` for the package's fits; fastai's too, watched
             res = learn.lr_tune_result
             rec.update(lr=res.scale, rule=res.rule, top=res.top, cost=res.cost, n_steps=res.n_steps,
                        probes=[dict(lr=p['lr'], unstable=p['unstable']) for p in res.probes])
@@ -126,7 +146,7 @@ if __name__ == '__main__':
     if a.rerun_auto: cache.drop_auto(combos)
     before = Cache(a.before) if a.before else None
     print(f"lr='auto' on held-out tasks, seeds {seeds}, CPU ({os.cpu_count()} cores), torch {torch.__version__}")
-    counts = {}
+    counts,by_set = {},{k: {} for k in SETS}
     for combo in combos:
         task,fit,args,kw,score = COMBOS[combo]
         autos = [cache.get(combo, 'auto', s) for s in seeds]
@@ -134,6 +154,8 @@ if __name__ == '__main__':
         lo = lower(score)
         best,am,gap,fac,v = row(combo, g, autos, lo)
         counts[v] = counts.get(v, 0) + 1
+        for k,names in SETS.items():
+            if combo in names: by_set[k][v] = by_set[k].get(v, 0) + 1
         unit = '%' if lo else 'pt'
         print(f"\n{combo}: {fit}{args}{kw or ''}, {autos[0].get('n_steps')} batches, {score}")
         print("  grid   " + ' '.join(f"{lr:.3g}={s:.4g}" for lr,s in g.items()) + f"   best {best:.3g} = {g[best]:.4g}")
@@ -145,4 +167,6 @@ if __name__ == '__main__':
         print("  auto   " + ', '.join(f"{r['lr']:.3g} -> {r['score']:.4g}" for r in autos) +
               f"   gap {gap:+.2f}{unit}, x{fac:.1f}: {v}   cost {st.fmean(r['cost']/r['n_steps'] for r in autos):.2f}x batches")
         for r in autos: print(f"    seed {r['seed']}: {r['rule']}" + (f"  [{'; '.join(r['warnings'])}]" if r['warnings'] else ''))
+    for k,c in by_set.items():
+        if c: print(f"\n{k}: {', '.join(f'{v} {n}' for v,n in sorted(c.items()))} of {sum(c.values())}")
     print(f"\n{', '.join(f'{v} {n}' for v,n in sorted(counts.items()))} of {len(combos)}; {time.time()-start:.0f} s")
