@@ -175,7 +175,7 @@ def _write_plots(out:Path, runs:list, names:list, epochs:int, title:str) -> list
 
 def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
     "`(lr, lr_source, runs)`: the lr ('auto': tuned per run; a suggestion name: one `lr_find`, seed 0), then a run per schedule and seed"
-    lr_source = 'given' if not isinstance(lr, str) else 'tuned for each run (Learner.lr_tune)' if lr == 'auto' else None
+    lr_source = 'given' if not isinstance(lr, str) else 'tuned for each run (Learner.fit_tuned)' if lr == 'auto' else None
     if lr_source is None:
         sugg,name = _suggest(data, dev, DEFAULT_SWEEP, out),lr
         if not np.isfinite(getattr(sugg, name)):

@@ -34,11 +34,15 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     step = check_choice('step', step, ('batch', 'epoch'))
     noise = check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch if total_epochs is None else total_epochs)
     lrs,cbs = _group_lrs(learn, lr, lr_name),check_cbs(cbs)
-    for cb in cbs + L(learn.cbs):  # a callback that can check itself against the learner (AnnealPlateau's monitor) does it now,
-        if isinstance(cb, Callback) and hasattr(type(cb), 'check_learner'): cb.check_learner(learn)  # before `fit` sets the lr
+    check_callbacks(learn, cbs)
     scheds = _check_scheds(build(lrs), lr_name)
     return dict(n_epoch=n_epoch, scheds=scheds, wd=wd, start_epoch=start_epoch, cbs=cbs,
                 reset_opt=check_bool('reset_opt', reset_opt), step=step, noise=noise and dict(noise, offset=epoch_offset))
+
+def check_callbacks(learn, cbs):
+    "A callback of `cbs` or the learner's that can check itself against the learner (AnnealPlateau's monitor) does it now, untouched"
+    for cb in L(cbs) + L(learn.cbs):
+        if isinstance(cb, Callback) and hasattr(type(cb), 'check_learner'): cb.check_learner(learn)
 
 _F32_MAX = float(np.finfo(np.float32).max)
 

@@ -1,6 +1,6 @@
 "Budget-aware learning rate: short trials of the very fit you are about to run pick its peak lr (`Learner.lr_tune`, `lr='auto'`)."
 from __future__ import annotations
-import inspect, math, time, warnings
+import copy, inspect, math, time, warnings
 from pathlib import Path
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -14,7 +14,7 @@ from ._checks import check_float, check_bool, check_choice, check_lrs, check_int
 from ._groups import n_groups
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot
-from .fit import bind_call, prepare_call, fine_tune_phases, fine_tune_run, _group_lrs, _per_epoch, _launch
+from .fit import bind_call, prepare_call, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
 from .lr_finder import _diverged  # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
 
 # and `Learner.lr_tune`, applied on import
@@ -197,7 +197,7 @@ class LRTuneResult:
         w = max(4, round(PROBE*self.n_steps)//8)
         for i in range(MAX_RESTART + 1):
             if i == MAX_RESTART: return launch(self.lr, L())  # the last restart runs unwatched
-            watch = CollapseWatch(round(WATCH*self.n_steps), w, max(2*w, round(HOLD*self.n_steps)), _FitState(learn, cbs))
+            watch = CollapseWatch(round(WATCH*self.n_steps), w, max(2*w, round(HOLD*self.n_steps)), _FitState(learn, cbs), True)
             try: launch(self.lr, L(watch))
             except BaseException as e:  # a callback's `after_fit` may fail on the cancelled fit (`SaveModelCallback`: no file yet)
                 if watch.fired is None or not isinstance(e, Exception): watch.state = None; raise
@@ -240,6 +240,7 @@ def lr_scale_like(lr, scale:float):
     if isinstance(lr, slice):
         top = lr.stop if lr.start is None else max(lr.start, lr.stop)  # fastai spreads slice(start, stop) either way round
         return slice(None if lr.start is None else lr.start*scale/top, scale if top == lr.stop else lr.stop*scale/top)
+    if isinstance(lr, torch.Tensor): lr = lr.detach().cpu().numpy()  # per-group values, as fastai's `set_hyper` takes them
     if isinstance(lr, (list, tuple, np.ndarray)):
         arr = np.asarray(lr, dtype=np.float64)
         out = (arr * (scale/arr.max())).tolist()
@@ -419,22 +420,25 @@ WATCH,HOLD,BACK,MAX_RESTART = 0.5,0.04,0.8,3
 
 class CollapseWatch(Callback):
     ("Cancel the fit when its training loss collapses back towards where it began within its first `watch` batches (see `WATCH`); "
-     "`state` (what a restart puts back) is dropped once the watch is over. It counts the batches of every fit it joins (the two "
-     "phases of `fine_tune_anneal`)")
+     "`state` (what a restart puts back) is dropped once the watch is over. With `across_fits` it counts the batches of every fit it "
+     "joins (the two phases of `fine_tune_anneal`), else each fit starts it afresh")
     order = 95  # after the Recorder: the batch's loss is final
-    def __init__(self, watch:int, w:int, hold:int, state=None):
-        store_attr('watch,w,hold,state')
-        self.losses,self.new,self.fired = [],[],None
+    def __init__(self, watch:int, w:int, hold:int, state=None, across_fits:bool=False):
+        store_attr('watch,w,hold,state,across_fits')
+        self._reset()
+    def _reset(self): self.losses,self.new,self.fired = [],[],None
+    def before_fit(self):
+        if not self.across_fits: self._reset()
     def after_batch(self):
         n = len(self.losses) + len(self.new)
         if not self.training or n >= self.watch: return
         self.new.append(self.learn.loss.detach().float().mean()); n += 1
+        if n % self.w == 0:
+            self.losses += torch.stack(self.new).tolist(); self.new = []  # one device sync per window
+            if n >= 2*self.w + self.hold:
+                bad = _agree([float(_collapsed(self.losses, self.w, self.hold))])[0] > 0  # distributed: one decision
+                if bad: self.fired = n; raise CancelFitException()  # the copy is kept: the fit restarts from it
         if n >= self.watch: self.state = None  # no restart from here on: free the copy
-        if n % self.w: return
-        self.losses += torch.stack(self.new).tolist(); self.new = []  # one device sync per window
-        if n < 2*self.w + self.hold: return
-        bad = _agree([float(_collapsed(self.losses, self.w, self.hold))])[0] > 0  # distributed: one decision
-        if bad: self.fired = n; raise CancelFitException()
     def after_cancel_fit(self):
         "A loss gone NaN or inf that another callback cancelled on (fastai's `TerminateOnNaNCallback`) is a collapse too"
         n = len(self.losses) + len(self.new)
@@ -447,7 +451,8 @@ class _FitState:
     def __init__(self, learn, cbs):
         self.snap = LearnerSnapshot(learn)
         cbs = [c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback)]  # instances: a class passed in `cbs` has no state yet
-        self.cbs = [(c, dict(vars(c))) for c in cbs]
+        # a list, dict or set one level down is copied too: a callback may append to it in place
+        self.cbs = [(c, {k: copy.copy(v) if type(v) in (list, dict, set) else v for k,v in vars(c).items()}) for c in cbs]
         self.logs = [(p, p.stat().st_size if p.exists() else None) for p in
                      {Path(learn.path)/c.fname for c in cbs if isinstance(c, CSVLogger) and c.append}]
     def restore(self):
@@ -521,8 +526,9 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
     lr_arg = v.lr_arg if v else FASTAI_FITS[fit]
     if v is None:
         call = dict(list(inspect.signature(getattr(Learner, fit)).bind(learn, *args, **kwargs).arguments.items())[1:])
-        for k,val in call.items():
-            if k in _FASTAI_CHECKS: _FASTAI_CHECKS[k](k, val)
+        for k,val in call.items():  # the checked value: a whole float of epochs becomes an int (fastai's `range(n_epoch)`)
+            if k in _FASTAI_CHECKS and k != 'cbs': call[k] = _FASTAI_CHECKS[k](k, val)
+        check_callbacks(learn, check_cbs(call.get('cbs')))  # a package callback checks itself against the learner, as in our fits
     elif v.two_phase: call = inspect.signature(learn.fine_tune_anneal).bind(*args, **kwargs).arguments
     else: call = bind_call(v, learn, *args, **kwargs)
     lr_like = _lr_like(lr_arg, call.get(lr_arg))
@@ -535,6 +541,7 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
         raise ValueError(f"start_epoch must be 0 with {lr_arg}='auto', got {start_epoch!r}: a resumed run must reuse the first run's "
                          f"lr. Pass the number the first run tuned (it is `learn.lr_tune_result.lr` and the run logged it)")
     nb = len(learn.dls.train)
+    ratios = _group_lrs(learn, lr_scale_like(lr_like, 1.), lr_arg)  # one per parameter group (largest 1), or raise naming `lr_arg`
     if v is None:
         probe = _fastai_fit(learn, fit, call, lr_scale_like(lr_like, 1e-3))
         n_steps = probe['n_epoch'] * nb
@@ -558,13 +565,12 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
         def launch(lr, watch):
             p = prepare_call(v, learn, with_lr(lr))
             _launch(learn, **{**p, 'cbs': p['cbs'] + watch})
-    return dict(fit=fit, lr_arg=lr_arg, lr_like=lr_like, n_steps=n_steps, plan=plan, launch=launch, cbs=probe['cbs'], wd=probe['wd'],
-                reset_opt=probe['reset_opt'])
+    return dict(fit=fit, lr_arg=lr_arg, lr_like=lr_like, ratios=ratios, n_steps=n_steps, plan=plan, launch=launch, cbs=probe['cbs'],
+                wd=probe['wd'], reset_opt=probe['reset_opt'])
 
 def _tune_call(learn, c:dict, budget, monitor, show_plot) -> LRTuneResult:
     "`tune_lr` for the planned call `c` (`_plan_call`), recorded as `learn.lr_tune_result`"
-    ratios = _group_lrs(learn, lr_scale_like(c['lr_like'], 1.), c['lr_arg'])  # largest 1
-    res = tune_lr(learn, c['plan'], c['n_steps'], c['lr_like'], ratios if n_groups(learn) > 1 else None, budget, monitor,
+    res = tune_lr(learn, c['plan'], c['n_steps'], c['lr_like'], c['ratios'] if n_groups(learn) > 1 else None, budget, monitor,
                   cbs=c['cbs'], wd=c['wd'], reset_opt=c['reset_opt'])
     learn.lr_tune_result = res
     if show_plot: res.plot()

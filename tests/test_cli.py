@@ -123,7 +123,7 @@ def test_compare(tmp_path):
     with open(out/'results.csv') as f: runs = list(csv.DictReader(f))
     assert [(d['schedule'], int(d['seed'])) for d in runs] == [('one_cycle', 0), ('one_cycle', 1), ('cos_anneal', 0), ('cos_anneal', 1)]
     res = json.loads((out/'results.json').read_text())
-    assert res['config']['lr'] == 'auto' and 'lr_tune' in res['config']['lr_source']
+    assert res['config']['lr'] == 'auto' and 'fit_tuned' in res['config']['lr_source']
     for d,j in zip(runs, res['runs']):  # each run tuned its own lr, at a cost the table reports
         assert 1e-7 < float(d['lr']) < 10 and int(d['tune_batches']) > 0 and 0 < float(d['tune_s']) < float(d['time_s'])
         assert int(d['epochs']) == 1

@@ -29,6 +29,7 @@ def test_scale_like():
     assert s.stop == 1e-2 and s.start == pytest.approx(1e-4)
     assert lr_scale_like(slice(1e-3), 1e-2) == slice(None, 1e-2)
     assert lr_scale_like([1e-4, 1e-3], 1e-2) == pytest.approx([1e-3, 1e-2])
+    assert lr_scale_like(torch.tensor([1e-4, 1e-3]), 1e-2) == pytest.approx([1e-3, 1e-2])  # per-group values as a tensor
 
 def test_agree_without_a_group(): assert _agree([1., math.inf]) == [1., math.inf]
 
@@ -515,6 +516,39 @@ def test_fit_tuned_runs_fastai_fits(method, args, lr_arg):
     with b.no_bar(), b.no_logging(): getattr(b, method)(*args, lr)
     assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
 
+def test_a_collapse_caught_at_the_watchs_last_batch_restarts():
+    ("The watch checks its last window before it lets go of what a restart puts back: a collapse first seen at batch `WATCH*n` "
+     "(a multiple of the window) restarts the fit (it raised `AttributeError` on the dropped copy, the learner left collapsed)")
+    ref = _learner().lr_tune(10, fit='fit_cos_anneal')
+    n = ref.n_steps; w = max(4, round(tune.PROBE*n)//8); hold = max(2*w, round(tune.HOLD*n))
+    watch = round(tune.WATCH*n)
+    assert watch % w == 0 and hold == 4*w
+    fake = lambda: _FakeCollapse(0.3*ref.scale, at=watch - hold - 1)  # collapsed from batch watch-hold on: seen at batch `watch`
+    a,b = _learner(),_learner()
+    with a.no_bar(), a.no_logging(): res = a.fit_tuned(10, fit='fit_cos_anneal', cbs=fake())
+    assert [r['batch'] for r in res.restarts] == [watch] and res.scale == pytest.approx(ref.scale/2)
+    b.lr_tune(10, fit='fit_cos_anneal', cbs=fake()); quiet_fit(b, 'fit_cos_anneal', 10, ref.scale/2, cbs=fake())
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
+def test_a_restart_puts_back_a_callbacks_list():
+    "A callback that appends to a list in place (the tests' `RecordHypers`) sees the restarted fit only, not the collapsed one"
+    ref = _learner().lr_tune(10, fit='fit_cos_anneal')
+    a,b = _learner(),_learner()
+    ra,rb = RecordHypers(),RecordHypers()
+    with a.no_bar(), a.no_logging(): res = a.fit_tuned(10, fit='fit_cos_anneal', cbs=[ra, _FakeCollapse(0.75*ref.scale)])
+    assert len(res.restarts) == 1
+    b.lr_tune(10, fit='fit_cos_anneal', cbs=[rb, _FakeCollapse(0.75*ref.scale)])
+    quiet_fit(b, 'fit_cos_anneal', 10, ref.scale/2, cbs=[rb, _FakeCollapse(0.75*ref.scale)])
+    assert ra.hps == rb.hps
+
+def test_a_watch_starts_afresh_each_fit_unless_told():
+    "A `CollapseWatch` of one's own judges each fit alone; `across_fits` (fine_tune_anneal's phases) keeps counting"
+    for across in (False, True):
+        cw = CollapseWatch(100, 10, 40, across_fits=across)
+        cw.losses,cw.fired = [2.3]*50,50
+        cw.before_fit()
+        assert (cw.losses,cw.fired) == (([2.3]*50, 50) if across else ([], None))
+
 def test_a_collapsed_fastai_fit_restarts():
     "fastai's `fit_one_cycle` run by `fit_tuned` is watched as the package's fits are: a collapse past its warmup restarts it at half"
     ref = _learner().lr_tune(10, fit='fit_one_cycle')
@@ -525,14 +559,25 @@ def test_a_collapsed_fastai_fit_restarts():
     quiet_fit(b, 'fit_one_cycle', 10, ref.scale/2, cbs=_FakeCollapse(0.75*ref.scale))
     assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
 
+def test_fastai_fits_take_whole_float_epochs():
+    "fastai's fits take the checked epoch counts (3.0 -> 3), as the package's do, rather than failing in `range` after the tuning"
+    learn = _learner()
+    assert learn.lr_tune(2., 3., fit='fit_sgdr').n_steps == 9*N_TRAIN
+    a,b = _learner(),_learner()
+    with a.no_bar(), a.no_logging(): a.fit_tuned(10., fit='fit_one_cycle')
+    with b.no_bar(), b.no_logging(): b.fit_tuned(10, fit='fit_one_cycle')
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
 @pytest.mark.parametrize('kw,match', [(dict(fit='fit_one_cycle', lr_max='bogus'), r"lr_max must be a float, a slice, a list or 'auto'"),
+                                      (dict(fit='fit_one_cycle', lr_max=[1e-3, 1e-2, 1e-1]), r"lr_max"),
+                                      (dict(fit='fit_flat_cos', cbs=AnnealPlateau(monitor='bogus')), r"monitor"),
                                       (dict(fit='fit_one_cycle', start_epoch=2), r"start_epoch must be 0 with lr_max='auto'"),
                                       (dict(fit='fit_one_cycle', pct_start=2.), r"pct_start"),
                                       (dict(fit='fit_one_cycle', budget=0.), r"budget"),
                                       (dict(fit='fit_bogus'), r"fit must be one of")])
 def test_fit_tuned_bad_input(kw, match):
-    "A bad call of `fit_tuned` raises before anything is touched"
-    learn = _learner()
+    "A bad call of `fit_tuned` raises before anything is touched, for fastai's fits as for the package's (their callbacks' checks too)"
+    learn = _learner(groups=2)
     before = learner_state(learn)
     with pytest.raises(ValueError, match=match): learn.fit_tuned(10, **kw)
     assert_restored(before, learner_state(learn))
