@@ -30,10 +30,7 @@ from fastai.tabular.all import TabularPandas, Categorify, FillMissing, Normalize
 from fastai_anneal.data import mnist1d_dls, _array_dls
 
 
-def _seed(s): set_seed(s, reproducible=True)
-def _std(x, n_tr):
-    m, s = x[:n_tr].mean(0), x[:n_tr].std(0) + 1e-8
-    return ((x - m) / s).astype(np.float32)
+from autolr_sweep_tasks import _seed, _std  # the first held-out set's seeding and standardisation
 
 
 # 1. fastai tabular_learner, regression with categorical embeddings
