@@ -499,7 +499,7 @@ FASTAI_FITS = {'fit_one_cycle': 'lr_max', 'fit_flat_cos': 'lr', 'fit_sgdr': 'lr_
 _FASTAI_CHECKS = dict(n_epoch=check_int, n_cycles=check_int, cycle_len=check_int, cycle_mult=lambda n, v: check_int(n, v, 2),
     div=check_float, div_final=check_float, pct_start=lambda n, v: check_float(n, v, 0., 1., lo_open=False, hi_open=False),
     moms=lambda n, v: v if v is None else check_moms(n, v), wd=lambda n, v: v if v is None else check_float(n, v, 0., lo_open=False),
-    cbs=lambda n, v: check_cbs(v), reset_opt=check_bool, start_epoch=lambda n, v: check_int(n, v, 0))
+    reset_opt=check_bool, start_epoch=lambda n, v: check_int(n, v, 0))  # `cbs`: `check_cbs`, then each callback's own check
 
 def _fastai_fit(learn, method:str, call:dict, lr) -> dict:
     "What fastai's `method(**call)`, its lr set to `lr`, hands to `Learner.fit`: `n_epoch`, `scheds`, `wd`, `cbs`, `reset_opt`"
@@ -527,7 +527,7 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
     if v is None:
         call = dict(list(inspect.signature(getattr(Learner, fit)).bind(learn, *args, **kwargs).arguments.items())[1:])
         for k,val in call.items():  # the checked value: a whole float of epochs becomes an int (fastai's `range(n_epoch)`)
-            if k in _FASTAI_CHECKS and k != 'cbs': call[k] = _FASTAI_CHECKS[k](k, val)
+            if k in _FASTAI_CHECKS: call[k] = _FASTAI_CHECKS[k](k, val)
         check_callbacks(learn, check_cbs(call.get('cbs')))  # a package callback checks itself against the learner, as in our fits
     elif v.two_phase: call = inspect.signature(learn.fine_tune_anneal).bind(*args, **kwargs).arguments
     else: call = bind_call(v, learn, *args, **kwargs)
@@ -577,6 +577,7 @@ def _tune_call(learn, c:dict, budget, monitor, show_plot) -> LRTuneResult:
     return res
 
 def _check_tune_args(learn, budget, monitor, show_plot) -> tuple:
+    "`lr_tune`'s own arguments checked (`budget`, `monitor` against the learner's metrics), before anything is planned or touched"
     budget,show_plot = check_float('budget', budget, 0., 1., hi_open=False),check_bool('show_plot', show_plot)
     _lower_is_better(learn, monitor)
     return budget,show_plot
