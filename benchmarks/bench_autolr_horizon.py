@@ -41,7 +41,8 @@ def combos(sets) -> list:
                     if r['task'] == task and r['sched'] == sched:
                         if r['kind'] == 'grid': g[r['lr']].append(r['score'])
                         elif r['kind'] == 'auto': picks.append(r['lr'])
-                if g: out.append(dict(name=f'{task}/{sched}', make=make, fit=FITS[sched], args=(epochs,), kw={}, lower='loss' in score or score == 'mse',
+                if g: out.append(dict(name=f'{task}/{sched}', make=make, fit=FITS[sched], args=(epochs,), kw={},
+                                      lower='loss' in score or score == 'mse',
                                       grid={lr: st.fmean(v) for lr,v in g.items() if len(v) >= 2}, picks=picks))
     rows = [json.loads(l) for l in open(B.CACHE)]
     from autolr_sweep_tasks import TASKS as T1
@@ -98,7 +99,8 @@ def main():
             r['time_s'] = time.perf_counter() - t
             with open(a.cache, 'a') as fh: fh.write(json.dumps(r) + '\n')
             cache[(c['name'], f)] = r
-            print(f"ran {c['name']} frac {f}: {r['n_prefix']} of {r['n_steps']} batches x {len(c['grid'])} lrs, {r['time_s']:.0f}s", flush=True)
+            print(f"ran {c['name']} frac {f}: {r['n_prefix']} of {r['n_steps']} batches x {len(c['grid'])} lrs, {r['time_s']:.0f}s",
+                  flush=True)
     print(f"{'combination':32s} {'batches':>7s} {'oracle':>7s}  tuner picks (log2 x oracle)  " +
           '  '.join(f"prefix {f:g}: valid/train" for f in a.fracs))
     errs = defaultdict(list)
@@ -123,6 +125,7 @@ def main():
             print(f"  {k[:-len(' (with seed 0)')]:24s} correlation with the tuner's seed-0 error: {np.corrcoef(t, e)[0,1]:.2f}")
         else:
             v = np.array(v)
-            print(f"  {k:24s} mean |err| {np.abs(v).mean():.2f}  mean err {v.mean():+.2f}  4x off or more: {(np.abs(v) >= 2).sum()} of {len(v)}")
+            print(f"  {k:24s} mean |err| {np.abs(v).mean():.2f}  mean err {v.mean():+.2f}  "
+                  f"4x off or more: {(np.abs(v) >= 2).sum()} of {len(v)}")
 
 if __name__ == '__main__': main()
