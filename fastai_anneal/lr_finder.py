@@ -14,7 +14,7 @@ from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp
 from .schedules import get_anneal, sched_sqrt, sched_poly
 from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs
 from ._groups import n_groups as _n_groups
-from .snapshot import LearnerSnapshot
+from .snapshot import LearnerSnapshot, csv_loggers_aside
 
 __all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
 
@@ -287,7 +287,7 @@ def lr_find(self:Learner,
     n_epoch = cb.num_it//len(self.dls.train) + 1
     cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: the state to come back to
     try:
-        with self.no_logging(): self.fit(n_epoch, cbs=cb)
+        with self.no_logging(), csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     finally: cb.restore()
     if suggest_funcs is None:
         if show_plot: self.recorder.plot_lr_sweep()

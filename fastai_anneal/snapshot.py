@@ -3,9 +3,11 @@ from __future__ import annotations
 import copy, random, warnings
 import numpy as np, torch
 from fastai.optimizer import _BaseOptimizer
+from fastcore.foundation import L
 from fastai.learner import Learner
+from fastai.callback.progress import CSVLogger
 
-__all__ = ['LearnerSnapshot']
+__all__ = ['LearnerSnapshot', 'RecorderKept', 'csv_loggers_aside', 'is_csv']
 
 def _optimizers(learn) -> list:
     ("Every optimizer object a fit may change: `learn.opt`, a built `OptimWrapper` given as `opt_func` (`create_opt` reuses it), and what"
@@ -57,7 +59,8 @@ def _generators(dls:list) -> list:
 
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
-     "hypers, frozen groups), `lr` and the RNGs")
+     "hypers, frozen groups), `lr`, the RNGs, and the `loss_func` and `model` objects (fastai's `MixUp` swaps the loss, its "
+     "`DistributedTrainer` wraps the model, and only their `after_fit` puts them back: an exception skips it)")
     def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
         self.learn,model = learn,learn.model
         clones = {}  # a tensor shared by two modules is copied once
@@ -66,7 +69,7 @@ class LearnerSnapshot:
                                                                                                             kind).items() if t is not None]
         self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
         self.modes = [(m, m.training) for m in model.modules()]
-        self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
+        self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training', 'loss_func', 'model') if hasattr(learn, k)}
         self.opts = _optimizers(learn)
         memo = {id(o): o for o in self.opts + list(model.parameters())}
         self.opt_states = [_snap_opt(o, memo) for o in self.opts]
@@ -98,3 +101,42 @@ class LearnerSnapshot:
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.restore()
+
+# ---------------------------------------------------------------- what a search leaves aside or puts back besides the snapshot
+def is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))
+
+class csv_loggers_aside:
+    ("Take the learner's `CSVLogger`s off its callbacks for the block, then put each back where it was in the list (fastai's "
+     "`no_bar` puts back a new `ProgressCallback`: the list itself cannot be restored). fastai's `CSVLogger` does not stand "
+     "aside for `lr_finder`: without this a range test would overwrite the last fit's log, or append its sweep to it")
+    def __init__(self, learn:Learner): self.learn = learn
+    def __enter__(self):
+        self.csv = [(i,c) for i,c in enumerate(self.learn.cbs) if is_csv(c)]
+        for _,c in self.csv: self.learn.remove_cb(c)
+    def __exit__(self, *exc):
+        for i,c in self.csv:
+            self.learn.add_cb(c)
+            cbs = [o for o in self.learn.cbs if o is not c]
+            self.learn.cbs = L(cbs[:i] + [c] + cbs[i:])
+
+class RecorderKept:
+    ("The `Recorder`'s history of the last fit (`values`, `losses`, `lrs`, `iters`, `hps`, `metric_names`, `log`, its loss "
+     "averages) and the learner's `final_record` and `smooth_loss`, put back after the block: what `plot_loss`, `plot_sched` "
+     "and `plot_metrics` read. Each fit gives the Recorder new lists, so keeping the old ones is enough")
+    attrs = ('lrs', 'iters', 'losses', 'values', 'hps', 'metric_names', 'log')
+    def __init__(self, learn:Learner): self.learn = learn
+    def __enter__(self):
+        rec = getattr(self.learn, 'recorder', None)
+        self.rec = {k: getattr(rec, k) for k in self.attrs if hasattr(rec, k)} if rec is not None else None
+        if rec is not None: self.avgs = {k: copy.copy(vars(getattr(rec, k))) for k in ('loss', 'smooth_loss') if hasattr(rec, k)}
+        self.learner = {k: getattr(self.learn, k) for k in ('final_record', 'smooth_loss') if hasattr(self.learn, k)}
+    def __exit__(self, *exc):
+        rec = getattr(self.learn, 'recorder', None)
+        if self.rec is not None and rec is not None:
+            for k in self.attrs:
+                if k in self.rec: setattr(rec, k, self.rec[k])
+                elif hasattr(rec, k): delattr(rec, k)
+            for k,d in self.avgs.items(): vars(getattr(rec, k)).clear(); vars(getattr(rec, k)).update(d)
+        for k in ('final_record', 'smooth_loss'):
+            if k in self.learner: setattr(self.learn, k, self.learner[k])
+            elif hasattr(self.learn, k): delattr(self.learn, k)

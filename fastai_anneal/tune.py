@@ -13,7 +13,7 @@ from fastai.callback.progress import CSVLogger
 from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs
 from ._groups import n_groups
 from .registry import VARIANTS
-from .snapshot import LearnerSnapshot
+from .snapshot import LearnerSnapshot, RecorderKept, csv_loggers_aside, is_csv
 from .fit import bind_call, prepare_call, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
 from .lr_finder import _diverged  # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
 
@@ -262,8 +262,9 @@ def tune_lr(learn:Learner,
     ("Range test for the scale, successive halving of compressed trials of the fit itself (the lr minimising the last rung's parabola), "
      "then a stability probe: the fit's own first batches, the lr halved while they climb back up")
     start = time.perf_counter()
-    with _csv_loggers_aside(learn):  # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log
-        return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not _is_csv(c)), wd, reset_opt,
+    # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log, and leaves the last fit's history
+    with csv_loggers_aside(learn), RecorderKept(learn):
+        return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not is_csv(c)), wd, reset_opt,
                      start)
 
 class _wd_as:
@@ -273,21 +274,6 @@ class _wd_as:
         self.old = self.learn.wd
         if self.wd is not None: self.learn.wd = self.wd
     def __exit__(self, *exc): self.learn.wd = self.old
-
-def _is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))
-
-class _csv_loggers_aside:
-    ("Take the learner's `CSVLogger`s off its callbacks for the block, then put each back where it was in the list (fastai's "
-     "`no_bar` puts back a new `ProgressCallback`: the list itself cannot be restored)")
-    def __init__(self, learn): self.learn = learn
-    def __enter__(self):
-        self.csv = [(i,c) for i,c in enumerate(self.learn.cbs) if _is_csv(c)]
-        for _,c in self.csv: self.learn.remove_cb(c)
-    def __exit__(self, *exc):
-        for i,c in self.csv:
-            self.learn.add_cb(c)
-            cbs = [o for o in self.learn.cbs if o is not c]
-            self.learn.cbs = L(cbs[:i] + [c] + cbs[i:])
 
 def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset_opt, start) -> LRTuneResult:
     "`tune_lr`'s search, with the fit's callbacks (its CSV loggers excepted)"

@@ -159,8 +159,46 @@ def test_lr_find_with_a_tracker_callback(name, tmp_path):
         if isinstance(cb, TrackerCallback): assert not hasattr(cb, 'new_best') and cb.run  # never compared a value, and runs next time
         files.append({str(p.relative_to(d)) for p in d.rglob('*') if p.is_file()})
     test_eq(tuple(res[1]), tuple(res[0]))
-    test_eq(files[1], files[0])  # fastai's leaves an empty models/ behind; neither leaves a file but CSVLogger's
-    assert files[1] <= {'history.csv'}
+    assert files[1] == set()  # fastai's leaves an empty models/ behind, and its CSVLogger writes the sweep as a log: ours, nothing
+    assert files[0] <= {'history.csv'}
+
+@pytest.mark.parametrize('append', [False, True])
+def test_lr_find_keeps_the_last_fits_csv_log(append, tmp_path):
+    "`CSVLogger` does not stand aside for fastai's finder: fit, then `lr_find`, used to overwrite `history.csv` (or append the sweep)"
+    learn = synth_learner(n_trn=2, path=tmp_path, cbs=CSVLogger(append=append), metrics=_metric)
+    with learn.no_bar(), learn.no_logging(): learn.fit_cos_anneal(2, 1e-2)
+    before = (tmp_path/'history.csv').read_text()
+    order = [type(c).__name__ for c in learn.cbs]
+    learn.lr_find(num_it=20, show_plot=False)
+    test_eq((tmp_path/'history.csv').read_text(), before)
+    assert [type(c).__name__ for c in learn.cbs] == order and learn.csv_logger.learn is learn
+    with learn.no_bar(), learn.no_logging(): learn.fit_cos_anneal(1, 1e-2)  # and it logs the next fit as before
+    after = (tmp_path/'history.csv').read_text().splitlines()
+    test_eq(after[:-2] if append else [], before.splitlines() if append else [])  # the next fit's header and epoch, appended
+    test_eq(len(after), len(before.splitlines()) + 2 if append else 2)
+
+@pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
+@pytest.mark.parametrize('exc', [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_search_gives_back_a_swapped_loss(entry, exc):
+    "fastai's `MixUp` swaps `loss_func` for its fit and puts it back in `after_train`, which an exception can skip: the snapshot does"
+    from fastai.callback.mixup import MixUp
+    class Stop(Callback):
+        def __init__(self): self.n = 0
+        def after_loss(self):
+            if self.training:
+                self.n += 1
+                if self.n == 5: raise exc('boom')
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(320, 6, generator=g); y = (x @ torch.randn(6, 3, generator=g)).argmax(1)  # 3 classes: MixUp swaps the loss
+    dls = DataLoaders.from_dsets(list(zip(x[:256], y[:256])), list(zip(x[256:], y[256:])), bs=16, device='cpu')
+    learn = Learner(dls, nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3)), loss_func=CrossEntropyLossFlat(), cbs=MixUp())
+    lf,model = learn.loss_func,learn.model
+    learn.add_cb(Stop())
+    with learn.no_bar(), pytest.raises(exc):
+        learn.lr_find(show_plot=False) if entry == 'lr_find' else learn.lr_tune(10, fit='fit_cos_anneal')
+    learn.remove_cb(Stop)
+    assert learn.loss_func is lf and learn.model is model
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)  # MixUp's loss outside its fit: a dtype error
 
 def test_lr_find_with_tensorboard(tmp_path):
     "issue 10.1: `TensorBoardCallback` stands aside during the sweep too: no event file is written"

@@ -6,11 +6,12 @@ from fastai.callback.schedule import SchedCos, SchedNo, ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback, TerminateOnNaNCallback
 from fastai.callback.progress import CSVLogger
 from fastai_anneal.all import *
+import copy  # after the star import: fastai exports shutil's `copy`
 from fastai_anneal.registry import VARIANTS
 import fastai_anneal.tune as tune
 from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds, _unstable, _prefix, _collapsed
 from fastai_anneal.fit import bind_call, prepare_call
-from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored
+from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored, bitwise_equal
 
 N_TRAIN = 100  # batches per epoch: 10 epochs = 1000 batches, enough for the default budget
 
@@ -382,6 +383,22 @@ def test_csv_logger_stands_aside(tmp_path):
     assert not any(tmp_path.iterdir()) and learn.csv_logger.learn is learn
     with pytest.warns(UserWarning, match='costs more than the budget'): quiet_fit(learn, 'fit_cos_anneal', 3, 'auto')
     test_eq(len(learn.csv_logger.read_log()), 3)  # the fit's epochs only
+
+def test_recorder_keeps_the_last_fit():
+    "The range test, trials and probes are fits: the `Recorder` comes back with the last fit's history (what `plot_loss` reads)"
+    learn = _learner()
+    quiet_fit(learn, 'fit_cos_anneal', 3, 1e-2)
+    rec = learn.recorder
+    before = {k: copy.deepcopy(getattr(rec, k)) for k in ('values', 'losses', 'lrs', 'iters', 'hps', 'metric_names', 'log')}
+    sl,fr = learn.smooth_loss.clone(),list(learn.final_record)
+    with learn.no_bar(): learn.lr_tune(10, fit='fit_cos_anneal')
+    for k,v in before.items(): assert bitwise_equal(getattr(rec, k), v), k
+    assert bitwise_equal(learn.smooth_loss, sl) and bitwise_equal(list(learn.final_record), fr)
+    test_eq(rec.smooth_loss.value, sl)
+    learn.add_cb(_Boom(KeyboardInterrupt(), 3))
+    with learn.no_bar(), pytest.raises(KeyboardInterrupt): learn.lr_tune(10, fit='fit_cos_anneal')
+    learn.remove_cb(_Boom)
+    for k,v in before.items(): assert bitwise_equal(getattr(rec, k), v), k
 
 def test_reset_opt_in_the_trials():
     "`reset_opt=True`: the range test, every trial and the fit start from a new optimizer (no state from an earlier fit)"
