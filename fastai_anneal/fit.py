@@ -237,6 +237,7 @@ def fine_tune_run(learn, frozen, unfrozen, freeze_epochs:int, start:int, watch=(
     # The uninterrupted run clears the optimizer state at each freeze/unfreeze (`Learner.freeze_to` does); a resumed run
     # clears it only at the transitions it replays, so the state loaded from a checkpoint mid-phase survives.
     if learn.opt is None: learn.create_opt()
+    freeze_epochs,start = int(freeze_epochs),int(start)  # checked by `fine_tune_phases`: a whole float counts as its int (`range`)
     if frozen:
         (learn.freeze_to if start == 0 else learn.opt.freeze_to)(-1); _launch(learn, **{**frozen, 'cbs': frozen['cbs'] + L(watch)})
         if any(w.fired is not None for w in L(watch)): return

@@ -68,6 +68,19 @@ def test_resume_from_checkpoint_is_exact(name, k, stepping, tmp_path):
     for a,b in zip(full.model.parameters(), resumed.model.parameters()):  # same batches (ReplayShuffles), same weights
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
+@pytest.mark.parametrize('k', [0, 1])  # resumed where the unfrozen phase starts (0) or inside it (1): the frozen phase is replayed
+def test_fine_tune_resumes_with_whole_float_epochs(k, tmp_path):
+    "`freeze_epochs=1.0` (a whole float, accepted everywhere) resumes as `freeze_epochs=1` does: it was passed on unconverted to `range`"
+    res = []
+    for fe in (1, 1.0):
+        dying = mk_learner(tmp_path/f'run{fe!r}')
+        fit_quiet(dying, 'fine_tune_anneal', (2,), dict(base_lr=1e-2, freeze_epochs=fe, cbs=[SaveEveryEpoch(), Interrupt(k+1)]))
+        resumed = mk_learner(tmp_path/f'run{fe!r}')
+        resumed.load(f'epoch_{k}', with_opt=True)
+        fit_quiet(resumed, 'fine_tune_anneal', (2,), dict(base_lr=1e-2, freeze_epochs=fe, start_epoch=float(k+1)))
+        res.append([p.detach().clone() for p in resumed.model.parameters()])
+    for a,b in zip(*res): test_eq(a, b)
+
 def test_plain_fastai_resume_sees_other_batches(tmp_path):
     "Why `ReplayShuffles` exists: `SkipToEpoch` skips epochs without drawing their shuffles, so fastai's own resume trains on other batches"
     full = mk_learner(tmp_path/'full')
