@@ -59,6 +59,8 @@ def check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_e
     std = check_float('noise_std', noise_std)
     kind = check_choice('noise_type', noise_type, ('normal', 'uniform'))
     seed = check_integral('noise_seed', noise_seed, 0)
+    if seed > 2**62:  # the noise of epoch or update t draws from `torch.Generator().manual_seed(seed + t)`: a signed 64-bit seed
+        raise ValueError(f"noise_seed must be in [0, 2**62], got {seed!r}")
     if noise_range_t is None: return None
     rng = f"None, an epoch in [0, n_epoch={n_epoch}] or a pair (lo, hi) of epochs with 0 <= lo < hi <= {n_epoch}"
     pair = isinstance(noise_range_t, (tuple, list))
@@ -140,11 +142,21 @@ def check_annealer(name:str, f, names) -> callable:
     return f
 
 def check_cbs(cbs) -> L:
-    "`cbs` as a list of `Callback`s (instances or classes, as `Learner.add_cbs` takes them), or raise naming `cbs`"
+    ("`cbs` as a list of `Callback`s (instances or classes, as `Learner.add_cbs` takes them), or raise naming `cbs`. A class must be "
+     "creatable without arguments (fastai's `add_cb` creates it inside `fit`, after the callbacks before it joined the learner for good)")
     cbs = L(cbs)
     bad = [c for c in cbs if not (isinstance(c, Callback) or (isinstance(c, type) and issubclass(c, Callback)))]
     if bad: raise TypeError(f"cbs must be fastai Callbacks (instances or classes), got {bad[0]!r}")
+    for c in cbs:
+        if isinstance(c, type): callback_instance(c)
     return cbs
+
+def callback_instance(cb) -> Callback:
+    "`cb` if an instance; a class created without arguments, or raise naming `cbs` (what fastai's `add_cb` would do, later)"
+    if not isinstance(cb, type): return cb
+    try: return cb()
+    except Exception as e:
+        raise TypeError(f"cbs: the callback class {cb.__name__} cannot be created without arguments ({e}); pass an instance") from None
 
 def check_suggest_funcs(suggest_funcs, name_of:callable) -> tuple|None:
     "None, or a tuple of suggestion functions whose names (`name_of(f)`) are distinct: they name the fields of `SuggestedLRs`"

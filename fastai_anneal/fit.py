@@ -10,7 +10,7 @@ from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
-from ._checks import check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs
+from ._checks import check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance
 from ._groups import n_groups
 from .registry import Variant, VARIANTS
 
@@ -41,8 +41,8 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
 
 def check_callbacks(learn, cbs):
     "A callback of `cbs` or the learner's that can check itself against the learner (AnnealPlateau's monitor) does it now, untouched"
-    for cb in L(cbs) + L(learn.cbs):
-        if isinstance(cb, Callback) and hasattr(type(cb), 'check_learner'): cb.check_learner(learn)
+    for cb in L(cbs) + L(learn.cbs):  # a class is checked as the instance fastai will create from it
+        if hasattr(cb if isinstance(cb, type) else type(cb), 'check_learner'): callback_instance(cb).check_learner(learn)
 
 _F32_MAX = float(np.finfo(np.float32).max)
 

@@ -76,8 +76,8 @@ class AnnealLRFinder(ParamScheduler):
     def learn(self): return self.__dict__.get('_learner')
     @learn.setter
     def learn(self, learn):
-        if learn is not None:
-            self._range(_n_groups(learn))
+        if learn is not None:  # the group count is checked in `before_fit`: raised here, inside fastai's `add_cbs`, the callbacks
+            # added before this one would stay on the learner for good (fastai's `added_cbs` adds them outside its `try`)
             if self._snapshot is None: self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True)
         elif self.learn is not None: self.restore()
         self.__dict__['_learner'] = learn

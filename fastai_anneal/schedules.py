@@ -66,8 +66,8 @@ def _floor(lr, div_final):
     "Final value `lr/div_final`; `div_final=inf` anneals to 0 (torch's `eta_min=0`)"
     return lr * 0. if math.isinf(div_final) else lr / div_final
 
-def _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal):
-    res = (check_lrs('lr_max', lr_max), check_float('div_final', div_final, inf_ok=True), check_pct('pct_warmup', pct_warmup),
+def _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal, lr_name:str='lr_max'):
+    res = (check_lrs(lr_name, lr_max), check_float('div_final', div_final, inf_ok=True), check_pct('pct_warmup', pct_warmup),
            check_float('div_warmup', div_warmup, inf_ok=True), get_anneal(warmup, 'warmup', WARMUPS), get_anneal(anneal))
     if res[5] is sched_exp and math.isinf(res[1]):  # start*(0/start)**pos is 0 from the first step on: a silent lr of 0
         raise ValueError("div_final must be finite with anneal='exp' (an exponential never reaches 0), got inf")
@@ -146,7 +146,7 @@ def flat_anneal_scheds(
     "Schedules for `Learner.fit_flat_anneal`: warmup, stable, decay (WSD; Hägele et al., arXiv 2405.18392)"
     pct_start = check_float('pct_start', pct_start, 0., 1., lo_open=False, hi_open=False)
     lr,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr, div_final, pct_warmup, div_final if div_warmup is None else div_warmup,
-                                                             warmup, anneal)
+                                                             warmup, anneal, 'lr')
     if pct_warmup > pct_start:
         raise ValueError(f"pct_warmup must be <= pct_start ({pct_start!r}): the warmup happens before the decay, got {pct_warmup!r}")
     return {'lr': _phase_list((pct_warmup, fw, _floor(lr, div_warmup), lr), (pct_start, sched_lin, lr, lr),
@@ -159,7 +159,7 @@ def cooldown_scheds(
 ) -> dict:
     ("Schedules for `Learner.fit_cooldown`: one decay from `lr` to `lr/div_final`, the last phase of `flat_anneal_scheds` on its own "
      "(Hägele et al., arXiv 2405.18392: cooldowns branched from a stable run's checkpoints serve many budgets)")
-    lr,div_final,_,_,_,fa = _check_common(lr, div_final, 0., 1., 'lin', anneal)
+    lr,div_final,_,_,_,fa = _check_common(lr, div_final, 0., 1., 'lin', anneal, 'lr')
     return {'lr': _phase_list((1., fa, lr, _floor(lr, div_final)))}
 
 # ---------------------------------------------------------------- classic schedules, counting optimizer steps or epochs

@@ -6,6 +6,7 @@ from functools import partial
 import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel
+from fastai.callback.progress import CSVLogger
 from fastai_anneal.all import *
 from fastai_anneal.cli import compare, find_lr, preview, main
 from conftest import mk_learner as _mk_learner, learner_state, assert_restored
@@ -13,6 +14,14 @@ from conftest import mk_learner as _mk_learner, learner_state, assert_restored
 def mk_learner(): return _mk_learner(n_train=3, groups=2)
 
 P = lambda: [torch.zeros(3, requires_grad=True)]
+
+class _NeedsArg(Callback):
+    "A callback class fastai's `add_cb` cannot create (its `__init__` needs an argument)"
+    def __init__(self, x): self.x = x
+
+class _AccPlateau(AnnealPlateau):
+    "A callback class whose own check fails on these learners (they record no accuracy)"
+    def __init__(self): super().__init__(monitor='accuracy')
 E = (ValueError, TypeError)
 
 BAD = [  # (call on a learner, regex the message must match)
@@ -151,6 +160,12 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: AnnealPlateau(min_lr=[1e-5, math.inf]), r'min_lr\[1\] must be a finite number'),
     (lambda l: AnnealPlateau(min_lr=[]), 'min_lr must hold at least one learning rate'),
     (lambda l: AnnealPlateau(eps=-1.), r'eps must be in \[0, inf\)'),
+    (lambda l: l.fit_cos_anneal(2, 1e-2, noise_range_t=1, noise_seed=2**64-1), r'noise_seed must be in \[0, 2\*\*62\]'),
+    # ---- callback classes: created (and checked) before the fit, not by fastai's `add_cb` after the scheduler joined the learner
+    (lambda l: l.fit_cos_anneal(2, 1e-2, cbs=_NeedsArg), 'cbs: the callback class _NeedsArg cannot be created without arguments'),
+    (lambda l: l.fine_tune_anneal(1, cbs=_NeedsArg), 'cbs: the callback class _NeedsArg'),
+    (lambda l: l.fit_tuned(2, fit='fit_one_cycle', cbs=[_NeedsArg]), 'cbs: the callback class _NeedsArg'),
+    (lambda l: l.fit_cos_anneal(2, 1e-2, cbs=_AccPlateau), "monitor must be one of the recorded values"),
     # ---- LR finder
     (lambda l: AnnealLRFinder(start_lr=0), r'start_lr must be in \(0, inf\)'),
     (lambda l: AnnealLRFinder(1e-3, 1e-4), 'end_lr must be greater than start_lr'),
@@ -192,3 +207,19 @@ def test_bad_call_names_the_argument_and_touches_nothing(call, match, trained, t
     assert_restored(before, learner_state(learn))
     assert not any(tmp_path.iterdir())  # no file written
 
+
+@pytest.mark.parametrize('call', [
+    lambda l: l.fit_cos_anneal(1, 1e-2, cbs=[CSVLogger(), _NeedsArg]),
+    lambda l: l.fine_tune_anneal(1, cbs=[CSVLogger(), _NeedsArg]),
+    lambda l: l.fit(1, cbs=[CSVLogger(), AnnealLRFinder(start_lr=[1e-7]*3, end_lr=[1.]*3)]),  # 3 values, 2 groups; fastai's own fit
+], ids=['variant', 'fine_tune', 'fastai_fit_with_finder'])
+def test_a_failed_callback_leaves_none_attached(call, tmp_path, monkeypatch):
+    "fastai's `added_cbs` adds the callbacks outside its `try`: one that fails as it joins used to leave those before it (our "
+    "scheduler, a CSVLogger) on the learner for good, overriding the lr of every later fit"
+    monkeypatch.chdir(tmp_path)
+    learn = mk_learner()
+    names = [type(c).__name__ for c in learn.cbs]
+    with pytest.raises(E, match='cbs: the callback class|start_lr has 3 values'): call(learn)
+    assert [type(c).__name__ for c in learn.cbs] == names and learn.opt is None
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, lr=1e-3)
+    assert all(lr == 1e-3 for lr in learn.recorder.lrs)  # no scheduler left behind

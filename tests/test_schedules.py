@@ -223,6 +223,9 @@ def test_prop_flat(lr, div_final, pct_start, frac_warm, anneal, pos):
     (lambda: cos_anneal_scheds(math.nan), 'lr_max must be a finite number'),
     (lambda: cos_anneal_scheds(math.inf), 'lr_max must be a finite number'),
     (lambda: cos_anneal_scheds([1e-3, 0.]), r'lr_max\[1\] must be in'),
+    (lambda: flat_anneal_scheds(lr=0.), r'^lr must be in \(0, inf\), got 0.0'),  # the builder's own name, not cos_anneal's lr_max
+    (lambda: flat_anneal_scheds(lr=[1e-3, -1.]), r'^lr\[1\] must be in'),
+    (lambda: cooldown_scheds(math.inf), r'^lr must be a finite number'),
     (lambda: cos_anneal_scheds(1e-3, div_final=0), 'div_final must be in'),
     (lambda: cos_anneal_scheds(1e-3, div_final=-2), 'div_final must be in'),
     (lambda: cos_anneal_scheds(1e-3, pct_warmup=1.), r'pct_warmup must be in \[0, 1\), got 1.0'),
