@@ -14,13 +14,17 @@ __all__ = ['mnist1d_arrays', 'mnist1d_dls', 'mnist1d_cnn', 'digits_dls', 'digits
            'image_folder_resnet', 'DATASETS', 'check_data', 'get_data']
 
 # ---------------------------------------------------------------- MNIST-1D
-@lru_cache(maxsize=2)
 def mnist1d_arrays(seed:int=42,  # Seed of the generator (42 is the published dataset)
 ) -> tuple:
-    "MNIST-1D (Greydanus 2020) generated locally with the `mnist1d` package: `(x, y, x_test, y_test)`, 4000/1000 samples of length 40"
+    ("MNIST-1D (Greydanus 2020) generated locally with the `mnist1d` package: `(x, y, x_test, y_test)`, 4000/1000 samples of length "
+     "40; each call gets its own copies of the arrays (generated once per seed)")
+    return tuple(a.copy() for a in _mnist1d_arrays(check_int('seed', seed, 0)))
+
+@lru_cache(maxsize=2)
+def _mnist1d_arrays(seed:int) -> tuple:
     from mnist1d.data import make_dataset, get_dataset_args  # never `get_dataset`: it downloads
     args = get_dataset_args()
-    args.seed = check_int('seed', seed, 0)
+    args.seed = seed
     state = random.getstate(),np.random.get_state()
     try: d = make_dataset(args)
     finally: random.setstate(state[0]); np.random.set_state(state[1])  # it reseeds the global RNGs; a cache hit would not
@@ -74,6 +78,9 @@ def digits_dls(bs:int=64,  # Batch size
     x,y = (d.images / 16.).astype(np.float32)[:, None],d.target.astype(np.int64)
     idx = np.random.RandomState(0).permutation(len(x))  # fixed split: results comparable across runs
     n_valid = int(round(len(x) * valid_pct))
+    if not 0 < n_valid < len(x):
+        raise ValueError(f"valid_pct must leave images on both sides of the split ({len(x)} images), got {valid_pct!r}: "
+                         f"{n_valid} for validation")
     v,t = idx[:n_valid],idx[n_valid:]
     return _array_dls(x[t], y[t], x[v], y[v], bs, seed, device)
 

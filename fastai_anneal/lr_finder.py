@@ -198,6 +198,8 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     num_it,funcs = check_int('num_it', num_it, 1),_check_suggest_funcs(suggest_funcs)
     beta,div_thresh = check_float('beta', beta, 0., 1., lo_open=False),check_float('div_thresh', div_thresh, 1., inf_ok=True)
     lrs,losses = tensor(list(lrs)),tensor(list(losses))
+    if len(lrs) != len(losses):
+        raise ValueError(f"lrs and losses must have one value per sweep batch each, got {len(lrs)} lrs and {len(losses)} losses")
     if not _even_in_log(lrs) and not _increasing(lrs.double().numpy()):
         warnings.warn("suggest_lrs: the sweep's lrs do not increase batch after batch; its points are used as recorded, not resampled")
     elif not _even_in_log(lrs):  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut

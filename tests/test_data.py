@@ -3,7 +3,7 @@ import random
 import numpy as np, pytest, torch
 from PIL import Image
 from fastai_anneal.data import *
-from fastai_anneal.data import mnist1d_arrays
+from fastai_anneal.data import mnist1d_arrays, _mnist1d_arrays
 
 # ---------------------------------------------------------------- MNIST-1D
 def test_mnist1d_offline_and_published_sizes(monkeypatch):
@@ -12,7 +12,7 @@ def test_mnist1d_offline_and_published_sizes(monkeypatch):
     def no_network(*a, **k): raise AssertionError("MNIST-1D must be generated offline, not downloaded")
     monkeypatch.setattr(mnist1d.data, 'get_dataset', no_network)
     monkeypatch.setattr(urllib.request, 'urlopen', no_network)
-    mnist1d_arrays.cache_clear()
+    _mnist1d_arrays.cache_clear()
     x,y,xt,yt = mnist1d_arrays()
     assert x.shape == (4000, 40) and xt.shape == (1000, 40) and x.dtype == np.float32
     assert y.dtype == np.int64 and set(np.unique(y)) == set(range(10)) and set(np.unique(yt)) == set(range(10))
@@ -20,11 +20,24 @@ def test_mnist1d_offline_and_published_sizes(monkeypatch):
 
 def test_mnist1d_leaves_global_rngs_alone():
     "`make_dataset` reseeds `random` and `np.random`; a first (uncached) call must not change what a caller's seed gives"
-    mnist1d_arrays.cache_clear()
+    _mnist1d_arrays.cache_clear()
     random.seed(123); np.random.seed(123)
     mnist1d_arrays()
     assert random.random() == random.Random(123).random()
     assert np.random.rand() == np.random.RandomState(123).rand()
+
+def test_mnist1d_arrays_are_the_callers():
+    "The generated arrays are cached: a caller that rescales its copy in place must not change the next caller's data"
+    x = mnist1d_arrays()[0]
+    dls = mnist1d_dls(bs=100, seed=0, device='cpu')
+    x *= 10
+    assert abs(float(mnist1d_arrays()[0].std()) - 1) < 0.01
+    assert abs(float(torch.stack([b for b,_ in dls.train_ds]).std()) - 1) < 0.01
+
+def test_digits_split_leaves_both_sides():
+    with pytest.raises(ValueError, match=r'valid_pct must leave images on both sides of the split \(1797 images\), got 0.0001'):
+        digits_dls(valid_pct=1e-4)
+    with pytest.raises(ValueError, match='valid_pct must leave images on both sides'): digits_dls(valid_pct=0.9999)
 
 def test_mnist1d_dls_and_cnn():
     dls = mnist1d_dls(bs=100, seed=0, device='cpu')

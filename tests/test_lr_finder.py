@@ -390,6 +390,12 @@ def test_suggestions_equal_fastai_functions_on_clean_losses():
     test_eq(tuple(res), tuple(f(lt, ls, 100)[0] for f in FUNCS))
     test_eq(len(pnts), 4)
 
+def test_suggestions_need_one_loss_per_lr():
+    "100 lrs and 50 losses gave a confident valley from misaligned points"
+    lrs,losses = _sweep(100)
+    with pytest.raises(ValueError, match='lrs and losses must have one value per sweep batch each, got 100 lrs and 50 losses'):
+        suggest_lrs(lrs, losses[:50], 100, FUNCS)
+
 @pytest.mark.parametrize('case', ['empty', 'short_run', 'one_point', 'all_nan', 'nan_early', 'inf_early', 'few_for_slide', 'inf_late'])
 def test_suggestions_never_crash(case):
     lrs,losses = _sweep(100)
