@@ -4,7 +4,7 @@ Why argparse subcommands around fastcore's `anno_parser`: fastcore's `call_parse
 no subcommands. Each command here is a plain function with docments, so `anno_parser` builds its parser (the ecosystem's
 help text and `--flag-name` spelling) and a Python caller gets the same function; argparse only adds the dispatch.
 """
-import argparse, csv, datetime, inspect, json, os, re, sys, tempfile, time, warnings
+import argparse, csv, datetime, inspect, json, math, os, re, sys, tempfile, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
@@ -200,6 +200,14 @@ def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
                              device=str(learn.dls.device)))
     return lr,lr_source,runs
 
+def _check_tunable(data, epochs:int, dev):
+    "Every run of `compare` spends `epochs` epochs: with `--lr auto` each must be long enough for the tuner's trials"
+    nb = len(get_data(data, 0, dev)[0].train)
+    if epochs*nb < tune.MIN_FIT:
+        raise ValueError(f"epochs must be >= {math.ceil(tune.MIN_FIT/nb)} with --lr auto on this data ({nb} training batches per "
+                         f"epoch; the tuner's trials need fits of {tune.MIN_FIT} batches), got {epochs}; or give --lr a number or a "
+                         f"suggestion name")
+
 # ---------------------------------------------------------------- commands
 def compare(
     data:str='mnist1d',      # 'mnist1d' (the paper's CNN), 'digits' (sklearn 8x8, a small CNN) or an image folder (resnet18, random init)
@@ -217,6 +225,7 @@ def compare(
     with _usage():
         data,epochs,seeds = check_data(data),check_int('epochs', epochs),check_int('seeds', seeds)
         names,lr,dev,out = _check_schedules(schedules),_check_lr(lr),_check_device(device),_check_out(out)
+        if lr == 'auto': _check_tunable(data, epochs, dev)
         _make_out(out)
     with _threads(data, dev): lr,lr_source,runs = _train_all(data, epochs, lr, names, seeds, dev, out, bar)
     summary = _summary(runs, names)

@@ -275,6 +275,9 @@ class _wd_as:
         if self.wd is not None: self.learn.wd = self.wd
     def __exit__(self, *exc): self.learn.wd = self.old
 
+MIN_TRIAL = 8  # batches of a rung-0 trial at least (rung 1: 2.5x): shorter ones answer noise
+MIN_FIT = 5*MIN_TRIAL  # training batches of the shortest fit `lr='auto'` tunes
+
 def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset_opt, start) -> LRTuneResult:
     "`tune_lr`'s search, with the fit's callbacks (its CSV loggers excepted)"
     lower = _lower_is_better(learn, monitor)
@@ -286,10 +289,10 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
     n_probe = max(1, round(PROBE * n_steps))  # the stability probe (step 6), on top of the budget
     left = budget*n_steps - n_sweep
     t0 = int(left // (8 + 4*2.5))  # rung 0: about 8 trials; rung 1: at most 4, 2.5x longer
-    min_t0 = 8
+    min_t0 = MIN_TRIAL
     if t0 < min_t0:
-        if n_steps < 5*min_t0:
-            raise ValueError(f"lr='auto' needs a fit of at least {5*min_t0} training batches to run trials, this one has {n_steps}")
+        if n_steps < MIN_FIT:
+            raise ValueError(f"lr='auto' needs a fit of at least {MIN_FIT} training batches to run trials, this one has {n_steps}")
         need = math.ceil((n_sweep + min_t0*(8+4*2.5)) / budget)
         warnings.warn(f"lr='auto': the fit has {n_steps} training batches; tuning within budget={budget} needs {need}. "
                       f"The trials take their minimum length, {min_t0} and {round(2.5*min_t0)} batches: tuning costs more than the budget")

@@ -27,7 +27,7 @@ def _image(path, seed=0):
 
 BAD = ['unknown schedule', 'unknown data name', 'missing folder', 'empty folder', 'one class', 'epochs < 1', 'epochs not int', 'seeds < 1',
        'lr negative', 'lr word', 'device', 'out under a file', 'out is a file', 'lr-find anneal', 'lr-find data', 'preview pct',
-       'preview cycles', 'preview variant', 'unknown command']
+       'preview cycles', 'preview variant', 'unknown command', 'too short to tune']
 
 def _bad_cases(root:Path) -> dict:
     "name: (argv, text the error line must contain); the folders they need are made under `root`"
@@ -55,6 +55,8 @@ def _bad_cases(root:Path) -> dict:
         'preview cycles':     (['preview', 'fit_sgdr_anneal', '--n-cycles', '0', '--out', out], '--n-cycles must be >= 1'),
         'preview variant':    (['preview', 'fit_warp', '--out', out], "invalid choice: 'fit_warp'"),
         'unknown command':    (['train'], "invalid choice: 'train'"),
+        'too short to tune':  (['compare', '--data', 'digits', '--epochs', '1', '--out', out],  # 23 batches: the tuner needs 40
+                               '--epochs must be >= 2 with --lr auto on this data (23 training batches per epoch'),
     }
 
 HELP = {
