@@ -177,6 +177,8 @@ class Accuracy(_CountMetric):
         return int(st['hits']) / total
 
 # ---------------------------------------------------------------- balanced accuracy
+MAX_INFERRED_CLASSES = 4096  # `BalancedAccuracy` without `n_classes`: the most classes it infers from the indices it sees
+
 class BalancedAccuracy(_CountMetric):
     "Exact streaming balanced accuracy (macro recall over the classes present in the targets), as fastai's `BalancedAccuracy`"
     def __init__(self,
@@ -232,14 +234,18 @@ class BalancedAccuracy(_CountMetric):
         per_sample = targ[0].numel() if targ.ndim and len(targ) else 1
         p,t = pred.reshape(-1),targ.reshape(-1)
         start = self._pos if pos is None else pos*per_sample
-        self._pos = start + len(t)
+        end = start + len(t)
+        if len(t) and st['weights'] is not None and end > len(st['weights']):  # checked before the state changes
+            raise ValueError(f"sample_weight has {len(st['weights'])} entries but targets {start} to {end-1} were seen")
         keep = None if self.ignore_index is None else t != self.ignore_index
         if n_cls is None and len(t):  # class indices of unknown range: one host sync to grow the matrix
             n_cls = int(torch.maximum(t.max() if keep is None else t.masked_fill(~keep, -1).max(), p.max())) + 1
+            if n_cls > MAX_INFERRED_CLASSES:  # the matrix holds n_cls**2 counts: a stray label must not allocate gigabytes
+                raise ValueError(f"n_classes is None and a class index of {n_cls-1} was seen: BalancedAccuracy infers at most "
+                                 f"{MAX_INFERRED_CLASSES} classes (a {MAX_INFERRED_CLASSES}**2 count matrix); pass n_classes")
+        self._pos = end
         if n_cls is not None: self._resize(st, n_cls)
         if len(t) == 0: return
-        if st['weights'] is not None and self._pos > len(st['weights']):
-            raise ValueError(f"sample_weight has {len(st['weights'])} entries but targets {start} to {self._pos-1} were seen")
         n = st['n_classes']
         bad = (t < 0) | (t >= n) | (p < 0) | (p >= n)
         if keep is not None: bad &= keep

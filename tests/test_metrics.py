@@ -225,12 +225,23 @@ P,T = torch.randn(4, 3),torch.tensor([0, 1, 2, 1])
     (BalancedAccuracy(), P, T[:, None, None].expand(4, 2, 1), ValueError, 'do not match'),
     (BalancedAccuracy(sample_weight=[1., 2., 3.]), P, T, ValueError, 'sample_weight has 3 entries'),
     (BalancedAccuracy(sample_weight=[1.]*5), P, T, ValueError, 'sample_weight has 5 entries but 4 targets'),
+    (BalancedAccuracy(), torch.tensor([0, 1, 1]), torch.tensor([0, 1, 70000]), ValueError,  # a stray label: no 39 GB matrix
+     'n_classes is None and a class index of 70000 was seen: BalancedAccuracy infers at most 4096 classes'),
     (AccuracyMulti(), P, P.round(), ValueError, '0/1 labels'),
     (AccuracyMulti(), P, torch.ones(4, 2), ValueError, 'do not match'),
     (AccuracyMulti(), (P > 0).long(), (P > 0).long(), TypeError, 'float scores'),
 ])
 def test_bad_batches(metric, pred, targ, exc, msg):
     with pytest.raises(exc, match=msg): metric(pred, targ)
+
+def test_a_rejected_weighted_batch_changes_nothing():
+    "The batch that overruns `sample_weight` is refused before the metric's position moves: the earlier batches' value stands"
+    m = BalancedAccuracy(sample_weight=[1.]*4); m.reset()
+    m.accum_values(P[:3], T[:3])
+    with pytest.raises(ValueError, match='sample_weight has 4 entries but targets 3 to 4 were seen'): m.accum_values(P[:2], T[:2])
+    assert m._pos == 3
+    m.accum_values(P[3:], T[3:])
+    assert math.isclose(float(m.value), float(BalancedAccuracy(sample_weight=[1.]*4)(P, T)))
 
 def test_class_count_must_not_change():
     m = Accuracy()
