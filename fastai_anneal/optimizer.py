@@ -248,7 +248,10 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     anneal_kwargs = {**anneal_kwargs, **{k: kwargs.pop(k) for k in list(kwargs) if k in anneal_kwargs}}
     # before opt_func sees the params
     _check_anneal(**{k: v for k,v in anneal_kwargs.items() if k != 'impl'}); _check_impl(anneal_kwargs['impl'])
+    _check_hypers(**kwargs)
     opt = opt_func(params, lr=_check_lr(lr), **kwargs)
+    for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # the hypers `opt_func` set itself (a `partial`'s, its defaults)
+        _check_hypers(**{k: v for k,v in h.items() if k != 'lr'})
     if isinstance(opt, AnnealOptimizer) or isinstance(getattr(opt, 'opt', None), AnnealOptimizer):
         raise TypeError(f"{getattr(opt_func, '__name__', opt_func)!r} already anneals its lr; pass it directly, not through annealed")
     if isinstance(opt, Lookahead):
@@ -273,6 +276,7 @@ def annealed(
     if not callable(opt_func) or (isinstance(opt_func, type) and issubclass(opt_func, torch.optim.Optimizer)):
         raise TypeError(f"opt_func must be a fastai optimizer function such as Adam or ranger, got {opt_func!r}")
     _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
+    _check_hypers(**{k: v for k,v in getattr(opt_func, 'keywords', {}).items() if k != 'lr'})  # `partial(SGD, mom=1.5)`: now
     kw = dict(anneal=anneal, anneal_rate=anneal_rate, anneal_every=anneal_every, total_steps=total_steps, lr_min=lr_min,
               impl=_check_impl(impl))
     return partial(_annealed_opt, opt_func=opt_func, anneal_kwargs=kw)
