@@ -28,7 +28,7 @@ from .schedules import ANNEALS, WARMUPS, CYCLIC_MODES, get_anneal, sgdr_cycles
 from .registry import VARIANTS
 from ._checks import check_int, check_lr_or_name, check_device, check_out as _check_out
 from .data import check_data, get_data
-from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure
+from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure, check_size
 
 __all__ = ['UsageError', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'compare', 'find_lr', 'PREVIEWS',
            'preview', 'main']
@@ -280,7 +280,7 @@ def preview(
         if v.n_epoch_of is not None:
             if epochs is not None: raise ValueError(f"epochs of {variant} follow from {', '.join(v.epoch_args)}: give those instead")
             epochs = v.n_epoch(**kwargs)
-        epochs,n_batch = check_int('epochs', 5 if epochs is None else epochs),check_int('n_batch', n_batch)
+        epochs,n_batch = check_size(5 if epochs is None else epochs, n_batch, ('epochs', 'n_batch'))
         sizes = {k: a for k,a in zip(_FROM_PREVIEW, (epochs, n_batch)) if k in inspect.signature(v.builder).parameters}
         scheds = v.builder(**kwargs, **sizes)
         out = _make_out(_check_out(out))

@@ -7,12 +7,21 @@ from ._checks import check_int, check_pct, check_named as _check_named
 
 __all__ = ['schedule_values', 'plot_schedule', 'plot_lrs', 'plot_history', 'plot_comparison', 'save_figure']
 
+MAX_POINTS = 10**6  # a preview draws a value per batch in Python: beyond this it is minutes and gigabytes, not a picture
+
+def check_size(n_epoch, n_batch, names=('n_epoch', 'n_batch')) -> tuple:
+    "`(n_epoch, n_batch)` checked, their product (the values a preview draws) at most `MAX_POINTS`, or raise naming them"
+    n_epoch,n_batch = check_int(names[0], n_epoch),check_int(names[1], n_batch)
+    if n_epoch*n_batch > MAX_POINTS:
+        raise ValueError(f"{names[0]}*{names[1]} must be <= {MAX_POINTS:,} (one value per batch is drawn), got {n_epoch}*{n_batch}")
+    return n_epoch,n_batch
+
 def schedule_values(scheds:dict,  # `{'lr': f, 'mom': g}` from a builder of `schedules.py`, f: pos in [0, 1] -> value
     n_epoch:int,             # Epochs of the run
     n_batch:int,             # Training batches per epoch
 ) -> dict:
     "Values of `scheds` at every training batch, at the positions fastai's `ParamScheduler` uses (`train_iter/total`)"
-    n_epoch,n_batch = check_int('n_epoch', n_epoch),check_int('n_batch', n_batch)
+    n_epoch,n_batch = check_size(n_epoch, n_batch)
     if not isinstance(scheds, dict) or not scheds or not all(callable(f) for f in scheds.values()):
         raise TypeError(f"scheds must be a non-empty dict of functions pos -> value (a builder's result), got {scheds!r}")
     total = n_epoch*n_batch
@@ -107,7 +116,11 @@ def save_figure(fig,         # Figure to save
 ) -> Path:
     "Save `fig` to `path`, close it (no window, no leak in long loops) and return the path"
     if not hasattr(fig, 'savefig'): raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-    path = Path(path)
-    fig.savefig(path, dpi=check_int('dpi', dpi))
-    plt.close(fig)
+    try:  # closed even when the save fails
+        path,dpi = Path(path),check_int('dpi', dpi)
+        if path.suffix.lstrip('.').lower() not in fig.canvas.get_supported_filetypes() or path.is_dir():
+            raise ValueError(f"path must be a file name ending in an image format (.png, .pdf, .svg...), got {str(path)!r}: "
+                             "matplotlib would write another file")  # `<path>.png`, while `path` is returned
+        fig.savefig(path, dpi=dpi)
+    finally: plt.close(fig)
     return path

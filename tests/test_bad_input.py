@@ -194,6 +194,9 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: preview('fit_sgdr_anneal', cycle_mult=0.5), r'cycle_mult must be in \[1, inf\)'),
     (lambda l: preview('fit_step_decay', milestones=[3, 1]), r'milestones must be epochs rising strictly in \[1, n_epoch=5\)'),
     (lambda l: preview('fit_cyclic', mode='zigzag'), "mode must be one of 'triangular'"),
+    (lambda l: preview('fit_cos_anneal', epochs=100_000, n_batch=1_000_000), r'epochs\*n_batch must be <= 1,000,000'),
+    (lambda l: schedule_values(cos_anneal_scheds(1e-3), 10**4, 10**3), r'n_epoch\*n_batch must be <= 1,000,000'),
+    (lambda l: save_figure(plot_schedule(cos_anneal_scheds(1e-3), 2, 5), 'figure'), 'path must be a file name ending in an image'),
     (lambda l: preview('fit_time_decay', decay_rate=-1.), r'decay_rate must be in \[0, inf\)'),
 ]
 
@@ -227,3 +230,12 @@ def test_a_failed_callback_leaves_none_attached(call, tmp_path, monkeypatch):
     assert [type(c).__name__ for c in learn.cbs] == names and learn.opt is None
     with learn.no_bar(), learn.no_logging(): learn.fit(1, lr=1e-3)
     assert all(lr == 1e-3 for lr in learn.recorder.lrs)  # no scheduler left behind
+
+def test_a_refused_save_closes_the_figure(tmp_path):
+    "`save_figure` promises no figure left open in long loops: a refused path too (a folder, or a name without an image suffix)"
+    import matplotlib.pyplot as plt
+    n = len(plt.get_fignums())
+    for path in (tmp_path, tmp_path/'figure'):
+        with pytest.raises(ValueError, match='path must be a file name ending in an image format'): save_figure(plt.figure(), path)
+        assert len(plt.get_fignums()) == n
+    assert not any(tmp_path.iterdir())
