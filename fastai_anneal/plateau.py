@@ -5,14 +5,15 @@ fastai's `ReduceLROnPlateau` divides the optimizer's lr once per epoch, and the 
 plateau logic of torch's `ReduceLROnPlateau` (same arguments, same meaning) moves a factor `scale`, and every training
 batch steps at `max(lr*scale, min(lr, min_lr))` of each param group, `lr` being what the schedule (or plain `fit`) set.
 
-Where the state lives between processes: in the optimizer's hypers (first param group, key `'anneal_plateau'`), because
+Where the state lives between processes: in the optimizer's hypers (first param group, one number per field under keys
+`'anneal_plateau_<field>'`: loggers such as fastai's TensorBoard callback write every hyper as a scalar), because
 fastai's checkpoints (`learn.save`, `SaveModelCallback(with_opt=True)`) store `opt.state_dict()` = per-param state +
 hypers, and `learn.load` gives the hypers back before the resumed fit starts; no fastai name is patched and no file is
 written by this module. The per-param state would reach fastai's steppers as arguments, and so would a hyper during a
-step: so the key is written after each epoch's validation (before `SaveModelCallback` saves, and before `after_fit`) and
+step: so the keys are written after each epoch's validation (before `SaveModelCallback` saves, and before `after_fit`) and
 removed while training batches run, and the fused kernels of `_multi_tensor.py` only read the hypers they name. Outside
-a fit with this callback (e.g. a fit without it after loading a checkpoint) the key is a hyper that fastai's steppers take
-in their `**kwargs` as they take every hyper they do not use. With `OptimWrapper` (torch optimizers) the key and the
+a fit with this callback (e.g. a fit without it after loading a checkpoint) the keys are hypers that fastai's steppers take
+in their `**kwargs` as they take every hyper they do not use. With `OptimWrapper` (torch optimizers) the keys and the
 scaled lr go into torch's `param_groups`, which torch's `state_dict` saves too.
 
 Each fit starts afresh (as fastai's trackers with `reset_on_fit`) unless it is a resume (`start_epoch > 0`, fastai's
@@ -33,13 +34,28 @@ from fastai.optimizer import OptimWrapper
 from ._checks import check_int, check_float, check_choice, check_lrs
 from ._groups import n_groups
 
-__all__ = ['AnnealPlateau']
+__all__ = ['AnnealPlateau', 'plateau_state']
 
 STATE_KEY = 'anneal_plateau'  # the hyper of the first param group that carries the state through fastai's checkpoints
 
 def _hyper_dicts(opt) -> list:
     "The dicts that hold each param group's hypers and are saved with the optimizer: torch's `param_groups` behind an `OptimWrapper`"
     return opt.opt.param_groups if isinstance(opt, OptimWrapper) else opt.hypers
+
+def plateau_state(opt) -> dict|None:
+    ("The `AnnealPlateau` state `opt` carries (in its first param group's hypers, one number per key `anneal_plateau_<field>`, "
+     "as a checkpoint saves it), or None")
+    h = _hyper_dicts(opt)[0]
+    if isinstance(h.get(STATE_KEY), dict): return dict(h[STATE_KEY])  # a checkpoint of an earlier version: one dict
+    st = {k[len(STATE_KEY)+1:]: v for k,v in h.items() if k.startswith(STATE_KEY + '_')}
+    return st or None
+
+def _pop_state(opt) -> dict|None:
+    "`plateau_state(opt)`, its keys taken out of every param group"
+    st = plateau_state(opt)
+    for h in _hyper_dicts(opt):
+        for k in [k for k in h if k == STATE_KEY or k.startswith(STATE_KEY + '_')]: del h[k]
+    return st
 
 def _recorded(learn) -> list:
     "The values the learner's `Recorder` logs each epoch (its `metric_names` but 'epoch' and 'time'), known before its first fit"
@@ -131,11 +147,10 @@ class AnnealPlateau(Callback):
 
     # -------------------------------------------------------- the state in the optimizer's hypers (see the module's docstring)
     def _stash(self):
-        if getattr(self.learn, 'opt', None) is not None: _hyper_dicts(self.learn.opt)[0][STATE_KEY] = self.state_dict()
+        if getattr(self.learn, 'opt', None) is not None:
+            _hyper_dicts(self.learn.opt)[0].update({f'{STATE_KEY}_{k}': v for k,v in self.state_dict().items()})
 
-    def _unstash(self) -> dict|None:
-        hs = _hyper_dicts(self.learn.opt)
-        return [h.pop(STATE_KEY, None) for h in hs][0]
+    def _unstash(self) -> dict|None: return _pop_state(self.learn.opt)
 
     # -------------------------------------------------------- the callback
     def check_learner(self, learn) -> int:

@@ -8,7 +8,7 @@ from fastai.callback.schedule import SchedNo
 from fastai.callback.tracker import SaveModelCallback, ReduceLROnPlateau as FastaiReduceLROnPlateau
 from fastai.optimizer import Optimizer, sgd_step
 from fastai_anneal.all import *
-from fastai_anneal.plateau import STATE_KEY
+from fastai_anneal.plateau import STATE_KEY, plateau_state
 from fastai_anneal.registry import VARIANTS
 from fastai_anneal.tune import TrialScheduler
 from fastai.callback.training import GradientAccumulation
@@ -129,7 +129,7 @@ def test_plain_fit_exact_against_torch():
 
 def spy_opt(seen):
     "fastai's SGD with a first stepper that records the lr and the hyper names each step hands it"
-    def spy(p, lr, **kwargs): seen.append((lr, STATE_KEY in kwargs))
+    def spy(p, lr, **kwargs): seen.append((lr, any(k.startswith(STATE_KEY) for k in kwargs)))
     return lambda params, lr: Optimizer(params, [spy, sgd_step], lr=lr)
 
 def test_recorded_lr_is_the_lr_used_and_the_state_never_reaches_a_stepper(tmp_path):
@@ -140,7 +140,9 @@ def test_recorded_lr_is_the_lr_used_and_the_state_never_reaches_a_stepper(tmp_pa
     np.testing.assert_allclose(used, learn.recorder.lrs, rtol=1e-12)
     np.testing.assert_allclose(used, learn.recorder.hps['lr'], rtol=1e-12)
     assert min(used) < 0.3e-2 and not any(k for _,k in seen)
-    assert STATE_KEY in learn.opt.hypers[0]  # ...but the checkpoints and the optimizer after the fit hold it
+    assert plateau_state(learn.opt) is not None  # ...but the checkpoints and the optimizer after the fit hold it
+    for h in learn.opt.hypers:  # as numbers: loggers (fastai's TensorBoard callback) write every hyper as a scalar
+        for k,v in h.items(): assert isinstance(v, (int, float)), (k, v)
 
 def test_fastais_reduce_lr_on_plateau_is_undone_ours_is_not():
     base,fa,ours = mk_learner(),mk_learner(),mk_learner()
@@ -182,7 +184,7 @@ def test_resume_is_exact(method, opt_func, k, tmp_path):
     quiet_fit(dying, method, *args, **kwargs, cbs=[save(), Interrupt(k+1), AnnealPlateau(**kw)])
     resumed,rec,cb = mk('run'),RecordHypers(),AnnealPlateau(**kw)
     resumed.load(fname.format(k), with_opt=True)
-    saved = resumed.opt.hypers[0][STATE_KEY]
+    saved = plateau_state(resumed.opt)
     if k: assert saved['scale'] < 1  # a state worth resuming (fine_tune's k=0: its frozen phase's)
     quiet_fit(resumed, method, *args, **kwargs, start_epoch=k+1, cbs=[rec, cb])
     test_eq(rec.hps, rec_full.hps[(k+1)*4:])
@@ -210,10 +212,25 @@ def test_a_fit_without_the_callback_after_loading_its_checkpoint(opt_func, tmp_p
     learn.save('x', with_opt=True)
     a,b = mk(),mk()
     a.load('x', with_opt=True); b.load('x', with_opt=True)
-    assert STATE_KEY in a.opt.hypers[0]
-    del b.opt.hypers[0][STATE_KEY]
+    assert plateau_state(a.opt) is not None
+    for k in [k for k in b.opt.hypers[0] if k.startswith(STATE_KEY)]: del b.opt.hypers[0][k]
     quiet_fit(a, 'fit_cos_anneal', 1, 1e-3); quiet_fit(b, 'fit_cos_anneal', 1, 1e-3)
     for p,q in zip(a.model.parameters(), b.model.parameters()): test_eq(p, q)
+
+def test_resume_from_a_checkpoint_holding_the_state_as_one_dict(tmp_path):
+    "Checkpoints of the first version hold the state as one dict under `STATE_KEY`: a resume still reads it"
+    kw = dict(PLATEAU, threshold=0.9)
+    full,cb_full = mk_learner(path=tmp_path, model_dir='models'),AnnealPlateau(**kw)
+    quiet_fit(full, 'fit_flat_anneal', 4, 1e-2, cbs=[cb_full, SaveModelCallback(every_epoch=True, with_opt=True)])
+    resumed,cb = mk_learner(path=tmp_path, model_dir='models'),AnnealPlateau(**kw)
+    resumed.load('model_1', with_opt=True)
+    h = resumed.opt.hypers[0]
+    old = {k[len(STATE_KEY)+1:]: h.pop(k) for k in [k for k in h if k.startswith(STATE_KEY + '_')]}
+    h[STATE_KEY] = old
+    quiet_fit(resumed, 'fit_flat_anneal', 4, 1e-2, start_epoch=2, cbs=cb)
+    test_eq(resumed.recorder.hps['lr'], full.recorder.hps['lr'][10:])
+    test_eq(cb.state_dict(), cb_full.state_dict())
+    assert STATE_KEY not in resumed.opt.hypers[0] and plateau_state(resumed.opt) == cb.state_dict()
 
 def test_resume_without_a_saved_state_warns(tmp_path):
     learn = mk_learner(path=tmp_path, model_dir='models')
@@ -241,7 +258,7 @@ def test_stands_aside_in_lr_find_and_tuning_trials(tmp_path, monkeypatch):
     learn.lr_find(num_it=10, show_plot=False)
     quiet_fit(learn, 'fit', 3, cbs=TrialScheduler({'lr': SchedNo(1e-3, 1e-3)}, 12))
     test_eq((cb.scale, cb.epochs), (1., 0))
-    assert STATE_KEY not in learn.opt.hypers[0]
+    assert plateau_state(learn.opt) is None
     quiet_fit(learn, 'fit_cos_anneal', 3, 1e-2)  # a Learner-level callback works in the fits
     test_close(cb.scale, 0.01); test_eq(cb.epochs, 3)
     assert not any(tmp_path.rglob('*'))  # and writes no file
