@@ -1,6 +1,6 @@
 "Argument validators shared by every entry point: each returns the checked value or raises naming the argument and the range."
 from __future__ import annotations
-import inspect, math, numbers, os
+import inspect, math, numbers, os, random
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import even_mults, tuplify
@@ -142,21 +142,26 @@ def check_annealer(name:str, f, names) -> callable:
     return f
 
 def check_cbs(cbs) -> L:
-    ("`cbs` as a list of `Callback`s (instances or classes, as `Learner.add_cbs` takes them), or raise naming `cbs`. A class must be "
-     "creatable without arguments (fastai's `add_cb` creates it inside `fit`, after the callbacks before it joined the learner for good)")
+    ("`cbs` as a list of `Callback`s (instances or classes, as `Learner.add_cbs` takes them), or raise naming `cbs`. A class must "
+     "take no required argument: fastai's `add_cb` creates it inside `fit`, where a failure leaves the callbacks added before it")
     cbs = L(cbs)
     bad = [c for c in cbs if not (isinstance(c, Callback) or (isinstance(c, type) and issubclass(c, Callback)))]
     if bad: raise TypeError(f"cbs must be fastai Callbacks (instances or classes), got {bad[0]!r}")
     for c in cbs:
-        if isinstance(c, type): callback_instance(c)
+        if not isinstance(c, type): continue
+        try: inspect.signature(c).bind()
+        except TypeError as e:
+            raise TypeError(f"cbs: the callback class {c.__name__} cannot be created without arguments ({e}); pass an instance") from None
+        except ValueError: pass  # no signature to read
     return cbs
 
 def callback_instance(cb) -> Callback:
-    "`cb` if an instance; a class created without arguments, or raise naming `cbs` (what fastai's `add_cb` would do, later)"
+    ("`cb` if an instance, else the instance fastai's `add_cb` will create from the class (made here to run its own checks; the "
+     "random number generators are left as they were)")
     if not isinstance(cb, type): return cb
+    state = random.getstate(),np.random.get_state(),torch.get_rng_state()
     try: return cb()
-    except Exception as e:
-        raise TypeError(f"cbs: the callback class {cb.__name__} cannot be created without arguments ({e}); pass an instance") from None
+    finally: random.setstate(state[0]); np.random.set_state(state[1]); torch.set_rng_state(state[2])
 
 def check_suggest_funcs(suggest_funcs, name_of:callable) -> tuple|None:
     "None, or a tuple of suggestion functions whose names (`name_of(f)`) are distinct: they name the fields of `SuggestedLRs`"

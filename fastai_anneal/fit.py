@@ -122,7 +122,11 @@ def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False, 
     # No `create_opt`/`set_hyper('lr', ...)` here: `fit` creates a missing optimizer and resets every lr to `learn.lr`
     # before the first batch, where the scheduler sets the scheduled value.
     cbs = _ParamScheduler(scheds, step, noise) + L(cbs) + (L(ReplayShuffles(start_epoch)) if start_epoch else L())
-    learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    before = list(learn.cbs)
+    try: learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    except BaseException:  # fastai's `added_cbs` adds the fit's callbacks outside its `try`: one that fails to join leaves the others
+        learn.remove_cbs([c for c in learn.cbs if not any(c is b for b in before)])
+        raise
 
 # ---------------------------------------------------------------- the patches, one per registered variant
 def _fit_args(self:Learner,

@@ -76,8 +76,8 @@ class AnnealLRFinder(ParamScheduler):
     def learn(self): return self.__dict__.get('_learner')
     @learn.setter
     def learn(self, learn):
-        if learn is not None:  # the group count is checked in `before_fit`: raised here, inside fastai's `add_cbs`, the callbacks
-            # added before this one would stay on the learner for good (fastai's `added_cbs` adds them outside its `try`)
+        if learn is not None:
+            self._range(_n_groups(learn))
             if self._snapshot is None: self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True)
         elif self.learn is not None: self.restore()
         self.__dict__['_learner'] = learn
@@ -287,9 +287,10 @@ def lr_find(self:Learner,
     if not hasattr(self, 'recorder'): raise ValueError("lr_find needs the learner's Recorder (create the Learner with default_cbs=True)")
     if len(self.dls.train) == 0: raise ValueError("lr_find needs batches: the training DataLoader is empty")
     n_epoch = cb.num_it//len(self.dls.train) + 1
-    cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: the state to come back to
+    snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: the state to come back to
     try:
         with self.no_logging(), csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
+    except BaseException: snap.restore(swapped=True); raise  # callbacks' `after_fit` may not have put back what they swapped
     finally: cb.restore()
     if suggest_funcs is None:
         if show_plot: self.recorder.plot_lr_sweep()

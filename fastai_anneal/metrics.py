@@ -177,7 +177,7 @@ class Accuracy(_CountMetric):
         return int(st['hits']) / total
 
 # ---------------------------------------------------------------- balanced accuracy
-MAX_INFERRED_CLASSES = 4096  # `BalancedAccuracy` without `n_classes`: the most classes it infers from the indices it sees
+MAX_INFERRED_CLASSES = 10_000  # `BalancedAccuracy` without `n_classes`: the most classes it infers from the indices it sees
 
 class BalancedAccuracy(_CountMetric):
     "Exact streaming balanced accuracy (macro recall over the classes present in the targets), as fastai's `BalancedAccuracy`"

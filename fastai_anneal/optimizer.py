@@ -62,6 +62,12 @@ def _check_hypers(**hypers) -> dict:
     "Each hyper-parameter through its check (unknown names pass unchecked)"
     return {k: _HYPER_CHECKS[k](v) if k in _HYPER_CHECKS else v for k,v in hypers.items()}
 
+def _check_given_hypers(hypers:dict):
+    "`_check_hypers` for what an `opt_func` is given: a list or tuple holds one value per param group (fastai's `set_hyper`)"
+    for k,v in hypers.items():
+        if k == 'lr': continue
+        for x in (v if isinstance(v, (list, tuple)) else [v]): _check_hypers(**{k: x})
+
 def _check_impl(impl): return check_choice('impl', impl, ANNEAL_IMPLS)
 
 # ---------------------------------------------------------------- torch-style param groups
@@ -248,7 +254,7 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     anneal_kwargs = {**anneal_kwargs, **{k: kwargs.pop(k) for k in list(kwargs) if k in anneal_kwargs}}
     # before opt_func sees the params
     _check_anneal(**{k: v for k,v in anneal_kwargs.items() if k != 'impl'}); _check_impl(anneal_kwargs['impl'])
-    _check_hypers(**kwargs)
+    _check_given_hypers(kwargs)
     opt = opt_func(params, lr=_check_lr(lr), **kwargs)
     for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # the hypers `opt_func` set itself (a `partial`'s, its defaults)
         _check_hypers(**{k: v for k,v in h.items() if k != 'lr'})
@@ -276,7 +282,7 @@ def annealed(
     if not callable(opt_func) or (isinstance(opt_func, type) and issubclass(opt_func, torch.optim.Optimizer)):
         raise TypeError(f"opt_func must be a fastai optimizer function such as Adam or ranger, got {opt_func!r}")
     _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
-    _check_hypers(**{k: v for k,v in getattr(opt_func, 'keywords', {}).items() if k != 'lr'})  # `partial(SGD, mom=1.5)`: now
+    _check_given_hypers(getattr(opt_func, 'keywords', {}))  # `partial(SGD, mom=1.5)`: now
     kw = dict(anneal=anneal, anneal_rate=anneal_rate, anneal_every=anneal_every, total_steps=total_steps, lr_min=lr_min,
               impl=_check_impl(impl))
     return partial(_annealed_opt, opt_func=opt_func, anneal_kwargs=kw)

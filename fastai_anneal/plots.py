@@ -3,11 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
+from matplotlib.backend_bases import FigureCanvasBase
 from ._checks import check_int, check_pct, check_named as _check_named
 
 __all__ = ['schedule_values', 'plot_schedule', 'plot_lrs', 'plot_history', 'plot_comparison', 'save_figure']
 
-MAX_POINTS = 10**6  # a preview draws a value per batch in Python: beyond this it is minutes and gigabytes, not a picture
+MAX_POINTS = 10**7  # a preview draws a value per batch in Python: beyond this it is minutes and gigabytes, not a picture
 
 def check_size(n_epoch, n_batch, names=('n_epoch', 'n_batch')) -> tuple:
     "`(n_epoch, n_batch)` checked, their product (the values a preview draws) at most `MAX_POINTS`, or raise naming them"
@@ -118,7 +119,7 @@ def save_figure(fig,         # Figure to save
     if not hasattr(fig, 'savefig'): raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     try:  # closed even when the save fails
         path,dpi = Path(path),check_int('dpi', dpi)
-        if path.suffix.lstrip('.').lower() not in fig.canvas.get_supported_filetypes() or path.is_dir():
+        if path.suffix.lstrip('.').lower() not in FigureCanvasBase.get_supported_filetypes() or path.is_dir():  # any backend's
             raise ValueError(f"path must be a file name ending in an image format (.png, .pdf, .svg...), got {str(path)!r}: "
                              "matplotlib would write another file")  # `<path>.png`, while `path` is returned
         fig.savefig(path, dpi=dpi)

@@ -59,8 +59,10 @@ def _generators(dls:list) -> list:
 
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
-     "hypers, frozen groups), `lr`, the RNGs, and the `loss_func` and `model` objects (fastai's `MixUp` swaps the loss, its "
-     "`DistributedTrainer` wraps the model, and only their `after_fit` puts them back: an exception skips it)")
+     "hypers, frozen groups), `lr` and the RNGs. After an exception (`restore(swapped=True)`, a `with` block left by one) also what "
+     "callbacks swap for a fit and put back only when it ends well: the `loss_func` (fastai's `MixUp`), `model` and `dls.loaders` "
+     "objects (its `DistributedTrainer`) and the modules' hooks (`ActivationStats`). A fit that ends well keeps those as its "
+     "callbacks left them: a model a callback wrapped on purpose stays wrapped")
     def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
         self.learn,model = learn,learn.model
         clones = {}  # a tensor shared by two modules is copied once
@@ -69,7 +71,10 @@ class LearnerSnapshot:
                                                                                                             kind).items() if t is not None]
         self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
         self.modes = [(m, m.training) for m in model.modules()]
-        self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training', 'loss_func', 'model') if hasattr(learn, k)}
+        self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
+        self.swapped = {k: getattr(learn, k) for k in ('loss_func', 'model') if hasattr(learn, k)}
+        self.loaders = (learn.dls, learn.dls.loaders) if isinstance(getattr(learn.dls, 'loaders', None), list) else None
+        self.hooks = [(d, dict(d)) for m in model.modules() for k,d in vars(m).items() if k.endswith('hooks') and isinstance(d, dict)]
         self.opts = _optimizers(learn)
         memo = {id(o): o for o in self.opts + list(model.parameters())}
         self.opt_states = [_snap_opt(o, memo) for o in self.opts]
@@ -78,10 +83,16 @@ class LearnerSnapshot:
         dls = _dataloaders(learn.dls)
         self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
         self.dl_rngs += [(g, 'state', g.get_state()) for g in _generators(dls)]
-        self.restored = False
+        self.restored,self.swaps_restored = False,False
 
-    def restore(self):
-        "Put everything back, bit for bit; a snapshot restores once"
+    def restore(self, swapped:bool=False):
+        ("Put everything back, bit for bit, once; with `swapped` (after an exception: callbacks' `after_fit` may not have run) also "
+         "the objects and hooks callbacks swap for a fit, even after a first `restore()`")
+        if swapped and not self.swaps_restored:
+            self.swaps_restored = True
+            for k,v in self.swapped.items(): setattr(self.learn, k, v)
+            if self.loaders is not None: self.loaders[0].loaders = self.loaders[1]
+            for d,saved in self.hooks: d.clear(); d.update(saved)
         if self.restored: return
         self.restored = True
         with torch.no_grad():
@@ -100,7 +111,7 @@ class LearnerSnapshot:
         self.tensors = self.params = self.opt_states = None  # free the copies
 
     def __enter__(self): return self
-    def __exit__(self, *exc): self.restore()
+    def __exit__(self, exc_type, *exc): self.restore(swapped=exc_type is not None)
 
 # ---------------------------------------------------------------- what a search leaves aside or puts back besides the snapshot
 def is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))

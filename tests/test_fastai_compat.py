@@ -177,6 +177,38 @@ def test_lr_find_keeps_the_last_fits_csv_log(append, tmp_path):
     test_eq(after[:-2] if append else [], before.splitlines() if append else [])  # the next fit's header and epoch, appended
     test_eq(len(after), len(before.splitlines()) + 2 if append else 2)
 
+class _Wrap(nn.Module):
+    "What `torch.compile` returns, in spirit: a new module sharing the parameters"
+    def __init__(self, m): super().__init__(); self.inner = m
+    def forward(self, x): return self.inner(x)
+
+class _WrapModel(Callback):
+    "Wraps the learner's model for good in `before_fit` unless it is wrapped already (a compile callback)"
+    def __init__(self): self.n = 0
+    def before_fit(self):
+        if not isinstance(self.learn.model, _Wrap): self.learn.model,self.n = _Wrap(self.learn.model),self.n + 1
+
+@pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
+def test_a_search_that_ends_well_keeps_a_model_a_callback_wrapped(entry):
+    "Only an exception makes the snapshot put back the model object: a callback's wrapper, meant to stay, stays (wrapped once)"
+    cb = _WrapModel()
+    learn = mk_learner(n_train=100, cbs=cb)
+    with learn.no_bar(): learn.lr_find(num_it=20, show_plot=False) if entry == 'lr_find' else learn.lr_tune(10, fit='fit_cos_anneal')
+    assert isinstance(learn.model, _Wrap) and cb.n == 1
+
+def test_an_interrupted_sweep_takes_off_the_hooks_a_callback_put_on(tmp_path):
+    "fastai's `ActivationStats` hooks every layer in `before_fit` and unhooks in `after_fit`, which an exception can skip"
+    from fastai.callback.hook import ActivationStats
+    class Stop(Callback):
+        order = 99
+        def after_batch(self):
+            if self.train_iter == 3: raise RuntimeError('boom')
+    learn = mk_learner(n_train=4, cbs=ActivationStats(modules=None, every=None))
+    n = sum(len(m._forward_hooks) for m in learn.model.modules())
+    learn.add_cb(Stop())
+    with learn.no_bar(), pytest.raises(RuntimeError): learn.lr_find(num_it=20, show_plot=False)
+    assert sum(len(m._forward_hooks) for m in learn.model.modules()) == n
+
 @pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
 @pytest.mark.parametrize('exc', [KeyboardInterrupt, RuntimeError])
 def test_an_interrupted_search_gives_back_a_swapped_loss(entry, exc):

@@ -226,7 +226,7 @@ P,T = torch.randn(4, 3),torch.tensor([0, 1, 2, 1])
     (BalancedAccuracy(sample_weight=[1., 2., 3.]), P, T, ValueError, 'sample_weight has 3 entries'),
     (BalancedAccuracy(sample_weight=[1.]*5), P, T, ValueError, 'sample_weight has 5 entries but 4 targets'),
     (BalancedAccuracy(), torch.tensor([0, 1, 1]), torch.tensor([0, 1, 70000]), ValueError,  # a stray label: no 39 GB matrix
-     'n_classes is None and a class index of 70000 was seen: BalancedAccuracy infers at most 4096 classes'),
+     'n_classes is None and a class index of 70000 was seen: BalancedAccuracy infers at most 10000 classes'),
     (AccuracyMulti(), P, P.round(), ValueError, '0/1 labels'),
     (AccuracyMulti(), P, torch.ones(4, 2), ValueError, 'do not match'),
     (AccuracyMulti(), (P > 0).long(), (P > 0).long(), TypeError, 'float scores'),

@@ -384,6 +384,19 @@ def test_csv_logger_stands_aside(tmp_path):
     with pytest.warns(UserWarning, match='costs more than the budget'): quiet_fit(learn, 'fit_cos_anneal', 3, 'auto')
     test_eq(len(learn.csv_logger.read_log()), 3)  # the fit's epochs only
 
+def test_callback_classes_are_created_by_fastai_only():
+    "A class in `cbs` is checked by its signature, not made: one instance per fit, and the tuning's RNGs are untouched by it"
+    made = []
+    class Counted(Callback):
+        def __init__(self): made.append(torch.rand(1))  # an `__init__` that draws
+    learn = _learner()
+    quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3, cbs=Counted)
+    assert len(made) == 1
+    made.clear(); state = torch.get_rng_state()
+    with learn.no_bar(): res = learn.lr_tune(10, fit='fit_cos_anneal', cbs=Counted)
+    assert len(made) == len(res.trials) + len(res.probes) + 1  # one per trial, probe and the range test
+    assert torch.equal(torch.get_rng_state(), state)
+
 def test_recorder_keeps_the_last_fit():
     "The range test, trials and probes are fits: the `Recorder` comes back with the last fit's history (what `plot_loss` reads)"
     learn = _learner()
