@@ -287,7 +287,7 @@ def lr_find(self:Learner,
     if not hasattr(self, 'recorder'): raise ValueError("lr_find needs the learner's Recorder (create the Learner with default_cbs=True)")
     if len(self.dls.train) == 0: raise ValueError("lr_find needs batches: the training DataLoader is empty")
     n_epoch = cb.num_it//len(self.dls.train) + 1
-    snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: the state to come back to
+    snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: what comes back
     try:
         with self.no_logging(), csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     except BaseException: snap.restore(swapped=True); raise  # callbacks' `after_fit` may not have put back what they swapped
