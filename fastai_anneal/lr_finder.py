@@ -14,7 +14,7 @@ from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp
 from .schedules import get_anneal, sched_sqrt, sched_poly
 from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs
 from ._groups import n_groups as _n_groups
-from .snapshot import LearnerSnapshot, csv_loggers_aside
+from .snapshot import LearnerSnapshot, _csv_loggers_aside
 
 __all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
 
@@ -289,7 +289,7 @@ def lr_find(self:Learner,
     n_epoch = cb.num_it//len(self.dls.train) + 1
     snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: what comes back
     try:
-        with self.no_logging(), csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
+        with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     except BaseException: snap.restore(swapped=True); raise  # callbacks' `after_fit` may not have put back what they swapped
     finally: cb.restore()
     if suggest_funcs is None:

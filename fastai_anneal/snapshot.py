@@ -7,7 +7,7 @@ from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.progress import CSVLogger
 
-__all__ = ['LearnerSnapshot', 'RecorderKept', 'csv_loggers_aside', 'is_csv']
+__all__ = ['LearnerSnapshot']
 
 def _optimizers(learn) -> list:
     ("Every optimizer object a fit may change: `learn.opt`, a built `OptimWrapper` given as `opt_func` (`create_opt` reuses it), and what"
@@ -114,15 +114,15 @@ class LearnerSnapshot:
     def __exit__(self, exc_type, *exc): self.restore(swapped=exc_type is not None)
 
 # ---------------------------------------------------------------- what a search leaves aside or puts back besides the snapshot
-def is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))
+def _is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))
 
-class csv_loggers_aside:
+class _csv_loggers_aside:
     ("Take the learner's `CSVLogger`s off its callbacks for the block, then put each back where it was in the list (fastai's "
      "`no_bar` puts back a new `ProgressCallback`: the list itself cannot be restored). fastai's `CSVLogger` does not stand "
      "aside for `lr_finder`: without this a range test would overwrite the last fit's log, or append its sweep to it")
     def __init__(self, learn:Learner): self.learn = learn
     def __enter__(self):
-        self.csv = [(i,c) for i,c in enumerate(self.learn.cbs) if is_csv(c)]
+        self.csv = [(i,c) for i,c in enumerate(self.learn.cbs) if _is_csv(c)]
         for _,c in self.csv: self.learn.remove_cb(c)
     def __exit__(self, *exc):
         for i,c in self.csv:
@@ -130,7 +130,7 @@ class csv_loggers_aside:
             cbs = [o for o in self.learn.cbs if o is not c]
             self.learn.cbs = L(cbs[:i] + [c] + cbs[i:])
 
-class RecorderKept:
+class _RecorderKept:
     ("The `Recorder`'s history of the last fit (`values`, `losses`, `lrs`, `iters`, `hps`, `metric_names`, `log`, its loss "
      "averages) and the learner's `final_record` and `smooth_loss`, put back after the block: what `plot_loss`, `plot_sched` "
      "and `plot_metrics` read. Each fit gives the Recorder new lists, so keeping the old ones is enough")

@@ -13,7 +13,7 @@ from fastai.callback.progress import CSVLogger
 from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs
 from ._groups import n_groups
 from .registry import VARIANTS
-from .snapshot import LearnerSnapshot, RecorderKept, csv_loggers_aside, is_csv
+from .snapshot import LearnerSnapshot, _RecorderKept, _csv_loggers_aside, _is_csv
 from .fit import bind_call, prepare_call, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
 from .lr_finder import _diverged  # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
 
@@ -263,8 +263,8 @@ def tune_lr(learn:Learner,
      "then a stability probe: the fit's own first batches, the lr halved while they climb back up")
     start = time.perf_counter()
     # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log, and leaves the last fit's history
-    with csv_loggers_aside(learn), RecorderKept(learn):
-        return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not is_csv(c)), wd, reset_opt,
+    with _csv_loggers_aside(learn), _RecorderKept(learn):
+        return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not _is_csv(c)), wd, reset_opt,
                      start)
 
 class _wd_as:
