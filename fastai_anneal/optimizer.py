@@ -254,9 +254,8 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     anneal_kwargs = {**anneal_kwargs, **{k: kwargs.pop(k) for k in list(kwargs) if k in anneal_kwargs}}
     # before opt_func sees the params
     _check_anneal(**{k: v for k,v in anneal_kwargs.items() if k != 'impl'}); _check_impl(anneal_kwargs['impl'])
-    _check_given_hypers(kwargs)
-    opt = opt_func(params, lr=_check_lr(lr), **kwargs)
-    for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # the hypers `opt_func` set itself (a `partial`'s, its defaults)
+    opt = opt_func(params, lr=_check_lr(lr), **kwargs)  # building it touches no param: its hypers are checked as it set them
+    for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # what it was given, a `partial`'s, its defaults
         _check_hypers(**{k: v for k,v in h.items() if k != 'lr'})
     if isinstance(opt, AnnealOptimizer) or isinstance(getattr(opt, 'opt', None), AnnealOptimizer):
         raise TypeError(f"{getattr(opt_func, '__name__', opt_func)!r} already anneals its lr; pass it directly, not through annealed")

@@ -289,14 +289,13 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
     n_probe = max(1, round(PROBE * n_steps))  # the stability probe (step 6), on top of the budget
     left = budget*n_steps - n_sweep
     t0 = int(left // (8 + 4*2.5))  # rung 0: about 8 trials; rung 1: at most 4, 2.5x longer
-    min_t0 = MIN_TRIAL
-    if t0 < min_t0:
+    if t0 < MIN_TRIAL:
         if n_steps < MIN_FIT:
             raise ValueError(f"lr='auto' needs a fit of at least {MIN_FIT} training batches to run trials, this one has {n_steps}")
-        need = math.ceil((n_sweep + min_t0*(8+4*2.5)) / budget)
-        warnings.warn(f"lr='auto': the fit has {n_steps} training batches; tuning within budget={budget} needs {need}. "
-                      f"The trials take their minimum length, {min_t0} and {round(2.5*min_t0)} batches: tuning costs more than the budget")
-        t0 = min_t0
+        need = math.ceil((n_sweep + MIN_TRIAL*(8+4*2.5)) / budget)
+        warnings.warn(f"lr='auto': the fit has {n_steps} training batches; tuning within budget={budget} needs {need}. The trials "
+                      f"take their minimum length, {MIN_TRIAL} and {round(2.5*MIN_TRIAL)} batches: tuning costs more than the budget")
+        t0 = MIN_TRIAL
     t1 = round(2.5*t0)
     ratios = np.ones(1) if ratios is None else np.asarray(ratios, dtype=np.float64)
     # 1. scale: the range test's lr at the lowest smoothed loss (fastai's `minimum` suggestion x10) is the top candidate; when
