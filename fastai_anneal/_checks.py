@@ -12,11 +12,21 @@ __all__ = []  # private: the public modules re-export nothing from here
 # ---------------------------------------------------------------- numbers
 def _is_real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
-def check_int(name:str, v, lo:int=1) -> int:
-    "`v` as an int >= `lo`, or raise naming `name` (whole floats such as 3.0 are accepted)"
-    if not _is_real(v) or not math.isfinite(v) or v != int(v):
-        raise TypeError(f"{name} must be a whole number >= {lo}, got {v!r}")
-    if v < lo: raise ValueError(f"{name} must be >= {lo}, got {v!r}")
+INT_MAX = 2**53  # the largest count a float (fastai's `pct_train`, the schedules' positions) still holds exactly
+
+def _short(v) -> str:
+    "`repr(v)`, cut to 40 characters (an int of 400 digits in an error message)"
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + '...'
+
+def check_int(name:str, v, lo:int=1, hi:int|None=INT_MAX) -> int:
+    "`v` as an int in [`lo`, `hi`] (`hi` None: no bound), or raise naming `name` (whole floats such as 3.0 are accepted)"
+    try: whole = _is_real(v) and math.isfinite(v) and v == int(v)
+    except OverflowError: whole = True  # an int beyond the float range: whole, and refused by `hi` below
+    if not whole: raise TypeError(f"{name} must be a whole number >= {lo}, got {_short(v)}")
+    if v < lo: raise ValueError(f"{name} must be >= {lo}, got {_short(v)}")
+    if hi is not None and v > hi:
+        raise ValueError(f"{name} must be in [{lo}, {'2**53' if hi == INT_MAX else hi}] (a count a float holds exactly), got {_short(v)}")
     return int(v)
 
 def check_integral(name:str, v, lo:int=None, none_ok:bool=False) -> int|None:
@@ -24,15 +34,16 @@ def check_integral(name:str, v, lo:int=None, none_ok:bool=False) -> int|None:
     if v is None and none_ok: return None
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be {'None or ' if none_ok else ''}an int, got {v!r}")
-    return int(v) if lo is None else check_int(name, v, lo)
+    return int(v) if lo is None else check_int(name, v, lo, hi=None)
 
 def check_float(name:str, v, lo:float=0., hi:float=math.inf, lo_open:bool=True, hi_open:bool=True,
                 inf_ok:bool=False) -> float:
     "`v` as a float in the interval (`lo`, `hi`) (open/closed as flagged), or raise naming `name` and the range"
     hi_open = hi_open and not (inf_ok and math.isinf(hi))  # inf_ok: inf itself is accepted (e.g. `div_final=inf` anneals to 0)
     rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-    if not _is_real(v): raise TypeError(f"{name} must be a real number in {rng}, got {v!r}")
-    v = float(v)
+    if not _is_real(v): raise TypeError(f"{name} must be a real number in {rng}, got {_short(v)}")
+    try: v = float(v)
+    except OverflowError: raise ValueError(f"{name} must be a finite number in {rng}, got {_short(v)}") from None  # 10**400
     if math.isnan(v) or (math.isinf(v) and not (inf_ok and v > 0)):
         raise ValueError(f"{name} must be a finite number in {rng}, got {v!r}")
     if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi): raise ValueError(f"{name} must be in {rng}, got {v!r}")
@@ -52,9 +63,9 @@ def check_choice(name:str, v, choices) -> object:
     if isinstance(v, str) and v in choices: return v
     raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {v!r}")
 
-def check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch:int) -> dict|None:
+def check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch:int, epochs_name:str='n_epoch') -> dict|None:
     ("timm's lr noise arguments checked (each named, with its range): None when `noise_range_t` is None (no noise), else "
-     "`dict(lo, hi, pct, std, type, seed)` with the range in epochs, `hi=inf` for a single start epoch")
+     "`dict(lo, hi, pct, std, type, seed)` with the range in epochs, `hi=inf` for a single start epoch; `epochs_name` names `n_epoch`")
     pct = check_float('noise_pct', noise_pct, 0., 1., hi_open=False)  # above 1 a uniform draw could make the lr negative
     std = check_float('noise_std', noise_std)
     kind = check_choice('noise_type', noise_type, ('normal', 'uniform'))
@@ -62,7 +73,7 @@ def check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_e
     if seed > 2**62:  # the noise of epoch or update t draws from `torch.Generator().manual_seed(seed + t)`: a signed 64-bit seed
         raise ValueError(f"noise_seed must be in [0, 2**62], got {seed!r}")
     if noise_range_t is None: return None
-    rng = f"None, an epoch in [0, n_epoch={n_epoch}] or a pair (lo, hi) of epochs with 0 <= lo < hi <= {n_epoch}"
+    rng = f"None, an epoch in [0, {epochs_name}={n_epoch}] or a pair (lo, hi) of epochs with 0 <= lo < hi <= {n_epoch}"
     pair = isinstance(noise_range_t, (tuple, list))
     if pair and len(noise_range_t) != 2: raise TypeError(f"noise_range_t must be {rng}, got {noise_range_t!r}")
     ends = noise_range_t if pair else (noise_range_t,)
@@ -86,14 +97,15 @@ def check_lrs(name:str, lr, zero_ok:bool=False, slice_ok:bool=False) -> float|np
         return np.array([chk(f"{name}[{i}]", v) for i,v in enumerate(arr)], dtype=np.float64)
     return chk(name, lr)
 
-def group_lrs(name:str, v, n:int=None):
-    "`v` as a float or one float per group (`n` of them); a slice expands as `set_hyper` does, or comes back checked while `n` is None"
+def group_lrs(name:str, v, n:int=None, zero_ok:bool=False):
+    ("`v` as a float or one float per group (`n` of them), each > 0 (>= 0 with `zero_ok`); a slice expands as `set_hyper` does, or "
+     "comes back checked while `n` is None")
     if isinstance(v, slice):
-        v = check_lrs(name, v, slice_ok=True)
+        v = check_lrs(name, v, zero_ok=zero_ok, slice_ok=True)
         if n is None: return v
         vals = [float(o) for o in L(even_mults(v.start, v.stop, n))] if v.start else [v.stop/10]*(n-1) + [v.stop]
     else:
-        vals = check_lrs(name, v)
+        vals = check_lrs(name, v, zero_ok=zero_ok)
         if np.ndim(vals) == 0: return vals
         vals = vals.tolist()
     if len(vals) == 1: return vals[0]

@@ -4,7 +4,8 @@ import math
 from bisect import bisect_right
 import numpy as np
 from fastai.callback.schedule import sched_lin, sched_cos, sched_exp  # reused: identical formulas keep fastai parity
-from ._checks import check_annealer, check_int, check_integral, check_float, check_pct, check_lrs, check_moms, check_bool, check_choice
+from ._checks import (INT_MAX, check_annealer, check_int, check_integral, check_float, check_pct, check_lrs, check_moms, check_bool,
+                      check_choice)
 
 __all__ = ['sched_sqrt', 'sched_poly', 'ANNEALS', 'WARMUPS', 'get_anneal', 'Phases', 'cos_anneal_scheds',
            'sgdr_n_epoch', 'sgdr_cycles', 'sgdr_anneal_scheds', 'flat_anneal_scheds', 'cooldown_scheds',
@@ -90,6 +91,8 @@ def cos_anneal_scheds(
     scheds = {'lr': _phase_list((pct_warmup, fw, lr_lo, lr_max), (1., fa, lr_max, lr_end))}
     if moms is not None:
         hi,lo,end = check_moms('moms', moms)
+        if fa is sched_exp and lo == 0:  # lo*(end/lo)**pos
+            raise ValueError("moms[1] must be in (0, 1) with anneal='exp' (an exponential cannot start from 0), got 0.0")
         scheds['mom'] = _phase_list((pct_warmup, fw, hi, lo), (1., fa, lo, end))
     return scheds
 
@@ -97,7 +100,11 @@ def sgdr_n_epoch(n_cycles:int, cycle_len:int, cycle_mult:float=2) -> int:
     "Total epochs of `n_cycles` warm-restart cycles, cycle `i` lasting `cycle_len*cycle_mult**i` epochs"
     n_cycles,cycle_len = check_int('n_cycles', n_cycles),check_int('cycle_len', cycle_len)
     cycle_mult = check_float('cycle_mult', cycle_mult, 1., lo_open=False)
-    total = sum(cycle_len * cycle_mult**i for i in range(n_cycles))
+    try: total = math.fsum(cycle_len * cycle_mult**i for i in range(n_cycles))
+    except OverflowError: total = math.inf  # cycle_mult**i beyond the float range
+    if total > INT_MAX:
+        raise ValueError(f"cycle_len*sum(cycle_mult**i for i < n_cycles) must be at most 2**53 epochs, got {total:g} "
+                         f"(n_cycles={n_cycles}, cycle_len={cycle_len}, cycle_mult={cycle_mult})")
     if abs(total - round(total)) > 1e-9:
         raise ValueError(f"cycle_len*sum(cycle_mult**i for i < n_cycles) must be a whole number of epochs, got {total!r} "
                          f"(n_cycles={n_cycles}, cycle_len={cycle_len}, cycle_mult={cycle_mult})")
@@ -124,6 +131,10 @@ def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
     "Schedules for `Learner.fit_sgdr_anneal`: warm restarts with growing cycles and decaying peaks (SGDR, arXiv 1608.03983)"
     n_epoch = sgdr_n_epoch(n_cycles, cycle_len, cycle_mult)
     cycle_decay = check_float('cycle_decay', cycle_decay)
+    try: cycle_decay**(int(n_cycles)-1)
+    except OverflowError:  # the last cycle's peak, lr_max*cycle_decay**(n_cycles-1), beyond the float range
+        raise ValueError(f"cycle_decay**(n_cycles-1) must be a finite number, got cycle_decay={cycle_decay!r}, "
+                         f"n_cycles={n_cycles}") from None
     lr_max,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal)
     # epoch/n_epoch, exactly as fastai's pct_train
     ends = [math.fsum(cycle_len * cycle_mult**j for j in range(i+1)) / n_epoch for i in range(int(n_cycles))]
