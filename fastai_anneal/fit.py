@@ -1,7 +1,7 @@
 ("Thin `Learner` patches generated from the registry: validate, build the schedules of `schedules.py`, hand them to fastai's "
  "`ParamScheduler`, fit.")
 from __future__ import annotations
-import inspect, math
+import inspect, math, warnings
 from types import FunctionType
 import numpy as np, torch
 from fastcore.basics import patch, patch_to
@@ -10,6 +10,7 @@ from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
+from fastai.callback.tracker import SaveModelCallback
 from ._checks import check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance
 from ._groups import n_groups
 from .registry import Variant, VARIANTS
@@ -24,15 +25,16 @@ def _group_lrs(learn, lr, name:str) -> np.ndarray:
 
 def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max', cbs=None, reset_opt=False, step='batch',
              noise_range_t=None, noise_pct=0.67, noise_std=1., noise_type='normal', noise_seed=42, epoch_offset=0,
-             total_epochs=None) -> dict:
+             total_epochs=None, epochs_name='n_epoch') -> dict:
     ("Validate one fit call with no side effect (`build(lrs)` makes its schedules); returns what `_launch` needs. The noise counts "
      "epochs of a run of `total_epochs` (`n_epoch` if None) of which this fit is the part after `epoch_offset` (fine_tune's phases)")
     n_epoch = check_int('n_epoch', n_epoch)
     start_epoch = check_int('start_epoch', start_epoch, 0)
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
-    if wd is not None: wd = check_float('wd', wd, 0., lo_open=False)
+    if wd is not None: wd = group_lrs('wd', wd, n_groups(learn), zero_ok=True)  # one for all groups, or one per group (`set_hypers`)
     step = check_choice('step', step, ('batch', 'epoch'))
-    noise = check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch if total_epochs is None else total_epochs)
+    noise = check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch if total_epochs is None else total_epochs,
+                        epochs_name)
     lrs,cbs = _group_lrs(learn, lr, lr_name),check_cbs(cbs)
     check_callbacks(learn, cbs)
     scheds = _check_scheds(build(lrs), lr_name)
@@ -73,10 +75,10 @@ def _per_epoch(scheds:dict, n_epoch:int) -> dict:
 class _ParamScheduler(ParamScheduler):
     ("fastai's `ParamScheduler`, answering only the 4 events it handles (fastai's dispatch of the ~10 others per batch cost 2-3% of a "
      "small model's epoch); `step='epoch'` holds every schedule at its epoch's start, `noise` multiplies the lr by timm's 1+noise")
-    _handled = frozenset(('before_fit', 'before_batch', 'after_batch', 'after_fit'))  # `after_fit`: fastai's, then the noise's
+    _handled = frozenset(('before_fit', 'before_batch', 'after_batch', 'after_train', 'after_fit'))  # the last two: noise off
     def __init__(self, scheds, step:str='batch', noise:dict=None):
         super().__init__(scheds)
-        self.per_epoch,self.noise,self._noise_at = step == 'epoch',noise,(None, 0.)
+        self.per_epoch,self.noise,self._noise_at,self._noisy = step == 'epoch',noise,(None, 0.),False
     def __call__(self, event_name): return super().__call__(event_name) if event_name in self._handled else None
     def _noise_factor(self, l) -> float:
         "1+noise at this batch: `t` counts epochs (`step='epoch'`) or batches of the whole run, as timm's `t_in_epochs` True/False"
@@ -91,12 +93,14 @@ class _ParamScheduler(ParamScheduler):
         l = self.learn
         f = 1. if self.noise is None else self._noise_factor(l)
         for n,s in self.scheds.items(): l.opt.set_hyper(n, s(pct) * f if n == 'lr' and f != 1. else s(pct))
-        self._pct = pct
-    def after_fit(self):
-        "fastai's, then the last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there)"
-        super().after_fit()
-        if self.noise is not None and getattr(self, '_pct', None) is not None and 'lr' in self.scheds:
-            self.learn.opt.set_hyper('lr', self.scheds['lr'](self._pct))
+        self._pct,self._noisy = pct,f != 1. and 'lr' in self.scheds
+    def _unnoise(self):
+        "The last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there)"
+        if self._noisy: self.learn.opt.set_hyper('lr', self.scheds['lr'](self._pct))
+        self._noisy = False
+    # before the validation and `SaveModelCallback`'s `after_epoch` (61): an epoch's checkpoint holds the lr without noise
+    def after_train(self): self._unnoise()
+    def after_fit(self): super().after_fit(); self._unnoise()  # a fit cancelled mid-epoch skips `after_train`
     def before_batch(self):
         l = self.learn  # an epoch starts at `pct_train == epoch/n_epoch`, this very float
         self._update_val(l.epoch/l.n_epoch if self.per_epoch else l.pct_train)
@@ -131,7 +135,7 @@ def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False, 
 # ---------------------------------------------------------------- the patches, one per registered variant
 def _fit_args(self:Learner,
     n_epoch:int,              # Number of epochs
-    wd:float=None,            # Weight decay; `self.wd` if None
+    wd:float|list=None,       # Weight decay; one per param group as a list or slice (fastai's `set_hypers`); `self.wd` if None
     cbs:list=None,            # Extra callbacks for this fit
     reset_opt:bool=False,     # Reset the optimizer before fitting
     start_epoch:int=0,        # Resume at this epoch: the lr sequence and the batches continue exactly
@@ -211,7 +215,8 @@ def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
     build = lambda lrs: VARIANTS['fine_tune_anneal'].scheds(lrs, div_final=div_final, pct_warmup=pct_warmup, anneal=anneal, **bkw)
     # the noise counts the epochs (and batches) of both phases, as `start_epoch` does
     fkw = dict(wd=kwargs.get('wd'), cbs=kwargs.get('cbs'), reset_opt=kwargs.get('reset_opt', False), step=kwargs.get('step', 'batch'),
-               total_epochs=freeze_epochs+epochs, **{k: kwargs[k] for k in _NOISE_ARGS if k in kwargs})
+               total_epochs=freeze_epochs+epochs, epochs_name='freeze_epochs+epochs', lr_name='base_lr',
+               **{k: kwargs[k] for k in _NOISE_ARGS if k in kwargs})
     frozen = _prepare(learn, freeze_epochs, slice(base_lr), build, start_epoch=start, **fkw) if start < freeze_epochs else None
     unfrozen = _prepare(learn, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, start_epoch=max(0, start-freeze_epochs),
                         epoch_offset=freeze_epochs, **fkw)
@@ -240,8 +245,12 @@ def fine_tune_run(learn, frozen, unfrozen, freeze_epochs:int, start:int, watch=(
     "Run `fine_tune_anneal`'s phases (`fine_tune_phases`), `watch` among the callbacks of both: once it fired, the second does not run"
     # The uninterrupted run clears the optimizer state at each freeze/unfreeze (`Learner.freeze_to` does); a resumed run
     # clears it only at the transitions it replays, so the state loaded from a checkpoint mid-phase survives.
-    if learn.opt is None: learn.create_opt()
     freeze_epochs,start = int(freeze_epochs),int(start)  # checked by `fine_tune_phases`: a whole float counts as its int (`range`)
+    if freeze_epochs and any(isinstance(c, SaveModelCallback) and c.every_epoch for c in L(unfrozen['cbs']) + L(learn.cbs)):
+        warnings.warn(f"fine_tune_anneal: SaveModelCallback(every_epoch=...) numbers each phase's epochs from 0, so the unfrozen phase's "
+                      f"files overwrite the frozen phase's: its `model_k` is epoch {freeze_epochs}+k of the run (resume from it with "
+                      f"start_epoch={freeze_epochs}+k+1)")
+    if learn.opt is None: learn.create_opt()
     if frozen:
         (learn.freeze_to if start == 0 else learn.opt.freeze_to)(-1); _launch(learn, **{**frozen, 'cbs': frozen['cbs'] + L(watch)})
         if any(w.fired is not None for w in L(watch)): return

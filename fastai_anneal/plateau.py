@@ -21,8 +21,9 @@ Each fit starts afresh (as fastai's trackers with `reset_on_fit`) unless it is a
 epoch, not in `before_fit`: `learn.validate()` also sends `before_fit`/`after_fit` to a Learner-level callback, and must leave
 a loaded state alone.
 
-After a fit the optimizer holds the lr the run stands at (the last scheduled lr, scaled), so `fit_cooldown()` goes on
-from the reduced lr; fastai's fits reset the lr before their first batch, so nothing compounds.
+After each epoch's validation (so in that epoch's checkpoint) and after a fit, the optimizer holds the lr the run stands at
+(the last scheduled lr, scaled), so `fit_cooldown()` goes on from the reduced lr, in memory or from a checkpoint; the next
+training phase takes the schedule's lr back, and fastai's fits reset the lr before their first batch, so nothing compounds.
 """
 from __future__ import annotations
 import math, warnings
@@ -102,7 +103,7 @@ class AnnealPlateau(Callback):
         "Back to a fresh run: scale 1, no best value yet, no bad epoch, no cooldown"
         self.scale,self.best = 1.,(math.inf if self.mode == 'min' else -math.inf)
         self.num_bad_epochs,self.cooldown_counter,self.epochs = 0,0,0
-        self._bases,self._last,self._started,self._trained = None,None,False,False
+        self._bases,self._last,self._started,self._trained,self._epoch_bases = None,None,False,False,None
 
     def is_better(self, v:float) -> bool:
         "Whether `v` improves on `best` by more than `threshold` (relative or absolute, in the direction of `mode`)"
@@ -187,6 +188,9 @@ class AnnealPlateau(Callback):
     def before_train(self):
         if not self._started: self._start()
         self._unstash(); self._trained = False  # no stepper sees the state while batches run
+        if self._epoch_bases is not None:  # the schedule's lr back (scaled since the last validation): a plain `fit` must not compound
+            for h,b in zip(_hyper_dicts(self.opt), self._epoch_bases): h['lr'] = b
+            self._epoch_bases = None
     def before_batch(self):
         "Scale what the schedule set for this batch (after `ParamScheduler.before_batch`): recorded on every batch, stepped or not"
         hs = _hyper_dicts(self.opt)
@@ -207,11 +211,18 @@ class AnnealPlateau(Callback):
         self._trained,rec = False,self.recorder
         if not (getattr(rec, 'cancel_train', False) or getattr(rec, 'cancel_valid', False)): self.step(rec.log[1 + self.idx])
         self.epochs = self.epoch + 1  # epochs of this fit accounted for: a resume checks it against its `start_epoch`
+        self._stand()
+
+    def _stand(self):
+        ("The state stashed and the optimizer at the lr the run stands at (the last scheduled lr, scaled) until the next training "
+         "phase: what an epoch's checkpoint saves, and where `fit_cooldown()` starts, in memory or from that checkpoint")
         self._stash()
+        self._epoch_bases = [h['lr'] for h in _hyper_dicts(self.opt)]  # without noise: the scheduler's `after_train` (60) took it off
+        for h,lr in zip(_hyper_dicts(self.opt), self.lrs(self._epoch_bases)): h['lr'] = lr
 
     def after_fit(self):
-        "The state stashed for a checkpoint; the optimizer left at the lr the next batch would take (the last scheduled lr, scaled)"
+        "The optimizer left where the run stands (`_stand`): as the last validation left it, or at once for a fit cancelled mid-epoch"
         self._put_back()
-        if self._started: self._stash()
-        if self._started and self._last is not None:  # where the run stands: `fit_cooldown()` starts there, not at the unscaled lr
-            for h,lr in zip(_hyper_dicts(self.opt), self.lrs(self._last)): h['lr'] = lr
+        # a stash in place is the last epoch's (or that of the checkpoint `SaveModelCallback` reloaded, 61): its lr is scaled already
+        if self._started and self._last is not None and plateau_state(self.opt) is None: self._stand()
+        self._epoch_bases = None

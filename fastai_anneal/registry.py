@@ -94,7 +94,7 @@ VARIANTS = {v.method: v for v in (
     Variant('fit_cooldown', cooldown_scheds, 'lr', lr_from_opt=True,
         doc="Decay every param group's lr from `lr` (the lr it holds now if None) to `lr/div_final` over `n_epoch`: the cooldown of a "
             "warmup-stable-decay run, branched from any checkpoint of its stable phase (Hägele et al., arXiv 2405.18392)",
-        fastai='fit_flat_cos', reference="the decay phase of `fit_flat_anneal` (its tail, batch for batch)",
+        fastai='fit_flat_cos', reference="the decay phase of `fit_flat_anneal` (its tail's lrs, batch for batch)",
         examples=(dict(n_epoch=3, lr=1e-2), dict(n_epoch=4, lr=1e-2, anneal='cos', div_final=100.))),
     Variant('fine_tune_anneal', cos_anneal_scheds, 'base_lr', builder_lr='lr_max', two_phase=True,
         doc="`Learner.fine_tune` with both phases warmed up and annealed by `fit_cos_anneal` instead of 1cycle; `start_epoch` counts "

@@ -1,4 +1,5 @@
 "The `Learner` patches: recorded schedules equal the builders, exact resume, per-group lrs (bad input: tests/test_bad_input.py)."
+import warnings
 import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel, synth_learner
@@ -103,6 +104,38 @@ def test_cooldown_after_a_noisy_stable_phase_starts_from_the_stable_lr():
     rec = RecordHypers()
     quiet_fit(learn, 'fit_cooldown', 2, cbs=rec)
     test_close(rec.lrs[0], [1e-2])
+
+def test_noisy_epoch_checkpoints_hold_the_schedules_lr(tmp_path):
+    "An epoch's checkpoint of a noisy stable run holds the lr without noise: `fit_cooldown()` branched from it starts at the stable lr"
+    learn = mk_learner(path=tmp_path)
+    quiet_fit(learn, 'fit_flat_anneal', 4, 1e-2, pct_start=1., noise_range_t=0, cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+    branch,rec = mk_learner(path=tmp_path),RecordHypers()
+    branch.load('model_2', with_opt=True)
+    test_eq([h['lr'] for h in branch.opt.hypers], [1e-2])
+    quiet_fit(branch, 'fit_cooldown', 1, cbs=rec)
+    test_close(rec.lrs[0], [1e-2])
+
+def test_fine_tune_warns_that_phases_share_checkpoint_names(tmp_path):
+    "fastai's `SaveModelCallback(every_epoch=True)` numbers each phase from 0: the warning gives the mapping to `start_epoch`"
+    learn = mk_learner(groups=2, path=tmp_path)
+    with pytest.warns(UserWarning, match=r'its `model_k` is epoch 2\+k of the run \(resume from it with start_epoch=2\+k\+1\)'):
+        quiet_fit(learn, 'fine_tune_anneal', 1, freeze_epochs=2, cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+    test_eq(sorted(p.name for p in (tmp_path/'models').iterdir()), ['model_0.pth', 'model_1.pth'])
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        quiet_fit(mk_learner(groups=2, path=tmp_path), 'fine_tune_anneal', 1, freeze_epochs=0,
+                  cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+
+@pytest.mark.parametrize('method', ['fit_cos_anneal', 'fit_flat_anneal', 'fit_sgdr_anneal', 'fit_step_decay'])
+def test_weight_decay_per_group(method):
+    "`wd` as a list or a slice gives one weight decay per param group, as fastai's `fit_one_cycle(wd=[...])` does"
+    for wd,want in (([0.1, 0.], [0.1, 0.]), (slice(0.1), [0.01, 0.1])):
+        learn = mk_learner(groups=2)
+        quiet_fit(learn, method, *((1, 1) if method == 'fit_sgdr_anneal' else (1,)), wd=wd)
+        test_close([h['wd'] for h in learn.opt.hypers], want)
+    ref = mk_learner(groups=2)
+    quiet_fit(ref, 'fit_one_cycle', 1, wd=[0.1, 0.])
+    test_eq([h['wd'] for h in ref.opt.hypers], [0.1, 0.])
 
 @pytest.mark.parametrize('anneal', ['sqrt', 'cos', 'lin'])
 @pytest.mark.parametrize('stable,cool,warmup', [(2, 3, 0), (4, 1, 0), (1, 1, 0), (2, 3, 1), (4, 1, 2)])

@@ -106,6 +106,38 @@ def test_cooldown_goes_on_from_the_reduced_lr():
     quiet_fit(learn, 'fit_cooldown', 2, cbs=rec)
     test_close(rec.lrs[0], held)
 
+def test_cooldown_from_an_epoch_checkpoint_goes_on_from_the_reduced_lr(tmp_path):
+    "An epoch's checkpoint holds the lr the run stands at (scaled): `fit_cooldown()` from it starts where it does in memory"
+    run = mk_learner(path=tmp_path)
+    quiet_fit(run, 'fit_flat_anneal', 4, 1e-2, pct_start=1., cbs=[AnnealPlateau(**PLATEAU), SaveModelCallback(every_epoch=True, with_opt=True)])
+    a,b = RecordHypers(),RecordHypers()
+    quiet_fit(run, 'fit_cooldown', 1, cbs=a)
+    branch = mk_learner(path=tmp_path)
+    branch.load('model_3', with_opt=True)  # the same point of the run: the end of its last epoch
+    assert plateau_state(branch.opt)['scale'] < 1
+    quiet_fit(branch, 'fit_cooldown', 1, cbs=b)
+    assert a.lrs[0][0] < 1e-2
+    test_close(b.lrs[0], a.lrs[0])
+
+@pytest.mark.parametrize('checkpoint', [False, True], ids=['in_memory', 'checkpoint'])
+def test_noisy_fit_ends_at_the_schedules_lr(tmp_path, checkpoint):
+    "With timm's noise and a plateau that never reduces, the lr held after the fit (or in an epoch's checkpoint) is the schedule's"
+    learn = mk_learner(path=tmp_path)
+    cbs = [AnnealPlateau(patience=1000), SaveModelCallback(every_epoch=True, with_opt=True)]
+    rec = RecordHypers()
+    quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, pct_start=1., noise_range_t=0, cbs=cbs + [rec])
+    assert rec.lrs[-1][0] != 1e-2  # the last batch ran at a noisy lr
+    if checkpoint: learn = mk_learner(path=tmp_path); learn.load('model_2', with_opt=True)
+    test_close([h['lr'] for h in learn.opt.hypers], [1e-2])
+
+def test_plain_fit_does_not_compound_the_held_lr():
+    "Between epochs the optimizer holds the scaled lr (for a checkpoint): a plain `fit` takes its lr back before the next epoch trains"
+    learn,rec = mk_learner(),RecordHypers()
+    quiet_fit(learn, 'fit', 4, 1e-2, cbs=[AnnealPlateau(patience=0, threshold=10., threshold_mode='abs', factor=0.5), rec])
+    per_epoch = [rec.lrs[i][0] for i in range(0, len(rec.lrs), len(learn.dls.train))]
+    test_close(per_epoch, [1e-2, 1e-2, 5e-3, 2.5e-3])  # the first epoch sets the best; each later one reduces
+    test_close([h['lr'] for h in learn.opt.hypers], [1.25e-3])
+
 def test_gradient_accumulation():
     "Batches that accumulate without a step record the scaled lr too: the lr sequence is per batch, as the schedule's"
     ref,rec_ref = mk_learner(),RecordHypers()
