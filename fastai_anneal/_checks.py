@@ -1,6 +1,6 @@
 "Argument validators shared by every entry point: each returns the checked value or raises naming the argument and the range."
 from __future__ import annotations
-import inspect, math, numbers, os, random
+import inspect, keyword, math, numbers, os, random
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import even_mults, tuplify
@@ -184,6 +184,10 @@ def check_suggest_funcs(suggest_funcs, name_of:callable) -> tuple|None:
             raise TypeError("suggest_funcs must be None or suggestion functions f(lrs, losses, num_it) such as SuggestionMethod.Valley, "
                             f"got {f!r}")
     nms = [name_of(f) for f in funcs]
+    bad = [n for n in nms if not (isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) and not n.startswith('_'))]
+    if bad:  # checked before the sweep: `SuggestedLRs` is a namedtuple built after it
+        raise ValueError(f"suggest_funcs must have names that can name the fields of SuggestedLRs (identifiers not starting with '_'), "
+                         f"got {bad}: define the function with `def` and a public name")
     if len(set(nms)) != len(nms):
         raise ValueError(f"suggest_funcs must have distinct names (they name the fields of SuggestedLRs), got {nms}")
     return funcs

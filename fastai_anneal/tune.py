@@ -301,7 +301,9 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
     # 1. scale: the range test's lr at the lowest smoothed loss (fastai's `minimum` suggestion x10) is the top candidate; when
     # the loss never fell (a model that learns slowly: flat until it diverges), that minimum is noise, and the top is a tenth
     # of the lr where the sweep stopped
-    with LearnerSnapshot(learn), learn.no_bar(), learn.added_cbs(cbs), _wd_as(learn, wd):  # the fit's callbacks and weight decay
+    with LearnerSnapshot(learn), learn.no_bar(), learn.added_cbs(cbs), _wd_as(learn, wd), warnings.catch_warnings():  # the fit's cbs, wd
+        # a NaN minimum is `_range_top`'s to handle: lr_find's warning would advise arguments (num_it, end_lr) the fit does not take
+        warnings.filterwarnings('ignore', message='lr_find: no `minimum` suggestion')
         if reset_opt: learn.create_opt()  # as the fit's `Learner.fit(reset_opt=True)`
         sugg = learn.lr_find(start_lr=list(ratios*1e-7) if len(ratios) > 1 else 1e-7, end_lr=list(ratios*10) if len(ratios) > 1 else 10,
                              num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))

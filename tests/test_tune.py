@@ -635,3 +635,16 @@ def test_a_collapsed_fine_tune_restarts(frozen, thr, at):
     b.lr_tune(8, fit='fine_tune_anneal', cbs=_FakeCollapsePhase(thr*ref.scale, frozen, at), **kw)
     quiet_fit(b, 'fine_tune_anneal', 8, ref.scale/2, cbs=_FakeCollapsePhase(thr*ref.scale, frozen, at), **kw)
     assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
+def test_a_range_test_that_diverges_at_once_warns_in_the_tuners_terms():
+    "A sweep that diverges within a few batches leaves `minimum` NaN, which the tuner handles: no advice about lr_find's arguments"
+    set_seed(0)
+    x = torch.randn(400, 8) * 1e8  # inputs so large that plain SGD diverges at the sweep's first lrs
+    y = (x[:, 0] > 0).long()
+    dls = DataLoaders(DataLoader(list(zip(x[:320], y[:320])), bs=16, shuffle=True), DataLoader(list(zip(x[320:], y[320:])), bs=40))
+    learn = Learner(dls, nn.Linear(8, 2), loss_func=CrossEntropyLossFlat(), opt_func=SGD)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter('always')
+        with learn.no_bar(), learn.no_logging(): res = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert math.isfinite(res.lr) and res.lr > 0
+    assert not [w for w in got if 'lr_find: no' in str(w.message)]
