@@ -38,36 +38,65 @@ def fast_kind(cbs) -> tuple|None:
         return 'sgd',decouple,True
     return None
 
-def path(kind, impl:str, ps, kernels:Kernels=None) -> str:
-    "'fused', 'foreach' or 'stepper' for params `ps` of one group; raises where a forced `impl` cannot run"
+def unsupported(p) -> str|None:
+    "What keeps param `p` off the fast paths (a sparse grad, a complex or integer dtype), or None"
+    if p.is_complex() or not p.is_floating_point(): return f'a {p.dtype} param'
+    if p.grad is not None and p.grad.is_sparse: return 'a sparse grad'
+    return None
+
+def path(kind, impl:str, ps, kernels:Kernels=None, where:str='') -> str:
+    "'fused', 'foreach' or 'stepper' for params `ps` of one group (`where`: its name in errors); raises where a forced `impl` cannot run"
     k = kernels or KERNELS
     if kind is None or impl == 'stepper': return 'stepper'
-    if any(p.grad.is_sparse or p.is_complex() or not p.is_floating_point() for p in ps):
-        if impl != 'auto': raise RuntimeError(f"impl={impl!r} takes dense real floating-point params only; use impl='stepper'")
+    bad = next((b for b in map(unsupported, ps) if b is not None), None)
+    if bad is not None:
+        if impl != 'auto':
+            raise RuntimeError(f"impl={impl!r} takes dense real floating-point params only, got {bad}{where}; use impl='stepper'")
         return 'stepper'
     dev = ps[0].device.type
     if impl == 'fused':
         if not k.fused or dev not in k.fused_devices:
-            raise RuntimeError(f"impl='fused': this torch has no fused kernels on {dev!r}; use impl='auto' or 'foreach'")
+            raise RuntimeError(f"impl='fused': this torch has no fused kernels on {dev!r}{where}; use impl='auto' or 'foreach'")
         return 'fused'
     if impl == 'foreach': return 'foreach'
     return 'fused' if k.fused and dev in k.fused_devices else 'foreach' if dev in k.foreach_devices else 'stepper'
 
-def step(kind, impl:str, ps, hyper:dict, state) -> bool:
-    "One step of params `ps` (one group, `hyper` with the annealed lr) on the fast path; False: run the steppers instead"
-    p = path(kind, impl, ps)
-    if p == 'stepper': return False
-    (_adam if kind[0] == 'adam' else _sgd)(kind, ps, hyper, state, p == 'fused')
+def step(kind, impl:str, ps, hyper:dict, state, where:str=None) -> bool:
+    "One step of params `ps` (one group, `hyper` with the annealed lr) on the fast path `where` (`path`'s answer); False: run the steppers"
+    where = where or path(kind, impl, ps)
+    if where == 'stepper': return False
+    (_adam if kind[0] == 'adam' else _sgd)(kind, ps, hyper, state, where == 'fused')
     return True
 
 # ---------------------------------------------------------------- the kernels
+def _layout(t) -> tuple:
+    "`t`'s strides, size-1 dims left out (they never move in memory)"
+    return tuple(st for st,sz in zip(t.stride(), t.shape) if sz != 1)
+
+def _dense(t) -> bool:
+    "`t` fills its memory with no gap and no overlap: contiguous up to an order of its dims"
+    n = 1
+    for st,sz in sorted((st, sz) for st,sz in zip(t.stride(), t.shape) if sz != 1):
+        if st != n: return t.numel() == 0
+        n *= sz
+    return True
+
+def fusable(p, st:dict) -> bool:
+    "The fused kernels walk param, grad and state as raw memory in lock-step: all dense, on one device, one dtype, one layout"
+    ts = [p.grad, *(v for v in st.values() if isinstance(v, torch.Tensor))]
+    if not all(t.device == p.device and t.dtype == p.dtype for t in ts): return False
+    if p.is_contiguous() and all(t.is_contiguous() for t in ts): return True  # the usual case, checked quickly
+    lay = _layout(p)
+    return _dense(p) and all(_layout(t) == lay for t in ts)
+
 def _buckets(ps, wd, state, new_state):
-    "Params with their grads and state, bucketed by (device, dtype, weight decay on): the unit of one kernel call"
+    ("Params with their grads and state, bucketed by (device, dtype, weight decay on, `fusable`): the unit of one kernel call; a param "
+     "whose grad or state was made in another layout or dtype (`to_channelslast`, a cast model, a loaded checkpoint) goes to foreach")
     res = defaultdict(lambda: defaultdict(list))
     for p in ps:
         st = state[p]
         new_state(p, st)
-        b = res[(p.device, p.dtype, wd != 0 and st.get('do_wd', True))]
+        b = res[(p.device, p.dtype, wd != 0 and st.get('do_wd', True), fusable(p, st))]
         b['p'].append(p); b['g'].append(p.grad); b['st'].append(st)
     return res
 
@@ -84,9 +113,9 @@ def _adam(kind, ps, h, state, fused):
         if st.get('grad_avg') is None: st['grad_avg'] = torch.zeros_like(p.grad)
         if st.get('sqr_avg')  is None: st['sqr_avg']  = torch.zeros_like(p.grad)
         st['step'] = st.get('step', 0) + 1
-    for (dev,_,do_wd),b in _buckets(ps, wd, state, new_state).items():
+    for (dev,_,do_wd,fuse),b in _buckets(ps, wd, state, new_state).items():
         avgs,sqrs,steps = [s['grad_avg'] for s in b['st']],[s['sqr_avg'] for s in b['st']],[s['step'] for s in b['st']]
-        if fused:
+        if fused and fuse:
             if not kind[1]: _wd(kind, b, lr, wd, do_wd)  # L2 goes into the grads, as fastai's `l2_reg`
             ts = {s: torch.tensor(float(s), device=dev) for s in set(steps)}  # the kernel reads (never writes) its step tensors
             kernel = torch._fused_adamw_ if kind[1] else torch._fused_adam_
@@ -107,14 +136,15 @@ def _sgd(kind, ps, h, state, fused):
     def new_state(p, st):
         if with_mom and st.get('grad_avg') is None: st['grad_avg'] = torch.zeros_like(p.grad)
     sgd_kw = dict(weight_decay=0., lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False)
-    for (_,_,do_wd),b in _buckets(ps, wd, state, new_state).items():
+    for (_,_,do_wd,fuse),b in _buckets(ps, wd, state, new_state).items():
+        fused_here = fused and fuse
         _wd(kind, b, lr, wd, do_wd)
         if not with_mom:
-            if fused: torch._fused_sgd_(b['p'], b['g'], [], momentum=0., **sgd_kw)
+            if fused_here: torch._fused_sgd_(b['p'], b['g'], [], momentum=0., **sgd_kw)
             else: torch._foreach_add_(b['p'], b['g'], alpha=-lr)
             continue
         bufs = [s['grad_avg'] for s in b['st']]
-        if fused and mom != 0:  # the kernel refuses buffers at momentum 0, where fastai's `average_grad` still sets them to the grad
+        if fused_here and mom != 0:  # the kernel refuses buffers at momentum 0, where fastai's `average_grad` still sets them to the grad
             torch._fused_sgd_(b['p'], b['g'], bufs, momentum=mom, **sgd_kw)
         else:
             torch._foreach_mul_(bufs, mom); torch._foreach_add_(bufs, b['g'])

@@ -55,18 +55,55 @@ def _check_lr(lr):
     lr = check_lrs('lr', lr, zero_ok=True, slice_ok=True)
     return lr.tolist() if isinstance(lr, np.ndarray) else lr
 
-_HYPER_CHECKS = {'lr': _check_lr, 'mom': partial(check_pct, 'mom'), 'sqr_mom': partial(check_pct, 'sqr_mom'),
-                 'eps': partial(check_float, 'eps'), 'wd': partial(check_float, 'wd', lo=0., lo_open=False)}
+_HYPER_CHECKS = {'mom': check_pct, 'sqr_mom': check_pct, 'eps': check_float, 'wd': partial(check_float, lo=0., lo_open=False)}
 
-def _check_hypers(**hypers) -> dict:
-    "Each hyper-parameter through its check (unknown names pass unchecked)"
-    return {k: _HYPER_CHECKS[k](v) if k in _HYPER_CHECKS else v for k,v in hypers.items()}
+def _check_hypers(hypers:dict, per_group:bool=True) -> dict:
+    "Each hyper-parameter through its check (unknown names pass unchecked); `per_group`: a list or tuple holds one value per group"
+    def check(k, v):
+        if k == 'lr': return _check_lr(v)
+        if k not in _HYPER_CHECKS: return v
+        if per_group and isinstance(v, (list, tuple)): return [_HYPER_CHECKS[k](f'{k}[{i}]', x) for i,x in enumerate(v)]  # as `set_hyper`
+        return _HYPER_CHECKS[k](k, v)
+    return {k: check(k, v) for k,v in hypers.items()}
 
 def _check_given_hypers(hypers:dict):
     "`_check_hypers` for what an `opt_func` is given: a list or tuple holds one value per param group (fastai's `set_hyper`)"
     for k,v in hypers.items():
         if k == 'lr': continue
-        for x in (v if isinstance(v, (list, tuple)) else [v]): _check_hypers(**{k: x})
+        for x in (v if isinstance(v, (list, tuple)) else [v]): _check_hypers({k: x})
+
+_ANNEAL_ARGS = ('anneal', 'anneal_rate', 'anneal_every', 'total_steps', 'lr_min', 'impl')
+_TORCH_NAMES = "(torch's momentum is mom, betas=(b1, b2) is mom=b1, sqr_mom=b2, alpha is sqr_mom, weight_decay is wd)"
+
+def _check_kwargs(name:str, takes:str, kwargs:dict):
+    "A factory takes its own hypers and the anneal settings only, as fastai's `Adam`/`SGD` do: refuse others (torch's names, typos)"
+    bad = sorted(set(kwargs) - set(_ANNEAL_ARGS))
+    if bad: raise TypeError(f"{name} got unknown argument(s) {bad}; it takes {takes} and the anneal settings {', '.join(_ANNEAL_ARGS)} "
+                            f"{_TORCH_NAMES}")
+
+def _stepper_args(cbs) -> set:
+    "The names fastai steppers read: their named parameters and their `defaults`"
+    res = set()
+    for cb in cbs:
+        res |= set(getattr(cb, 'defaults', {})) | set(getattr(getattr(cb, 'func', cb), 'defaults', {}))
+        try: res |= {k for k,v in inspect.signature(cb).parameters.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+        except (TypeError, ValueError): pass  # a callable without a signature: nothing known
+    return res
+
+def _group_moms(params) -> tuple:
+    "`(params, the momentums its torch-style group dicts set)`: 'momentum', 'mom' or betas[0]; a generator is made a list"
+    if isinstance(params, torch.Tensor): return params,[]
+    params,moms = list(params),[]
+    for g in params:
+        if not isinstance(g, dict): continue
+        for k,v in g.items():
+            if pytorch_hp_map.get(k, k) == 'mom': moms.append(v)
+            elif k == 'betas' and isinstance(v, (tuple, list)) and len(v) == 2: moms.append(v[0])
+    return params,moms
+
+def _any_mom(mom, group_moms) -> bool:
+    "Whether the default `mom` (one value or one per group) or a param group asks for momentum"
+    return any(m != 0 for m in [*(mom if isinstance(mom, (list, tuple)) else [mom]), *group_moms])
 
 def _check_impl(impl): return check_choice('impl', impl, ANNEAL_IMPLS)
 
@@ -89,6 +126,9 @@ def _split_groups(params, names) -> tuple:
         for k,v in g.items():
             if k == 'params': continue
             if k == 'betas':
+                if 'sqr_mom' not in names:
+                    raise ValueError(f"param group {i}: betas sets mom and sqr_mom, and no stepper of this optimizer takes sqr_mom; "
+                                     "give momentum (or mom) instead")
                 if not isinstance(v, (tuple, list)) or len(v) != 2:
                     raise TypeError(f"param group {i}: betas must be a pair (mom, sqr_mom), got {v!r}")
                 hp.update(mom=v[0], sqr_mom=v[1])
@@ -99,7 +139,7 @@ def _split_groups(params, names) -> tuple:
                                  f"{', '.join(map(repr, sorted(names)))} (or torch's names for them)")
             hp[name] = v
         if 'lr' in hp: hp['lr'] = check_float(f'param group {i} lr', hp['lr'], 0., lo_open=False)
-        lists.append(ps); overrides.append(_check_hypers(**hp))
+        lists.append(ps); overrides.append(_check_hypers(hp, per_group=False))
     return lists,overrides
 
 # ---------------------------------------------------------------- the optimizer
@@ -118,7 +158,9 @@ class AnnealOptimizer(Optimizer):
     ):
         store_attr(impl=_check_impl(impl))
         self.anneal_cfg = _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
-        defaults = _check_hypers(**defaults)
+        torch_names = sorted(k for k in defaults if (k in pytorch_hp_map or k == 'betas') and k not in _stepper_args(cbs))
+        if torch_names: raise TypeError(f"AnnealOptimizer got torch's hyper name(s) {torch_names}; give fastai's names {_TORCH_NAMES}")
+        defaults = _check_hypers(defaults)
         names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(getattr(cb, 'func', cb), 'defaults',
                                                                                                     {})}}
         param_lists,overrides = _split_groups(params, names)
@@ -132,8 +174,13 @@ class AnnealOptimizer(Optimizer):
 
     def _set_fast(self):
         self.fast_kind = _multi_tensor.fast_kind(self.cbs)
-        if self.impl in ('fused', 'foreach') and self.fast_kind is None:
+        if self.impl not in ('fused', 'foreach'): return
+        if self.fast_kind is None:
             raise ValueError(f"impl={self.impl!r} needs fastai's Adam or SGD steppers; these steppers run with impl='auto' or 'stepper'")
+        for i,pg in enumerate(self.param_lists):  # dtypes are known now; sparse grads only at `step`
+            p = next((p for p in pg if p.is_complex() or not p.is_floating_point()), None)
+            if p is not None: raise ValueError(f"impl={self.impl!r} takes real floating-point params only, got a {p.dtype} param in "
+                                               f"param group {i}; use impl='auto' or 'stepper'")
 
     @classmethod
     @delegates(__init__)
@@ -188,17 +235,18 @@ class AnnealOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad(): loss = closure()
         frozen = self._frozen_idx()
-        for i,(pg,hyper) in enumerate(zip(self.param_lists, self.hypers)):
-            ps = [p for p in pg if p.grad is not None]
-            if not ps: continue
-            self._step_group(ps, {**hyper, 'lr': self._group_lr(hyper)})
+        todo = [(i, [p for p in pg if p.grad is not None], hyper) for i,(pg,hyper) in enumerate(zip(self.param_lists, self.hypers))]
+        todo = [(i, ps, hyper, self._path(ps, i)) for i,ps,hyper in todo if ps]  # every group's path first: a raise changes nothing
+        for i,ps,hyper,where in todo:
+            self._step_group(ps, {**hyper, 'lr': self._group_lr(hyper)}, where)
             if i >= frozen: hyper['anneal_step'] = hyper.get('anneal_step', 0) + 1
         return loss
 
-    def _path(self, ps) -> str: return _multi_tensor.path(self.fast_kind, self.impl, ps)
+    def _path(self, ps, i:int=None) -> str:
+        return _multi_tensor.path(self.fast_kind, self.impl, ps, where='' if i is None else f' in param group {i}')
 
-    def _step_group(self, ps, hyper):
-        if _multi_tensor.step(self.fast_kind, self.impl, ps, hyper, self.state): return
+    def _step_group(self, ps, hyper, where:str=None):
+        if _multi_tensor.step(self.fast_kind, self.impl, ps, hyper, self.state, where): return
         for p in ps:  # fastai's steppers, one parameter at a time: the reference
             state = self.state[p]
             for cb in self.cbs: state = _update(state, cb(p, **{**state, **hyper}))
@@ -213,8 +261,10 @@ def SGDAnneal(params,         # Model parameters, lists of them (groups) or torc
     decouple_wd:bool=True,    # True weight decay (`p*(1-lr*wd)`) or L2 regularization
     **kwargs) -> AnnealOptimizer:
     "fastai's `SGD` whose lr anneals with each step; fused/foreach kernels by default"
-    lr,mom,wd,decouple_wd = _check_lr(lr),check_pct('mom', mom),_check_hypers(wd=wd)['wd'],check_bool('decouple_wd', decouple_wd)
-    cbs = [weight_decay if decouple_wd else l2_reg] + ([average_grad, momentum_step] if mom != 0 else [sgd_step])
+    _check_kwargs('SGDAnneal', 'lr, mom, wd, decouple_wd', kwargs)
+    lr,decouple_wd,(mom,wd) = _check_lr(lr),check_bool('decouple_wd', decouple_wd),_check_hypers(dict(mom=mom, wd=wd)).values()
+    params,group_moms = _group_moms(params)  # a group's momentum needs the momentum steppers (at mom=0 they are `sgd_step`)
+    cbs = [weight_decay if decouple_wd else l2_reg] + ([average_grad, momentum_step] if _any_mom(mom, group_moms) else [sgd_step])
     return AnnealOptimizer(params, cbs, lr=lr, mom=mom, wd=wd, **kwargs)
 
 @delegates(AnnealOptimizer.__init__)
@@ -227,10 +277,12 @@ def RMSPropAnneal(params,     # Model parameters, lists of them (groups) or torc
     decouple_wd:bool=True,    # True weight decay or L2 regularization
     **kwargs) -> AnnealOptimizer:
     "fastai's `RMSProp` whose lr anneals with each step (steppers only)"
+    _check_kwargs('RMSPropAnneal', 'lr, mom, sqr_mom, eps, wd, decouple_wd', kwargs)
     lr,decouple_wd = _check_lr(lr),check_bool('decouple_wd', decouple_wd)
-    h = _check_hypers(mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
-    cbs = [weight_decay if decouple_wd else l2_reg] + ([average_sqr_grad] if h['mom'] == 0 else [average_grad,
-                                                                                                 average_sqr_grad]) + [rms_prop_step]
+    h = _check_hypers(dict(mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd))
+    params,group_moms = _group_moms(params)  # a group's momentum needs `average_grad` (at mom=0 it passes the grad through)
+    cbs = [weight_decay if decouple_wd else l2_reg] + ([average_grad] if _any_mom(h['mom'], group_moms) else []) + [average_sqr_grad,
+                                                                                                                 rms_prop_step]
     return AnnealOptimizer(params, cbs, lr=lr, **h, **kwargs)
 
 @delegates(AnnealOptimizer.__init__)
@@ -243,8 +295,9 @@ def AdamAnneal(params,        # Model parameters, lists of them (groups) or torc
     decouple_wd:bool=True,    # True weight decay (AdamW) or L2 regularization (Adam)
     **kwargs) -> AnnealOptimizer:
     "fastai's `Adam` whose lr anneals with each step (as `lr*anneal_rate**i`); torch's fused kernels by default"
+    _check_kwargs('AdamAnneal', 'lr, mom, sqr_mom, eps, wd, decouple_wd', kwargs)
     lr,decouple_wd = _check_lr(lr),check_bool('decouple_wd', decouple_wd)
-    h = _check_hypers(mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+    h = _check_hypers(dict(mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd))
     cbs = [weight_decay if decouple_wd else l2_reg, partial(average_grad, dampening=True), average_sqr_grad, step_stat, adam_step]
     return AnnealOptimizer(params, cbs, lr=lr, **h, **kwargs)
 
@@ -256,7 +309,7 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     _check_anneal(**{k: v for k,v in anneal_kwargs.items() if k != 'impl'}); _check_impl(anneal_kwargs['impl'])
     opt = opt_func(params, lr=_check_lr(lr), **kwargs)  # building it touches no param: its hypers are checked as it set them
     for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # what it was given, a `partial`'s, its defaults
-        _check_hypers(**{k: v for k,v in h.items() if k != 'lr'})
+        _check_hypers({k: v for k,v in h.items() if k != 'lr'}, per_group=False)
     if isinstance(opt, AnnealOptimizer) or isinstance(getattr(opt, 'opt', None), AnnealOptimizer):
         raise TypeError(f"{getattr(opt_func, '__name__', opt_func)!r} already anneals its lr; pass it directly, not through annealed")
     if isinstance(opt, Lookahead):

@@ -154,6 +154,9 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: AdamAnneal(P(), anneal='wobble'), 'anneal must be one of'),
     (lambda l: SGDAnneal(P(), mom=1.5), r'mom must be in \[0, 1\)'),
     (lambda l: AdamAnneal(P(), lr=[1e-3, 1e-2]), 'lr has 2 values but the optimizer has 1 parameter group'),
+    (lambda l: AdamAnneal(P(), weight_decay=0.1), r"AdamAnneal got unknown argument\(s\) \['weight_decay'\]"),
+    (lambda l: SGDAnneal(P(), wd=[-1.]), r'wd\[0\] must be in \[0, inf\)'),
+    (lambda l: SGDAnneal([{'params': P(), 'betas': (0.9, 0.99)}]), 'betas sets mom and sqr_mom, and no stepper .* takes sqr_mom'),
     (lambda l: annealed(Adam, anneal='cos', total_steps=0), 'total_steps must be >= 1'),
     (lambda l: annealed(3), 'opt_func must be a fastai optimizer function'),
     (lambda l: annealed(partial(SGD, mom=1.5)), r'mom must be in \[0, 1\)'),  # fastai's SGD steps with it: weights to -4e8
@@ -194,6 +197,7 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: l.lr_find(num_it=1, show_plot=False), 'num_it must be >= 2'),
     (lambda l: l.lr_find(anneal='spiral', show_plot=False), 'anneal must be one of'),
     (lambda l: l.lr_find(start_lr=[1e-7, 1e-6, 1e-5], show_plot=False), 'start_lr'),
+    (lambda l: l.lr_find(suggest_funcs=lambda lrs, losses, num_it: 1e-3, show_plot=False), r"suggest_funcs must have names .*'<lambda>'"),
     # ---- the command line's functions (the console script prints these on one line and exits 2: tests/test_cli.py)
     (lambda l: compare(epochs=0), 'epochs must be >= 1, got 0'),
     (lambda l: compare(seeds=0), 'seeds must be >= 1, got 0'),

@@ -113,11 +113,26 @@ def test_bad_anneal_args(factory, kwargs, exc, msg):
     (AdamAnneal, dict(params='badkey'), ValueError, "param group 0: unknown hyper-parameter 'nesterov'"),
     (AdamAnneal, dict(params='badbeta'), ValueError, 'sqr_mom must be in [0, 1)'),
     (SGDAnneal, dict(params='badlr'), ValueError, 'param group 0 lr must be in [0, inf)'),
+    (SGDAnneal, dict(params='betas'), ValueError, 'param group 0: betas sets mom and sqr_mom, and no stepper of this optimizer takes'),
+    (AdamAnneal, dict(weight_decay=0.1), TypeError, "AdamAnneal got unknown argument(s) ['weight_decay']; it takes lr, mom, sqr_mom"),
+    (SGDAnneal, dict(momentum=0.9, nesterov=True), TypeError, "SGDAnneal got unknown argument(s) ['momentum', 'nesterov']"),
+    (RMSPropAnneal, dict(anneal_rte=0.5), TypeError, "RMSPropAnneal got unknown argument(s) ['anneal_rte']"),
+    (AdamAnneal, dict(betas=(0.9, 0.99)), TypeError, "betas=(b1, b2) is mom=b1, sqr_mom=b2"),
+    (partial(AnnealOptimizer, cbs=[weight_decay, sgd_step]), dict(weight_decay=0.1), TypeError,
+     "AnnealOptimizer got torch's hyper name(s) ['weight_decay']"),
+    (AdamAnneal, dict(wd=[0.01, -1.]), ValueError, 'wd[1] must be in [0, inf)'),
+    (SGDAnneal, dict(mom=[0.9, 1.]), ValueError, 'mom[1] must be in [0, 1)'),
+    (AdamAnneal, dict(eps=[1e-5, 1e-5, 1e-5], params='two'), ValueError, 'eps has 3 values but the optimizer has 2 parameter group(s)'),
+    (AdamAnneal, dict(impl='fused', params='complex'), ValueError,
+     "impl='fused' takes real floating-point params only, got a torch.complex64 param in param group 1"),
+    (SGDAnneal, dict(impl='foreach', params='complex'), ValueError, "impl='foreach' takes real floating-point params only"),
 ])
 def test_bad_optimizer_args(factory, kwargs, exc, msg):
     ps = make_params()
     groups = {'mix': [ps[0], {'params': ps[1:]}], 'nokey': [{'lr': 1e-3}], 'badkey': [{'params': ps, 'nesterov': True}],
-              'badbeta': [{'params': ps, 'betas': (0.9, 1.0)}], 'badlr': [{'params': ps, 'lr': -1.}]}
+              'badbeta': [{'params': ps, 'betas': (0.9, 1.0)}], 'badlr': [{'params': ps, 'lr': -1.}],
+              'betas': [{'params': ps, 'betas': (0.9, 0.99)}], 'two': two_groups(ps),
+              'complex': [ps, [nn.Parameter(torch.zeros(2, dtype=torch.complex64))]]}
     kwargs = dict(kwargs)
     p = kwargs.pop('params', ps)
     with pytest.raises(exc) as e: factory(groups.get(p, p) if isinstance(p, str) else p, **kwargs)
@@ -143,6 +158,41 @@ def test_bad_opt_func_in_learner_touches_nothing(dls):
     before = [p.detach().clone() for p in learn.model.parameters()]
     with pytest.raises(ValueError, match=r'anneal_rate must be in \(0, 1\]'): quiet_fit(learn, 'fit', 1)
     assert bitwise(list(learn.model.parameters()), before)
+
+def test_per_group_hyper_lists_as_fastai():
+    "one value per param group for mom/sqr_mom/eps/wd, as fastai's `Optimizer` takes them: same hypers, same steps"
+    kw = dict(lr=1e-2, mom=[0.9, 0.8], sqr_mom=(0.99, 0.95), eps=[1e-5, 1e-6], wd=[0., 0.1])
+    ps,opt = run(partial(AdamAnneal, anneal_rate=1, impl='stepper', **kw), n=10, groups=two_groups)
+    ref,ref_opt = run(partial(Adam, **kw), n=10, groups=two_groups)
+    for k in ('mom', 'sqr_mom', 'eps', 'wd'): assert [h[k] for h in opt.hypers] == [h[k] for h in ref_opt.hypers], k
+    assert bitwise(ps, ref)
+    assert [h['wd'] for h in SGDAnneal(two_groups(make_params()), wd=[0., 0.1]).hypers] == [0., 0.1]
+    opt = AnnealOptimizer(two_groups(make_params()), [weight_decay, sgd_step], lr=1e-3, wd=[0., 0.1])
+    assert [h['wd'] for h in opt.hypers] == [0., 0.1]
+
+@pytest.mark.parametrize('impl', ['fused', 'foreach'])
+def test_forced_impl_refused_at_step_changes_nothing(impl):
+    "a group the forced kernels cannot take (sparse grads) is refused before any group steps: params, state and clocks as before"
+    if impl == 'fused' and 'cpu' not in _FUSED_DEVICES: pytest.skip('no fused kernels on the CPU')
+    torch.manual_seed(0)
+    lin,emb = nn.Linear(3, 1),nn.Embedding(10, 3, sparse=True)
+    opt = AdamAnneal([list(lin.parameters()), list(emb.parameters())], lr=0.1, impl=impl)
+    lin(emb(torch.tensor([1, 2]))).sum().backward()
+    before = [p.detach().clone() for p in lin.parameters()]
+    with pytest.raises(RuntimeError, match=rf"impl='{impl}' takes dense real .* got a sparse grad in param group 1"): opt.step()
+    assert bitwise(list(lin.parameters()), before) and opt.anneal_steps == [0, 0] and 'step' not in opt.state[lin.weight]
+
+def test_group_momentum_picks_the_momentum_steppers():
+    "torch-style groups asking for momentum get it (torch's SGD), while a group without it steps as plain SGD"
+    def go(make):
+        ps = make_params()
+        opt = make([{'params': ps[:2], 'momentum': 0.9}, {'params': ps[2:]}])
+        for k in range(10): set_grads(ps, k); opt.step(); opt.zero_grad()
+        return ps
+    assert rel_err(go(lambda g: SGDAnneal(g, lr=1e-2, anneal_rate=1)), go(lambda g: torch.optim.SGD(g, lr=1e-2))) < 1e-6
+    ps,ref = go(lambda g: RMSPropAnneal(g, lr=1e-3, anneal_rate=1)),go(lambda g: RMSProp([g[0]['params'], g[1]['params']], lr=1e-3,
+                                                                                          mom=[0.9, 0.]))
+    assert bitwise(ps, ref)
 
 # ---------------------------------------------------------------- the anneal factor
 @pytest.mark.parametrize('rate,every', [(0.97, 1), (0.5, 3), (1., 1), (0.9, 40)])
