@@ -30,11 +30,14 @@ from ._checks import check_int, check_lr_or_name, check_device, check_out as _ch
 from .data import check_data, get_data
 from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure, check_size
 
-__all__ = ['UsageError', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'compare', 'find_lr', 'PREVIEWS',
+__all__ = ['UsageError', 'Interrupted', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'compare', 'find_lr', 'PREVIEWS',
            'preview', 'main']
 
 class UsageError(ValueError):
     "Bad input to a command: the console script prints it on one line and exits with status 2, before any training"
+
+class Interrupted(KeyboardInterrupt):
+    "A command stopped by Ctrl-C, saying what it kept: the console script prints it on one line and exits with status 130"
 
 @contextmanager
 def _usage():
@@ -88,6 +91,19 @@ def _make_out(out:Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=out): pass
     return out
+
+def _new_folders(out:Path) -> list:
+    "The folders `_make_out(out)` would create, deepest first"
+    return [p for p in (out, *out.absolute().parents) if not p.exists()]
+
+@contextmanager
+def _dropped_if_empty(new:list):
+    "Remove the `new` folders a command created when it fails or is interrupted before writing in them: no empty output folder"
+    try: yield
+    except BaseException:
+        for p in new:
+            if p.is_dir() and not any(p.iterdir()): p.rmdir()
+        raise
 
 # ---------------------------------------------------------------- training helpers
 @contextmanager
@@ -173,8 +189,8 @@ def _write_plots(out:Path, runs:list, names:list, epochs:int, title:str) -> list
     return paths + [save_figure(plot_comparison(lrs, hist, title=title, zoom=0.5 if epochs >= 4 else None, dashed=dashed),
                                 out/'compare.png')]
 
-def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
-    "`(lr, lr_source, runs)`: the lr ('auto': tuned per run; a suggestion name: one `lr_find`, seed 0), then a run per schedule and seed"
+def _resolve_lr(data, lr, dev, out) -> tuple:
+    "`(lr, lr_source)`: a given lr, 'auto' (tuned per run) or a suggestion name (one `lr_find`, seed 0, whose value is used)"
     lr_source = 'given' if not isinstance(lr, str) else 'tuned for each run (Learner.fit_tuned)' if lr == 'auto' else None
     if lr_source is None:
         sugg,name = _suggest(data, dev, DEFAULT_SWEEP, out),lr
@@ -183,7 +199,10 @@ def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
         others = ', '.join(f'{k}={v:.3g}' for k,v in sugg._asdict().items())
         lr,lr_source = float(getattr(sugg, name)),f"lr_find {name}: {others}"
         print(f"lr_find: using the {name} suggestion, lr={lr:.3g} (suggestions: {others}); plot in {out/'lr_find.png'}")
-    runs = []
+    return lr,lr_source
+
+def _train_all(data, epochs, lr, names, seeds, dev, bar, runs:list) -> list:
+    "A run per schedule and seed at `lr`, each appended to `runs` as it finishes (an interrupt keeps the finished ones)"
     for nm in names:
         fit_fn,budget = SCHEDULES[nm]
         for seed in range(seeds):
@@ -198,7 +217,13 @@ def _train_all(data, epochs, lr, names, seeds, dev, out, bar) -> tuple:
                              tune_s=tuned.time_s if tuned else 0., tune_batches=tuned.cost if tuned else 0,
                              fit_batches=epochs*len(learn.dls.train), history=h, lrs=[float(v) for v in learn.recorder.lrs],
                              device=str(learn.dls.device)))
-    return lr,lr_source,runs
+    return runs
+
+def _config(data, epochs, lr, lr_source, names, seeds, runs) -> dict:
+    "The run's settings and versions, results.json's `config`"
+    return dict(data=str(data), epochs=epochs, lr=lr, lr_source=lr_source, schedules=names, seeds=seeds, device=runs[0]['device'],
+                date=datetime.datetime.now().isoformat(timespec='seconds'), torch=torch.__version__,
+                fastai=__import__('fastai').__version__)
 
 def _check_tunable(data, epochs:int, dev):
     "Every run of `compare` spends `epochs` epochs: with `--lr auto` each must be long enough for the tuner's trials"
@@ -226,12 +251,23 @@ def compare(
         data,epochs,seeds = check_data(data),check_int('epochs', epochs),check_int('seeds', seeds)
         names,lr,dev,out = _check_schedules(schedules),_check_lr(lr),_check_device(device),_check_out(out)
         if lr == 'auto': _check_tunable(data, epochs, dev)
+        new = _new_folders(out)
         _make_out(out)
-    with _threads(data, dev): lr,lr_source,runs = _train_all(data, epochs, lr, names, seeds, dev, out, bar)
+    runs,asked = [],lr
+    with _dropped_if_empty(new):
+        try:
+            with _threads(data, dev):
+                lr,lr_source = _resolve_lr(data, asked, dev, out)
+                _train_all(data, epochs, lr, names, seeds, dev, bar, runs)
+        except KeyboardInterrupt:  # Ctrl-C: the finished runs are kept, marked partial
+            msg = f"interrupted after {len(runs)} of {len(names)*seeds} runs"
+            if runs:
+                done = [nm for nm in names if any(r['schedule'] == nm for r in runs)]
+                config = {**_config(data, epochs, lr, lr_source, names, seeds, runs), 'interrupted': msg}
+                msg += '; wrote ' + ', '.join(map(str, _write_results(out, config, runs, _summary(runs, done)))) + ' (partial)'
+            raise Interrupted(msg) from None
     summary = _summary(runs, names)
-    config = dict(data=str(data), epochs=epochs, lr=lr, lr_source=lr_source, schedules=names, seeds=seeds, device=runs[0]['device'],
-                  date=datetime.datetime.now().isoformat(timespec='seconds'), torch=torch.__version__,
-                  fastai=__import__('fastai').__version__)
+    config = _config(data, epochs, lr, lr_source, names, seeds, runs)
     lr_txt = 'lr tuned per run' if lr == 'auto' else f"lr {lr:.3g}" + ('' if lr_source == 'given' else f" ({lr_source.split(':')[0]})")
     title = f"{Path(str(data)).name}, {epochs} epochs, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
     files = _write_results(out, config, runs, summary) + _write_plots(out, runs, names, epochs, title)
@@ -249,8 +285,9 @@ def find_lr(
     with _usage():
         data,dev,out = check_data(data),_check_device(device),_check_out(out)
         get_anneal(anneal, 'anneal', SWEEPS)
+        new = _new_folders(out)
         _make_out(out)
-    with _threads(data, dev): sugg = _suggest(data, dev, anneal, out)
+    with _dropped_if_empty(new), _threads(data, dev): sugg = _suggest(data, dev, anneal, out)
     print(f"lr_find ({anneal} sweep) on {data}:")
     for k,v in sugg._asdict().items(): print(f"  {k:<8}{v:.3g}")
     print(f"Wrote {out/'lr_find.png'}")
@@ -315,6 +352,15 @@ def _add_builder_args(p, v):
         else: kw.update(type=int if is_int else float, metavar=f"({'int' if is_int else 'float'})")
         p.add_argument(f"--{k.replace('_', '-')}", dest=k, **kw)
 
+def _without_hidden(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "`p` less fastcore's hidden `--pdb` and `--xtra`, which these commands do not honour: given, they are unrecognized arguments"
+    for a in [a for a in p._actions if a.dest in ('pdb', 'xtra')]:
+        p._remove_action(a)
+        for g in p._action_groups:
+            if a in g._group_actions: g._group_actions.remove(a)
+        for o in a.option_strings: p._option_string_actions.pop(o, None)
+    return p
+
 def _parser() -> _Parser:
     "`fastai-anneal` with subcommands compare, lr-find and preview (itself with one subcommand per fit variant)"
     # fastcore's width, epilog kept as written
@@ -324,8 +370,8 @@ def _parser() -> _Parser:
     sub = top.add_subparsers(dest='command', required=True, metavar='COMMAND')
     budgets = "how each schedule spends the N epochs of --epochs:\n" + '\n'.join(f"  {k:<12} {v}" for k,(_,v) in SCHEDULES.items())
     for name,f,epilog in (('compare', compare, budgets), ('lr-find', find_lr, None)):
-        p = sub.add_parser(name, parents=[anno_parser(f)], add_help=False, help=f.__doc__, description=f.__doc__, epilog=epilog,
-                           formatter_class=fmt)
+        p = sub.add_parser(name, parents=[_without_hidden(anno_parser(f))], add_help=False, help=f.__doc__, description=f.__doc__,
+                           epilog=epilog, formatter_class=fmt)
         for a in p._actions:  # the choices come from the registry, not from the docment
             if a.dest == 'schedules': a.help = f"Comma-separated, from: {', '.join(SCHEDULES)} (default: {a.default})"
     p = sub.add_parser('preview', help=preview.__doc__, description=preview.__doc__, formatter_class=fmt)
@@ -351,11 +397,11 @@ def _flag_names(msg:str) -> str:
 
 def main(argv:list=None,  # Command-line arguments; `sys.argv[1:]` if None
 ) -> int:
-    "Entry point of `fastai-anneal`: parse `argv` (`sys.argv[1:]` if None), run the command; exit status 2 on bad input, 1 on a failed run"
+    ("Entry point of `fastai-anneal`: parse `argv` (`sys.argv[1:]` if None), run the command; exit status 2 on bad input, 1 on a failed "
+     "run, 130 on Ctrl-C")
     # files only: a console script needs no GUI toolkit; a notebook keeps its inline plots
     if 'IPython' not in sys.modules: plt.switch_backend('Agg')
     args = vars(_parser().parse_args(argv))
-    for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's hidden flags
     command = args.pop('command')
     try: COMMANDS[command](**args)
     except UsageError as e:
@@ -364,6 +410,9 @@ def main(argv:list=None,  # Command-line arguments; `sys.argv[1:]` if None
     except CliError as e:
         print(f"fastai-anneal {command}: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:  # Ctrl-C: one line, and what was kept, instead of a traceback
+        print(f"fastai-anneal {command}: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr)
+        return 130
     return 0
 
 if __name__ == '__main__': sys.exit(main())

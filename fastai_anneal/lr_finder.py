@@ -1,7 +1,7 @@
 """The LR range test with an annealing-shaped sweep, restored in memory (`snapshot.py`): `AnnealLRFinder`,
 `Learner.lr_find` (a superset of fastai's), crash-free suggestions."""
 from __future__ import annotations
-import collections, math, warnings
+import collections, math, sys, warnings
 import numpy as np
 from functools import partial
 import torch
@@ -14,7 +14,7 @@ from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp
 from .schedules import get_anneal, sched_sqrt, sched_poly
 from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs
 from ._groups import n_groups as _n_groups
-from .snapshot import LearnerSnapshot, _csv_loggers_aside
+from .snapshot import LearnerSnapshot, _csv_loggers_aside, _RecorderKept
 
 __all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
 
@@ -53,7 +53,7 @@ class AnnealLRFinder(ParamScheduler):
         div_thresh:float=4.,             # Divergence threshold (fastai hard-codes 4); inf: stop only on NaN/inf
     ):
         "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
-        self.__dict__.update(_snapshot=None, _own_snapshot=False)
+        self.__dict__.update(_snapshot=None, _own_snapshot=False, _fresh=False, raw_losses=None)  # raw_losses: set when a sweep starts
         self.start_lr,self.end_lr = check_lr_range(start_lr, end_lr)
         self.num_it,self.stop_div = check_int('num_it', num_it, 2),check_bool('stop_div', stop_div)
         self.anneal = get_anneal(anneal, 'anneal', SWEEPS)
@@ -71,14 +71,16 @@ class AnnealLRFinder(ParamScheduler):
 
     # fastai sets `cb.learn` when `fit` adds the callback, before it creates the optimizer and resets its hypers to
     # `learn.lr`/`learn.wd`, and back to None in a `finally` when `fit` ends, however it ends: the places to check the
-    # group count and snapshot the learner as it was, and to restore after an interrupt.
+    # group count and snapshot the learner as it was, and to restore after an interrupt. `Learner(cbs=...)` and `add_cb` set it
+    # too, long before a fit: such a callback snapshots in `before_fit`, as fastai's `LRFinder` saves the model there.
     @property
     def learn(self): return self.__dict__.get('_learner')
     @learn.setter
     def learn(self, learn):
         if learn is not None:
             self._range(_n_groups(learn))
-            if self._snapshot is None: self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True)
+            if self._snapshot is None and _in_fit(learn):
+                self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True, _fresh=True)
         elif self.learn is not None: self.restore()
         self.__dict__['_learner'] = learn
 
@@ -88,11 +90,15 @@ class AnnealLRFinder(ParamScheduler):
         if snap is not None: snap.restore()
 
     def before_fit(self):
-        "Resolve the per-group lrs; snapshot the learner in memory if no snapshot is held (a callback kept across fits)"
+        ("Resolve the per-group lrs; snapshot the learner in memory unless this fit's `add_cb` or `lr_find` did (a callback kept "
+         "across fits, or attached outside `fit`, snapshots here)")
         if not hasattr(self.learn, 'recorder'):
             raise ValueError("AnnealLRFinder needs the learner's Recorder (create the Learner with default_cbs=True)")
         self.scheds = {'lr': _Sweep(self.anneal, *self._range(len(self.opt.param_lists)))}
-        if self._snapshot is None: self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True)
+        # an own snapshot not taken as this fit attached the callback is an interrupted sweep's: the learner moved on since
+        if self._snapshot is None or (self._own_snapshot and not self._fresh):
+            self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True)
+        self.__dict__['_fresh'] = False
         super().before_fit()
         self.best_loss,self.raw_losses = float('inf'),[]
 
@@ -113,6 +119,15 @@ class AnnealLRFinder(ParamScheduler):
         "Hand the lrs to the recorder and, as fastai's `LRFinder`, restore at the end of `fit` a snapshot this callback took"
         super().after_fit()
         if self._own_snapshot: self.restore()
+
+def _in_fit(learn) -> bool:
+    "Whether `learn.fit` is on the call stack: `fit` attaching its `cbs`, not `Learner(cbs=...)` or `learn.add_cb` before a fit"
+    f = sys._getframe(1)
+    for _ in range(30):  # fit -> added_cbs -> add_cbs -> ... -> the `learn` setter: a few frames
+        if f is None: return False
+        if f.f_code.co_name == 'fit' and f.f_locals.get('self') is learn: return True
+        f = f.f_back
+    return False
 
 def _div_limit(best:float, div_thresh:float) -> float:
     ("The loss above which a run has diverged: `div_thresh` times the `best` so far (fastai's rule); for a `best` <= 0 (a loss that "
@@ -186,7 +201,7 @@ def even_log_sweep(lrs:list, raw_losses:list, beta:float=0.98, div_thresh:float=
 
 def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     losses:list,            # Smoothed loss of every sweep batch (`Recorder.losses`)
-    num_it:int,             # Sweep length asked for: as fastai, the first `num_it//10` points and the last 5 are left out
+    num_it:int,             # Sweep length asked for: as fastai, the first `num_it//10` points and the last 5 (`num_it` past a NaN) cut
     suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions `f(lrs, losses, num_it) -> (lr, (lr, loss))`
     raw_losses:list=None,   # Each batch's loss, unsmoothed (`AnnealLRFinder.raw_losses`): an uneven sweep is resampled from these
     beta:float=0.98,        # The `Recorder`'s smoothing, applied to a resampled sweep
@@ -208,7 +223,11 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
             bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
             if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]
             lrs,losses = even_log_points(lrs, losses)
-    lrs,losses = lrs[num_it//10:-5],losses[num_it//10:-5]
+    # as fastai, the first tenth and the last 5 points are left out. A sweep that stopped at its first NaN (fastai's sweeps on past a
+    # NaN: NaN > 4*best is False) ends where fastai's cut does: at the NaN, or 5 points before `num_it` when that comes first
+    nan = torch.nonzero(torch.isnan(losses.view(-1)))
+    end = min(int(nan.min()), num_it-5) if len(nan) and int(nan.min()) == len(losses)-1 else len(losses)-5
+    lrs,losses = lrs[num_it//10:max(end, 0)],losses[num_it//10:max(end, 0)]
     bad = torch.nonzero(~torch.isfinite(losses.view(-1)))
     if len(bad): lrs,losses = lrs[:bad.min()],losses[:bad.min()]  # fastai cuts at the first NaN; an inf breaks the slope too
     res,pnts = [],[]
@@ -237,11 +256,14 @@ def plot_lr_sweep(self:Recorder,
     nms:list=None,           # Their names, for the legend
     show_sweep:bool=True,    # Add a panel with the lr of every iteration: the sweep's shape
     resampled:tuple=None,    # `(lrs, losses)` of an uneven sweep resampled evenly in log(lr) (`even_log_sweep`): drawn dashed
+    values:list=None,        # The suggested lrs, one per point, for the sweep panel's lines (default: the points' lrs)
     **kwargs,                # Accepted and ignored, as fastai's
 ):
     ("Plot loss against lr of the last LR range test, marking `suggestions`; with `show_sweep`, a side panel draws the sweep's lr per "
      "iteration")
     skip_end,show_sweep = check_int('skip_end', skip_end, 0),check_bool('show_sweep', show_sweep) and len(self.lrs) > 0
+    if values is not None and len(values) != len(suggestions or []):
+        raise ValueError(f"values must have one lr per suggestion ({len(suggestions or [])}), got {len(values)}")
     lrs    = self.lrs    if skip_end==0 else self.lrs   [:-skip_end]
     losses = self.losses if skip_end==0 else self.losses[:-skip_end]
     if show_sweep: fig,(ax,ax_sweep) = plt.subplots(1, 2, figsize=(8.5, 4), gridspec_kw={'width_ratios': [3, 1]})
@@ -261,7 +283,9 @@ def plot_lr_sweep(self:Recorder,
     if show_sweep:
         ax_sweep.plot(range(len(self.lrs)), self.lrs)
         ax_sweep.set_yscale('log'); ax_sweep.set_xlabel('Iteration'); ax_sweep.set_title('Sweep: lr per iteration', fontsize=9)
-        for (val, _), color in zip(suggestions or [], colors):
+        # fastai's `minimum` marks its point at the loss minimum's lr and suggests a tenth of it: a line is drawn at the suggestion
+        vals = [v for v,_ in suggestions or []] if values is None else list(values)
+        for val, color in zip(vals, colors):
             if _finite(val): ax_sweep.axhline(float(val), c=color, lw=0.8, ls='--')
         fig.tight_layout()
     return fig if return_fig else None
@@ -288,10 +312,15 @@ def lr_find(self:Learner,
     if len(self.dls.train) == 0: raise ValueError("lr_find needs batches: the training DataLoader is empty")
     n_epoch = cb.num_it//len(self.dls.train) + 1
     snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: what comes back
+    kept = _RecorderKept(self); kept.__enter__()  # the last fit's history, put back if no sweep runs
     try:
         with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     except BaseException: snap.restore(swapped=True); raise  # callbacks' `after_fit` may not have put back what they swapped
     finally: cb.restore()
+    if cb.raw_losses is None:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none
+        kept.__exit__(None, None, None)
+        raise RuntimeError("lr_find: no sweep ran, a callback cancelled the fit (CancelFitException) before the range test started, "
+                           "in `before_fit`; the learner is as it was")
     if suggest_funcs is None:
         if show_plot: self.recorder.plot_lr_sweep()
         return None
@@ -301,5 +330,5 @@ def lr_find(self:Learner,
         even = lrs,losses = even_log_sweep(lrs[:n], cb.raw_losses[:n], self.recorder.smooth_loss.beta,
                                            cb.div_thresh if cb.stop_div else math.inf)  # even: `suggest_lrs` takes it as it is
     sugg,pnts = suggest_lrs(lrs, losses, cb.num_it, suggest_funcs)
-    if show_plot: self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields), resampled=even)
+    if show_plot: self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields), resampled=even, values=list(sugg))
     return sugg

@@ -269,3 +269,50 @@ def test_preview_list_bool_and_choice_flags(tmp_path, capsys):
     assert main(['preview', 'fit_step_decay', '--milestones', '3', '1', '--out', str(tmp_path)]) == 2
     assert '--milestones must be epochs rising strictly in [1, n_epoch=5)' in capsys.readouterr().err
     with pytest.raises(SystemExit): _parser().parse_args(['preview', 'fit_cyclic', '--mode', 'zigzag'])
+
+def test_hidden_fastcore_flags_are_usage_errors(capsys):
+    "fastcore's `anno_parser` adds hidden `--pdb` and `--xtra`; the commands do not honour them, so they are unrecognized, not ignored"
+    from fastai_anneal.cli import _parser
+    for argv in (['compare', '--pdb'], ['lr-find', '--xtra', 'x']):
+        with pytest.raises(SystemExit) as e: _parser().parse_args(argv)
+        assert e.value.code == 2 and f'unrecognized arguments: {" ".join(argv[1:])}' in capsys.readouterr().err
+
+def _interrupt_at(monkeypatch, n:int):
+    "Ctrl-C when the command builds its `n`-th learner (0: the first)"
+    import fastai_anneal.cli as cli
+    made,orig = [],cli._learner
+    def learner(*args, **kwargs):
+        if len(made) == n: raise KeyboardInterrupt
+        made.append(1); return orig(*args, **kwargs)
+    monkeypatch.setattr(cli, '_learner', learner)
+
+def _main(argv) -> int:
+    "`main(argv)`; a Ctrl-C it lets through fails the test instead of stopping pytest"
+    from fastai_anneal.cli import main
+    try: return main(argv)
+    except KeyboardInterrupt: pytest.fail('KeyboardInterrupt escaped main')
+
+def test_compare_interrupted_keeps_the_finished_runs(tmp_path, monkeypatch, capsys):
+    "Ctrl-C in the third of four runs: one line, status 130, and results.csv/json of the two finished runs, marked partial"
+    _interrupt_at(monkeypatch, 2)
+    out = tmp_path/'res'
+    argv = ['compare', '--data', 'digits', '--epochs', '1', '--lr', '1e-3', '--seeds', '2', '--schedules', 'constant,cos_anneal',
+            '--device', 'cpu', '--no-bar', '--out', str(out)]
+    assert _main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('fastai-anneal compare: interrupted after 2 of 4 runs; wrote'), err
+    with open(out/'results.csv') as f: rows = [(d['schedule'], d['seed']) for d in csv.DictReader(f)]
+    assert rows == [('constant', '0'), ('constant', '1')]
+    res = json.loads((out/'results.json').read_text())
+    assert res['config']['interrupted'] == 'interrupted after 2 of 4 runs' and [s['schedule'] for s in res['summary']] == ['constant']
+    assert _tree(out) == ['results.csv', 'results.json']
+
+@pytest.mark.parametrize('command', ['compare', 'lr-find'])
+def test_interrupted_before_any_result_leaves_no_folder(tmp_path, monkeypatch, capsys, command):
+    "Ctrl-C before anything is written: one line, status 130, and no empty output folder (nor the parents it created)"
+    _interrupt_at(monkeypatch, 0)
+    extra = ['--lr', '1e-3', '--seeds', '1', '--schedules', 'constant', '--no-bar'] if command == 'compare' else []
+    assert _main([command, '--data', 'digits', '--device', 'cpu', *extra, '--out', str(tmp_path/'a'/'res')]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f'fastai-anneal {command}: interrupted'), err
+    assert _tree(tmp_path) == []

@@ -99,6 +99,16 @@ def test_lr_find_bit_identical_to_fastai_mnist1d_adam():
     test_eq(tuple(so), tuple(sf)); test_eq(so._fields, ('valley', 'slide', 'minimum', 'steep'))
     for a,b in zip(lo.model.state_dict().values(), lf.model.state_dict().values()): test_eq(a, b)
 
+@pytest.mark.parametrize('at', [25, 37])
+def test_nan_mid_sweep_suggestions_equal_fastai(at):
+    "A loss that turns NaN before the smoothed loss passes 4x its best: fastai sweeps on, ours stops there; the suggestions are the same"
+    def mk():
+        learn = _learner(loss_func=_NanLoss(at)); learn.loss_func.armed = True
+        return learn
+    (sf,lf),(so,lo) = _both(mk, end_lr=0.1, num_it=40, suggest_funcs=FUNCS)
+    test_eq(len(lf.recorder.lrs), 40); test_eq(len(lo.recorder.lrs), at + 1)  # 25: cut at the NaN; 37: 5 points before `num_it`
+    test_eq(tuple(so), tuple(sf))
+
 def test_callback_exp_matches_fastai_lrfinder():
     res = []
     for cb in (LRFinder(num_it=100), AnnealLRFinder(num_it=100, anneal='exp')):
@@ -177,6 +187,42 @@ def test_restore_bit_identical(config, scenario, arg):
     nan_loss.armed = boom['armed'] = False
     assert_restored(before, learner_state(learn))
     if config == 'fresh': assert learn.opt is None  # as before: the next fit creates a fresh optimizer
+
+def test_callback_attached_outside_fit_snapshots_when_the_sweep_starts():
+    "`Learner(cbs=...)` or `add_cb`, then weights loaded or a freeze: the sweep gives back that state, not the one at attach time"
+    learn = _learner(cbs=AnnealLRFinder(1e-5, 1., 10))
+    with torch.no_grad():
+        for p in learn.model.parameters(): p.mul_(0.5)  # a checkpoint loaded after the callback was attached
+    before = learner_state(learn)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    after = learner_state(learn)  # `fit` created the optimizer before the sweep started: it stays, as after fastai's `LRFinder`
+    for k in ('tensors', 'grads', 'rg', 'modes', 'rng'): assert bitwise_equal(before[k], after[k]), k
+    learn = _learner()
+    learn.add_cb(AnnealLRFinder(1e-5, 1., 10)); learn.freeze()  # creates the optimizer, freezes the first group
+    before = learner_state(learn)
+    for _ in range(2):  # a callback kept across fits snapshots at each
+        with learn.no_bar(), learn.no_logging(): learn.fit(1)
+        assert_restored(before, learner_state(learn))
+    assert learn.opt is not None and learn.opt.frozen_idx == 1
+
+class _CancelBeforeFit(Callback):
+    "A user's 'nothing to do' guard: cancels every fit in `before_fit`, before the Recorder's (order 50) and the finder's"
+    order = 10
+    def before_fit(self): raise CancelFitException()
+
+@pytest.mark.parametrize('fitted', [False, True])
+def test_no_sweep_when_a_callback_cancels_before_fit(fitted):
+    "No sweep ran: a clear error, not the last fit's Recorder read as a sweep (or a crash on a fresh learner); the learner is as it was"
+    learn = _learner()
+    if fitted:
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    rec = {k: getattr(learn.recorder, k) for k in ('lrs', 'losses', 'values') if k in vars(learn.recorder)}
+    before = learner_state(learn)
+    learn.add_cb(_CancelBeforeFit())
+    with learn.no_bar(), pytest.raises(RuntimeError, match='no sweep ran.*before_fit'): learn.lr_find(num_it=10)
+    assert_restored(before, learner_state(learn))
+    test_eq({k: getattr(learn.recorder, k) for k in ('lrs', 'losses', 'values') if k in vars(learn.recorder)}, rec)
+    test_eq(plt.get_fignums(), [])  # nothing plotted
 
 FULL = os.environ.get('FASTAI_ANNEAL_FULL') == '1'
 
@@ -453,6 +499,15 @@ def test_plot_marks_suggestions_and_shows_sweep():
     test_eq([t.get_text() for t in ax.get_legend().get_texts()], ['valley', 'steep: none'])
     test_eq(len(ax.lines), 3)  # loss curve, valley, the legend entry of the NaN suggestion (no data)
     test_eq(len(learn.recorder.plot_lr_sweep(show_sweep=False, return_fig=True).axes), 1)
+
+def test_sweep_panel_lines_at_the_suggested_lrs():
+    "fastai's `minimum` marks the loss minimum's lr and suggests a tenth of it: the sweep panel's line is at the suggestion"
+    learn = _learner()
+    with learn.no_bar(): res = learn.lr_find(end_lr=1., num_it=40, suggest_funcs=FUNCS)
+    lines = plt.figure(plt.get_fignums()[-1]).axes[1].lines[1:]  # lines[0] is the sweep
+    test_eq([float(l.get_ydata()[0]) for l in lines], [float(v) for v in res if math.isfinite(v)])
+    with pytest.raises(ValueError, match=r'values must have one lr per suggestion \(1\), got 2'):
+        learn.recorder.plot_lr_sweep(suggestions=[(1e-2, 2.)], nms=['minimum'], values=[1e-3, 1e-2])
 
 def test_lr_find_shows_the_sweep_and_returns_only_suggestions():
     "`lr_find(show_plot=True)` draws one figure, with the sweep panel, and returns the suggestions (as fastai, no figure)"
