@@ -177,7 +177,7 @@ class Accuracy(_CountMetric):
         return int(st['hits']) / total
 
 # ---------------------------------------------------------------- balanced accuracy
-MAX_INFERRED_CLASSES = 10_000  # `BalancedAccuracy` without `n_classes`: the most classes it infers from the indices it sees
+MAX_INFERRED_CLASSES = 1_000_000  # `BalancedAccuracy` without `n_classes`: the most classes it infers from the indices it sees (16 MB)
 
 class BalancedAccuracy(_CountMetric):
     "Exact streaming balanced accuracy (macro recall over the classes present in the targets), as fastai's `BalancedAccuracy`"
@@ -206,20 +206,20 @@ class BalancedAccuracy(_CountMetric):
 
     def _new_state(self, device):
         st = dict(n_classes=self.n_classes or 0, weights=None)
-        st['cm'],st['wcm'] = self._matrix(st['n_classes'], device, torch.int64),None
+        st['cm'],st['wcm'] = self._counts(st['n_classes'], device, torch.int64),None
         if self.sample_weight is not None:
             st['weights'] = self.sample_weight.to(device)
-            st['wcm'] = self._matrix(st['n_classes'], device, torch.float64)
+            st['wcm'] = self._counts(st['n_classes'], device, torch.float64)
         return st
 
-    # flat confusion matrix `targ*C + pred`, then two bins: out-of-range indices, ignored targets
+    # per class, at `2*targ + hit`: its targets missed, then hit; two bins after them: out-of-range indices, ignored targets.
+    # O(C): the diagonal and the row sums are all that balanced accuracy reads of the confusion matrix
     @staticmethod
-    def _matrix(n, device, dtype): return torch.zeros(n*n+2, dtype=dtype, device=device)
+    def _counts(n, device, dtype): return torch.zeros(2*n+2, dtype=dtype, device=device)
     @staticmethod
     def _grow(cm, n0, n1):
-        new = BalancedAccuracy._matrix(n1, cm.device, cm.dtype)
-        new[:n1*n1].view(n1, n1)[:n0, :n0] = cm[:n0*n0].view(n0, n0)
-        new[-2:] = cm[-2:]
+        new = BalancedAccuracy._counts(n1, cm.device, cm.dtype)
+        new[:2*n0],new[-2:] = cm[:2*n0],cm[-2:]
         return new
 
     def _resize(self, st, n):
@@ -238,19 +238,19 @@ class BalancedAccuracy(_CountMetric):
         if len(t) and st['weights'] is not None and end > len(st['weights']):  # checked before the state changes
             raise ValueError(f"sample_weight has {len(st['weights'])} entries but targets {start} to {end-1} were seen")
         keep = None if self.ignore_index is None else t != self.ignore_index
-        if n_cls is None and len(t):  # class indices of unknown range: one host sync to grow the matrix
+        if n_cls is None and len(t):  # class indices of unknown range: one host sync to grow the counts
             n_cls = int(torch.maximum(t.max() if keep is None else t.masked_fill(~keep, -1).max(), p.max())) + 1
-            if n_cls > MAX_INFERRED_CLASSES:  # the matrix holds n_cls**2 counts: a stray label must not allocate gigabytes
+            if n_cls > MAX_INFERRED_CLASSES:  # a stray label must not allocate gigabytes
                 raise ValueError(f"n_classes is None and a class index of {n_cls-1} was seen: BalancedAccuracy infers at most "
-                                 f"{MAX_INFERRED_CLASSES} classes (a {MAX_INFERRED_CLASSES}**2 count matrix); pass n_classes")
+                                 f"{MAX_INFERRED_CLASSES} classes; pass n_classes")
         self._pos = end
         if n_cls is not None: self._resize(st, n_cls)
         if len(t) == 0: return
         n = st['n_classes']
         bad = (t < 0) | (t >= n) | (p < 0) | (p >= n)
         if keep is not None: bad &= keep
-        code = (t*n + p).masked_fill_(bad, n*n)
-        if keep is not None: code.masked_fill_(~keep, n*n+1)
+        code = (2*t + (t == p)).masked_fill_(bad, 2*n)
+        if keep is not None: code.masked_fill_(~keep, 2*n+1)
         st['cm'].index_add_(0, code, torch.ones(1, dtype=torch.int64, device=code.device).expand(len(code)))
         if st['wcm'] is not None: st['wcm'].index_add_(0, code, st['weights'][start:self._pos])
 
@@ -261,14 +261,15 @@ class BalancedAccuracy(_CountMetric):
 
     def _compute(self, st):
         n,cm = st['n_classes'],st['cm'].cpu()
-        if cm[n*n]:
-            raise ValueError(f"{int(cm[n*n])} targets or predicted class indices were outside [0, {n}) (ignore_index={self.ignore_index})")
-        if self.sample_weight is not None and int(cm.sum()) != len(self.sample_weight):
-            raise ValueError(f"sample_weight has {len(self.sample_weight)} entries but {int(cm.sum())} targets were seen")
-        m = (cm if st['wcm'] is None else st['wcm'].cpu())[:n*n].view(n, n).numpy()
-        # sklearn's own float64 steps (numpy, same order), so the value is sklearn's to the last bit
+        if cm[2*n]:
+            raise ValueError(f"{int(cm[2*n])} targets or predicted class indices were outside [0, {n}) (ignore_index={self.ignore_index})")
+        seen = int(cm[:2*n].sum() + cm[2*n+1])
+        if self.sample_weight is not None and seen != len(self.sample_weight):
+            raise ValueError(f"sample_weight has {len(self.sample_weight)} entries but {seen} targets were seen")
+        m = (cm if st['wcm'] is None else st['wcm'].cpu())[:2*n].view(n, 2).numpy()
+        # sklearn's `diag(C) / C.sum(1)`, then its mean: exact integers without weights, so the value is sklearn's to the last bit
         with np.errstate(divide='ignore', invalid='ignore'):
-            recall = np.diag(m) / m.sum(1)
+            recall = m[:, 1] / m.sum(1)
             recall = recall[~np.isnan(recall)]  # classes absent from the targets: 0/0, dropped as sklearn does
             if len(recall) == 0: return None
             score = recall.mean()
