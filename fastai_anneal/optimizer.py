@@ -16,11 +16,16 @@ __all__ = ['ANNEAL_IMPLS', 'anneal_lr', 'AnnealOptimizer', 'SGDAnneal', 'RMSProp
 ANNEAL_IMPLS = ('auto', 'fused', 'foreach', 'stepper')
 
 # ---------------------------------------------------------------- the pure part: lr at clock `t`
-def _check_anneal(anneal='exp', anneal_rate=0.9999, anneal_every=1, total_steps=None, lr_min=0.) -> dict:
-    "Validated annealing settings; `fn` is None for the staircase 'exp'"
+def _check_anneal(anneal='exp', anneal_rate=None, anneal_every=None, total_steps=None, lr_min=0.) -> dict:
+    "Validated annealing settings; `fn` is None for the staircase 'exp', whose `anneal_rate`/`anneal_every` default to 0.9999 and 1"
     fn = None if isinstance(anneal, str) and anneal == 'exp' else get_anneal(anneal)
-    anneal_rate = check_float('anneal_rate', anneal_rate, 0., 1., lo_open=True, hi_open=False)
-    anneal_every = check_int('anneal_every', anneal_every, 1)
+    if fn is not None:  # a shaped anneal runs over `total_steps`: a decay rate would be silently ignored
+        given = [f'{k}={v!r}' for k,v in (('anneal_rate', anneal_rate), ('anneal_every', anneal_every)) if v is not None]
+        if given: raise ValueError(f"{' and '.join(given)} applies to anneal='exp' only; anneal={anneal!r} goes from lr to lr_min over "
+                                   "total_steps: leave anneal_rate and anneal_every as None")
+    else:
+        anneal_rate = check_float('anneal_rate', 0.9999 if anneal_rate is None else anneal_rate, 0., 1., lo_open=True, hi_open=False)
+        anneal_every = check_int('anneal_every', 1 if anneal_every is None else anneal_every, 1)
     if fn is None and total_steps is not None:
         raise ValueError(f"total_steps applies to shaped anneals ('cos', 'lin', 'sqrt', 'poly' or a function); "
                          f"anneal='exp' decays by anneal_rate every anneal_every steps instead, got total_steps={total_steps!r}")
@@ -40,8 +45,8 @@ def _lr_at(lr, t, fn, anneal_rate, anneal_every, total_steps, lr_min, **kwargs):
 def anneal_lr(lr:float,       # Learning rate of the group (the hyper `lr`, as a `ParamScheduler` set it)
     t:int,                    # Anneal clock: optimizer steps this group has taken
     anneal:str|callable='exp',  # 'exp' (staircase `anneal_rate**(t//anneal_every)`) | 'cos' | 'lin' | 'sqrt' | 'poly' | f(start, end, pos)
-    anneal_rate:float=0.9999, # 'exp': factor applied every `anneal_every` steps, in (0, 1]
-    anneal_every:int=1,       # 'exp': steps between two decays (`len(dls.train)`: once per epoch)
+    anneal_rate:float=None,   # 'exp' only: factor applied every `anneal_every` steps, in (0, 1] (None: 0.9999)
+    anneal_every:int=None,    # 'exp' only: steps between two decays (None: 1; `len(dls.train)`: once per epoch)
     total_steps:int=None,     # Shaped anneals: steps from `lr` to `lr_min`; the lr stays at `lr_min` afterwards
     lr_min:float=0.,          # Floor of the annealed lr (never raises an lr that is already below it)
 ) -> float:
@@ -65,12 +70,6 @@ def _check_hypers(hypers:dict, per_group:bool=True) -> dict:
         if per_group and isinstance(v, (list, tuple)): return [_HYPER_CHECKS[k](f'{k}[{i}]', x) for i,x in enumerate(v)]  # as `set_hyper`
         return _HYPER_CHECKS[k](k, v)
     return {k: check(k, v) for k,v in hypers.items()}
-
-def _check_given_hypers(hypers:dict):
-    "`_check_hypers` for what an `opt_func` is given: a list or tuple holds one value per param group (fastai's `set_hyper`)"
-    for k,v in hypers.items():
-        if k == 'lr': continue
-        for x in (v if isinstance(v, (list, tuple)) else [v]): _check_hypers({k: x})
 
 _ANNEAL_ARGS = ('anneal', 'anneal_rate', 'anneal_every', 'total_steps', 'lr_min', 'impl')
 _TORCH_NAMES = "(torch's momentum is mom, betas=(b1, b2) is mom=b1, sqr_mom=b2, alpha is sqr_mom, weight_decay is wd)"
@@ -149,8 +148,8 @@ class AnnealOptimizer(Optimizer):
         params,                   # Tensors (e.g. `model.parameters()`), lists of tensors (one per group) or torch-style group dicts
         cbs:list,                 # fastai steppers, e.g. `[weight_decay, average_grad, momentum_step]`
         anneal:str|callable='exp',  # 'exp' | 'cos' | 'lin' | 'sqrt' | 'poly' | f(start, end, pos): see `anneal_lr`
-        anneal_rate:float=0.9999, # 'exp': factor applied every `anneal_every` steps, in (0, 1]
-        anneal_every:int=1,       # 'exp': steps between two decays (`len(dls.train)`: once per epoch)
+        anneal_rate:float=None,   # 'exp' only: factor applied every `anneal_every` steps, in (0, 1] (None: 0.9999)
+        anneal_every:int=None,    # 'exp' only: steps between two decays (None: 1; `len(dls.train)`: once per epoch)
         total_steps:int=None,     # Shaped anneals: steps from `lr` to `lr_min`
         lr_min:float=0.,          # Floor of the annealed lr
         impl:str='auto',          # 'auto' (fastest on the device) | 'fused' | 'foreach' | 'stepper' (the per-parameter reference)
@@ -324,8 +323,8 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
 def annealed(
     opt_func:callable,  # A fastai optimizer function: `SGD`, `RMSProp`, `Adam`, `RAdam`, `QHAdam`, `Lamb`, `ranger`, a `partial` of one...
     anneal:str|callable='exp',   # 'exp' | 'cos' | 'lin' | 'sqrt' | 'poly' | f(start, end, pos): see `anneal_lr`
-    anneal_rate:float=0.9999,    # 'exp': factor applied every `anneal_every` steps, in (0, 1]
-    anneal_every:int=1,          # 'exp': steps between two decays
+    anneal_rate:float=None,      # 'exp' only: factor applied every `anneal_every` steps, in (0, 1] (None: 0.9999)
+    anneal_every:int=None,       # 'exp' only: steps between two decays (None: 1)
     total_steps:int=None,        # Shaped anneals: steps from `lr` to `lr_min`
     lr_min:float=0.,             # Floor of the annealed lr
     impl:str='auto',             # 'auto' | 'fused' | 'foreach' (fastai's Adam and SGD steppers only) | 'stepper'
@@ -334,7 +333,7 @@ def annealed(
     if not callable(opt_func) or (isinstance(opt_func, type) and issubclass(opt_func, torch.optim.Optimizer)):
         raise TypeError(f"opt_func must be a fastai optimizer function such as Adam or ranger, got {opt_func!r}")
     _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
-    _check_given_hypers(getattr(opt_func, 'keywords', {}))  # `partial(SGD, mom=1.5)`: now
+    _check_hypers({k: v for k,v in getattr(opt_func, 'keywords', {}).items() if k != 'lr'})  # `partial(SGD, mom=1.5)`: now
     kw = dict(anneal=anneal, anneal_rate=anneal_rate, anneal_every=anneal_every, total_steps=total_steps, lr_min=lr_min,
               impl=_check_impl(impl))
     return partial(_annealed_opt, opt_func=opt_func, anneal_kwargs=kw)

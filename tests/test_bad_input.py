@@ -266,7 +266,7 @@ def test_annealed_takes_one_hyper_per_group():
     ps = [[torch.zeros(2, requires_grad=True)], [torch.zeros(2, requires_grad=True)]]
     opt = annealed(partial(Adam, wd=[0., 0.01]))(ps, lr=1e-3)
     assert [h['wd'] for h in opt.hypers] == [0., 0.01]
-    with pytest.raises(ValueError, match=r'wd must be in \[0, inf\)'): annealed(partial(Adam, wd=[0., -0.01]))
+    with pytest.raises(ValueError, match=r'wd\[1\] must be in \[0, inf\)'): annealed(partial(Adam, wd=[0., -0.01]))
 
 def test_save_figure_takes_an_image_name_under_any_backend(tmp_path, monkeypatch):
     "The formats of every backend count: with the pdf backend the figure's own canvas lists only pdf, and matplotlib writes png"

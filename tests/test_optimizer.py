@@ -82,6 +82,10 @@ FACTORIES = [SGDAnneal, RMSPropAnneal, AdamAnneal, annealed(RAdam), partial(Anne
     (dict(anneal='cos'), ValueError, 'total_steps (the number of optimizer steps to anneal over, >= 1) is required'),
     (dict(anneal='cos', total_steps=0), ValueError, 'total_steps must be >= 1'),
     (dict(anneal='exp', total_steps=100), ValueError, 'total_steps applies to shaped anneals'),
+    (dict(anneal='cos', total_steps=100, anneal_rate=0.9), ValueError, "anneal_rate=0.9 applies to anneal='exp' only"),
+    (dict(anneal='lin', total_steps=100, anneal_every=10), ValueError, "anneal_every=10 applies to anneal='exp' only"),
+    (dict(anneal='sqrt', total_steps=100, anneal_rate=0.9999, anneal_every=1), ValueError,
+     "anneal_rate=0.9999 and anneal_every=1 applies to anneal='exp' only"),
     (dict(anneal='step'), ValueError, "anneal must be one of 'cos', 'lin', 'exp', 'sqrt', 'poly'"),
     (dict(anneal=3), TypeError, 'anneal must be a name in'),
     (dict(lr_min=-1.), ValueError, 'lr_min must be in [0, inf)'),
@@ -142,6 +146,8 @@ def test_annealed_bad_opt_func():
     with pytest.raises(TypeError, match='opt_func must be a fastai optimizer function'): annealed(torch.optim.AdamW)
     with pytest.raises(TypeError, match='opt_func must be a fastai optimizer function'): annealed('Adam')
     with pytest.raises(ValueError, match=r'anneal_rate must be in \(0, 1\]'): annealed(Adam, anneal_rate=2)  # at definition, before any params
+    with pytest.raises(ValueError, match="anneal_every=5 applies to anneal='exp' only"):  # would have been silently ignored
+        annealed(Adam, anneal='cos', total_steps=10, anneal_every=5)
     with pytest.raises(TypeError, match='already anneals its lr'): annealed(AdamAnneal)(make_params(), lr=1e-3)
     with pytest.raises(TypeError, match='needs an opt_func returning a fastai Optimizer'):
         annealed(lambda ps, lr: torch.optim.SGD(ps, lr=lr))(make_params(), lr=1e-3)
