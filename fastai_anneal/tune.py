@@ -522,6 +522,9 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
     elif v.two_phase: call = inspect.signature(learn.fine_tune_anneal).bind(*args, **kwargs).arguments
     else: call = bind_call(v, learn, *args, **kwargs)
     lr_like = _lr_like(lr_arg, call.get(lr_arg))
+    if lr_like is None and v is not None and v.lr_from_opt and learn.opt is not None:  # a cooldown keeps the groups' ratios
+        held = [h['lr'] for h in learn.opt.hypers]
+        if max(held) > 0: lr_like = held
     for k in (v.fixed_lr_args if v else ()):
         if call.get(k) is not None:
             raise ValueError(f"{k} must be None when {fit} is tuned, got {k}={call[k]!r}: it is an absolute lr, and the trials scale "

@@ -294,6 +294,17 @@ def test_group_ratios_kept():
     res = learn.lr_tune(10, [1e-3, 4e-3], fit='fit_cos_anneal')
     assert res.lr[1] == res.scale and res.lr[0]/res.lr[1] == pytest.approx(0.25)
 
+def test_a_tuned_cooldown_keeps_the_ratios_the_optimizer_holds():
+    "`fit_cooldown(n, 'auto')` after a discriminative stable run: the tuner scales the groups' lrs as a whole, as lr=None keeps them"
+    learn = _learner(groups=2)
+    quiet_fit(learn, 'fit_flat_anneal', 1, slice(1e-3, 1e-2), pct_start=1.)
+    before = [h['lr'] for h in learn.opt.hypers]
+    res = learn.lr_tune(4, fit='fit_cooldown')
+    assert res.lr[1] == res.scale and res.lr[0]/res.lr[1] == pytest.approx(before[0]/before[1], rel=1e-9)
+    quiet_fit(learn, 'fit_cooldown', 4, 'auto')
+    after = [h['lr'] for h in learn.opt.hypers]  # the end of the cooldown: each group's start over div_final
+    assert after[0]/after[1] == pytest.approx(before[0]/before[1], rel=1e-9)
+
 def test_monitor_metric():
     "A metric scores the last rung; fastai's regression metrics are minimised (their names say neither loss nor error)"
     learn = _learner(metrics=[mae, rmse, R2Score()])
