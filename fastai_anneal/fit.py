@@ -13,9 +13,9 @@ from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback
 from ._checks import check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance
 from ._groups import n_groups
-from .registry import Variant, VARIANTS
+from .registry import Variant, VARIANTS, _add
 
-__all__ = ['ReplayShuffles']  # and the `Learner` patches, applied on import
+__all__ = ['ReplayShuffles', 'register_variant']  # and the `Learner` patches, applied on import
 
 def _group_lrs(learn, lr, name:str) -> np.ndarray:
     "One lr per param group from a float, a slice (as `Optimizer.set_hyper`) or a list; `learn.lr` if None"
@@ -197,8 +197,25 @@ def _fit_method(v:Variant) -> FunctionType:
     fit.__annotations__ = {k: p.annotation for k,p in sig.parameters.items() if p.annotation is not inspect.Parameter.empty}
     return fit
 
+def _free(v:Variant):
+    "Refuse a variant whose method would replace one `Learner` has (fastai's `fit`, `fit_one_cycle`, `fine_tune`...)"
+    if v.method in dir(Learner):
+        raise ValueError(f"Variant {v.method!r}: method is already a Learner method; give the variant its own name")
+
+def _patch(v:Variant): _free(v); patch_to(Learner)(_fit_method(v))
+
 for _v in VARIANTS.values():
-    if not _v.two_phase: patch_to(Learner)(_fit_method(_v))
+    if not _v.two_phase: _patch(_v)
+
+def register_variant(v:Variant) -> Variant:
+    ("Add `v` at run time: its `Learner` method (checked arguments, `lr='auto'`, `lr_tune(fit=...)`), as the package's own variants "
+     "get (the console script's choices stay the package's)")
+    if not isinstance(v, Variant): raise TypeError(f"v must be a Variant, got {type(v).__name__}")
+    if v.two_phase:
+        raise ValueError(f"Variant {v.method!r}: two_phase variants are written by hand in fit.py; register a one-phase variant")
+    _free(v); _add(v)  # `_add` refuses a registered or reserved name
+    _patch(v)
+    return v
 
 def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_warmup=0.1, div_final=1e5, anneal='cos',
                      **kwargs) -> tuple:

@@ -1,14 +1,15 @@
 """One entry per fit variant: it drives the `Learner` patches (`fit.py`), the console script's `compare` and `preview`
 choices (`cli.py`), the parametrised tests and the README's table. Adding a schedule is a builder in `schedules.py`
-and one `Variant(...)` in `VARIANTS` below."""
+and one `Variant(...)` in `_BUILTIN` below; a user's own variant goes through `register_variant` (`fit.py`) at run time."""
 from __future__ import annotations
 import inspect
 from dataclasses import dataclass
+from types import MappingProxyType
 from .schedules import (cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgdr_cycles, flat_anneal_scheds, cooldown_scheds,
                         step_decay_scheds, time_decay_scheds, cyclic_scheds)
 from ._checks import check_int
 
-__all__ = ['Variant', 'VARIANTS', 'markdown_table']
+__all__ = ['Variant', 'VARIANTS', 'RESERVED', 'markdown_table']
 
 def _params(f) -> dict: return dict(inspect.signature(f).parameters)
 
@@ -33,6 +34,37 @@ class Variant:
     lr_from_opt:bool=False   # An lr of None means the lr each param group holds now (a cooldown), not `learn.lr`
     in_default_compare:bool=True  # `compare` runs it without `--schedules` (False: only when named, keeping the default run short)
     fixed_lr_args:tuple=()   # Other arguments that are absolute lrs (cyclic's `base_lr`): `lr_tune` scales `lr_arg` alone, so refuses them
+
+    def __post_init__(self):
+        "Every field checked, each error naming the variant and the field: a bad entry fails here, not at the fit or the import"
+        m = self.method
+        if not isinstance(m, str) or not m.isidentifier() or m.startswith('_'):
+            raise ValueError(f"Variant method must be a public identifier (the Learner method's name), got {m!r}")
+        def bad(field, what, exc=ValueError): raise exc(f"Variant {m!r}: {field} {what}, got {getattr(self, field)!r}")
+        if not callable(self.builder): bad('builder', "must be a schedule builder (keyword arguments -> {'lr': f(pos), ...})", TypeError)
+        try: params = _params(self.builder)
+        except (TypeError, ValueError): bad('builder', 'must have an inspectable signature', TypeError)
+        for f in ('lr_arg', 'doc', 'fastai', 'reference'):
+            if not isinstance(getattr(self, f), str) or not getattr(self, f): bad(f, 'must be a non-empty string', TypeError)
+        if len(self.doc.splitlines()) != 1: bad('doc', 'must be one line (the method\'s docstring)')
+        lr = self.builder_lr or self.lr_arg
+        if lr not in params:
+            bad('builder_lr' if self.builder_lr else 'lr_arg', f"must name the builder's lr argument, one of {list(params)}")
+        for f in ('examples', 'epoch_args', 'fixed_lr_args'):
+            if not isinstance(getattr(self, f), tuple): bad(f, 'must be a tuple', TypeError)
+        if not all(isinstance(e, dict) for e in self.examples): bad('examples', 'must hold dicts of keyword arguments', TypeError)
+        if not self.epoch_args: bad('epoch_args', 'must name the arguments that fix the length of training')
+        if not self.two_phase:  # a two-phase variant's arguments are its hand-written method's
+            unknown = [k for k in (*self.epoch_args, *self.fixed_lr_args) if k != 'n_epoch' and k not in params]
+            if unknown: bad('epoch_args' if set(unknown) & set(self.epoch_args) else 'fixed_lr_args',
+                            f"must be 'n_epoch' or arguments of the builder {list(params)} (unknown: {unknown})")
+            if self.n_epoch_of is None and 'n_epoch' not in self.epoch_args:
+                bad('epoch_args', "must include 'n_epoch' when n_epoch_of is None (the epochs are then that argument)")
+        for f in ('n_epoch_of', 'for_epochs'):
+            if getattr(self, f) is not None and not callable(getattr(self, f)): bad(f, 'must be None or callable', TypeError)
+        if self.budget is not None and not isinstance(self.budget, str): bad('budget', 'must be None or a string', TypeError)
+        for f in ('two_phase', 'lr_from_opt', 'in_default_compare'):
+            if not isinstance(getattr(self, f), bool): bad(f, 'must be True or False', TypeError)
 
     @property
     def name(self) -> str: return self.method.removeprefix('fit_')  # the name `compare --schedules` takes
@@ -70,7 +102,21 @@ def _cyclic_epochs(n, n_batch=None):
     n = check_int('n_epoch', n)
     return dict(n_epoch=n) if n_batch is None else dict(n_epoch=n, step_size_up=max(1, round(n * check_int('n_batch', n_batch) / 4)))
 
-VARIANTS = {v.method: v for v in (
+# the package's own `Learner` methods that are not variants (`tune.py` patches them after the variants): no variant may take them
+RESERVED = ('lr_tune', 'fit_tuned', 'lr_tune_result')
+
+_REGISTERED = {}
+VARIANTS = MappingProxyType(_REGISTERED)  # read-only: `register_variant` (fit.py) adds a variant and its `Learner` method together
+
+def _add(v:Variant):
+    "Put `v` in the registry, refusing a method name already taken (by a variant or `RESERVED`)"
+    if not isinstance(v, Variant): raise TypeError(f"variant must be a Variant, got {type(v).__name__}")
+    if v.method in _REGISTERED or v.method in RESERVED:
+        taken = 'registered' if v.method in _REGISTERED else 'a method of the package'
+        raise ValueError(f"Variant {v.method!r}: method is already {taken}; give the variant its own name")
+    _REGISTERED[v.method] = v
+
+_BUILTIN = (
     Variant('fit_cos_anneal', cos_anneal_scheds, 'lr_max',
         doc="Fit `self.model` for `n_epoch` with optional warmup then cosine annealing to `lr_max/div_final` (SGDR without restarts, "
             "arXiv 1608.03983)",
@@ -120,7 +166,8 @@ VARIANTS = {v.method: v for v in (
         budget="fit_cyclic(N, lr, step_size_up=N*n_batch/4): two triangles from lr/4 to lr and back, momentum 0.9-0.8",
         examples=(dict(n_epoch=3, max_lr=1e-2, step_size_up=3, step_size_down=4, mode='triangular2'),
                   dict(n_epoch=4, max_lr=1e-2, base_lr=1e-3, step_size_up=2, mode='exp_range', gamma=0.9, cycle_momentum=False))),
-)}
+)
+for _v in _BUILTIN: _add(_v)
 
 def markdown_table() -> str:
     "The README's table of variants: `python -c 'from fastai_anneal.registry import *; print(markdown_table())'`"

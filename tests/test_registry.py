@@ -11,7 +11,7 @@ from fastai_anneal.all import *
 from fastai_anneal.registry import VARIANTS, markdown_table
 from fastai_anneal.fit import bind_call, prepare_call
 from fastai_anneal import cli
-from conftest import learner_state, assert_restored
+from conftest import learner_state, assert_restored, mk_learner, RecordHypers
 
 ONE_PHASE = [m for m,v in VARIANTS.items() if not v.two_phase]
 
@@ -109,3 +109,70 @@ def test_every_variant_rejects_bad_calls_untouched(method, kwargs, match, traine
     before = learner_state(learn)
     with pytest.raises((ValueError, TypeError), match=match): getattr(learn, method)(**kwargs)
     assert_restored(before, learner_state(learn))
+
+# ---------------------------------------------------------------- registering a variant: checked, and at run time
+from fastai_anneal.registry import Variant, RESERVED, _REGISTERED
+from fastai_anneal.schedules import cooldown_scheds
+
+def _poly_scheds(lr, power:float=2.):
+    "A user's schedule: `lr*(1-pos)**power`"
+    if not isinstance(power, (int, float)) or not power > 0: raise ValueError(f"power must be > 0, got {power!r}")
+    return {'lr': lambda pos: lr*(1-pos)**power}
+
+def _variant(method='fit_poly', builder=_poly_scheds, lr_arg='lr', **kw):
+    return Variant(method, builder, lr_arg, **{**dict(doc='Fit with a polynomial decay', fastai='fit', reference='its builder',
+                                                     examples=(dict(n_epoch=2, lr=1e-2),)), **kw})
+
+@pytest.mark.parametrize('kw,exc,msg', [
+    (dict(method='fit poly'), ValueError, "Variant method must be a public identifier"),
+    (dict(method='_fit_poly'), ValueError, "Variant method must be a public identifier"),
+    (dict(builder='cos'), TypeError, "Variant 'fit_poly': builder must be a schedule builder"),
+    (dict(lr_arg='lr_max'), ValueError, "Variant 'fit_poly': lr_arg must name the builder's lr argument, one of ['lr', 'power']"),
+    (dict(builder_lr='peak'), ValueError, "Variant 'fit_poly': builder_lr must name the builder's lr argument"),
+    (dict(epoch_args=('n_epochs',)), ValueError, "Variant 'fit_poly': epoch_args must be 'n_epoch' or arguments of the builder"),
+    (dict(epoch_args='n_epoch'), TypeError, "Variant 'fit_poly': epoch_args must be a tuple"),
+    (dict(epoch_args=('power',)), ValueError, "epoch_args must include 'n_epoch' when n_epoch_of is None"),
+    (dict(fixed_lr_args=('base_lr',)), ValueError, "Variant 'fit_poly': fixed_lr_args must be 'n_epoch' or arguments of the builder"),
+    (dict(examples=[dict(n_epoch=2)]), TypeError, "Variant 'fit_poly': examples must be a tuple"),
+    (dict(examples=('n_epoch=2',)), TypeError, "Variant 'fit_poly': examples must hold dicts"),
+    (dict(doc='two\nlines'), ValueError, "Variant 'fit_poly': doc must be one line"),
+    (dict(fastai=None), TypeError, "Variant 'fit_poly': fastai must be a non-empty string"),
+    (dict(n_epoch_of=3), TypeError, "Variant 'fit_poly': n_epoch_of must be None or callable"),
+    (dict(lr_from_opt='yes'), TypeError, "Variant 'fit_poly': lr_from_opt must be True or False"),
+])
+def test_a_bad_variant_is_refused_naming_the_field(kw, exc, msg):
+    with pytest.raises(exc) as e: _variant(**kw)
+    assert msg in str(e.value), str(e.value)
+
+@pytest.mark.parametrize('method', ['fit', 'fit_one_cycle', 'fine_tune', 'lr_find', *RESERVED, 'fit_cos_anneal'])
+def test_register_refuses_a_name_taken(method):
+    "fastai's methods, the package's own and a registered variant stay what they are"
+    before = (dict(_REGISTERED), getattr(Learner, method, None))
+    with pytest.raises(ValueError, match=rf"Variant '{method}': method is already"): register_variant(_variant(method))
+    assert (dict(_REGISTERED), getattr(Learner, method, None)) == before
+
+def test_register_refuses_other_things():
+    with pytest.raises(TypeError, match='v must be a Variant, got dict'): register_variant(dict(method='fit_poly'))
+    with pytest.raises(ValueError, match='two_phase variants are written by hand'): register_variant(_variant(two_phase=True))
+    with pytest.raises(TypeError, match="'mappingproxy' object does not support item assignment"): VARIANTS['fit_poly'] = _variant()
+    assert 'fit_poly' not in VARIANTS and not hasattr(Learner, 'fit_poly')
+
+@pytest.fixture
+def poly_variant():
+    v = register_variant(_variant())
+    yield v
+    del _REGISTERED[v.method]; delattr(Learner, v.method)
+
+def test_a_variant_registered_at_run_time_is_a_complete_method(poly_variant):
+    "A method with the builder's arguments and docs, its checks before touching the learner, and lr='auto'"
+    assert VARIANTS['fit_poly'] is poly_variant and Learner.fit_poly.__doc__ == 'Fit with a polynomial decay'
+    assert list(inspect.signature(Learner.fit_poly).parameters)[:4] == ['self', 'n_epoch', 'lr', 'power']
+    learn = _learner()
+    with pytest.raises(ValueError, match='power must be > 0'): learn.fit_poly(2, 1e-2, power=-1.)
+    assert learn.opt is None
+    with learn.no_bar(), learn.no_logging(): learn.fit_poly(2, 1e-2, power=1., cbs=(rec := RecordHypers()))
+    n = 2*len(learn.dls.train)
+    np.testing.assert_allclose([b[0] for b in rec.lrs], [1e-2*(1 - i/n) for i in range(n)], rtol=1e-12)  # fastai's pct_train
+    learn = mk_learner(n_train=100)
+    with learn.no_bar(), learn.no_logging(): learn.fit_poly(10, 'auto', power=3.)
+    assert 1e-7 < learn.lr_tune_result.lr < 10 and learn.lr_tune_result.trials
