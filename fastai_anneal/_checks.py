@@ -26,7 +26,8 @@ def check_int(name:str, v, lo:int=1, hi:int|None=INT_MAX) -> int:
     if not whole: raise TypeError(f"{name} must be a whole number >= {lo}, got {_short(v)}")
     if v < lo: raise ValueError(f"{name} must be >= {lo}, got {_short(v)}")
     if hi is not None and v > hi:
-        raise ValueError(f"{name} must be in [{lo}, {'2**53' if hi == INT_MAX else hi}] (a count a float holds exactly), got {_short(v)}")
+        why = ' (a count a float holds exactly)' if hi == INT_MAX else ''
+        raise ValueError(f"{name} must be in [{lo}, {'2**53' if hi == INT_MAX else hi}]{why}, got {_short(v)}")
     return int(v)
 
 def check_integral(name:str, v, lo:int=None, none_ok:bool=False) -> int|None:

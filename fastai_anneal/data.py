@@ -14,11 +14,12 @@ __all__ = ['mnist1d_arrays', 'mnist1d_dls', 'mnist1d_cnn', 'digits_dls', 'digits
            'image_folder_resnet', 'DATASETS', 'check_data', 'get_data']
 
 # ---------------------------------------------------------------- MNIST-1D
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding, which the generator uses
 def mnist1d_arrays(seed:int=42,  # Seed of the generator (42 is the published dataset)
 ) -> tuple:
     ("MNIST-1D (Greydanus 2020) generated locally with the `mnist1d` package: `(x, y, x_test, y_test)`, 4000/1000 samples of length "
      "40; each call gets its own copies of the arrays (generated once per seed)")
-    return tuple(a.copy() for a in _mnist1d_arrays(check_int('seed', seed, 0)))
+    return tuple(a.copy() for a in _mnist1d_arrays(check_int('seed', seed, 0, SEED_MAX)))
 
 @lru_cache(maxsize=2)
 def _mnist1d_arrays(seed:int) -> tuple:
@@ -47,7 +48,7 @@ def mnist1d_dls(bs:int=100,  # Batch size (the paper uses 100)
 ) -> DataLoaders:
     "MNIST-1D `DataLoaders`: x of shape (bs, 1, 40) float32, y int64 labels in [0, 10)"
     bs = check_int('bs', bs)
-    x,y,xt,yt = mnist1d_arrays(data_seed)
+    x,y,xt,yt = mnist1d_arrays(check_int('data_seed', data_seed, 0, SEED_MAX))
     return _array_dls(x[:, None], y, xt[:, None], yt, bs, seed, device)
 
 class _Conv1dNet(nn.Module):

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.backend_bases import FigureCanvasBase
-from ._checks import check_int, check_pct, check_named as _check_named
+from ._checks import check_int, check_pct, check_bool, check_named as _check_named, _short
 
 __all__ = ['schedule_values', 'plot_schedule', 'plot_lrs', 'plot_history', 'plot_comparison', 'save_figure']
 
@@ -44,10 +44,26 @@ def plot_schedule(scheds:dict,  # `{'lr': f, ...}` from a builder of `schedules.
     fig.tight_layout()
     return fig
 
-def _axes(name, d, ax):
-    "`ax`, or a new one, once `d` is checked"
-    _check_named(name, d)
+def _axes(ax):
+    "`ax`, or a new one"
     return plt.subplots(figsize=(6, 4))[1] if ax is None else ax
+
+def _values(name:str, d:dict, ndim:int) -> dict:
+    "Each value of `d` as a float64 array of `ndim` dimensions (1: a value per batch; 2: seeds x epochs), or raise naming it"
+    res,what = {},('a non-empty list of numbers' if ndim == 1 else 'a non-empty array (seeds, epochs), every seed as long')
+    for k,v in d.items():
+        try: a = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError): raise ValueError(f"{name}[{k!r}] must be {what}, got {_short(v)}") from None
+        if ndim == 2: a = np.atleast_2d(a)
+        if a.ndim != ndim or a.size == 0: raise ValueError(f"{name}[{k!r}] must be {what}, got shape {a.shape}")
+        res[k] = a
+    return res
+
+def _check_style(dashed, legend) -> tuple:
+    "`dashed` (None or names) and `legend` checked"
+    if dashed is not None and (isinstance(dashed, str) or not all(isinstance(n, str) for n in dashed)):
+        raise TypeError(f"dashed must be None or a list of schedule names, got {dashed!r}")
+    return dashed,check_bool('legend', legend)
 
 def _style(name, dashed):
     "Dashed lines go on top, thinner, so a curve identical to a solid one stays visible"
@@ -61,9 +77,11 @@ def plot_lrs(lrs:dict,  # `{schedule: lr at every training batch}`, all of the s
     legend:bool=True,        # Draw a legend on `ax`
 ):
     "Overlay the learning rate schedules in `lrs` on one axis"
-    ax = _axes('lrs', lrs, ax)
-    for name,v in lrs.items():
-        v = np.asarray(v, dtype=np.float64)
+    _check_named('lrs', lrs)
+    vals,(dashed,legend),log = _values('lrs', lrs, 1),_check_style(dashed, legend),check_bool('log', log)
+    if n_epoch is not None: n_epoch = check_int('n_epoch', n_epoch)
+    ax = _axes(ax)
+    for name,v in vals.items():
         x = np.arange(len(v))/len(v)
         ax.plot(x*n_epoch if n_epoch else x, v, label=name, **_style(name, dashed))
     ax.set_xlabel('epoch' if n_epoch else 'fraction of training'); ax.set_ylabel('learning rate')
@@ -78,11 +96,13 @@ def plot_history(hist:dict,  # `{schedule: array (seeds, epochs)}` of a per-epoc
     legend:bool=True,        # Draw a legend on `ax`
 ):
     "Mean over seeds of a per-epoch metric for each schedule, with the min-max band of the seeds shaded"
-    ax = _axes('hist', hist, ax)
-    for name,v in hist.items():
-        v = np.atleast_2d(np.asarray(v, dtype=np.float64))
+    _check_named('hist', hist)
+    vals,(dashed,legend) = _values('hist', hist, 2),_check_style(dashed, legend)
+    ax = _axes(ax)
+    for name,v in vals.items():
         x = np.arange(1, v.shape[1]+1)
-        line, = ax.plot(x, v.mean(0), label=name, **_style(name, dashed))
+        one = dict(marker='o') if v.shape[1] == 1 else {}  # a line through one point draws nothing
+        line, = ax.plot(x, v.mean(0), label=name, **_style(name, dashed), **one)
         if len(v) > 1: ax.fill_between(x, v.min(0), v.max(0), color=line.get_color(), alpha=0.12, lw=0)
     ax.set_xlabel('epoch'); ax.set_ylabel(ylabel)
     if legend: ax.legend(fontsize='small')
@@ -96,14 +116,16 @@ def plot_comparison(lrs:dict,  # `{schedule: lr at every training batch}`
 ):
     "Two panels: the learning rate schedules overlaid, and valid accuracy per epoch (mean and seed band); one legend below"
     _check_named('lrs', lrs); _check_named('hist', hist)
+    vals = _values('hist', hist, 2); _values('lrs', lrs, 1); _check_style(dashed, True)
     if zoom is not None: zoom = check_pct('zoom', zoom)
-    n_epoch = np.atleast_2d(next(iter(hist.values()))).shape[1]
+    n_epoch = next(iter(vals.values())).shape[1]
     fig,(a1,a2) = plt.subplots(1, 2, figsize=(11, 4.3))
     plot_lrs(lrs, n_epoch=n_epoch, ax=a1, dashed=dashed, legend=False)
     plot_history(hist, ax=a2, dashed=dashed, legend=False)
     if zoom:
         lo = int(n_epoch*zoom)
-        tail = np.concatenate([np.atleast_2d(v)[:, lo:].ravel() for v in hist.values()])
+        tail = np.concatenate([v[:, lo:].ravel() for v in vals.values()])
+        tail = tail[np.isfinite(tail)]  # a diverged run's NaN or inf: drawn (or not) by `plot_history`, not a limit
         if lo > 0 and tail.size: a2.set_xlim(lo+0.5, n_epoch+0.5); a2.set_ylim(tail.min() - 0.01, tail.max() + 0.01)
     a1.set_title('learning rate'); a2.set_title('validation accuracy')
     if title: fig.suptitle(title)

@@ -215,6 +215,17 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: schedule_values(cos_anneal_scheds(1e-3), 10**5, 10**3), r'n_epoch\*n_batch must be <= 10,000,000'),
     (lambda l: save_figure(plot_schedule(cos_anneal_scheds(1e-3), 2, 5), 'figure'), 'path must be a file name ending in an image'),
     (lambda l: preview('fit_time_decay', decay_rate=-1.), r'decay_rate must be in \[0, inf\)'),
+    (lambda l: plot_lrs({'a': [1e-3, 1e-4]}, n_epoch=-3), 'n_epoch must be >= 1, got -3'),
+    (lambda l: plot_lrs({'a': [1e-3, 1e-4]}, n_epoch=0), 'n_epoch must be >= 1, got 0'),
+    (lambda l: plot_lrs({'a': [1e-3, 1e-4]}, log='no'), "log must be True or False, got 'no'"),
+    (lambda l: plot_lrs({'a': [[1e-3], [1e-4]]}), r"lrs\['a'\] must be a non-empty list of numbers, got shape \(2, 1\)"),
+    (lambda l: plot_history({'a': [[.5, .6], [.5]]}), r"hist\['a'\] must be a non-empty array \(seeds, epochs\), every seed as long"),
+    (lambda l: plot_history({'a': [.5, .6]}, legend='yes'), "legend must be True or False"),
+    (lambda l: plot_history({'a': [.5, .6]}, dashed='a'), "dashed must be None or a list of schedule names"),
+    (lambda l: plot_comparison({'a': [1e-3]}, {'a': [[.5], [.6, .7]]}), r"hist\['a'\] must be a non-empty array"),
+    (lambda l: mnist1d_dls(data_seed=2**32), r'data_seed must be in \[0, 4294967295\], got 4294967296'),
+    (lambda l: mnist1d_dls(data_seed=-1), 'data_seed must be >= 0, got -1'),
+    (lambda l: mnist1d_arrays(seed=2**32), r'seed must be in \[0, 4294967295\], got 4294967296'),
 ]
 
 @pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])
