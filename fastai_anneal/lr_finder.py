@@ -14,7 +14,7 @@ from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp
 from .schedules import get_anneal, sched_sqrt, sched_poly
 from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs
 from ._groups import n_groups as _n_groups
-from .snapshot import LearnerSnapshot, _csv_loggers_aside, _RecorderKept
+from .snapshot import LearnerSnapshot, _csv_loggers_aside, _RecorderKept, _CallbacksKept
 
 __all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
 
@@ -313,9 +313,12 @@ def lr_find(self:Learner,
     n_epoch = cb.num_it//len(self.dls.train) + 1
     snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: what comes back
     kept = _RecorderKept(self); kept.__enter__()  # the last fit's history, put back if no sweep runs
+    # after an exception the other callbacks' state comes back too: fastai's trackers stand aside for the sweep (`run=False`) and
+    # only their `after_fit`, which an exception skips, puts them back. A sweep that ends leaves them as it left them, as fastai's
+    cbs_kept = _CallbacksKept(self, skip=Recorder)
     try:
         with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
-    except BaseException: snap.restore(swapped=True); raise  # callbacks' `after_fit` may not have put back what they swapped
+    except BaseException: snap.restore(swapped=True); cbs_kept.restore(); raise  # what callbacks swapped, and their state
     finally: cb.restore()
     if cb.raw_losses is None:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none
         kept.__exit__(None, None, None)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 import copy, random, warnings
 import numpy as np, torch
+from torch import nn
 from fastai.optimizer import _BaseOptimizer
+from fastai.callback.core import Callback
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.progress import CSVLogger
@@ -46,15 +48,38 @@ def _dataloaders(dls) -> list:
         if dl is not None and not any(dl is r for r in res): res.append(dl); todo.append(vars(dl).get('dl'))
     return res
 
+_RNGS = (random.Random, np.random.Generator, np.random.RandomState, torch.Generator)
+
 def _generators(dls:list) -> list:
-    ("The torch generators that shuffle `dls`: a loader's own, and its sampler's and batch sampler's (a plain torch `DataLoader` "
-     "given `RandomSampler(ds, generator=g)`)")
+    ("The random generators that shuffle `dls`, under any attribute name: a loader's own (but fastai's `rng`, which a loader replaces "
+     "every epoch), its sampler's and batch sampler's (a torch `RandomSampler(ds, generator=g)`, a batch sampler with its own numpy "
+     "`Generator`)")
     res = []
     for dl in dls:
         d = vars(dl)
         for o in (dl, d.get('sampler'), d.get('batch_sampler'), getattr(d.get('batch_sampler'), 'sampler', None)):
-            g = getattr(o, 'generator', None) if o is not None else None
-            if isinstance(g, torch.Generator) and not any(g is r for r in res): res.append(g)
+            if o is None or not hasattr(o, '__dict__'): continue
+            for k,g in vars(o).items():
+                if isinstance(g, _RNGS) and not (o is dl and k == 'rng') and not any(g is r for r in res): res.append(g)
+    return res
+
+def _rng_state(g):
+    if isinstance(g, torch.Generator): return g.get_state()
+    if isinstance(g, np.random.Generator): return copy.deepcopy(g.bit_generator.state)
+    return g.get_state() if isinstance(g, np.random.RandomState) else g.getstate()
+
+def _set_rng_state(g, st):
+    if isinstance(g, torch.Generator): g.set_state(st)
+    elif isinstance(g, np.random.Generator): g.bit_generator.state = st
+    elif isinstance(g, np.random.RandomState): g.set_state(st)
+    else: g.setstate(st)
+
+def _opt_params(opts:list) -> list:
+    "The parameters `opts` train: a fastai optimizer's `param_lists`, a torch one's `param_groups` (a loss's own parameters too)"
+    res = []
+    for o in opts:
+        groups = [g['params'] for g in o.param_groups] if isinstance(o, torch.optim.Optimizer) else getattr(o, 'param_lists', [])
+        res += [p for g in groups for p in g if isinstance(p, torch.Tensor)]
     return res
 
 class LearnerSnapshot:
@@ -65,24 +90,27 @@ class LearnerSnapshot:
      "callbacks left them: a model a callback wrapped on purpose stays wrapped")
     def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
         self.learn,model = learn,learn.model
+        # the model's modules and a loss's (a learnable temperature or log-variance), and any other parameter the optimizers train
+        mods = list({id(m): m for o in (model, learn.loss_func) if isinstance(o, nn.Module) for m in o.modules()}.values())
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
-                        for m in model.modules() for kind in ('_parameters', '_buffers') for n,t in getattr(m,
-                                                                                                            kind).items() if t is not None]
-        self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
-        self.modes = [(m, m.training) for m in model.modules()]
+                        for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
+        self.opts = _optimizers(learn)
+        params = {id(p): p for p in [*(t for m,kind,n,t,c in self.tensors if kind == '_parameters'), *_opt_params(self.opts)]}
+        self.tensors += [(None, None, None, p, p.detach().clone()) for i,p in params.items() if i not in clones]
+        self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in params.values()]
+        self.modes = [(m, m.training) for m in mods]
         self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
         self.swapped = {k: getattr(learn, k) for k in ('loss_func', 'model') if hasattr(learn, k)}
         self.loaders = (learn.dls, learn.dls.loaders) if isinstance(getattr(learn.dls, 'loaders', None), list) else None
         self.hooks = [(d, dict(d)) for m in model.modules() for k,d in vars(m).items() if k.endswith('hooks') and isinstance(d, dict)]
-        self.opts = _optimizers(learn)
-        memo = {id(o): o for o in self.opts + list(model.parameters())}
+        memo = {id(o): o for o in self.opts + [p for p,_,_ in self.params]}
         self.opt_states = [_snap_opt(o, memo) for o in self.opts]
         self.rng = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
         dls = _dataloaders(learn.dls)
         self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
-        self.dl_rngs += [(g, 'state', g.get_state()) for g in _generators(dls)]
+        self.dl_rngs += [(g, 'state', _rng_state(g)) for g in _generators(dls)]
         self.restored,self.swaps_restored = False,False
 
     def restore(self, swapped:bool=False):
@@ -97,7 +125,7 @@ class LearnerSnapshot:
         self.restored = True
         with torch.no_grad():
             for m,kind,n,t,c in self.tensors:
-                getattr(m, kind)[n] = t  # a fit that swapped a tensor out gets the original object back
+                if m is not None: getattr(m, kind)[n] = t  # a fit that swapped a tensor out gets the original object back
                 t.copy_(c)
         for p,rg,g in self.params: p.requires_grad_(rg); p.grad = g
         for m,training in self.modes: m.training = training
@@ -107,11 +135,39 @@ class LearnerSnapshot:
         if self.rng['cuda'] is not None: torch.cuda.set_rng_state_all(self.rng['cuda'])
         for dl,attr,st in self.dl_rngs:
             if attr == 'rng': dl.rng = st  # fastai's `DataLoader.randomize` replaces `rng` at every epoch
-            else: dl.set_state(st)  # a torch.Generator
+            else: _set_rng_state(dl, st)  # a sampler's generator
         self.tensors = self.params = self.opt_states = None  # free the copies
 
     def __enter__(self): return self
     def __exit__(self, exc_type, *exc): self.restore(swapped=exc_type is not None)
+
+# ---------------------------------------------------------------- callbacks' state
+def _copy_vars(d:dict, memo:dict) -> dict:
+    "A deep copy of each value of `d` (what `memo` holds stays shared); one that cannot be deep-copied: a copy one level down"
+    res = {}
+    for k,v in d.items():
+        try: res[k] = copy.deepcopy(v, memo)
+        except Exception: res[k] = copy.copy(v) if type(v) in (list, dict, set) else v
+    return res
+
+class _CallbacksKept:
+    ("Every attribute of the learner's callbacks and of `cbs` (a fit's own), deep-copied: a tracker's `best` and `run` flag, a weight "
+     "EMA's tensors, `ActivationStats`' history. `restore()` (also on leaving the block) puts them back, as fresh copies each time. "
+     "What they point to of the learner (itself, its model, parameters, optimizers, loaders, loss, other callbacks) stays shared. "
+     "`skip`: callback classes left alone (the `Recorder`, whose history `_RecorderKept` handles)")
+    def __init__(self, learn:Learner, cbs=None, skip:tuple=()):
+        self.cbs = list({id(c): c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback) and not isinstance(c, skip)}.values())
+        mods = [m for o in (learn.model, learn.loss_func) if isinstance(o, nn.Module) for m in o.modules()]
+        shared = [learn, learn.model, learn.loss_func, learn.dls, *_dataloaders(learn.dls), *learn.cbs, *self.cbs, *mods,
+                  *(t for m in mods for t in [*m._parameters.values(), *m._buffers.values()] if t is not None), *_optimizers(learn)]
+        self.shared = {id(o): o for o in shared + _opt_params(_optimizers(learn))}
+        memo = dict(self.shared)  # one memo: references shared between callbacks stay shared
+        self.saved = [(c, _copy_vars(vars(c), memo)) for c in self.cbs]
+    def restore(self):
+        memo = dict(self.shared)
+        for c,d in self.saved: d = _copy_vars(d, memo); vars(c).clear(); vars(c).update(d)
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.restore()
 
 # ---------------------------------------------------------------- what a search leaves aside or puts back besides the snapshot
 def _is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))

@@ -6,14 +6,14 @@ import numpy as np, torch
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr, patch
 from fastcore.foundation import L
-from fastai.learner import Learner
+from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback, CancelFitException, CancelTrainException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, SchedNo
 from fastai.callback.progress import CSVLogger
 from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs
 from ._groups import n_groups
 from .registry import VARIANTS
-from .snapshot import LearnerSnapshot, _RecorderKept, _csv_loggers_aside, _is_csv
+from .snapshot import LearnerSnapshot, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
 from .fit import bind_call, prepare_call, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
 from .lr_finder import _diverged  # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
 
@@ -263,7 +263,8 @@ def tune_lr(learn:Learner,
      "then a stability probe: the fit's own first batches, the lr halved while they climb back up")
     start = time.perf_counter()
     # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log, and leaves the last fit's history
-    with _csv_loggers_aside(learn), _RecorderKept(learn):
+    # every callback's state comes back too: a tracker's `run` flag after an interrupt, an EMA or `ActivationStats` the trials fed
+    with _csv_loggers_aside(learn), _RecorderKept(learn), _CallbacksKept(learn, cbs, skip=Recorder):
         return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not _is_csv(c)), wd, reset_opt,
                      start)
 
@@ -436,18 +437,16 @@ class CollapseWatch(Callback):
             self.fired = n + 1
 
 class _FitState:
-    ("What a fit changes beyond the learner: the learner (`LearnerSnapshot`), each callback's attributes (a tracker's `best` and "
-     "`wait` when it keeps them across fits) and the files of `CSVLogger`s that append; `restore()` puts them back")
+    ("What a fit changes beyond the learner: the learner (`LearnerSnapshot`), each callback's attributes (`_CallbacksKept`: a "
+     "tracker's `best` and `wait`, an EMA's tensors) and the files of `CSVLogger`s that append; `restore()` puts them back")
     def __init__(self, learn, cbs):
         self.snap = LearnerSnapshot(learn)
-        cbs = [c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback)]  # instances: a class passed in `cbs` has no state yet
-        # a list, dict or set one level down is copied too: a callback may append to it in place
-        self.cbs = [(c, {k: copy.copy(v) if type(v) in (list, dict, set) else v for k,v in vars(c).items()}) for c in cbs]
+        self.cbs = _CallbacksKept(learn, cbs)  # instances only: a class passed in `cbs` has no state yet
         self.logs = [(p, p.stat().st_size if p.exists() else None) for p in
-                     {Path(learn.path)/c.fname for c in cbs if isinstance(c, CSVLogger) and c.append}]
+                     {Path(learn.path)/c.fname for c in [*learn.cbs, *L(cbs)] if isinstance(c, CSVLogger) and c.append}]
     def restore(self):
         self.snap.restore()
-        for c,d in self.cbs: vars(c).clear(); vars(c).update(d)
+        self.cbs.restore()
         for p,size in self.logs:
             if size is None: p.unlink(missing_ok=True)
             elif p.exists():

@@ -198,7 +198,7 @@ def test_auto_equals_two_steps(method, stepping):
     lr = b.lr_tune(**args, fit=method).lr
     assert lr == a.lr_tune_result.lr
     quiet_fit(b, method, **{**args, v.lr_arg: lr}, cbs=rb)
-    assert len(ra.hps) > len(rb.hps) and ra.hps[-len(rb.hps):] == rb.hps  # the fit's callbacks ran in the trials too
+    assert ra.hps == rb.hps  # the fit's callbacks ran in the trials too, and got their state back (test_range_test_runs_with_...)
     assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
 
 def test_collapsed_needs_a_fall_given_back_and_held():
@@ -343,15 +343,15 @@ def test_a_loss_below_zero():
 
 def test_range_test_runs_with_the_fits_callbacks_and_wd():
     "The range test (the scale of every trial) runs with the fit's `cbs` and `wd`, as the trials do; the learner's `wd` comes back"
+    seen = []  # outside the callback: the tuner gives each callback its state back
     class Spy(Callback):
-        def __init__(self): self.seen = []
         def before_batch(self):
-            if self.training and self.iter == 0: self.seen.append((type(getattr(self.learn, 'lr_finder', None)).__name__,
-                                                                   self.opt.hypers[0]['wd']))
+            if self.training and self.iter == 0: seen.append((type(getattr(self.learn, 'lr_finder', None)).__name__,
+                                                              self.opt.hypers[0]['wd']))
     spy,learn = Spy(),_learner()
     wd = learn.wd
     learn.lr_tune(10, fit='fit_cos_anneal', cbs=spy, wd=0.3)
-    assert spy.seen[0] == ('AnnealLRFinder', 0.3) and all(w == 0.3 for _,w in spy.seen) and learn.wd == wd and spy not in learn.cbs
+    assert seen[0] == ('AnnealLRFinder', 0.3) and all(w == 0.3 for _,w in seen) and learn.wd == wd and spy not in learn.cbs
 
 def test_epochs_a_callback_shortens():
     "A callback that ends epochs early: trials run more epochs to fill their batches; when they cannot, a clear error, not 'diverged'"
@@ -426,17 +426,17 @@ def test_recorder_keeps_the_last_fit():
 
 def test_reset_opt_in_the_trials():
     "`reset_opt=True`: the range test, every trial and the fit start from a new optimizer (no state from an earlier fit)"
+    seen = []  # outside the callback: the tuner gives each callback its state back
     class FirstState(Callback):
-        def __init__(self): self.seen = []
         def before_batch(self):
-            if self.training and self.iter == 0 and self.epoch == 0: self.seen.append(len(self.opt.state))
+            if self.training and self.iter == 0 and self.epoch == 0: seen.append(len(self.opt.state))
     learn = _learner()
     quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3)
-    spy = FirstState(); learn.add_cb(spy)
+    learn.add_cb(FirstState())
     quiet_fit(learn, 'fit_cos_anneal', 10, 'auto', reset_opt=True)
-    assert len(spy.seen) > 5 and set(spy.seen) == {0}
-    spy.seen.clear(); learn.lr_tune(10, fit='fit_cos_anneal')
-    assert min(spy.seen) > 0  # without it, every trial goes on from the optimizer's state, as the fit would
+    assert len(seen) > 5 and set(seen) == {0}
+    seen.clear(); learn.lr_tune(10, fit='fit_cos_anneal')
+    assert min(seen) > 0  # without it, every trial goes on from the optimizer's state, as the fit would
 
 def test_tracker_callbacks_stand_aside(tmp_path):
     "SaveModelCallback and EarlyStoppingCallback on the learner: no file written while tuning, and the fit then uses them"
@@ -659,3 +659,99 @@ def test_a_range_test_that_diverges_at_once_warns_in_the_tuners_terms():
         with learn.no_bar(), learn.no_logging(): res = learn.lr_tune(10, fit='fit_cos_anneal')
     assert math.isfinite(res.lr) and res.lr > 0
     assert not [w for w in got if 'lr_find: no' in str(w.message)]
+
+# ---------------------------------------------------------------- the restore contract: callbacks, a loss's parameters, samplers
+class _BoomAt(Callback):
+    "Raise `exc` at the 3rd batch of the range test ('range'), a trial ('trial') or `lr_find`'s sweep ('find')"
+    def __init__(self, exc, where): self.exc,self.where,self.n = exc,where,0
+    def after_batch(self):
+        f = getattr(self.learn, 'lr_finder', None)
+        if isinstance(f, TrialScheduler if self.where == 'trial' else AnnealLRFinder):
+            self.n += 1
+            if self.n == 3: raise self.exc
+
+@pytest.mark.parametrize('exc', [RuntimeError('boom'), KeyboardInterrupt()])
+@pytest.mark.parametrize('where', ['range', 'trial', 'find'])
+def test_an_interrupt_leaves_the_trackers_running(exc, where, tmp_path):
+    "Trackers stand aside (`run=False`) for a search and fastai puts them back only in `after_fit`: an interrupt must not leave them off"
+    trackers = [SaveModelCallback(fname='best'), EarlyStoppingCallback(patience=1), AnnealPlateau(patience=0)]
+    learn = _learner(path=tmp_path, cbs=trackers)
+    learn.add_cb(_BoomAt(exc, where))
+    with pytest.raises(type(exc)):
+        if where == 'find': learn.lr_find(show_plot=False)
+        else: quiet_fit(learn, 'fit_cos_anneal', 10, 'auto')
+    learn.remove_cb(_BoomAt)
+    assert all(c.run for c in trackers)
+    quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2)
+    assert (tmp_path/'models'/'best.pth').exists()  # the next fit saves its best model
+
+class _LearnedVarMSE(nn.Module):
+    "MSE weighted by a learnable log-variance: a loss with a parameter the optimizer trains"
+    def __init__(self): super().__init__(); self.log_var = nn.Parameter(torch.zeros(1))
+    def forward(self, pred, targ): return ((pred - targ)**2).mean() * torch.exp(-self.log_var) + self.log_var
+
+def test_tuning_restores_a_parameter_outside_the_model():
+    learn = _learner()
+    learn.loss_func = loss = _LearnedVarMSE()
+    learn.splitter = lambda m: [*m.parameters(), loss.log_var]
+    quiet_fit(learn, 'fit_cos_anneal', 1, 1e-2)
+    p = loss.log_var
+    before = p.detach().clone(),{k: v.clone() for k,v in learn.opt.state[p].items() if isinstance(v, torch.Tensor)}
+    learn.lr_tune(10, fit='fit_cos_anneal')
+    assert torch.equal(p.detach(), before[0])  # the trials trained it
+    after = {k: v for k,v in learn.opt.state[p].items() if isinstance(v, torch.Tensor)}  # its state, under the parameter itself
+    assert after.keys() == before[1].keys() and all(torch.equal(after[k], v) for k,v in before[1].items())
+
+class _OwnRngBatches(torch.utils.data.Sampler):
+    "Batches from the sampler's own numpy Generator (a class-balanced or bucketing sampler does this)"
+    def __init__(self, n, bs): self.n,self.bs,self.rng = n,bs,np.random.default_rng(0)
+    def __len__(self): return self.n//self.bs
+    def __iter__(self):
+        idx = self.rng.permutation(self.n)
+        for i in range(len(self)): yield idx[i*self.bs:(i+1)*self.bs].tolist()
+
+def test_tuning_restores_a_samplers_own_rng():
+    "`lr_tune` then `fit` trains on the batches `fit` alone sees"
+    def learner():
+        set_seed(0, reproducible=True)
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(1600, 1, generator=g); ds = torch.utils.data.TensorDataset(x, 2*x + 1)
+        dls = DataLoaders(torch.utils.data.DataLoader(ds, batch_sampler=_OwnRngBatches(1600, 16)),
+                          torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:32], 2*x[:32] + 1), batch_size=16))
+        return Learner(dls, nn.Linear(1, 1), loss_func=MSELossFlat())
+    a,b = learner(),learner()
+    quiet_fit(a, 'fit_cos_anneal', 2, 1e-2)
+    b.lr_tune(10, fit='fit_cos_anneal'); quiet_fit(b, 'fit_cos_anneal', 2, 1e-2)
+    assert all(torch.equal(p, q) for p,q in zip(a.model.parameters(), b.model.parameters()))
+
+class _WeightEMA(Callback):
+    "An EMA of the weights kept across fits, updated in place; its steps in a fastcore `L`"
+    order = 90
+    def __init__(self, beta=0.9): self.beta,self.ema,self.steps = beta,None,L()
+    def before_fit(self):
+        if self.ema is None: self.ema = {n: p.detach().clone() for n,p in self.learn.model.named_parameters()}
+    def after_step(self):
+        for n,p in self.learn.model.named_parameters(): self.ema[n].lerp_(p.detach(), 1 - self.beta)
+        self.steps.append(self.train_iter)
+
+def test_tuning_gives_back_the_callbacks_state():
+    "The trials feed the callbacks (`ActivationStats`, an EMA): they come back as the last fit left them"
+    from fastai.callback.hook import ActivationStats
+    learn = _learner(cbs=ActivationStats(with_hist=False))
+    quiet_fit(learn, 'fit_cos_anneal', 1, 1e-2)
+    stats = copy.deepcopy(learn.activation_stats.stats)
+    ema = _WeightEMA()
+    learn.lr_tune(10, fit='fit_cos_anneal', cbs=ema)
+    assert learn.activation_stats.stats == stats
+    assert ema.ema is None and len(ema.steps) == 0  # the fit starts the EMA, not a trial
+
+def test_a_restart_puts_back_tensors_and_Ls_a_callback_updates_in_place():
+    "A collapsed fit's updates to an EMA's tensors and an `L` are undone: bit for bit the fit at half the lr"
+    ref = _learner().lr_tune(10, fit='fit_cos_anneal')
+    a,b = _learner(),_learner()
+    ea,eb = _WeightEMA(),_WeightEMA()
+    quiet_fit(a, 'fit_cos_anneal', 10, 'auto', cbs=[ea, _FakeCollapse(0.75*ref.scale)])
+    assert len(a.lr_tune_result.restarts) == 1
+    b.lr_tune(10, fit='fit_cos_anneal', cbs=[eb, _FakeCollapse(0.75*ref.scale)])
+    quiet_fit(b, 'fit_cos_anneal', 10, ref.scale/2, cbs=[eb, _FakeCollapse(0.75*ref.scale)])
+    assert list(ea.steps) == list(eb.steps) and all(torch.equal(ea.ema[k], eb.ema[k]) for k in eb.ema)
