@@ -150,14 +150,22 @@ def _copy_vars(d:dict, memo:dict) -> dict:
         except Exception: res[k] = copy.copy(v) if type(v) in (list, dict, set) else v
     return res
 
+def _modules_in(v, depth:int=2):
+    "The `nn.Module`s in `v`, or in its lists, tuples, sets and dicts down to `depth`"
+    if isinstance(v, nn.Module): yield v
+    elif depth and isinstance(v, (list, tuple, set, dict)):
+        for x in (v.values() if isinstance(v, dict) else v): yield from _modules_in(x, depth-1)
+
 class _CallbacksKept:
     ("Every attribute of the learner's callbacks and of `cbs` (a fit's own), deep-copied: a tracker's `best` and `run` flag, a weight "
      "EMA's tensors, `ActivationStats`' history. `restore()` (also on leaving the block) puts them back, as fresh copies each time. "
-     "What they point to of the learner (itself, its model, parameters, optimizers, loaders, loss, other callbacks) stays shared. "
-     "`skip`: callback classes left alone (the `Recorder`, whose history `_RecorderKept` handles)")
+     "What they point to of the learner (itself, its model, parameters, optimizers, loaders, loss, other callbacks) stays shared, and "
+     "so does any `nn.Module` a callback holds (a distillation teacher: copying it could double the GPU memory). `skip`: callback "
+     "classes left alone (the `Recorder`, whose history `_RecorderKept` handles)")
     def __init__(self, learn:Learner, cbs=None, skip:tuple=()):
         self.cbs = list({id(c): c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback) and not isinstance(c, skip)}.values())
         mods = [m for o in (learn.model, learn.loss_func) if isinstance(o, nn.Module) for m in o.modules()]
+        mods += [m for c in self.cbs for v in vars(c).values() for m in _modules_in(v)]
         shared = [learn, learn.model, learn.loss_func, learn.dls, *_dataloaders(learn.dls), *learn.cbs, *self.cbs, *mods,
                   *(t for m in mods for t in [*m._parameters.values(), *m._buffers.values()] if t is not None), *_optimizers(learn)]
         self.shared = {id(o): o for o in shared + _opt_params(_optimizers(learn))}
