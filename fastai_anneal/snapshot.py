@@ -28,7 +28,8 @@ def _snap_opt(opt, memo):
     if isinstance(opt, torch.optim.Optimizer): return copy.deepcopy(opt.state_dict())
     attrs,skipped = {},[]
     for k,v in vars(opt).items():
-        if k == 'param_lists': continue  # a fit never regroups the params
+        if k == 'param_lists':  # the params themselves, not copies: a callback may swap them for a fit (fastai's fp32 masters)
+            attrs[k] = L(L(list(g)) for g in v); continue
         try: attrs[k] = copy.deepcopy(v, memo)  # one memo: references shared between attributes stay shared
         except Exception: attrs[k] = v; skipped.append(k)
     if skipped: warnings.warn(f"LearnerSnapshot: optimizer attribute(s) {skipped} of {type(opt).__name__} cannot be deep-copied "
@@ -37,7 +38,7 @@ def _snap_opt(opt, memo):
 
 def _restore_opt(opt, saved):
     if isinstance(opt, torch.optim.Optimizer): return opt.load_state_dict(saved)
-    for k in set(vars(opt)) - set(saved) - {'param_lists'}: delattr(opt, k)  # attributes the fit added
+    for k in set(vars(opt)) - set(saved): delattr(opt, k)  # attributes the fit added
     for k,v in saved.items(): setattr(opt, k, v)
 
 def _dataloaders(dls) -> list:

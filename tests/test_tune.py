@@ -764,3 +764,19 @@ def test_a_restart_puts_back_tensors_and_Ls_a_callback_updates_in_place():
     b.lr_tune(10, fit='fit_cos_anneal', cbs=[eb, _FakeCollapse(0.75*ref.scale)])
     quiet_fit(b, 'fit_cos_anneal', 10, ref.scale/2, cbs=[eb, _FakeCollapse(0.75*ref.scale)])
     assert list(ea.steps) == list(eb.steps) and all(torch.equal(ea.ema[k], eb.ema[k]) for k in eb.ema)
+
+class _SwapParams(Callback):
+    "Swaps the optimizer's params for copies in `before_fit` and back in `after_fit`, as fastai's fp32 masters (`to_non_native_fp16`)"
+    def before_fit(self):
+        self.old = self.opt.param_lists
+        self.opt.param_lists = L(L(nn.Parameter(p.detach().clone()) for p in g) for g in self.old)
+    def after_fit(self): self.opt.param_lists = self.old
+
+def test_an_interrupt_puts_back_params_a_callback_swapped():
+    "An interrupt skips `after_fit`: the optimizer must not be left stepping the copies"
+    learn = _learner(cbs=_SwapParams())
+    quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3)
+    before = [list(g) for g in learn.opt.param_lists]
+    learn.add_cb(_BoomAt(KeyboardInterrupt(), 'trial'))
+    with pytest.raises(KeyboardInterrupt): quiet_fit(learn, 'fit_cos_anneal', 10, 'auto')
+    assert [[p is q for p,q in zip(g, h)] for g,h in zip(learn.opt.param_lists, before)] == [[True]*len(g) for g in before]
