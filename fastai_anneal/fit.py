@@ -214,7 +214,7 @@ def register_variant(v:Variant) -> Variant:
     if v.two_phase:
         raise ValueError(f"Variant {v.method!r}: two_phase variants are written by hand in fit.py; register a one-phase variant")
     _free(v); _add(v)  # `_add` refuses a registered or reserved name
-    _patch(v)
+    patch_to(Learner)(_fit_method(v))
     return v
 
 def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_warmup=0.1, div_final=1e5, anneal='cos',

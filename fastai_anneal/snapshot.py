@@ -83,6 +83,10 @@ def _opt_params(opts:list) -> list:
         res += [p for g in groups for p in g if isinstance(p, torch.Tensor)]
     return res
 
+def _modules(learn) -> list:
+    "The modules of the model and of a loss that is a module (a learnable temperature or log-variance), each once"
+    return list({id(m): m for o in (learn.model, learn.loss_func) if isinstance(o, nn.Module) for m in o.modules()}.values())
+
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
      "hypers, frozen groups), `lr` and the RNGs. After an exception (`restore(swapped=True)`, a `with` block left by one) also what "
@@ -91,8 +95,7 @@ class LearnerSnapshot:
      "callbacks left them: a model a callback wrapped on purpose stays wrapped")
     def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
         self.learn,model = learn,learn.model
-        # the model's modules and a loss's (a learnable temperature or log-variance), and any other parameter the optimizers train
-        mods = list({id(m): m for o in (model, learn.loss_func) if isinstance(o, nn.Module) for m in o.modules()}.values())
+        mods = _modules(learn)  # and below, any other parameter the optimizers train
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
                         for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
@@ -165,8 +168,7 @@ class _CallbacksKept:
      "classes left alone (the `Recorder`, whose history `_RecorderKept` handles)")
     def __init__(self, learn:Learner, cbs=None, skip:tuple=()):
         self.cbs = list({id(c): c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback) and not isinstance(c, skip)}.values())
-        mods = [m for o in (learn.model, learn.loss_func) if isinstance(o, nn.Module) for m in o.modules()]
-        mods += [m for c in self.cbs for v in vars(c).values() for m in _modules_in(v)]
+        mods = _modules(learn) + [m for c in self.cbs for v in vars(c).values() for m in _modules_in(v)]
         shared = [learn, learn.model, learn.loss_func, learn.dls, *_dataloaders(learn.dls), *learn.cbs, *self.cbs, *mods,
                   *(t for m in mods for t in [*m._parameters.values(), *m._buffers.values()] if t is not None), *_optimizers(learn)]
         self.shared = {id(o): o for o in shared + _opt_params(_optimizers(learn))}

@@ -1,6 +1,6 @@
 "Budget-aware learning rate: short trials of the very fit you are about to run pick its peak lr (`Learner.lr_tune`, `lr='auto'`)."
 from __future__ import annotations
-import copy, inspect, math, time, warnings
+import inspect, math, time, warnings
 from pathlib import Path
 import numpy as np, torch
 import matplotlib.pyplot as plt
