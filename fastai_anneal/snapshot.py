@@ -163,14 +163,15 @@ def _modules_in(v, depth:int=2):
 class _CallbacksKept:
     ("Every attribute of the learner's callbacks and of `cbs` (a fit's own), deep-copied: a tracker's `best` and `run` flag, a weight "
      "EMA's tensors, `ActivationStats`' history. `restore()` (also on leaving the block) puts them back, as fresh copies each time. "
-     "What they point to of the learner (itself, its model, parameters, optimizers, loaders, loss, other callbacks) stays shared, and "
-     "so does any `nn.Module` a callback holds (a distillation teacher: copying it could double the GPU memory). `skip`: callback "
-     "classes left alone (the `Recorder`, whose history `_RecorderKept` handles)")
+     "What they point to of the learner (itself, its model, parameters, optimizers, loaders and their datasets, loss, other callbacks) "
+     "stays shared, and so does any `nn.Module` a callback holds (a distillation teacher: copying it could double the GPU memory). "
+     "`skip`: callback classes left alone (the `Recorder`, whose history `_RecorderKept` handles)")
     def __init__(self, learn:Learner, cbs=None, skip:tuple=()):
         self.cbs = list({id(c): c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback) and not isinstance(c, skip)}.values())
         mods = _modules(learn) + [m for c in self.cbs for v in vars(c).values() for m in _modules_in(v)]
-        shared = [learn, learn.model, learn.loss_func, learn.dls, *_dataloaders(learn.dls), *learn.cbs, *self.cbs, *mods,
-                  *(t for m in mods for t in [*m._parameters.values(), *m._buffers.values()] if t is not None), *_optimizers(learn)]
+        dls = _dataloaders(learn.dls)  # and their datasets: a callback may hold one, it is not its state
+        shared = [learn, learn.model, learn.loss_func, learn.dls, *dls, *(vars(d).get('dataset') for d in dls), *learn.cbs, *self.cbs,
+                  *mods, *(t for m in mods for t in [*m._parameters.values(), *m._buffers.values()] if t is not None), *_optimizers(learn)]
         self.shared = {id(o): o for o in shared + _opt_params(_optimizers(learn))}
         memo = dict(self.shared)  # one memo: references shared between callbacks stay shared
         self.saved = [(c, _copy_vars(vars(c), memo)) for c in self.cbs]

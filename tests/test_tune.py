@@ -748,11 +748,11 @@ def test_tuning_gives_back_the_callbacks_state():
 def test_a_module_a_callback_holds_stays_shared():
     "A distillation teacher is not copied (it could double the GPU memory): the callback holds the same object after tuning"
     class Teacher(Callback):
-        def __init__(self, m): self.teacher,self.pair = m,[m]
-    teacher = nn.Linear(1, 1)
-    cb = Teacher(teacher)
-    _learner().lr_tune(10, fit='fit_cos_anneal', cbs=cb)
-    assert cb.teacher is teacher and cb.pair[0] is teacher
+        def __init__(self, m, ds): self.teacher,self.pair,self.ds = m,[m],ds
+    teacher,learn = nn.Linear(1, 1),_learner()
+    cb = Teacher(teacher, learn.dls.train.dataset)  # a dataset is the learner's, not the callback's state: not copied either
+    learn.lr_tune(10, fit='fit_cos_anneal', cbs=cb)
+    assert cb.teacher is teacher and cb.pair[0] is teacher and cb.ds is learn.dls.train.dataset
 
 def test_a_restart_puts_back_tensors_and_Ls_a_callback_updates_in_place():
     "A collapsed fit's updates to an EMA's tensors and an `L` are undone: bit for bit the fit at half the lr"
