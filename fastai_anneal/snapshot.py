@@ -61,7 +61,8 @@ def _generators(dls:list) -> list:
         for o in (dl, d.get('sampler'), d.get('batch_sampler'), getattr(d.get('batch_sampler'), 'sampler', None)):
             if o is None or not hasattr(o, '__dict__'): continue
             for k,g in vars(o).items():
-                if isinstance(g, _RNGS) and not (o is dl and k == 'rng') and not any(g is r for r in res): res.append(g)
+                if isinstance(g, _RNGS) and not isinstance(g, random.SystemRandom) and not (o is dl and k == 'rng') \
+                   and not any(g is r for r in res): res.append(g)  # the OS's randomness has no state to put back
     return res
 
 def _rng_state(g):
@@ -146,38 +147,42 @@ class LearnerSnapshot:
     def __exit__(self, exc_type, *exc): self.restore(swapped=exc_type is not None)
 
 # ---------------------------------------------------------------- callbacks' state
-def _copy_vars(d:dict, memo:dict) -> dict:
-    "A deep copy of each value of `d` (what `memo` holds stays shared); one that cannot be deep-copied: a copy one level down"
-    res = {}
-    for k,v in d.items():
-        try: res[k] = copy.deepcopy(v, memo)
-        except Exception: res[k] = copy.copy(v) if type(v) in (list, dict, set) else v
+def _plain_copy(v, memo:dict):
+    ("A copy of `v`'s plain state: tensors, numpy arrays and the lists, tuples, sets and dicts (`L`, `defaultdict`... too) that hold "
+     "them, copied through; numbers and strings as they are; and every other object shared, by identity, as `memo`'s are (a module, "
+     "a loader or dataset, fastai's `Hooks` still on the model, a file)")
+    if id(v) in memo: return memo[id(v)]
+    if isinstance(v, torch.Tensor): res = copy.deepcopy(v) if v.is_leaf else v.detach().clone()
+    elif isinstance(v, np.ndarray): res = v.copy()
+    elif isinstance(v, (list, dict, L)):
+        res = memo[id(v)] = copy.copy(v)  # the same type (a `defaultdict` keeps its factory); filled below, cycles included
+        if isinstance(v, dict): res.clear(); res.update({k: _plain_copy(x, memo) for k,x in v.items()})
+        elif isinstance(v, L): res.items = [_plain_copy(x, memo) for x in v.items]
+        else: res[:] = [_plain_copy(x, memo) for x in v]
+    elif isinstance(v, (tuple, set, frozenset)) and type(v) in (tuple, set, frozenset): res = type(v)(_plain_copy(x, memo) for x in v)
+    elif isinstance(v, tuple) and hasattr(v, '_fields'): res = type(v)(*(_plain_copy(x, memo) for x in v))  # a namedtuple
+    else: res = v
+    memo[id(v)] = res
     return res
 
-def _modules_in(v, depth:int=2):
-    "The `nn.Module`s in `v`, or in its lists, tuples, sets and dicts down to `depth`"
-    if isinstance(v, nn.Module): yield v
-    elif depth and isinstance(v, (list, tuple, set, dict)):
-        for x in (v.values() if isinstance(v, dict) else v): yield from _modules_in(x, depth-1)
-
 class _CallbacksKept:
-    ("Every attribute of the learner's callbacks and of `cbs` (a fit's own), deep-copied: a tracker's `best` and `run` flag, a weight "
-     "EMA's tensors, `ActivationStats`' history. `restore()` (also on leaving the block) puts them back, as fresh copies each time. "
-     "What they point to of the learner (itself, its model, parameters, optimizers, loaders and their datasets, loss, other callbacks) "
-     "stays shared, and so does any `nn.Module` a callback holds (a distillation teacher: copying it could double the GPU memory). "
-     "`skip`: callback classes left alone (the `Recorder`, whose history `_RecorderKept` handles)")
+    ("The plain state of the learner's callbacks and of `cbs` (a fit's own), copied (`_plain_copy`): a tracker's `best` and `run` "
+     "flag, a weight EMA kept in tensors, `ActivationStats`' history. `restore()` (also on leaving the block) puts it back, as fresh "
+     "copies each time. The learner's own tensors (parameters, buffers) and every other object a callback holds stay shared: a module "
+     "(a distillation teacher, or an EMA model, whose updates are not undone), a dataset, live hooks. `skip`: callback classes left "
+     "alone (the `Recorder`, whose history `_RecorderKept` handles)")
     def __init__(self, learn:Learner, cbs=None, skip:tuple=()):
         self.cbs = list({id(c): c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback) and not isinstance(c, skip)}.values())
-        mods = _modules(learn) + [m for c in self.cbs for v in vars(c).values() for m in _modules_in(v)]
-        dls = _dataloaders(learn.dls)  # and their datasets: a callback may hold one, it is not its state
-        shared = [learn, learn.model, learn.loss_func, learn.dls, *dls, *(vars(d).get('dataset') for d in dls), *learn.cbs, *self.cbs,
-                  *mods, *(t for m in mods for t in [*m._parameters.values(), *m._buffers.values()] if t is not None), *_optimizers(learn)]
-        self.shared = {id(o): o for o in shared + _opt_params(_optimizers(learn))}
+        mods = _modules(learn)
+        tensors = [t for m in mods for t in [*m._parameters.values(), *m._buffers.values()] if t is not None]
+        self.shared = {id(o): o for o in tensors + _opt_params(_optimizers(learn))}
         memo = dict(self.shared)  # one memo: references shared between callbacks stay shared
-        self.saved = [(c, _copy_vars(vars(c), memo)) for c in self.cbs]
+        self.saved = [(c, {k: _plain_copy(v, memo) for k,v in vars(c).items()}) for c in self.cbs]
     def restore(self):
         memo = dict(self.shared)
-        for c,d in self.saved: d = _copy_vars(d, memo); vars(c).clear(); vars(c).update(d)
+        for c,d in self.saved:
+            d = {k: _plain_copy(v, memo) for k,v in d.items()}
+            vars(c).clear(); vars(c).update(d)
     def __enter__(self): return self
     def __exit__(self, *exc): self.restore()
 

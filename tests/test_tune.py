@@ -745,14 +745,33 @@ def test_tuning_gives_back_the_callbacks_state():
     assert learn.activation_stats.stats == stats
     assert ema.ema is None and len(ema.steps) == 0  # the fit starts the EMA, not a trial
 
-def test_a_module_a_callback_holds_stays_shared():
-    "A distillation teacher is not copied (it could double the GPU memory): the callback holds the same object after tuning"
-    class Teacher(Callback):
-        def __init__(self, m, ds): self.teacher,self.pair,self.ds = m,[m],ds
+def test_objects_a_callback_holds_stay_shared():
+    ("Only plain state is copied: a distillation teacher (it could double the GPU memory), the data, and hooks still on the model "
+     "stay the objects they were, so the hooks keep feeding the callback and `remove()` takes them off")
+    from fastai.callback.hook import hook_outputs
+    class Holder(Callback):
+        def __init__(self, m, ds, tfms): self.teacher,self.pair,self.ds,self.tfms,self.hooks = m,[m],ds,tfms,None
+        def before_fit(self):
+            if self.hooks is None: self.hooks = hook_outputs([self.learn.model], detach=True)  # kept across fits
     teacher,learn = nn.Linear(1, 1),_learner()
-    cb = Teacher(teacher, learn.dls.train.dataset)  # a dataset is the learner's, not the callback's state: not copied either
-    learn.lr_tune(10, fit='fit_cos_anneal', cbs=cb)
-    assert cb.teacher is teacher and cb.pair[0] is teacher and cb.ds is learn.dls.train.dataset
+    cb = Holder(teacher, learn.dls.train.dataset, learn.dls.train.after_batch)
+    learn.add_cb(cb); quiet_fit(learn, 'fit', 1)
+    hooks = cb.hooks
+    learn.lr_tune(10, fit='fit_cos_anneal')
+    assert cb.teacher is teacher and cb.pair[0] is teacher and cb.ds is learn.dls.train.dataset and cb.tfms is learn.dls.train.after_batch
+    assert cb.hooks is hooks
+    xb,_ = learn.dls.one_batch()
+    out = learn.model(xb).detach()
+    assert torch.equal(cb.hooks.stored[0], out)  # the hook still feeds the callback
+    cb.hooks.remove()
+    assert len(learn.model._forward_hooks) == 0
+
+def test_a_system_random_sampler_is_left_alone():
+    "The OS's randomness has no state to save: a sampler drawing from `random.SystemRandom` does not stop the tuning"
+    import random as pyrandom
+    learn = _learner()
+    learn.dls.train.sys_rng = pyrandom.SystemRandom()
+    assert learn.lr_tune(10, fit='fit_cos_anneal').lr > 0
 
 def test_a_restart_puts_back_tensors_and_Ls_a_callback_updates_in_place():
     "A collapsed fit's updates to an EMA's tensors and an `L` are undone: bit for bit the fit at half the lr"
