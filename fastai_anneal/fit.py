@@ -198,8 +198,9 @@ def _fit_method(v:Variant) -> FunctionType:
     return fit
 
 def _free(v:Variant):
-    "Refuse a variant whose method would replace one `Learner` has (fastai's `fit`, `fit_one_cycle`, `fine_tune`...)"
-    if v.method in dir(Learner):
+    ("Refuse a variant whose method would replace one `Learner` has (fastai's `fit`, `fit_one_cycle`, `fine_tune`...); this module's "
+     "own patch may be made again (`importlib.reload`, IPython's autoreload)")
+    if v.method in dir(Learner) and getattr(getattr(Learner, v.method), '__module__', None) != __name__:
         raise ValueError(f"Variant {v.method!r}: method is already a Learner method; give the variant its own name")
 
 def _patch(v:Variant): _free(v); patch_to(Learner)(_fit_method(v))
@@ -213,8 +214,10 @@ def register_variant(v:Variant) -> Variant:
     if not isinstance(v, Variant): raise TypeError(f"v must be a Variant, got {type(v).__name__}")
     if v.two_phase:
         raise ValueError(f"Variant {v.method!r}: two_phase variants are written by hand in fit.py; register a one-phase variant")
-    _free(v); _add(v)  # `_add` refuses a registered or reserved name
-    patch_to(Learner)(_fit_method(v))
+    _free(v)
+    method = _fit_method(v)  # built before anything is registered
+    _add(v)  # refuses a registered or reserved name
+    patch_to(Learner)(method)
     return v
 
 def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_warmup=0.1, div_final=1e5, anneal='cos',

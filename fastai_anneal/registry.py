@@ -55,6 +55,12 @@ class Variant:
         if not all(isinstance(e, dict) for e in self.examples): bad('examples', 'must hold dicts of keyword arguments', TypeError)
         if not self.epoch_args: bad('epoch_args', 'must name the arguments that fix the length of training')
         if not self.two_phase:  # a two-phase variant's arguments are its hand-written method's
+            P = inspect.Parameter
+            odd = [k for k,p in params.items() if p.kind in (P.VAR_POSITIONAL, P.VAR_KEYWORD, P.POSITIONAL_ONLY)]
+            if odd: bad('builder', f"must take named arguments only (its method forwards each by name), not {odd}")
+            bare = [k for k,p in params.items() if p.default is P.empty and k not in (lr, 'n_batch', *self.epoch_args)]
+            if bare: bad('builder', f"must give a default to every argument but the lr and the epoch arguments (the method's "
+                                    f"signature follows the lr, which defaults to None), not to {bare}")
             unknown = [k for k in (*self.epoch_args, *self.fixed_lr_args) if k != 'n_epoch' and k not in params]
             if unknown: bad('epoch_args' if set(unknown) & set(self.epoch_args) else 'fixed_lr_args',
                             f"must be 'n_epoch' or arguments of the builder {list(params)} (unknown: {unknown})")

@@ -139,6 +139,8 @@ def _variant(method='fit_poly', builder=_poly_scheds, lr_arg='lr', **kw):
     (dict(fastai=None), TypeError, "Variant 'fit_poly': fastai must be a non-empty string"),
     (dict(n_epoch_of=3), TypeError, "Variant 'fit_poly': n_epoch_of must be None or callable"),
     (dict(lr_from_opt='yes'), TypeError, "Variant 'fit_poly': lr_from_opt must be True or False"),
+    (dict(builder=lambda lr, warm, power=2.: {}), ValueError, "builder must give a default to every argument but the lr and the epoch"),
+    (dict(builder=lambda lr, **kw: {}), ValueError, "Variant 'fit_poly': builder must take named arguments only"),
 ])
 def test_a_bad_variant_is_refused_naming_the_field(kw, exc, msg):
     with pytest.raises(exc) as e: _variant(**kw)
@@ -176,3 +178,11 @@ def test_a_variant_registered_at_run_time_is_a_complete_method(poly_variant):
     learn = mk_learner(n_train=100)
     with learn.no_bar(), learn.no_logging(): learn.fit_poly(10, 'auto', power=3.)
     assert 1e-7 < learn.lr_tune_result.lr < 10 and learn.lr_tune_result.trials
+
+def test_reloading_the_module_patches_again():
+    "IPython's autoreload re-runs `fit.py`: the package's own methods are made again (in a fresh process: a reload replaces classes)"
+    import subprocess, sys
+    code = ("import importlib, fastai_anneal.all, fastai_anneal.fit as f; from fastai.learner import Learner; importlib.reload(f); "
+            "assert Learner.fit_cos_anneal.__module__ == 'fastai_anneal.fit' != Learner.fit_one_cycle.__module__; print('ok')")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith('ok'), out.stderr[-2000:]
