@@ -48,14 +48,17 @@ def _axes(ax):
     "`ax`, or a new one"
     return plt.subplots(figsize=(6, 4))[1] if ax is None else ax
 
-def _values(name:str, d:dict, ndim:int) -> dict:
-    "Each value of `d` as a float64 array of `ndim` dimensions (1: a value per batch; 2: seeds x epochs), or raise naming it"
-    res,what = {},('a non-empty list of numbers' if ndim == 1 else 'a non-empty array (seeds, epochs), every seed as long')
+def _values(name:str, d:dict, hist:bool) -> dict:
+    ("Each value of `d` as a non-empty float64 array, or raise naming it: lrs, one per batch (a column per param group, as "
+     "`schedule_values` gives them for per-group lrs); or a history, seeds x epochs")
+    res = {}
+    what = ('a non-empty array (seeds, epochs), every seed as long' if hist else
+            'a non-empty list of lrs, one per batch (or an array (batches, param groups))')
     for k,v in d.items():
         try: a = np.asarray(v, dtype=np.float64)
         except (TypeError, ValueError): raise ValueError(f"{name}[{k!r}] must be {what}, got {_short(v)}") from None
-        if ndim == 2: a = np.atleast_2d(a)
-        if a.ndim != ndim or a.size == 0: raise ValueError(f"{name}[{k!r}] must be {what}, got shape {a.shape}")
+        if hist: a = np.atleast_2d(a)
+        if a.ndim not in ((2,) if hist else (1, 2)) or a.size == 0: raise ValueError(f"{name}[{k!r}] must be {what}, got shape {a.shape}")
         res[k] = a
     return res
 
@@ -78,7 +81,7 @@ def plot_lrs(lrs:dict,  # `{schedule: lr at every training batch}`, all of the s
 ):
     "Overlay the learning rate schedules in `lrs` on one axis"
     _check_named('lrs', lrs)
-    vals,(dashed,legend),log = _values('lrs', lrs, 1),_check_style(dashed, legend),check_bool('log', log)
+    vals,(dashed,legend),log = _values('lrs', lrs, False),_check_style(dashed, legend),check_bool('log', log)
     if n_epoch is not None: n_epoch = check_int('n_epoch', n_epoch)
     ax = _axes(ax)
     for name,v in vals.items():
@@ -97,7 +100,7 @@ def plot_history(hist:dict,  # `{schedule: array (seeds, epochs)}` of a per-epoc
 ):
     "Mean over seeds of a per-epoch metric for each schedule, with the min-max band of the seeds shaded"
     _check_named('hist', hist)
-    vals,(dashed,legend) = _values('hist', hist, 2),_check_style(dashed, legend)
+    vals,(dashed,legend) = _values('hist', hist, True),_check_style(dashed, legend)
     ax = _axes(ax)
     for name,v in vals.items():
         x = np.arange(1, v.shape[1]+1)
@@ -116,7 +119,7 @@ def plot_comparison(lrs:dict,  # `{schedule: lr at every training batch}`
 ):
     "Two panels: the learning rate schedules overlaid, and valid accuracy per epoch (mean and seed band); one legend below"
     _check_named('lrs', lrs); _check_named('hist', hist)
-    vals = _values('hist', hist, 2); _values('lrs', lrs, 1); _check_style(dashed, True)
+    vals = _values('hist', hist, True); _values('lrs', lrs, False); _check_style(dashed, True)
     if zoom is not None: zoom = check_pct('zoom', zoom)
     n_epoch = next(iter(vals.values())).shape[1]
     fig,(a1,a2) = plt.subplots(1, 2, figsize=(11, 4.3))

@@ -218,7 +218,7 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: plot_lrs({'a': [1e-3, 1e-4]}, n_epoch=-3), 'n_epoch must be >= 1, got -3'),
     (lambda l: plot_lrs({'a': [1e-3, 1e-4]}, n_epoch=0), 'n_epoch must be >= 1, got 0'),
     (lambda l: plot_lrs({'a': [1e-3, 1e-4]}, log='no'), "log must be True or False, got 'no'"),
-    (lambda l: plot_lrs({'a': [[1e-3], [1e-4]]}), r"lrs\['a'\] must be a non-empty list of numbers, got shape \(2, 1\)"),
+    (lambda l: plot_lrs({'a': [[[1e-3]], [[1e-4]]]}), r"lrs\['a'\] must be a non-empty list of lrs, one per batch .*got shape \(2, 1, 1\)"),
     (lambda l: plot_history({'a': [[.5, .6], [.5]]}), r"hist\['a'\] must be a non-empty array \(seeds, epochs\), every seed as long"),
     (lambda l: plot_history({'a': [.5, .6]}, legend='yes'), "legend must be True or False"),
     (lambda l: plot_history({'a': [.5, .6]}, dashed='a'), "dashed must be None or a list of schedule names"),
