@@ -166,6 +166,10 @@ def bind_call(v:Variant, learn, *args, **kwargs) -> dict:
     b.apply_defaults()
     return {k: a for k,a in b.arguments.items() if k != 'self'}
 
+def held_lrs(v:Variant, learn) -> list|None:
+    "The lr each param group holds now, what an lr of None means for `v` when it is a cooldown (`lr_from_opt`); None otherwise"
+    return [h['lr'] for h in learn.opt.hypers] if v.lr_from_opt and learn.opt is not None else None
+
 def prepare_call(v:Variant, learn, call:dict) -> dict:
     "Validate a call of a single-phase variant (`bind_call`'s dict) with no side effect; `_launch(learn, **result)` runs it"
     fit_kw = {p.name: call[p.name] for p in _FIT_ARGS}
@@ -174,7 +178,7 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
         raise ValueError(f"{v.lr_arg} must be given to resume {v.method} (start_epoch={call['start_epoch']!r}): with {v.lr_arg}=None "
                          f"it starts from the lr the optimizer holds, which a checkpoint of this run has already decayed; pass the lr "
                          f"the first run started from")
-    if lr is None and v.lr_from_opt and learn.opt is not None: lr = [h['lr'] for h in learn.opt.hypers]  # where the run stands
+    if lr is None: lr = held_lrs(v, learn)  # where the run stands
     nb = len(learn.dls.train)  # batches per epoch, for the schedules that count them (`fit` runs as many)
     return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
 

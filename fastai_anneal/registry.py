@@ -115,8 +115,7 @@ _REGISTERED = {}
 VARIANTS = MappingProxyType(_REGISTERED)  # read-only: `register_variant` (fit.py) adds a variant and its `Learner` method together
 
 def _add(v:Variant):
-    "Put `v` in the registry, refusing a method name already taken (by a variant or `RESERVED`)"
-    if not isinstance(v, Variant): raise TypeError(f"variant must be a Variant, got {type(v).__name__}")
+    "Put `v` (a `Variant`) in the registry, refusing a method name already taken (by a variant or `RESERVED`)"
     if v.method in _REGISTERED or v.method in RESERVED:
         taken = 'registered' if v.method in _REGISTERED else 'a method of the package'
         raise ValueError(f"Variant {v.method!r}: method is already {taken}; give the variant its own name")

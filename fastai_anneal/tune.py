@@ -14,7 +14,7 @@ from ._checks import check_float, check_bool, check_choice, check_lrs, check_int
 from ._groups import n_groups
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
-from .fit import bind_call, prepare_call, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
+from .fit import bind_call, prepare_call, held_lrs, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
 from .lr_finder import _diverged  # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
 
 # and `Learner.lr_tune`, applied on import
@@ -521,9 +521,8 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
     elif v.two_phase: call = inspect.signature(learn.fine_tune_anneal).bind(*args, **kwargs).arguments
     else: call = bind_call(v, learn, *args, **kwargs)
     lr_like = _lr_like(lr_arg, call.get(lr_arg))
-    if lr_like is None and v is not None and v.lr_from_opt and learn.opt is not None:  # a cooldown keeps the groups' ratios
-        held = [h['lr'] for h in learn.opt.hypers]
-        if max(held) > 0: lr_like = held
+    held = held_lrs(v, learn) if lr_like is None and v is not None else None  # a cooldown keeps the groups' ratios
+    if held and max(held) > 0: lr_like = held
     for k in (v.fixed_lr_args if v else ()):
         if call.get(k) is not None:
             raise ValueError(f"{k} must be None when {fit} is tuned, got {k}={call[k]!r}: it is an absolute lr, and the trials scale "
