@@ -5,7 +5,9 @@ no subcommands. Each command here is a plain function with docments, so `anno_pa
 help text and `--flag-name` spelling) and a Python caller gets the same function; argparse only adds the dispatch.
 """
 import argparse, csv, datetime, inspect, json, math, os, re, sys, tempfile, time, warnings
+from collections.abc import Mapping
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -25,13 +27,14 @@ from .lr_finder import SWEEPS, DEFAULT_SWEEP
 from . import tune  # noqa: F401, `Learner.lr_tune`
 from .metrics import Accuracy
 from .schedules import ANNEALS, WARMUPS, CYCLIC_MODES, get_anneal, sgdr_cycles
-from .registry import VARIANTS
+from .registry import VARIANTS, Variant
+from .fit import register_variant
 from ._checks import check_int, check_lr_or_name, check_device, check_out as _check_out
 from .data import check_data, get_data
 from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure, check_size
 
 __all__ = ['UsageError', 'Interrupted', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'compare', 'find_lr', 'PREVIEWS',
-           'preview', 'main']
+           'preview', 'PLUGINS', 'main']
 
 class UsageError(ValueError):
     "Bad input to a command: the console script prints it on one line and exits with status 2, before any training"
@@ -64,9 +67,22 @@ _FASTAI = {  # fastai's own methods, the baselines: name: (fit(learn, N, lr), ho
     'sgdr':      (_fit('fit_sgdr', VARIANTS['fit_sgdr_anneal'].epoch_kwargs, 'lr_max'),  # the cycles of fit_sgdr_anneal's budget
                   "fastai fit_sgdr(*sgdr_cycles(N), lr): cycle_mult=2 cycles filling N epochs, each a cosine from lr to 0"),
 }
-SCHEDULES = {**_FASTAI, **{v.name: (_fit(v.method, v.epoch_kwargs, v.lr_arg), v.budget) for v in VARIANTS.values() if v.budget},
-             'constant': (_fit('fit', _n_epoch, 'lr'), "fastai fit(N, lr): constant lr")}  # the registry's, then a constant-lr floor
+
+class _Live(Mapping):
+    "A read-only mapping built from the registry each time it is read: a variant registered later (a plugin's) is in it"
+    def __init__(self, build): self._build = build
+    def __getitem__(self, k): return self._build()[k]
+    def __iter__(self): return iter(self._build())
+    def __len__(self): return len(self._build())
+    def __repr__(self): return repr(self._build())
+
+def _schedules() -> dict:
+    "fastai's baselines, the registry's variants that have a budget, then a constant-lr floor"
+    return {**_FASTAI, **{v.name: (_fit(v.method, v.epoch_kwargs, v.lr_arg), v.budget) for v in VARIANTS.values() if v.budget},
+            'constant': (_fit('fit', _n_epoch, 'lr'), "fastai fit(N, lr): constant lr")}
+SCHEDULES = _Live(_schedules)  # name: (fit(learn, N, lr), how it spends the N epochs)
 _NAMED_ONLY = {v.name for v in VARIANTS.values() if not v.in_default_compare}  # run when named: the default run stays short
+# the package's own: a plugin's variant runs when named, so the default run stays the one README and BENCHMARKS time
 DEFAULT_SCHEDULES = tuple(k for k in SCHEDULES if k != 'constant' and k not in _NAMED_ONLY)
 
 # ---------------------------------------------------------------- argument checks (no side effect)
@@ -293,7 +309,7 @@ def find_lr(
     print(f"Wrote {out/'lr_find.png'}")
     return sugg
 
-PREVIEWS = {m: v.builder for m,v in VARIANTS.items() if not v.two_phase}  # method: its builder, for every one-phase variant
+PREVIEWS = _Live(lambda: {m: v.builder for m,v in VARIANTS.items() if not v.two_phase})  # method: its builder, one-phase variants
 
 _FROM_PREVIEW = ('n_epoch', 'n_batch')  # builder arguments `preview` fills from its own `epochs` and `n_batch`
 
@@ -389,11 +405,31 @@ def _parser() -> _Parser:
 
 COMMANDS = {'compare': compare, 'lr-find': find_lr, 'preview': preview}
 
-_FLAGS = {k for f in (compare, find_lr, preview, *PREVIEWS.values()) for k in inspect.signature(f).parameters} - {'variant', 'kwargs'}
-
 def _flag_names(msg:str) -> str:
     "Say `--pct-warmup` where a check says `pct_warmup`: the user typed the flag"
-    return re.sub(r"^(\w+)(?=[\s\[.])", lambda m: '--' + m[1].replace('_', '-') if m[1] in _FLAGS else m[1], msg)
+    flags = {k for f in (compare, find_lr, preview, *PREVIEWS.values()) for k in inspect.signature(f).parameters} - {'variant', 'kwargs'}
+    return re.sub(r"^(\w+)(?=[\s\[.])", lambda m: '--' + m[1].replace('_', '-') if m[1] in flags else m[1], msg)
+
+# ---------------------------------------------------------------- plugins
+PLUGINS = 'fastai_anneal.variants'  # entry-point group whose entries the console script loads before it parses its arguments
+
+def _register_all(obj):
+    "Register what a plugin's entry point gave: a `Variant`, a list or tuple of them, or a function returning None or either"
+    if callable(obj) and not isinstance(obj, (Variant, type)): obj = obj()
+    for v in (obj if isinstance(obj, (list, tuple)) else [] if obj is None or inspect.ismodule(obj) else [obj]):
+        if not isinstance(v, Variant): raise TypeError(f"it gave a {type(v).__name__}, not a Variant")
+        if VARIANTS.get(v.method) is not v: register_variant(v)  # a module that registered it as it was imported: done
+
+def _load_plugins(group:str=PLUGINS) -> list:
+    ("Load every entry point of `group`: a module that registers its variants on import, a `Variant`, a list of them, or a function "
+     "that registers or returns them. A plugin that fails is named on stderr and skipped: the package's own commands still run")
+    loaded = []
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        try: _register_all(ep.load())
+        except Exception as e:
+            print(f"fastai-anneal: plugin {ep.name!r} ({ep.value}) skipped: {type(e).__name__}: {e}", file=sys.stderr)
+        else: loaded.append(ep.name)
+    return loaded
 
 def main(argv:list=None,  # Command-line arguments; `sys.argv[1:]` if None
 ) -> int:
@@ -401,6 +437,7 @@ def main(argv:list=None,  # Command-line arguments; `sys.argv[1:]` if None
      "run, 130 on Ctrl-C")
     # files only: a console script needs no GUI toolkit; a notebook keeps its inline plots
     if 'IPython' not in sys.modules: plt.switch_backend('Agg')
+    _load_plugins()  # their variants join `compare --schedules` and `preview`
     args = vars(_parser().parse_args(argv))
     command = args.pop('command')
     try: COMMANDS[command](**args)

@@ -214,7 +214,7 @@ for _v in VARIANTS.values():
 
 def register_variant(v:Variant) -> Variant:
     ("Add `v` at run time: its `Learner` method (checked arguments, `lr='auto'`, `lr_tune(fit=...)`), as the package's own variants "
-     "get (the console script's choices stay the package's)")
+     "get; the console script offers it when a package's entry point of group `fastai_anneal.variants` gives it (`cli.PLUGINS`)")
     if not isinstance(v, Variant): raise TypeError(f"v must be a Variant, got {type(v).__name__}")
     if v.two_phase:
         raise ValueError(f"Variant {v.method!r}: two_phase variants are written by hand in fit.py; register a one-phase variant")

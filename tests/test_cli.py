@@ -316,3 +316,52 @@ def test_interrupted_before_any_result_leaves_no_folder(tmp_path, monkeypatch, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f'fastai-anneal {command}: interrupted'), err
     assert _tree(tmp_path) == []
+
+_PLUGIN = '''
+from fastai_anneal.registry import Variant
+def poly_scheds(lr, power:float=2.):
+    "lr*(1-pos)**power"
+    if not isinstance(power, (int, float)) or not power > 0: raise ValueError(f"power must be > 0, got {power!r}")
+    return {'lr': lambda pos: lr*(1-pos)**power}
+POLY = Variant('fit_poly', poly_scheds, 'lr', doc='Fit with a polynomial decay', fastai='fit', reference='its builder',
+               examples=(dict(n_epoch=2, lr=1e-2),), budget="fit_poly(N, lr): lr*(1-pos)**2")
+def more(): return [Variant('fit_poly3', poly_scheds, 'lr', doc='Cubic decay', fastai='fit', reference='its builder',
+                            examples=(dict(n_epoch=2, lr=1e-2, power=3.),))]
+'''
+
+def _plugin_env(tmp_path:Path, entries:str) -> dict:
+    "An installed distribution on `PYTHONPATH` whose entry points of group `fastai_anneal.variants` are `entries`"
+    import os
+    (tmp_path/'poly_plugin.py').write_text(_PLUGIN)
+    info = tmp_path/'poly_plugin-0.1.dist-info'; info.mkdir()
+    (info/'METADATA').write_text('Metadata-Version: 2.1\nName: poly-plugin\nVersion: 0.1\n')
+    (info/'entry_points.txt').write_text(f'[fastai_anneal.variants]\n{entries}\n')
+    return {**os.environ, 'PYTHONPATH': os.pathsep.join([str(tmp_path), os.environ.get('PYTHONPATH', '')])}
+
+def test_plugins_add_variants_to_the_console_script(tmp_path):
+    "An installed package's entry points (a `Variant`, a function returning some) join `compare --schedules` and `preview`"
+    env = _plugin_env(tmp_path, 'poly = poly_plugin:POLY\nmore = poly_plugin:more')
+    run = lambda *a: subprocess.run(CLI + [str(x) for x in a], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    r = run('preview', 'fit_poly3', '--epochs', 2, '--n-batch', 10, '--lr', '1e-2', '--power', 3, '--out', tmp_path)
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    ends = [l.split() for l in r.stdout.splitlines() if l[:1].isdigit()]
+    assert [float(w[1]) for w in ends] == pytest.approx([1e-2, 1e-2*0.5**3])  # the builder's own values: epoch 0 and 1 of 2
+    check_png(tmp_path/'preview_fit_poly3.png')
+    assert 'fit_poly' in run('preview', '--help').stdout and 'poly' in run('compare', '--help').stdout
+    r = run('compare', '--schedules', 'poly', '--epochs', 1, '--seeds', 1, '--lr', '1e-2', '--out', tmp_path/'res', '--no-bar')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path/'res'/'results.json').read_text())
+    assert res['budgets'] == {'poly': "fit_poly(N, lr): lr*(1-pos)**2"} and 0 <= res['runs'][0]['accuracy'] <= 1
+    r = run('compare', '--schedules', 'poly3', '--epochs', 1, '--lr', '1e-2', '--out', tmp_path/'res')  # no budget: not offered
+    assert r.returncode == 2 and 'schedules must be a comma-separated list of' in r.stderr
+
+def test_a_broken_plugin_is_named_and_skipped(tmp_path):
+    "A plugin that fails to import or gives something else is named on stderr; the package's own commands still run"
+    env = _plugin_env(tmp_path, 'gone = no_such_module:X\nodd = poly_plugin:poly_scheds\nclash = fastai_anneal.registry:VARIANTS')
+    r = subprocess.run(CLI + ['preview', 'fit_cos_anneal', '--epochs', '2', '--out', str(tmp_path)], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 3 and all(l.startswith('fastai-anneal: plugin ') and ' skipped: ' in l for l in lines), r.stderr
+    assert "'gone' (no_such_module:X) skipped: ModuleNotFoundError" in lines[1]
+    assert "'odd' (poly_plugin:poly_scheds) skipped: TypeError" in lines[2]

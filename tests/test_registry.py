@@ -186,3 +186,13 @@ def test_reloading_the_module_patches_again():
             "assert Learner.fit_cos_anneal.__module__ == 'fastai_anneal.fit' != Learner.fit_one_cycle.__module__; print('ok')")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith('ok'), out.stderr[-2000:]
+
+def test_a_variant_registered_at_run_time_joins_the_commands():
+    "`cli.SCHEDULES` and `cli.PREVIEWS` read the registry when used: `compare(schedules=...)` and `preview` from Python offer it"
+    from fastai_anneal import cli
+    v = register_variant(_variant(budget='fit_poly(N, lr): lr*(1-pos)**2'))
+    try:
+        assert cli.PREVIEWS['fit_poly'] is v.builder and cli.SCHEDULES['poly'][1] == v.budget
+        assert cli._check_schedules('cos_anneal,poly') == ['cos_anneal', 'poly'] and 'poly' not in cli.DEFAULT_SCHEDULES
+    finally: del _REGISTERED[v.method]; delattr(Learner, v.method)
+    assert 'fit_poly' not in cli.PREVIEWS and 'poly' not in cli.SCHEDULES
