@@ -217,3 +217,16 @@ def check_out(out) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"out folder {str(out)!r} cannot be written: no write permission on {str(parent)!r}")
     return out
+
+LR_NAMES = ('lr', 'lr_max', 'base_lr', 'max_lr')  # the names fits give their learning rate
+
+def bind_args(method:str, sig:inspect.Signature, lr_arg:str|None, *args, **kwargs) -> inspect.BoundArguments:
+    "`sig.bind(*args, **kwargs)`, its `TypeError` naming `method`, and its lr argument when another fit's lr name was given"
+    try: return sig.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{method}() {e}{lr_hint(lr_arg, [k for k in kwargs if k not in sig.parameters])}") from None
+
+def lr_hint(lr_arg:str|None, unknown) -> str:
+    "' (its learning rate is `lr_arg`)' when the `unknown` arguments of a call hold another fit's name for its lr"
+    return f" (its learning rate is {lr_arg})" if lr_arg and any(k in LR_NAMES and k != lr_arg for k in unknown) else ''
+

@@ -205,6 +205,8 @@ def _write_plots(out:Path, runs:list, names:list, epochs:int, title:str) -> list
     return paths + [save_figure(plot_comparison(lrs, hist, title=title, zoom=0.5 if epochs >= 4 else None, dashed=dashed),
                                 out/'compare.png')]
 
+_OUTPUTS = ('results.csv', 'results.json', 'schedules.png', 'accuracy.png', 'compare.png', 'lr_find.png')  # what `compare` writes
+
 def _resolve_lr(data, lr, dev, out) -> tuple:
     "`(lr, lr_source)`: a given lr, 'auto' (tuned per run) or a suggestion name (one `lr_find`, seed 0, whose value is used)"
     lr_source = 'given' if not isinstance(lr, str) else 'tuned for each run (Learner.fit_tuned)' if lr == 'auto' else None
@@ -286,9 +288,13 @@ def compare(
     config = _config(data, epochs, lr, lr_source, names, seeds, runs)
     lr_txt = 'lr tuned per run' if lr == 'auto' else f"lr {lr:.3g}" + ('' if lr_source == 'given' else f" ({lr_source.split(':')[0]})")
     title = f"{Path(str(data)).name}, {epochs} epochs, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
+    replaced = (out/'results.json').exists()
     files = _write_results(out, config, runs, summary) + _write_plots(out, runs, names, epochs, title)
     print(f"\nFinal valid accuracy over {seeds} seed{'s'*(seeds > 1)} ({title}):\n{_table(summary)}")
-    print('Wrote ' + ', '.join(map(str, files)))
+    print('Wrote ' + ', '.join(map(str, files)) + (" (replacing an earlier run's)" if replaced else ''))
+    ours = {p.name for p in files} | ({'lr_find.png'} if lr_source.startswith('lr_find') else set())
+    old = [f for f in _OUTPUTS if f not in ours and (out/f).exists()]
+    if old: print(f"Left in {out} from an earlier run, not this one's: {', '.join(old)}")
     return dict(config=config, summary=summary, runs=runs)
 
 def find_lr(
@@ -351,6 +357,10 @@ def preview(
 # ---------------------------------------------------------------- the console script
 class _Parser(argparse.ArgumentParser):
     "argparse with a one-line error (status 2): the usage is one `--help` away"
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # `--lr -1e-3` is a value, as `-0.001` is (argparse's pattern has no exponent): it reaches the check that names the range
+        self._negative_number_matcher = re.compile(r'^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$')
     def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 def _add_builder_args(p, v):
@@ -394,8 +404,9 @@ def _parser() -> _Parser:
     variants = p.add_subparsers(dest='variant', required=True, metavar='VARIANT')
     for name,build in PREVIEWS.items():
         vp = variants.add_parser(name, help=build.__doc__, description=build.__doc__, formatter_class=fmt)
-        if VARIANTS[name].n_epoch_of is None:
-            vp.add_argument('--epochs', type=int, default=5, metavar='(int)', help="Epochs (default: 5)")
+        # a variant counting cycles takes no --epochs: given, `preview` says which arguments fix them
+        vp.add_argument('--epochs', type=int, **(dict(default=5, metavar='(int)', help="Epochs (default: 5)")
+                                                 if VARIANTS[name].n_epoch_of is None else dict(default=None, help=argparse.SUPPRESS)))
         vp.add_argument('--n-batch', dest='n_batch', type=int, default=100, metavar='(int)',
                         help="Training batches per epoch (default: 100)")
         vp.add_argument('--out', type=Path, default=Path('runs'), metavar='(path)',
@@ -438,8 +449,13 @@ def main(argv:list=None,  # Command-line arguments; `sys.argv[1:]` if None
     # files only: a console script needs no GUI toolkit; a notebook keeps its inline plots
     if 'IPython' not in sys.modules: plt.switch_backend('Agg')
     _load_plugins()  # their variants join `compare --schedules` and `preview`
-    args = vars(_parser().parse_args(argv))
+    top = _parser()
+    ns,extra = top.parse_known_args(argv)
+    args = vars(ns)
     command = args.pop('command')
+    if extra:  # the subcommand's `--help` lists its flags; the top one's does not
+        where = ' '.join([top.prog, command, *([args['variant']] if command == 'preview' else [])])
+        top.exit(2, f"{where}: error: unrecognized arguments: {' '.join(extra)} (see {where} --help)\n")
     try: COMMANDS[command](**args)
     except UsageError as e:
         print(f"fastai-anneal {command}: error: {_flag_names(str(e))}", file=sys.stderr)

@@ -11,7 +11,8 @@ from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback
-from ._checks import check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance
+from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
+                      lr_hint)
 from ._groups import n_groups
 from .registry import Variant, VARIANTS, _add
 
@@ -162,7 +163,7 @@ def fit_signature(v:Variant) -> inspect.Signature:
 
 def bind_call(v:Variant, learn, *args, **kwargs) -> dict:
     "Every argument of a call of `v`'s method (as Python binds it, defaults applied), by name"
-    b = fit_signature(v).bind(learn, *args, **kwargs)
+    b = bind_args(v.method, fit_signature(v), v.lr_arg, learn, *args, **kwargs)
     b.apply_defaults()
     return {k: a for k,a in b.arguments.items() if k != 'self'}
 
@@ -229,7 +230,9 @@ def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
     "`_launch` arguments of `fine_tune_anneal`'s frozen (None when resumed past it) and unfrozen phases; every argument checked"
     passed = ('div_warmup', 'warmup', 'moms', 'wd', 'start_epoch', 'cbs', 'reset_opt', 'step', *_NOISE_ARGS)
     unknown = set(kwargs) - set(passed)
-    if unknown: raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}; it passes on {', '.join(passed)}")
+    if unknown:
+        raise TypeError(f"fine_tune_anneal got unexpected keyword argument(s) {sorted(unknown)}{lr_hint('base_lr', unknown)}; it "
+                        f"passes on {', '.join(passed)}")
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0)
     base_lr,lr_mult = check_float('base_lr', base_lr),check_float('lr_mult', lr_mult, 1., lo_open=False)
     epochs,start = check_int('epochs', epochs),check_int('start_epoch', kwargs.get('start_epoch', 0), 0)

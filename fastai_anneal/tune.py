@@ -10,7 +10,7 @@ from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback, CancelFitException, CancelTrainException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, SchedNo
 from fastai.callback.progress import CSVLogger
-from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs
+from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs, bind_args
 from ._groups import n_groups
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
@@ -514,11 +514,11 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
     v = VARIANTS.get(fit)
     lr_arg = v.lr_arg if v else FASTAI_FITS[fit]
     if v is None:
-        call = dict(list(inspect.signature(getattr(Learner, fit)).bind(learn, *args, **kwargs).arguments.items())[1:])
+        call = dict(list(bind_args(fit, inspect.signature(getattr(Learner, fit)), lr_arg, learn, *args, **kwargs).arguments.items())[1:])
         for k,val in call.items():  # the checked value: a whole float of epochs becomes an int (fastai's `range(n_epoch)`)
             if k in _FASTAI_CHECKS: call[k] = _FASTAI_CHECKS[k](k, val)
         check_callbacks(learn, check_cbs(call.get('cbs')))  # a package callback checks itself against the learner, as in our fits
-    elif v.two_phase: call = inspect.signature(learn.fine_tune_anneal).bind(*args, **kwargs).arguments
+    elif v.two_phase: call = bind_args(fit, inspect.signature(learn.fine_tune_anneal), lr_arg, *args, **kwargs).arguments
     else: call = bind_call(v, learn, *args, **kwargs)
     lr_like = _lr_like(lr_arg, call.get(lr_arg))
     held = held_lrs(v, learn) if lr_like is None and v is not None else None  # a cooldown keeps the groups' ratios

@@ -27,7 +27,8 @@ def _image(path, seed=0):
 
 BAD = ['unknown schedule', 'unknown data name', 'missing folder', 'empty folder', 'one class', 'epochs < 1', 'epochs not int', 'seeds < 1',
        'lr negative', 'lr word', 'device', 'out under a file', 'out is a file', 'lr-find anneal', 'lr-find data', 'preview pct',
-       'preview cycles', 'preview variant', 'unknown command', 'too short to tune']
+       'preview cycles', 'preview variant', 'unknown command', 'too short to tune', 'lr negative exp', 'preview negative', 'unknown flag',
+       'unknown preview flag', 'preview epochs of cycles']
 
 def _bad_cases(root:Path) -> dict:
     "name: (argv, text the error line must contain); the folders they need are made under `root`"
@@ -57,6 +58,14 @@ def _bad_cases(root:Path) -> dict:
         'unknown command':    (['train'], "invalid choice: 'train'"),
         'too short to tune':  (['compare', '--data', 'digits', '--epochs', '1', '--out', out],  # 23 batches: the tuner needs 40
                                '--epochs must be >= 2 with --lr auto on this data (23 training batches per epoch'),
+        'lr negative exp':    (['compare', '--lr', '-1e-3', '--out', out], '--lr must be in (0, inf), got -0.001'),  # not a flag
+        'preview negative':   (['preview', 'fit_cos_anneal', '--lr-max', '-2E-2', '--out', out], '--lr-max must be in (0, inf), got -0.02'),
+        'unknown flag':       (['compare', '--bogus', '1', '--out', out],
+                               'fastai-anneal compare: error: unrecognized arguments: --bogus 1 (see fastai-anneal compare --help)'),
+        'unknown preview flag': (['preview', 'fit_flat_anneal', '--lr-max', '1', '--out', out],  # fit_flat_anneal's lr is --lr
+                                 'unrecognized arguments: --lr-max 1 (see fastai-anneal preview fit_flat_anneal --help)'),
+        'preview epochs of cycles': (['preview', 'fit_sgdr_anneal', '--epochs', '3', '--out', out],
+                                     '--epochs of fit_sgdr_anneal follow from n_cycles, cycle_len: give those instead'),
     }
 
 HELP = {
@@ -153,6 +162,11 @@ def test_compare_recipe(tmp_path):
     assert all(row['tuning'] == '-' for row in _table(r.stdout).values())
     for png in ('schedules.png', 'accuracy.png', 'compare.png', 'lr_find.png'): check_png(out/png)
     assert _tree(tmp_path) == sorted(['res'] + [f'res/{f}' for f in ('accuracy.png', 'compare.png', 'lr_find.png', 'results.csv', 'results.json', 'schedules.png')])
+    assert 'earlier run' not in r.stdout
+    r = run_cli('compare', '--epochs', 1, '--seeds', 1, '--schedules', 'one_cycle', '--lr', '1e-2', '--out', out, '--no-bar', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]  # the same folder again, without lr_find: says what it replaced and what it left
+    assert "compare.png (replacing an earlier run's)" in r.stdout
+    assert r.stdout.rstrip().endswith(f"Left in {out} from an earlier run, not this one's: lr_find.png")
 
 def test_compare_image_folder(tmp_path):
     "`--data PATH` on a flat folder named as Oxford-IIIT Pets (`<class>_<n>.jpg`), smaller than a batch: resnet18 trains, nothing is downloaded"

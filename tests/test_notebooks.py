@@ -70,3 +70,10 @@ def test_masks():
     assert 'cell 0' in run_nbs.compare(committed, now, 'nb')[0]
     del now.cells[0].outputs[1]
     assert '2 output(s) committed, 1 produced now' in run_nbs.compare(committed, now, 'nb')[0]
+
+def test_readme_links_every_notebook():
+    "The README's Documentation section is the way in: each notebook in nbs/ is linked from it"
+    readme = (Path(run_nbs.NBS).parent/'README.md').read_text()
+    docs = readme[readme.index('## Documentation'):]
+    missing = [p.name for p in sorted(Path(run_nbs.NBS).glob('*.ipynb')) if f'(nbs/{p.name})' not in docs]
+    assert not missing, missing
