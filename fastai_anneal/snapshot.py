@@ -6,6 +6,7 @@ from torch import nn
 from fastai.optimizer import _BaseOptimizer
 from fastai.callback.core import Callback
 from fastcore.foundation import L
+from fastcore.xtras import ReindexCollection
 from fastai.learner import Learner
 from fastai.callback.progress import CSVLogger
 
@@ -65,6 +66,18 @@ def _generators(dls:list) -> list:
                    and not any(g is r for r in res): res.append(g)  # the OS's randomness has no state to put back
     return res
 
+def _orders(dls:list) -> list:
+    ("The orders loaders keep between epochs, `(loader, indices)`: fastai's `LMDataLoader` shuffles by permuting its documents' "
+     "`ReindexCollection` in place, so its next epoch depends on the last one's order as well as on the RNG")
+    return [(dl, list(vars(dl)['items'].idxs)) for dl in dls if isinstance(vars(dl).get('items'), ReindexCollection)]
+
+def _set_order(dl, order:list):
+    "Put `order` back in place (the loader's `lens` shares the list) and rebuild what the loader derives from it (an LM's chunks)"
+    idxs = dl.items.idxs
+    if isinstance(idxs, L): idxs.items[:] = order
+    else: idxs[:] = order
+    if callable(getattr(dl, 'make_chunks', None)): dl.make_chunks()
+
 def _rng_state(g):
     if isinstance(g, torch.Generator): return g.get_state()
     if isinstance(g, np.random.Generator): return copy.deepcopy(g.bit_generator.state)
@@ -90,7 +103,7 @@ def _modules(learn) -> list:
 
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
-     "hypers, frozen groups), `lr` and the RNGs. After an exception (`restore(swapped=True)`, a `with` block left by one) also what "
+     "hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an exception (`restore(swapped=True)`, a `with` block left by one) also what "
      "callbacks swap for a fit and put back only when it ends well: the `loss_func` (fastai's `MixUp`), `model` and `dls.loaders` "
      "objects (its `DistributedTrainer`) and the modules' hooks (`ActivationStats`). A fit that ends well keeps those as its "
      "callbacks left them: a model a callback wrapped on purpose stays wrapped")
@@ -116,6 +129,7 @@ class LearnerSnapshot:
         dls = _dataloaders(learn.dls)
         self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
         self.dl_rngs += [(g, 'state', _rng_state(g)) for g in _generators(dls)]
+        self.orders = _orders(dls)
         self.restored,self.swaps_restored = False,False
 
     def restore(self, swapped:bool=False):
@@ -141,6 +155,7 @@ class LearnerSnapshot:
         for dl,attr,st in self.dl_rngs:
             if attr == 'rng': dl.rng = st  # fastai's `DataLoader.randomize` replaces `rng` at every epoch
             else: _set_rng_state(dl, st)  # a sampler's generator
+        for dl,order in self.orders: _set_order(dl, order)
         self.tensors = self.params = self.opt_states = None  # free the copies
 
     def __enter__(self): return self

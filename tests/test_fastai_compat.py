@@ -422,3 +422,26 @@ def test_optimizer_load_state_dict_rejects_other_groups():
     opt = AdamAnneal(groups, lr=1e-2); _steps(opt, m)
     other = AdamAnneal([list(m.parameters())], lr=1e-2)
     with pytest.raises(AssertionError): other.load_state_dict(opt.state_dict())
+
+def _lm_learner(seed:int=0):
+    "A tiny next-token model on fastai's `LMDataLoader`, which shuffles its documents in place (`ReindexCollection.shuffle`)"
+    from fastai.text.data import LMDataLoader
+    docs = [torch.arange(i, i + 9 + i % 7) % 40 for i in range(80)]
+    set_seed(seed)
+    dls = DataLoaders(LMDataLoader(docs, bs=4, seq_len=6, shuffle=True), LMDataLoader(docs[:16], bs=4, seq_len=6))
+    model = nn.Sequential(nn.Embedding(40, 8), nn.Linear(8, 40))
+    return Learner(dls, model, loss_func=CrossEntropyLossFlat())
+
+@pytest.mark.parametrize('search', ['lr_find', 'lr_tune'])
+def test_a_language_model_loader_gets_its_order_back(search):
+    "The documents' order of an `LMDataLoader` comes back after a search: the fit after it sees the batches of the fit alone"
+    def fit(search=None):
+        learn = _lm_learner()
+        with learn.no_bar(), learn.no_logging():
+            order = list(learn.dls.train.items.idxs)
+            if search == 'lr_find': learn.lr_find(num_it=30, show_plot=False)
+            if search == 'lr_tune': learn.lr_tune(3, fit='fit_cos_anneal')
+            assert list(learn.dls.train.items.idxs) == order and learn.dls.train.lens.idxs is learn.dls.train.items.idxs
+            learn.fit_cos_anneal(2, 1e-2)
+        return torch.cat([p.detach().flatten() for p in learn.model.parameters()])
+    assert torch.equal(fit(search), fit())
