@@ -5,8 +5,8 @@ from functools import lru_cache
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
+from fastai.data.core import DataLoaders, Datasets
+from fastai.data.transforms import ItemTransform, ItemGetter
 from fastai.torch_core import default_device
 from ._checks import check_int, check_float
 
@@ -32,14 +32,20 @@ def _mnist1d_arrays(seed:int) -> tuple:
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
     return f32(d['x']),d['y'].astype(np.int64),f32(d['x_test']),d['y_test'].astype(np.int64)
 
+class _Input(ItemTransform):
+    "The input of a dataset's `(x, y)`, or an `x` alone: `learn.predict(x)` and `test_dl([x, ...])` take the input"
+    _retain = False
+    def encodes(self, o): return o[0] if isinstance(o, (tuple, list)) else o  # `ItemTransform` hands a tuple over as a list
+
 def _array_dls(x, y, x_valid, y_valid, bs, seed, device):
-    "fastai `DataLoaders` over in-memory tensors; `seed` fixes the shuffling order"
+    ("fastai `DataLoaders` over in-memory tensors, built from a `Datasets` so that fastai's `export`/`load_learner`, `predict` and "
+     "`test_dl` work; `seed` fixes the shuffling order")
     if device is None: device = default_device()  # a plain `DataLoader` leaves `None` on the CPU; `from_dblock` picks the GPU
-    train = list(zip(torch.from_numpy(x), torch.from_numpy(y)))
-    valid = list(zip(torch.from_numpy(x_valid), torch.from_numpy(y_valid)))
-    dl = DataLoader(train, bs=bs, shuffle=True, drop_last=False, device=device)
-    if seed is not None: dl.rng.seed(check_int('seed', seed, 0))
-    return DataLoaders(dl, DataLoader(valid, bs=bs, device=device), device=device)
+    items = list(zip(torch.from_numpy(np.concatenate([x, x_valid])), torch.from_numpy(np.concatenate([y, y_valid]))))
+    splits = [list(range(len(x))), list(range(len(x), len(items)))]
+    dls = Datasets(items, tfms=[[_Input()], [ItemGetter(1)]], splits=splits).dataloaders(bs=bs, shuffle=True, drop_last=False, device=device)
+    if seed is not None: dls.train.rng.seed(check_int('seed', seed, 0))
+    return dls
 
 def mnist1d_dls(bs:int=100,  # Batch size (the paper uses 100)
     seed:int|None=0,         # Seed of the training shuffle (None: unseeded)

@@ -121,3 +121,19 @@ def test_image_folder_rejects(tmp_path):
     for i in range(2): _img(tmp_path/'tiny'/f'c{i}'/'0.png', i)
     with pytest.raises(ValueError, match=r'gives 2 training and 0 validation images'): image_folder_dls(tmp_path/'tiny', device='cpu')
     with pytest.raises(ValueError, match='size must be >= 1'): image_folder_dls(tmp_path/'one', size=0)
+
+@pytest.mark.parametrize('make', [lambda: (mnist1d_dls(bs=200, device='cpu'), mnist1d_cnn()), lambda: (digits_dls(device='cpu'), digits_cnn())],
+                         ids=['mnist1d', 'digits'])
+def test_embedded_data_work_with_fastais_inference_and_export(make, tmp_path):
+    "The embedded loaders are fastai `Datasets`-backed: `predict` (an input alone, or a dataset item), `test_dl`, `export`/`load_learner`"
+    from fastai.learner import Learner, load_learner
+    from fastai.losses import CrossEntropyLossFlat
+    dls,model = make()
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), path=tmp_path)
+    x,y = dls.valid_ds[0]
+    _,idx,probs = learn.predict(x)
+    assert probs.shape == (10,) and int(idx) == int(probs.argmax()) and torch.allclose(learn.predict((x, y))[2], probs)
+    preds,_ = learn.get_preds(dl=dls.test_dl([dls.valid_ds[i][0] for i in range(3)]))
+    assert torch.allclose(preds[0], probs, atol=1e-6)
+    learn.export('m.pkl')
+    assert torch.allclose(load_learner(tmp_path/'m.pkl').predict(x)[2], probs, atol=1e-6)
