@@ -1,7 +1,7 @@
 """The LR range test with an annealing-shaped sweep, restored in memory (`snapshot.py`): `AnnealLRFinder`,
 `Learner.lr_find` (a superset of fastai's), crash-free suggestions."""
 from __future__ import annotations
-import collections, math, sys, warnings
+import collections, contextvars, math, sys, warnings
 import numpy as np
 from functools import partial
 import torch
@@ -110,7 +110,7 @@ class AnnealLRFinder(ParamScheduler):
         self.raw_losses.append(float(self.learn.loss.detach().mean()))  # an uneven sweep's suggestions resample these
         loss = float(self.smooth_loss)  # one tensor op, then floats: fastai's three tensor compares decide the same (4*x is exact)
         if loss < self.best_loss: self.best_loss = loss
-        if self.stop_div and _diverged(loss, self.best_loss, self.div_thresh): raise CancelFitException()
+        if self.stop_div and _diverged(loss, self.best_loss, self.div_thresh) and _moved(loss, self._snapshot): raise CancelFitException()
         if self.train_iter >= self.num_it: raise CancelFitException()
 
     def before_validate(self): raise CancelValidException()
@@ -133,6 +133,16 @@ def _div_limit(best:float, div_thresh:float) -> float:
     ("The loss above which a run has diverged: `div_thresh` times the `best` so far (fastai's rule); for a `best` <= 0 (a loss that "
      "can go negative, such as a Gaussian NLL), `best` plus `div_thresh`-1 times `abs(best)`")
     return div_thresh*best if best > 0 else best + (div_thresh-1)*abs(best)
+
+# the tuner's searches (`lr='auto'`) count a rise as divergence only once the weights moved this much (relative L2 distance from where the
+# search began): the batch losses of a trained model can span decades, and fastai's rule then stops a sweep whose weights have not
+# moved (its best is a lucky batch). 0: fastai's rule, as `lr_find` applies it
+MIN_MOVE = contextvars.ContextVar('MIN_MOVE', default=0.)
+
+def _moved(loss:float, snap) -> bool:
+    "Whether a rise in `loss` can be the weights' doing: a loss that is NaN/inf always, else they moved `MIN_MOVE` from `snap`'s copy"
+    m = MIN_MOVE.get()
+    return not m or not math.isfinite(loss) or snap is None or snap.moved() > m
 
 def _diverged(loss:float, best:float, div_thresh:float=4.) -> bool:
     "Whether a smoothed `loss` is NaN/inf or above `_div_limit`"

@@ -1,6 +1,6 @@
 "`LearnerSnapshot`: run anything on a `Learner`, then give it back bit for bit (the LR finder and the lr tuner share it)."
 from __future__ import annotations
-import copy, random, warnings
+import copy, math, random, warnings
 import numpy as np, torch
 from torch import nn
 from fastai.optimizer import _BaseOptimizer
@@ -103,7 +103,8 @@ def _modules(learn) -> list:
 
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
-     "hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an exception (`restore(swapped=True)`, a `with` block left by one) also what "
+     "hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an exception (`restore(swapped=True)`, a `with` block left "
+     "by one) also what "
      "callbacks swap for a fit and put back only when it ends well: the `loss_func` (fastai's `MixUp`), `model` and `dls.loaders` "
      "objects (its `DistributedTrainer`) and the modules' hooks (`ActivationStats`). A fit that ends well keeps those as its "
      "callbacks left them: a model a callback wrapped on purpose stays wrapped")
@@ -157,6 +158,15 @@ class LearnerSnapshot:
             else: _set_rng_state(dl, st)  # a sampler's generator
         for dl,order in self.orders: _set_order(dl, order)
         self.tensors = self.params = self.opt_states = None  # free the copies
+
+    def moved(self) -> float:
+        "How far the trained parameters moved since the copy, relative to their size (L2 over all of them); 0 once restored"
+        if self.tensors is None: return 0.
+        ps = [(t, c) for m,kind,n,t,c in self.tensors if kind in ('_parameters', None) and t.is_floating_point()]
+        with torch.no_grad():
+            d = sum(float((t.detach().float() - c.float()).pow(2).sum()) for t,c in ps)
+            size = sum(float(c.float().pow(2).sum()) for _,c in ps)
+        return math.sqrt(d/size) if size > 0 else (math.inf if d > 0 else 0.)
 
     def __enter__(self): return self
     def __exit__(self, exc_type, *exc): self.restore(swapped=exc_type is not None)

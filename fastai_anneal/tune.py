@@ -1,6 +1,7 @@
 "Budget-aware learning rate: short trials of the very fit you are about to run pick its peak lr (`Learner.lr_tune`, `lr='auto'`)."
 from __future__ import annotations
 import inspect, math, time, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -15,7 +16,8 @@ from ._groups import n_groups
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
 from .fit import bind_call, prepare_call, held_lrs, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
-from .lr_finder import _diverged  # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
+# and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
+from .lr_finder import _diverged, _moved, MIN_MOVE
 
 # and `Learner.lr_tune`, applied on import
 __all__ = ['LRTuneResult', 'TrialScheduler', 'CollapseWatch', 'tune_lr', 'lr_scale_like', 'FASTAI_FITS', 'LOWER_IS_BETTER']
@@ -27,9 +29,9 @@ class TrialScheduler(ParamScheduler):
     # fastai's trackers, loggers and progress callbacks stand aside while a callback named `lr_finder` runs: a trial is a search, not a fit
     @property
     def name(self): return 'lr_finder'
-    def __init__(self, scheds:dict, n_steps:int, validate:bool=False, div_thresh:float=4.):
+    def __init__(self, scheds:dict, n_steps:int, validate:bool=False, div_thresh:float=4., snap=None):
         super().__init__(scheds)
-        store_attr('n_steps,validate,div_thresh')
+        store_attr('n_steps,validate,div_thresh,snap')  # `snap`: where the trial began (`_moved`: no divergence while the weights stay)
     def before_fit(self):
         super().before_fit()
         self.losses,self.best,self.diverged,self.done,self.last = [],math.inf,False,False,None
@@ -40,7 +42,7 @@ class TrialScheduler(ParamScheduler):
         loss,smooth = float(self.learn.loss.detach()),float(self.learn.smooth_loss)
         self.losses.append(loss)
         self.best = min(self.best, smooth)
-        if not math.isfinite(loss) or _diverged(smooth, self.best, self.div_thresh):
+        if not math.isfinite(loss) or (_diverged(smooth, self.best, self.div_thresh) and _moved(smooth, self.snap)):
             self.diverged = True; raise CancelFitException()
         if self.train_iter >= self.n_steps:
             self.done = True
@@ -54,13 +56,13 @@ class TrialScheduler(ParamScheduler):
     def after_epoch(self):
         if self.done: raise CancelFitException()
 
-def _run_phases(learn, phases:list, cbs, wd, validate:bool, reset_opt:bool=False) -> tuple:
+def _run_phases(learn, phases:list, cbs, wd, validate:bool, reset_opt:bool=False, snap=None) -> tuple:
     ("Run `phases` (a list of `(freeze_to, scheds, n_steps)`) back to back, the last one validated if `validate`; (losses, diverged, "
      "valid). A trial that another callback cancelled on a bad loss (fastai's `TerminateOnNaNCallback`) counts as diverged")
     losses,phases = [],[p for p in phases if p[2] > 0]
     for i,(freeze,scheds,n) in enumerate(phases):
         if freeze is not None: learn.freeze_to(freeze)
-        cb = TrialScheduler(scheds, n, validate and i == len(phases)-1)
+        cb = TrialScheduler(scheds, n, validate and i == len(phases)-1, snap=snap)
         with learn.no_logging(), learn.no_bar():  # 4x the epochs `n` batches fill: room for a callback that ends epochs early
             learn.fit(4*math.ceil(n/len(learn.dls.train)), cbs=L(cb) + L(cbs), wd=wd, reset_opt=reset_opt)
         losses += cb.losses
@@ -264,9 +266,22 @@ def tune_lr(learn:Learner,
     start = time.perf_counter()
     # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log, and leaves the last fit's history
     # every callback's state comes back too: a tracker's `run` flag after an interrupt, an EMA or `ActivationStats` the trials fed
-    with _csv_loggers_aside(learn), _RecorderKept(learn), _CallbacksKept(learn, cbs, skip=Recorder):
+    with _csv_loggers_aside(learn), _RecorderKept(learn), _CallbacksKept(learn, cbs, skip=Recorder), _weights_must_move():
         return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not _is_csv(c)), wd, reset_opt,
                      start)
+
+# the range test, trials and probes call a rise in the loss divergence only once the weights moved this far from where they began
+# (relative L2, `lr_finder.MIN_MOVE`): a trained model's batch losses can span two decades at bs 8, and fastai's 4x rule, whose best
+# is then one lucky batch, stopped every search at lrs that barely move a weight (1e-13 to 1e-5): "every trial diverged". In the
+# benchmark's searches every divergence had moved the weights by 2.2-23x their size; the noise stops of a trained model, 1e-4 to 0.05
+TUNE_MIN_MOVE = 1e-2
+
+@contextmanager
+def _weights_must_move():
+    "`MIN_MOVE` set to `TUNE_MIN_MOVE` for the block (the tuner's searches)"
+    tok = MIN_MOVE.set(TUNE_MIN_MOVE)
+    try: yield
+    finally: MIN_MOVE.reset(tok)
 
 class _wd_as:
     "`learn.wd` set to `wd` (None: left as it is) for the block: fastai's `fit` (the range test's) takes its weight decay from it"
@@ -316,8 +331,8 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
 
     def trial(scale, steps, rung, score_name):
         nonlocal cost, valid_cost
-        with LearnerSnapshot(learn):
-            losses,div,valid = _run_phases(learn, plan(scale, steps/n_steps), cbs, wd, score_name != 'train_loss', reset_opt)
+        with LearnerSnapshot(learn) as snap:
+            losses,div,valid = _run_phases(learn, plan(scale, steps/n_steps), cbs, wd, score_name != 'train_loss', reset_opt, snap)
             cost += len(losses)
             if div: score = math.inf
             elif score_name == 'train_loss': score = float(np.mean(losses[-max(1, len(losses)//4):]))
@@ -384,8 +399,8 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
     # the end (`_unstable`) or diverges, the pick halves and the probe runs again
     probes = []
     while (scale >= PROBE_NEAR*top or probes) and len(probes) <= MAX_HALVE:  # far below the top, no cliff is near (until one was seen)
-        with LearnerSnapshot(learn):
-            losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, False, reset_opt)
+        with LearnerSnapshot(learn) as snap:
+            losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, False, reset_opt, snap)
         cost += len(losses)
         bad,back = _unstable(losses) if not div else (True, math.inf)
         bad = _agree([float(bad)])[0] > 0  # distributed: one decision (unstable on any rank)
