@@ -43,7 +43,8 @@ def _array_dls(x, y, x_valid, y_valid, bs, seed, device):
     if device is None: device = default_device()  # a plain `DataLoader` leaves `None` on the CPU; `from_dblock` picks the GPU
     items = list(zip(torch.from_numpy(np.concatenate([x, x_valid])), torch.from_numpy(np.concatenate([y, y_valid]))))
     splits = [list(range(len(x))), list(range(len(x), len(items)))]
-    dls = Datasets(items, tfms=[[_Input()], [ItemGetter(1)]], splits=splits).dataloaders(bs=bs, shuffle=True, drop_last=False, device=device)
+    dsets = Datasets(items, tfms=[[_Input()], [ItemGetter(1)]], splits=splits)
+    dls = dsets.dataloaders(bs=bs, shuffle=True, drop_last=False, device=device)
     if seed is not None: dls.train.rng.seed(check_int('seed', seed, 0))
     return dls
 
