@@ -130,7 +130,7 @@ class LearnerSnapshot:
         dls = _dataloaders(learn.dls)
         self.dl_rngs = [(dl, 'rng', copy.deepcopy(vars(dl)['rng'])) for dl in dls if isinstance(vars(dl).get('rng'), random.Random)]
         self.dl_rngs += [(g, 'state', _rng_state(g)) for g in _generators(dls)]
-        self.orders = _orders(dls)
+        self.orders,self._size = _orders(dls),None  # `_size`: the copies' norm, once `moved()` needs it
         self.restored,self.swaps_restored = False,False
 
     def restore(self, swapped:bool=False):
@@ -163,10 +163,14 @@ class LearnerSnapshot:
         "How far the trained parameters moved since the copy, relative to their size (L2 over all of them); 0 once restored"
         if self.tensors is None: return 0.
         ps = [(t, c) for m,kind,n,t,c in self.tensors if kind in ('_parameters', None) and t.is_floating_point()]
+        def total(f):  # one sum per device, one host sync each
+            per = {}
+            for t,c in ps: per[c.device] = per.get(c.device, 0.) + f(t, c)
+            return sum(float(v) for v in per.values())
         with torch.no_grad():
-            d = sum(float((t.detach().float() - c.float()).pow(2).sum()) for t,c in ps)
-            size = sum(float(c.float().pow(2).sum()) for _,c in ps)
-        return math.sqrt(d/size) if size > 0 else (math.inf if d > 0 else 0.)
+            d = total(lambda t,c: (t.detach().float() - c.float()).pow(2).sum())
+            if self._size is None: self._size = total(lambda t,c: c.float().pow(2).sum())  # the copies stay as they are
+        return math.sqrt(d/self._size) if self._size > 0 else (math.inf if d > 0 else 0.)
 
     def __enter__(self): return self
     def __exit__(self, exc_type, *exc): self.restore(swapped=exc_type is not None)
