@@ -28,7 +28,7 @@ from . import tune  # noqa: F401, `Learner.lr_tune`
 from .metrics import Accuracy
 from .schedules import ANNEALS, WARMUPS, CYCLIC_MODES, get_anneal, sgdr_cycles
 from .registry import VARIANTS, Variant
-from .fit import register_variant
+from .fit import register_variant, _unregister
 from ._checks import check_int, check_lr_or_name, check_device, check_out as _check_out
 from .data import check_data, get_data
 from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure, check_size
@@ -75,6 +75,9 @@ class _Live(Mapping):
     def __iter__(self): return iter(self._build())
     def __len__(self): return len(self._build())
     def __repr__(self): return repr(self._build())
+    def copy(self) -> dict: return self._build()  # a dict, as these names were
+    def __or__(self, other): return self._build() | dict(other)
+    def __ror__(self, other): return dict(other) | self._build()
 
 def _schedules() -> dict:
     "fastai's baselines, the registry's variants that have a budget, then a constant-lr floor"
@@ -315,7 +318,8 @@ def find_lr(
     print(f"Wrote {out/'lr_find.png'}")
     return sugg
 
-PREVIEWS = _Live(lambda: {m: v.builder for m,v in VARIANTS.items() if not v.two_phase})  # method: its builder, one-phase variants
+def _previews() -> dict: return {m: v.builder for m,v in VARIANTS.items() if not v.two_phase}
+PREVIEWS = _Live(_previews)  # method: its builder, for every one-phase variant
 
 _FROM_PREVIEW = ('n_epoch', 'n_batch')  # builder arguments `preview` fills from its own `epochs` and `n_batch`
 
@@ -403,16 +407,18 @@ def _parser() -> _Parser:
     p = sub.add_parser('preview', help=preview.__doc__, description=preview.__doc__, formatter_class=fmt)
     variants = p.add_subparsers(dest='variant', required=True, metavar='VARIANT')
     for name,build in PREVIEWS.items():
-        vp = variants.add_parser(name, help=build.__doc__, description=build.__doc__, formatter_class=fmt)
-        # a variant counting cycles takes no --epochs: given, `preview` says which arguments fix them
-        vp.add_argument('--epochs', type=int, **(dict(default=5, metavar='(int)', help="Epochs (default: 5)")
-                                                 if VARIANTS[name].n_epoch_of is None else dict(default=None, help=argparse.SUPPRESS)))
-        vp.add_argument('--n-batch', dest='n_batch', type=int, default=100, metavar='(int)',
-                        help="Training batches per epoch (default: 100)")
-        vp.add_argument('--out', type=Path, default=Path('runs'), metavar='(path)',
-                        help="Folder for preview_<variant>.png (default: runs)")
-        _add_builder_args(vp, VARIANTS[name])
+        _preview_args(variants.add_parser(name, help=build.__doc__, description=build.__doc__, formatter_class=fmt), VARIANTS[name])
     return top
+
+def _preview_args(vp, v) -> argparse.ArgumentParser:
+    "The flags of `preview <variant>` on `vp`: its size and folder, then one per argument of `v`'s builder"
+    # a variant counting cycles takes no --epochs: given, `preview` says which arguments fix them
+    vp.add_argument('--epochs', type=int, **(dict(default=5, metavar='(int)', help="Epochs (default: 5)")
+                                             if v.n_epoch_of is None else dict(default=None, help=argparse.SUPPRESS)))
+    vp.add_argument('--n-batch', dest='n_batch', type=int, default=100, metavar='(int)', help="Training batches per epoch (default: 100)")
+    vp.add_argument('--out', type=Path, default=Path('runs'), metavar='(path)', help="Folder for preview_<variant>.png (default: runs)")
+    _add_builder_args(vp, v)
+    return vp
 
 COMMANDS = {'compare': compare, 'lr-find': find_lr, 'preview': preview}
 
@@ -424,22 +430,41 @@ def _flag_names(msg:str) -> str:
 # ---------------------------------------------------------------- plugins
 PLUGINS = 'fastai_anneal.variants'  # entry-point group whose entries the console script loads before it parses its arguments
 
-def _register_all(obj):
-    "Register what a plugin's entry point gave: a `Variant`, a list or tuple of them, or a function returning None or either"
+def _variants_of(obj) -> list:
+    "What a plugin's entry point gave: a `Variant`, a list or tuple of them, a module, or a function returning None or either"
     if callable(obj) and not isinstance(obj, (Variant, type)): obj = obj()
-    for v in (obj if isinstance(obj, (list, tuple)) else [] if obj is None or inspect.ismodule(obj) else [obj]):
+    vs = list(obj) if isinstance(obj, (list, tuple)) else [] if obj is None or inspect.ismodule(obj) else [obj]
+    for v in vs:
         if not isinstance(v, Variant): raise TypeError(f"it gave a {type(v).__name__}, not a Variant")
-        if VARIANTS.get(v.method) is not v: register_variant(v)  # a module that registered it as it was imported: done
+    return vs
+
+def _check_console(v:Variant):
+    "Refuse what the console script cannot offer: a `compare` name of its own, or a builder whose `preview` flags cannot be built"
+    if v.budget and v.name in (*_FASTAI, 'constant'):
+        raise ValueError(f"Variant {v.method!r}: compare already has a schedule named {v.name!r}")
+    _preview_args(_Parser(prog='check'), v)  # a builder argument named like a flag (--out, --epochs), or a builder without source
+
+_LOADED = {}  # (entry point name, value): the variants it added; each entry point is loaded once per process
 
 def _load_plugins(group:str=PLUGINS) -> list:
     ("Load every entry point of `group`: a module that registers its variants on import, a `Variant`, a list of them, or a function "
-     "that registers or returns them. A plugin that fails is named on stderr and skipped: the package's own commands still run")
+     "that registers or returns them. A plugin adds all its variants or none: one that fails is named on stderr and skipped, and "
+     "the package's own commands still run")
     loaded = []
     for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-        try: _register_all(ep.load())
+        if (ep.name, ep.value) in _LOADED: loaded.append(ep.name); continue
+        before,added = dict(VARIANTS),[]
+        try:
+            given = _variants_of(ep.load())
+            added = [v for m,v in VARIANTS.items() if m not in before]  # a module's, registered as it was imported
+            for v in [*added, *given]: _check_console(v)
+            for v in given:
+                if v.method in VARIANTS and VARIANTS[v.method] == v: continue  # registered as it was imported, or equal
+                register_variant(v); added.append(v)
         except Exception as e:
+            for v in added: _unregister(v)
             print(f"fastai-anneal: plugin {ep.name!r} ({ep.value}) skipped: {type(e).__name__}: {e}", file=sys.stderr)
-        else: loaded.append(ep.name)
+        else: _LOADED[(ep.name, ep.value)] = added; loaded.append(ep.name)
     return loaded
 
 def main(argv:list=None,  # Command-line arguments; `sys.argv[1:]` if None

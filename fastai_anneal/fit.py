@@ -14,7 +14,7 @@ from fastai.callback.tracker import SaveModelCallback
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
 from ._groups import n_groups
-from .registry import Variant, VARIANTS, _add
+from .registry import Variant, VARIANTS, _add, _REGISTERED, _BUILTIN
 
 __all__ = ['ReplayShuffles', 'register_variant']  # and the `Learner` patches, applied on import
 
@@ -212,6 +212,12 @@ def _patch(v:Variant): _free(v); patch_to(Learner)(_fit_method(v))
 
 for _v in VARIANTS.values():
     if not _v.two_phase: _patch(_v)
+
+def _unregister(v:Variant):
+    "Take a variant `register_variant` added out again, with its `Learner` method (the package's own stay)"
+    if _REGISTERED.get(v.method) is v and v.method not in {b.method for b in _BUILTIN}:
+        del _REGISTERED[v.method]
+        if getattr(Learner, v.method, None) is not None: delattr(Learner, v.method)
 
 def register_variant(v:Variant) -> Variant:
     ("Add `v` at run time: its `Learner` method (checked arguments, `lr='auto'`, `lr_tune(fit=...)`), as the package's own variants "

@@ -379,3 +379,56 @@ def test_a_broken_plugin_is_named_and_skipped(tmp_path):
     assert len(lines) == 3 and all(l.startswith('fastai-anneal: plugin ') and ' skipped: ' in l for l in lines), r.stderr
     assert "'gone' (no_such_module:X) skipped: ModuleNotFoundError" in lines[1]
     assert "'odd' (poly_plugin:poly_scheds) skipped: TypeError" in lines[2]
+
+_PLUGIN_MORE = '''
+from fastai_anneal.registry import Variant
+def lin(lr, out:float=0.1):
+    "lr to lr*out"
+    return {'lr': lambda pos: lr*(1 + (out-1)*pos)}
+def ok(lr):
+    "lr held"
+    return {'lr': lambda pos: lr}
+KW = dict(doc='x', fastai='fit', reference='its builder', examples=(dict(n_epoch=2, lr=1e-2),))
+BAD_FLAG = Variant('fit_lin_out', lin, 'lr', **KW)  # its `out` is preview's --out
+PAIR = [Variant('fit_held_ok', ok, 'lr', **KW), Variant('fit_cos_anneal', ok, 'lr', **KW)]  # the second's name is taken
+CONST = Variant('fit_constant', ok, 'lr', budget='fit_constant(N, lr)', **KW)  # compare's own 'constant'
+def fresh(): return [Variant('fit_held_fresh', ok, 'lr', **KW)]  # new objects on every call
+'''
+
+@pytest.fixture
+def plugins(tmp_path, monkeypatch):
+    "`cli._load_plugins` over the entry points `eps` ({name: 'module:attr'}) of a module on `sys.path`; what they add is taken out after"
+    from importlib.metadata import EntryPoint
+    from fastai_anneal import cli
+    from fastai_anneal.fit import _unregister
+    (tmp_path/'more_plugins.py').write_text(_PLUGIN_MORE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, '_LOADED', {})
+    def load(eps:dict):
+        monkeypatch.setattr(cli, 'entry_points', lambda group: [EntryPoint(k, v, group) for k,v in eps.items()])
+        return cli._load_plugins()
+    yield load
+    for vs in cli._LOADED.values():
+        for v in vs: _unregister(v)
+
+def test_a_plugin_adds_all_its_variants_or_none(plugins, capsys):
+    "A clash with preview's flags, a taken name, compare's own 'constant': named, skipped, nothing of it left; the rest load"
+    from fastai_anneal import cli
+    from fastai_anneal.registry import VARIANTS
+    before = dict(VARIANTS)
+    assert plugins({'flag': 'more_plugins:BAD_FLAG', 'pair': 'more_plugins:PAIR', 'const': 'more_plugins:CONST',
+                    'fresh': 'more_plugins:fresh'}) == ['fresh']
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and "plugin 'const'" in err[0] and "compare already has a schedule named 'constant'" in err[0]
+    assert "plugin 'flag'" in err[1] and 'conflicting option string: --out' in err[1]
+    assert "plugin 'pair'" in err[2] and "Variant 'fit_cos_anneal': method is already" in err[2]
+    from fastai.learner import Learner
+    assert set(VARIANTS) - set(before) == {'fit_held_fresh'} and not hasattr(Learner, 'fit_held_ok')
+    assert cli._parser().parse_args(['preview', 'fit_held_fresh', '--lr', '1e-2']).variant == 'fit_held_fresh'
+    assert plugins({'fresh': 'more_plugins:fresh'}) == ['fresh'] and capsys.readouterr().err == ''  # once per process: no clash
+
+def test_live_mappings_keep_dict_behaviour():
+    import pickle
+    from fastai_anneal import cli
+    assert isinstance(cli.SCHEDULES.copy(), dict) and list(cli.SCHEDULES | {'x': 1})[-1] == 'x' and ({'x': 1} | cli.PREVIEWS)['x'] == 1
+    assert list(pickle.loads(pickle.dumps(cli.PREVIEWS))) == list(cli.PREVIEWS)
