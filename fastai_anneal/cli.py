@@ -453,18 +453,17 @@ def _load_plugins(group:str=PLUGINS) -> list:
     loaded = []
     for ep in sorted(entry_points(group=group), key=lambda e: e.name):
         if (ep.name, ep.value) in _LOADED: loaded.append(ep.name); continue
-        before,added = dict(VARIANTS),[]
+        before = dict(VARIANTS)
+        new = lambda: [v for m,v in VARIANTS.items() if m not in before]  # what this plugin added (a module: as it was imported)
         try:
             given = _variants_of(ep.load())
-            added = [v for m,v in VARIANTS.items() if m not in before]  # a module's, registered as it was imported
-            for v in [*added, *given]: _check_console(v)
+            for v in [*new(), *given]: _check_console(v)
             for v in given:
-                if v.method in VARIANTS and VARIANTS[v.method] == v: continue  # registered as it was imported, or equal
-                register_variant(v); added.append(v)
+                if v.method not in VARIANTS or VARIANTS[v.method] != v: register_variant(v)  # equal: registered as imported
         except Exception as e:
-            for v in added: _unregister(v)
+            for v in new(): _unregister(v)
             print(f"fastai-anneal: plugin {ep.name!r} ({ep.value}) skipped: {type(e).__name__}: {e}", file=sys.stderr)
-        else: _LOADED[(ep.name, ep.value)] = added; loaded.append(ep.name)
+        else: _LOADED[(ep.name, ep.value)] = new(); loaded.append(ep.name)
     return loaded
 
 def main(argv:list=None,  # Command-line arguments; `sys.argv[1:]` if None

@@ -393,6 +393,10 @@ BAD_FLAG = Variant('fit_lin_out', lin, 'lr', **KW)  # its `out` is preview's --o
 PAIR = [Variant('fit_held_ok', ok, 'lr', **KW), Variant('fit_cos_anneal', ok, 'lr', **KW)]  # the second's name is taken
 CONST = Variant('fit_constant', ok, 'lr', budget='fit_constant(N, lr)', **KW)  # compare's own 'constant'
 def fresh(): return [Variant('fit_held_fresh', ok, 'lr', **KW)]  # new objects on every call
+def half():  # registers one variant itself, then gives something else
+    from fastai_anneal.fit import register_variant
+    register_variant(Variant('fit_held_half', ok, 'lr', **KW))
+    return 'not a variant'
 '''
 
 @pytest.fixture
@@ -417,11 +421,12 @@ def test_a_plugin_adds_all_its_variants_or_none(plugins, capsys):
     from fastai_anneal.registry import VARIANTS
     before = dict(VARIANTS)
     assert plugins({'flag': 'more_plugins:BAD_FLAG', 'pair': 'more_plugins:PAIR', 'const': 'more_plugins:CONST',
-                    'fresh': 'more_plugins:fresh'}) == ['fresh']
+                    'fresh': 'more_plugins:fresh', 'half': 'more_plugins:half'}) == ['fresh']
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 3 and "plugin 'const'" in err[0] and "compare already has a schedule named 'constant'" in err[0]
+    assert len(err) == 4 and "plugin 'const'" in err[0] and "compare already has a schedule named 'constant'" in err[0]
     assert "plugin 'flag'" in err[1] and 'conflicting option string: --out' in err[1]
-    assert "plugin 'pair'" in err[2] and "Variant 'fit_cos_anneal': method is already" in err[2]
+    assert "plugin 'half'" in err[2] and 'it gave a str, not a Variant' in err[2]
+    assert "plugin 'pair'" in err[3] and "Variant 'fit_cos_anneal': method is already" in err[3]
     from fastai.learner import Learner
     assert set(VARIANTS) - set(before) == {'fit_held_fresh'} and not hasattr(Learner, 'fit_held_ok')
     assert cli._parser().parse_args(['preview', 'fit_held_fresh', '--lr', '1e-2']).variant == 'fit_held_fresh'

@@ -149,9 +149,9 @@ def test_no_pick_near_a_diverged_trial(monkeypatch):
     ref = learn.lr_tune(10, fit='fit_cos_anneal')
     assert 'capped' not in ref.rule and not any(t['diverged'] for t in ref.trials)
     run,cliff = tune._run_phases,0.7*ref.scale  # the synthetic task picks the largest lr its trials reach
-    def run_phases(learn, phases, cbs, wd, validate, reset_opt=False):  # `fit_cos_anneal` has no warmup: trials start at their peak
+    def run_phases(learn, phases, cbs, wd, validate, reset_opt=False, snap=None):  # `fit_cos_anneal` has no warmup: trials start at their peak
         if float(np.max(np.atleast_1d(phases[0][1]['lr'](0.)))) > cliff: return [float('nan')],True,None
-        return run(learn, phases, cbs, wd, validate, reset_opt)
+        return run(learn, phases, cbs, wd, validate, reset_opt, snap)
     monkeypatch.setattr(tune, '_run_phases', run_phases)
     before = learner_state(learn)
     res = learn.lr_tune(10, fit='fit_cos_anneal')
@@ -374,8 +374,8 @@ def test_a_nan_metric_is_not_a_divergence():
 def test_every_trial_of_the_last_rung_diverging_warns(monkeypatch):
     "Short trials fine, every longer one diverged: the lr is capped below them, with a warning that no trial of that length held it"
     run = tune._run_phases
-    def run_phases(learn, phases, cbs, wd, validate, reset_opt=False):
-        return ([float('nan')],True,None) if validate else run(learn, phases, cbs, wd, validate, reset_opt)
+    def run_phases(learn, phases, cbs, wd, validate, reset_opt=False, snap=None):
+        return ([float('nan')],True,None) if validate else run(learn, phases, cbs, wd, validate, reset_opt, snap)
     monkeypatch.setattr(tune, '_run_phases', run_phases)
     with pytest.warns(UserWarning, match='every trial of the last rung'): res = _learner().lr_tune(10, fit='fit_cos_anneal')
     r1 = [t['lr'] for t in res.trials if t['rung'] == 1]
