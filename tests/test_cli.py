@@ -355,19 +355,21 @@ def _plugin_env(tmp_path:Path, entries:str) -> dict:
 def test_plugins_add_variants_to_the_console_script(tmp_path):
     "An installed package's entry points (a `Variant`, a function returning some) join `compare --schedules` and `preview`"
     env = _plugin_env(tmp_path, 'poly = poly_plugin:POLY\nmore = poly_plugin:more')
-    run = lambda *a: subprocess.run(CLI + [str(x) for x in a], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    r = run('preview', 'fit_poly3', '--epochs', 2, '--n-batch', 10, '--lr', '1e-2', '--power', 3, '--out', tmp_path)
+    run = lambda a: subprocess.run(CLI + [str(x) for x in a], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    calls = [('preview', 'fit_poly3', '--epochs', 2, '--n-batch', 10, '--lr', '1e-2', '--power', 3, '--out', tmp_path),
+             ('preview', '--help'), ('compare', '--help'),
+             ('compare', '--schedules', 'poly', '--epochs', 1, '--seeds', 1, '--lr', '1e-2', '--out', tmp_path/'res', '--no-bar'),
+             ('compare', '--schedules', 'poly3', '--epochs', 1, '--lr', '1e-2', '--out', tmp_path/'res3')]  # no budget: not offered
+    with ThreadPoolExecutor(4) as ex: r,help_p,help_c,cmp,no_budget = ex.map(run, calls)  # each process pays fastai's import
     assert r.returncode == 0 and r.stderr == '', r.stderr
     ends = [l.split() for l in r.stdout.splitlines() if l[:1].isdigit()]
     assert [float(w[1]) for w in ends] == pytest.approx([1e-2, 1e-2*0.5**3])  # the builder's own values: epoch 0 and 1 of 2
     check_png(tmp_path/'preview_fit_poly3.png')
-    assert 'fit_poly' in run('preview', '--help').stdout and 'poly' in run('compare', '--help').stdout
-    r = run('compare', '--schedules', 'poly', '--epochs', 1, '--seeds', 1, '--lr', '1e-2', '--out', tmp_path/'res', '--no-bar')
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'fit_poly' in help_p.stdout and 'poly' in help_c.stdout
+    assert cmp.returncode == 0, cmp.stderr[-3000:]
     res = json.loads((tmp_path/'res'/'results.json').read_text())
     assert res['budgets'] == {'poly': "fit_poly(N, lr): lr*(1-pos)**2"} and 0 <= res['runs'][0]['accuracy'] <= 1
-    r = run('compare', '--schedules', 'poly3', '--epochs', 1, '--lr', '1e-2', '--out', tmp_path/'res')  # no budget: not offered
-    assert r.returncode == 2 and 'schedules must be a comma-separated list of' in r.stderr
+    assert no_budget.returncode == 2 and 'schedules must be a comma-separated list of' in no_budget.stderr
 
 def test_a_broken_plugin_is_named_and_skipped(tmp_path):
     "A plugin that fails to import or gives something else is named on stderr; the package's own commands still run"

@@ -817,7 +817,7 @@ def test_a_trained_models_noisy_losses_are_not_divergence():
     ("Continuing a trained model whose batch losses span decades: fastai's 4x rule, its best a lucky batch, stopped the range test "
      "and every trial at lrs that move no weight, and the tuner raised 'every trial diverged'. A rise counts once the weights moved")
     picks = []
-    for seed in range(8):
+    for seed in (3, 4, 7):  # the fastai rule raised on seeds 3-6 and picked 1.1e-5 on seed 7
         learn = _blobs_learner(seed)
         with learn.no_bar(), learn.no_logging(): res = learn.lr_tune(2)
         picks.append(res.lr)
