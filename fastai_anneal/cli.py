@@ -4,7 +4,8 @@ Why argparse subcommands around fastcore's `anno_parser`: fastcore's `call_parse
 no subcommands. Each command here is a plain function with docments, so `anno_parser` builds its parser (the ecosystem's
 help text and `--flag-name` spelling) and a Python caller gets the same function; argparse only adds the dispatch.
 """
-import argparse, csv, datetime, inspect, json, math, os, re, sys, tempfile, time, warnings
+import argparse, csv, datetime, inspect, json, math, os, re, signal, sys, tempfile, time, warnings
+import multiprocessing as mp
 from collections.abc import Mapping
 from contextlib import contextmanager
 from importlib.metadata import entry_points
@@ -222,29 +223,69 @@ def _resolve_lr(data, lr, dev, out) -> tuple:
         print(f"lr_find: using the {name} suggestion, lr={lr:.3g} (suggestions: {others}); plot in {out/'lr_find.png'}")
     return lr,lr_source
 
-def _train_all(data, epochs, lr, names, seeds, dev, bar, runs:list) -> list:
-    "A run per schedule and seed at `lr`, each appended to `runs` as it finishes (an interrupt keeps the finished ones)"
-    for nm in names:
-        fit_fn,budget = SCHEDULES[nm]
-        for seed in range(seeds):
-            if bar: print(f"\n{nm}, seed {seed}: {budget}", flush=True)
-            learn = _learner(data, seed, dev, bar)
-            start = time.perf_counter()
-            fit_fn(learn, epochs, lr)
-            t = time.perf_counter() - start
-            h,tuned = _history(learn),learn.lr_tune_result
-            runs.append(dict(schedule=nm, seed=seed, epochs=epochs, lr=float(tuned.scale) if tuned else lr, accuracy=h['accuracy'][-1],
-                             valid_loss=h['valid_loss'][-1], train_loss=h['train_loss'][-1], time_s=t,
-                             tune_s=tuned.time_s if tuned else 0., tune_batches=tuned.cost if tuned else 0,
-                             fit_batches=epochs*len(learn.dls.train), history=h, lrs=[float(v) for v in learn.recorder.lrs],
-                             device=str(learn.dls.device)))
+def _run(data, epochs:int, lr, nm:str, seed:int, dev, bar:bool) -> dict:
+    "One run of schedule `nm` on seed `seed`: its result, per-epoch history and recorded lrs"
+    fit_fn = SCHEDULES[nm][0]
+    learn = _learner(data, seed, dev, bar)
+    start = time.perf_counter()
+    fit_fn(learn, epochs, lr)
+    t = time.perf_counter() - start
+    h,tuned = _history(learn),learn.lr_tune_result
+    return dict(schedule=nm, seed=seed, epochs=epochs, lr=float(tuned.scale) if tuned else lr, accuracy=h['accuracy'][-1],
+                valid_loss=h['valid_loss'][-1], train_loss=h['train_loss'][-1], time_s=t,
+                tune_s=tuned.time_s if tuned else 0., tune_batches=tuned.cost if tuned else 0,
+                fit_batches=epochs*len(learn.dls.train), history=h, lrs=[float(v) for v in learn.recorder.lrs],
+                device=str(learn.dls.device))
+
+def _worker_init():
+    "A `compare` worker: one torch thread; Ctrl-C is the parent's to handle (it stops the workers and keeps the finished runs)"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+def _worker_run(args) -> tuple:
+    "`_run(*args)` in a worker: `(True, run)`, or `(False, exception)`, a `KeyboardInterrupt` too, for the parent to raise"
+    try: return True,_run(*args, bar=False)
+    except BaseException as e: return False,e
+
+def _train_all(data, epochs, lr, names, seeds, dev, bar, runs:list, jobs:int=1) -> list:
+    ("A run per schedule and seed at `lr`, each appended to `runs` as it finishes (an interrupt keeps the finished ones); `jobs > 1` "
+     "runs them in that many forked processes, a line per finished run instead of the progress bars; `runs` ends in schedule, seed order")
+    tasks = [(data, epochs, lr, nm, seed, dev) for nm in names for seed in range(seeds)]
+    order = lambda r: (names.index(r['schedule']), r['seed'])
+    try:
+        if jobs == 1:
+            for *a,nm,seed,_ in tasks:
+                if bar: print(f"\n{nm}, seed {seed}: {SCHEDULES[nm][1]}", flush=True)
+                runs.append(_run(*a, nm, seed, dev, bar))
+            return runs
+        if bar: print(f"{len(tasks)} runs in {jobs} processes, one torch thread each; a line per finished run:", flush=True)
+        with mp.get_context('fork').Pool(jobs, initializer=_worker_init) as pool:  # exits by terminating the workers
+            for ok,r in pool.imap_unordered(_worker_run, tasks):
+                if not ok: raise r
+                runs.append(r)
+                if bar: print(f"[{len(runs)}/{len(tasks)}] {r['schedule']}, seed {r['seed']}: accuracy {r['accuracy']:.4f} at lr "
+                              f"{r['lr']:.3g}, {r['time_s']:.1f} s", flush=True)
+    finally: runs.sort(key=order)
     return runs
 
-def _config(data, epochs, lr, lr_source, names, seeds, runs) -> dict:
+def _config(data, epochs, lr, lr_source, names, seeds, runs, jobs) -> dict:
     "The run's settings and versions, results.json's `config`"
-    return dict(data=str(data), epochs=epochs, lr=lr, lr_source=lr_source, schedules=names, seeds=seeds, device=runs[0]['device'],
-                date=datetime.datetime.now().isoformat(timespec='seconds'), torch=torch.__version__,
+    return dict(data=str(data), epochs=epochs, lr=lr, lr_source=lr_source, schedules=names, seeds=seeds, jobs=jobs,
+                device=runs[0]['device'], date=datetime.datetime.now().isoformat(timespec='seconds'), torch=torch.__version__,
                 fastai=__import__('fastai').__version__)
+
+MAX_JOBS = 8  # `compare`'s default processes at most: each holds its own copy of torch (about 0.5 GB)
+
+def _check_jobs(jobs, data, dev, n_runs:int) -> int:
+    ("Processes for `compare`'s runs: `jobs`, or if None as many as the CPU has cores for (at most `MAX_JOBS` and the number of runs) "
+     "on the embedded datasets, and 1 on a GPU or an image folder, whose runs use the device or many threads themselves")
+    serial = dev.type != 'cpu' or isinstance(data, Path) or 'fork' not in mp.get_all_start_methods() or sys.platform == 'darwin'
+    if jobs is None: return 1 if serial else max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+                                                          else os.cpu_count() or 1, MAX_JOBS, n_runs))
+    jobs = check_int('jobs', jobs)
+    if jobs > 1 and serial:
+        raise ValueError(f"jobs must be 1 here (runs in parallel need an embedded dataset on the CPU, and fork: Linux), got {jobs}")
+    return jobs
 
 def _check_tunable(data, epochs:int, dev):
     "Every run of `compare` spends `epochs` epochs: with `--lr auto` each must be long enough for the tuner's trials"
@@ -265,12 +306,14 @@ def compare(
     seeds:int=3,             # Runs per schedule, seeds 0..seeds-1 (weight init, shuffling, random split)
     out:Path=Path('runs'),   # Folder for results.csv, results.json, schedules.png, accuracy.png, compare.png
     device:str='auto',       # 'auto' (a GPU when present), 'cpu' or 'cuda'
-    bar:bool=True,           # fastai's progress bars and epoch tables (`--no-bar` hides them)
+    bar:bool=True,           # fastai's progress bars and epoch tables (`--no-bar` hides them); a line per run with `jobs` > 1
+    jobs:int=None,           # Runs at once, each in its own process with one torch thread; None: one per CPU core (at most 8), 1 on a GPU
 ) -> dict:
     "Train the same model once per schedule and seed on the same epoch budget; print a results table, save CSV, JSON and plots"
     with _usage():
         data,epochs,seeds = check_data(data),check_int('epochs', epochs),check_int('seeds', seeds)
         names,lr,dev,out = _check_schedules(schedules),_check_lr(lr),_check_device(device),_check_out(out)
+        jobs = _check_jobs(jobs, data, dev, len(names)*seeds)
         if lr == 'auto': _check_tunable(data, epochs, dev)
         new = _new_folders(out)
         _make_out(out)
@@ -279,16 +322,16 @@ def compare(
         try:
             with _threads(data, dev):
                 lr,lr_source = _resolve_lr(data, asked, dev, out)
-                _train_all(data, epochs, lr, names, seeds, dev, bar, runs)
+                _train_all(data, epochs, lr, names, seeds, dev, bar, runs, jobs)
         except KeyboardInterrupt:  # Ctrl-C: the finished runs are kept, marked partial
             msg = f"interrupted after {len(runs)} of {len(names)*seeds} runs"
             if runs:
                 done = [nm for nm in names if any(r['schedule'] == nm for r in runs)]
-                config = {**_config(data, epochs, lr, lr_source, names, seeds, runs), 'interrupted': msg}
+                config = {**_config(data, epochs, lr, lr_source, names, seeds, runs, jobs), 'interrupted': msg}
                 msg += '; wrote ' + ', '.join(map(str, _write_results(out, config, runs, _summary(runs, done)))) + ' (partial)'
             raise Interrupted(msg) from None
     summary = _summary(runs, names)
-    config = _config(data, epochs, lr, lr_source, names, seeds, runs)
+    config = _config(data, epochs, lr, lr_source, names, seeds, runs, jobs)
     lr_txt = 'lr tuned per run' if lr == 'auto' else f"lr {lr:.3g}" + ('' if lr_source == 'given' else f" ({lr_source.split(':')[0]})")
     title = f"{Path(str(data)).name}, {epochs} epochs, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
     replaced = (out/'results.json').exists()

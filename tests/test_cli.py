@@ -28,12 +28,13 @@ def _image(path, seed=0):
 BAD = ['unknown schedule', 'unknown data name', 'missing folder', 'empty folder', 'one class', 'epochs < 1', 'epochs not int', 'seeds < 1',
        'lr negative', 'lr word', 'device', 'out under a file', 'out is a file', 'lr-find anneal', 'lr-find data', 'preview pct',
        'preview cycles', 'preview variant', 'unknown command', 'too short to tune', 'lr negative exp', 'preview negative', 'unknown flag',
-       'unknown preview flag', 'preview epochs of cycles']
+       'unknown preview flag', 'preview epochs of cycles', 'jobs < 1', 'jobs with a folder']
 
 def _bad_cases(root:Path) -> dict:
     "name: (argv, text the error line must contain); the folders they need are made under `root`"
     (root/'empty').mkdir()
     for i in range(3): _image(root/'one_class'/'cats'/f'{i}.png', i)
+    for i in range(4): _image(root/'two_classes'/('cats', 'dogs')[i % 2]/f'{i}.png', i)
     (root/'a_file').write_text('not a folder')
     out = root/'out'  # every case points here: it must never be created
     return {
@@ -66,11 +67,15 @@ def _bad_cases(root:Path) -> dict:
                                  'unrecognized arguments: --lr-max 1 (see fastai-anneal preview fit_flat_anneal --help)'),
         'preview epochs of cycles': (['preview', 'fit_sgdr_anneal', '--epochs', '3', '--out', out],
                                      '--epochs of fit_sgdr_anneal follow from n_cycles, cycle_len: give those instead'),
+        'jobs < 1':           (['compare', '--jobs', '0', '--out', out], '--jobs must be >= 1, got 0'),
+        'jobs with a folder': (['compare', '--data', root/'two_classes', '--jobs', '2', '--lr', '1e-3', '--out', out],
+                               '--jobs must be 1 here (runs in parallel need an embedded dataset on the CPU'),
     }
 
 HELP = {
     'top':     (['--help'], ['compare', 'lr-find', 'preview']),
-    'compare': (['compare', '--help'], ['--data', '--epochs', '--lr', '--schedules', '--seeds', '--out', '--device', '--no-bar', 'sgdr_cycles(N)']),
+    'compare': (['compare', '--help'], ['--data', '--epochs', '--lr', '--schedules', '--seeds', '--out', '--device', '--no-bar', '--jobs',
+                'sgdr_cycles(N)']),
     'lr-find': (['lr-find', '--help'], ['--data', '--anneal', '--out', '--device']),
     'preview': (['preview', '--help'], ['fit_cos_anneal', 'fit_sgdr_anneal', 'fit_flat_anneal']),
     'variant': (['preview', 'fit_flat_anneal', '--help'], ['--epochs', '--lr', '--pct-start', '--anneal', '{cos,lin,exp,sqrt,poly}']),
@@ -122,10 +127,13 @@ def _table(stdout:str) -> dict:
 def test_compare(tmp_path):
     "A short `compare` (1 epoch, 2 schedules, 2 seeds, `--lr auto`): the table, results.csv, results.json and the PNGs agree"
     out = tmp_path/'res'
-    r = run_cli('compare', '--epochs', 1, '--seeds', 2, '--schedules', 'one_cycle,cos_anneal', '--out', out, '--device', 'cpu', cwd=tmp_path)
+    r = run_cli('compare', '--epochs', 1, '--seeds', 2, '--schedules', 'one_cycle,cos_anneal', '--out', out, '--device', 'cpu', '--jobs', 2,
+                cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'Traceback' not in r.stderr
-    assert 'epoch' in r.stdout and 'train_loss' in r.stdout  # fastai's progress output
+    assert '4 runs in 2 processes' in r.stdout and 'train_loss' not in r.stdout  # in parallel: a line per run, no fastai bars
+    done = sorted(l.split('] ')[1].split(':')[0] for l in r.stdout.splitlines() if l.startswith('['))
+    assert done == ['cos_anneal, seed 0', 'cos_anneal, seed 1', 'one_cycle, seed 0', 'one_cycle, seed 1'], r.stdout
     table = _table(r.stdout)
     assert list(table) == ['one_cycle', 'cos_anneal']
     for row in table.values():
@@ -153,8 +161,9 @@ def test_compare_recipe(tmp_path):
     "`--lr valley`: fastai's recipe, one `lr_find` (seed 0) and its suggestion for every run, no tuning"
     out = tmp_path/'res'
     r = run_cli('compare', '--epochs', 1, '--seeds', 1, '--schedules', 'one_cycle,flat_anneal', '--lr', 'valley', '--out', out,
-                '--device', 'cpu', '--no-bar', cwd=tmp_path)
+                '--device', 'cpu', '--jobs', 1, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert 'epoch' in r.stdout and 'train_loss' in r.stdout and 'processes' not in r.stdout  # one process: fastai's progress output
     res = json.loads((out/'results.json').read_text())
     lr = res['config']['lr']
     assert 'valley' in res['config']['lr_source'] and 1e-7 < lr < 10 and f"lr={lr:.3g}" in r.stdout
@@ -311,7 +320,7 @@ def test_compare_interrupted_keeps_the_finished_runs(tmp_path, monkeypatch, caps
     _interrupt_at(monkeypatch, 2)
     out = tmp_path/'res'
     argv = ['compare', '--data', 'digits', '--epochs', '1', '--lr', '1e-3', '--seeds', '2', '--schedules', 'constant,cos_anneal',
-            '--device', 'cpu', '--no-bar', '--out', str(out)]
+            '--device', 'cpu', '--no-bar', '--jobs', '1', '--out', str(out)]
     assert _main(argv) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith('fastai-anneal compare: interrupted after 2 of 4 runs; wrote'), err
@@ -320,6 +329,69 @@ def test_compare_interrupted_keeps_the_finished_runs(tmp_path, monkeypatch, caps
     res = json.loads((out/'results.json').read_text())
     assert res['config']['interrupted'] == 'interrupted after 2 of 4 runs' and [s['schedule'] for s in res['summary']] == ['constant']
     assert _tree(out) == ['results.csv', 'results.json']
+
+def test_compare_jobs_match_one_process(tmp_path):
+    "Runs in 2 processes give one process's results to the bit (each run seeds itself), in schedule-then-seed order, `lr='auto'` too"
+    import multiprocessing as mp
+    from fastai_anneal.cli import compare
+    kw = dict(data='mnist1d', epochs=1, schedules='one_cycle,cos_anneal', seeds=2, device='cpu', bar=False)
+    res = {j: compare(**kw, jobs=j, out=tmp_path/f'j{j}') for j in (1, 2)}
+    strip = lambda r: {k: v for k,v in r.items() if k not in ('time_s', 'tune_s')}
+    assert [strip(r) for r in res[2]['runs']] == [strip(r) for r in res[1]['runs']]
+    assert [(r['schedule'], r['seed']) for r in res[2]['runs']] == [(s, i) for s in ('one_cycle', 'cos_anneal') for i in (0, 1)]
+    assert all(r['tune_batches'] > 0 for r in res[2]['runs']) and res[2]['config']['jobs'] == 2 and not mp.active_children()
+
+def _fail_in_worker(monkeypatch, tmp_path, exc):
+    "Seed 1's run raises `exc` once seed 0's run has finished (a marker file says so): deterministic with 2 processes"
+    import fastai_anneal.cli as cli
+    import time
+    orig_learner,orig_history,done = cli._learner,cli._history,tmp_path/'seed0_done'
+    def learner(data, seed, *args, **kwargs):
+        if seed == 1:
+            while not done.exists(): time.sleep(0.05)
+            time.sleep(0.5); raise exc
+        return orig_learner(data, seed, *args, **kwargs)
+    def history(learn):
+        done.touch(); return orig_history(learn)
+    monkeypatch.setattr(cli, '_learner', learner); monkeypatch.setattr(cli, '_history', history)
+
+def test_compare_jobs_interrupted_keeps_the_finished_runs(tmp_path, monkeypatch, capsys):
+    "Ctrl-C reaching a run in a worker: the workers stop, status 130, and the finished run is written, marked partial"
+    import multiprocessing as mp
+    _fail_in_worker(monkeypatch, tmp_path, KeyboardInterrupt())
+    out = tmp_path/'res'
+    assert _main(['compare', '--data', 'digits', '--epochs', '1', '--lr', '1e-3', '--seeds', '2', '--schedules', 'constant',
+                  '--device', 'cpu', '--no-bar', '--jobs', '2', '--out', str(out)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('fastai-anneal compare: interrupted after 1 of 2 runs; wrote'), err
+    with open(out/'results.csv') as f: assert [(d['schedule'], d['seed']) for d in csv.DictReader(f)] == [('constant', '0')]
+    assert not mp.active_children()
+
+def test_compare_jobs_error_in_a_worker(tmp_path, monkeypatch):
+    "An error in a worker's run is raised by `compare`, as in one process, and no worker is left behind"
+    import multiprocessing as mp
+    from fastai_anneal.cli import compare
+    _fail_in_worker(monkeypatch, tmp_path, RuntimeError('boom in seed 1'))
+    with pytest.raises(RuntimeError, match='boom in seed 1'):
+        compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path/'res')
+    assert not mp.active_children()
+
+def test_compare_jobs_ctrl_c(tmp_path):
+    "A real Ctrl-C (SIGINT to the terminal's process group) during runs in 2 processes: status 130, one line, nothing left running"
+    import os, signal
+    p = subprocess.Popen(CLI + ['compare', '--data', 'digits', '--epochs', '3', '--lr', '1e-3', '--seeds', '8', '--schedules', 'constant',
+                                '--device', 'cpu', '--jobs', '2', '--out', str(tmp_path/'res')],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in p.stdout:
+            if line.startswith('[1/8]'): break
+        os.killpg(p.pid, signal.SIGINT)
+        _,err = p.communicate(timeout=60)
+    finally: p.kill()
+    assert p.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith('fastai-anneal compare: interrupted after '), err
+    assert len(err.strip().splitlines()) == 1, err
+    with pytest.raises(ProcessLookupError): os.killpg(p.pid, 0)  # no worker outlived the command
 
 @pytest.mark.parametrize('command', ['compare', 'lr-find'])
 def test_interrupted_before_any_result_leaves_no_folder(tmp_path, monkeypatch, capsys, command):
