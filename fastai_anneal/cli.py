@@ -4,10 +4,10 @@ Why argparse subcommands around fastcore's `anno_parser`: fastcore's `call_parse
 no subcommands. Each command here is a plain function with docments, so `anno_parser` builds its parser (the ecosystem's
 help text and `--flag-name` spelling) and a Python caller gets the same function; argparse only adds the dispatch.
 """
-import argparse, csv, datetime, inspect, json, math, os, re, signal, sys, tempfile, time, warnings
+import argparse, csv, datetime, inspect, json, math, os, pickle, queue, re, signal, sys, tempfile, time, traceback, warnings
 import multiprocessing as mp
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 import numpy as np, torch
@@ -237,21 +237,47 @@ def _run(data, epochs:int, lr, nm:str, seed:int, dev, bar:bool) -> dict:
                 fit_batches=epochs*len(learn.dls.train), history=h, lrs=[float(v) for v in learn.recorder.lrs],
                 device=str(learn.dls.device))
 
-def _worker_init():
-    "A `compare` worker: one torch thread; Ctrl-C is the parent's to handle (it stops the workers and keeps the finished runs)"
+def _worker(tasks, results):
+    ("A `compare` worker process: one torch thread, runs from `tasks` until None; each result goes back pickled here, so one that "
+     "cannot be pickled is an error the parent raises, not a result lost. Ctrl-C is the parent's to handle: it stops the workers")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
+    for args in iter(tasks.get, None):
+        try: msg = pickle.dumps((True, _run(*args, bar=False)))
+        except BaseException as e:  # a KeyboardInterrupt raised by the run too: the parent raises it
+            if hasattr(e, 'add_note'): e.add_note("raised in a compare worker process:\n" + ''.join(traceback.format_exception(e)))
+            try: msg = pickle.dumps((False, e))
+            except Exception: msg = pickle.dumps((False, RuntimeError(f"{type(e).__name__}: {e}")))
+        results.put(msg)
 
-def _worker_run(args) -> tuple:
-    "`_run(*args)` in a worker: `(True, run)`, or `(False, exception)`, a `KeyboardInterrupt` too, for the parent to raise"
-    try: return True,_run(*args, bar=False)
-    except BaseException as e: return False,e
+def _run_parallel(tasks:list, jobs:int):
+    "Yield `_run`'s result for each of `tasks` as `jobs` forked workers finish them; raise a run's error, or say which worker died"
+    ctx = mp.get_context('fork')  # the workers inherit the registry: a plugin's or a notebook's variants run there too
+    todo,results = ctx.SimpleQueue(),ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(todo, results), daemon=True) for _ in range(jobs)]
+    try:
+        for p in procs: p.start()
+        for t in [*tasks, *[None]*jobs]: todo.put(t)
+        for _ in tasks:
+            while True:
+                try: ok,r = pickle.loads(results.get(timeout=1)); break
+                except queue.Empty:
+                    dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                    if dead:
+                        why = ': killed, out of memory?' if dead[0] == -signal.SIGKILL else ''
+                        raise RuntimeError(f"a compare worker process died (exit code {dead[0]}{why}); jobs=1 runs in this "
+                                           "process") from None
+            if not ok: raise r
+            yield r
+    finally:
+        for p in procs:
+            if p.is_alive(): p.terminate()
+        for p in procs: p.join()
 
 def _train_all(data, epochs, lr, names, seeds, dev, bar, runs:list, jobs:int=1) -> list:
     ("A run per schedule and seed at `lr`, each appended to `runs` as it finishes (an interrupt keeps the finished ones); `jobs > 1` "
      "runs them in that many forked processes, a line per finished run instead of the progress bars; `runs` ends in schedule, seed order")
     tasks = [(data, epochs, lr, nm, seed, dev) for nm in names for seed in range(seeds)]
-    order = lambda r: (names.index(r['schedule']), r['seed'])
     try:
         if jobs == 1:
             for *a,nm,seed,_ in tasks:
@@ -259,13 +285,12 @@ def _train_all(data, epochs, lr, names, seeds, dev, bar, runs:list, jobs:int=1) 
                 runs.append(_run(*a, nm, seed, dev, bar))
             return runs
         if bar: print(f"{len(tasks)} runs in {jobs} processes, one torch thread each; a line per finished run:", flush=True)
-        with mp.get_context('fork').Pool(jobs, initializer=_worker_init) as pool:  # exits by terminating the workers
-            for ok,r in pool.imap_unordered(_worker_run, tasks):
-                if not ok: raise r
+        with closing(_run_parallel(tasks, jobs)) as done:  # closed on any exit: the workers stop before the error travels on
+            for r in done:
                 runs.append(r)
                 if bar: print(f"[{len(runs)}/{len(tasks)}] {r['schedule']}, seed {r['seed']}: accuracy {r['accuracy']:.4f} at lr "
                               f"{r['lr']:.3g}, {r['time_s']:.1f} s", flush=True)
-    finally: runs.sort(key=order)
+    finally: runs.sort(key=lambda r: (names.index(r['schedule']), r['seed']))
     return runs
 
 def _config(data, epochs, lr, lr_source, names, seeds, runs, jobs) -> dict:

@@ -372,9 +372,35 @@ def test_compare_jobs_error_in_a_worker(tmp_path, monkeypatch):
     import multiprocessing as mp
     from fastai_anneal.cli import compare
     _fail_in_worker(monkeypatch, tmp_path, RuntimeError('boom in seed 1'))
-    with pytest.raises(RuntimeError, match='boom in seed 1'):
+    with pytest.raises(RuntimeError, match='boom in seed 1') as e:
         compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path/'res')
+    if sys.version_info >= (3, 11): assert "in learner\n" in e.value.__notes__[0]  # the worker's traceback, where the error arose
     assert not mp.active_children()
+
+def test_compare_jobs_worker_killed(tmp_path, monkeypatch):
+    "A worker killed mid-run (the kernel's OOM killer): `compare` says so instead of waiting forever, and stops the other worker"
+    import multiprocessing as mp, os, signal
+    import fastai_anneal.cli as cli
+    from fastai_anneal.cli import compare
+    orig = cli._learner
+    def learner(data, seed, *args, **kwargs):
+        if seed == 1: os.kill(os.getpid(), signal.SIGKILL)
+        return orig(data, seed, *args, **kwargs)
+    monkeypatch.setattr(cli, '_learner', learner)
+    with pytest.raises(RuntimeError, match=r'a compare worker process died \(exit code -9: killed, out of memory\?\)'):
+        compare('digits', epochs=1, lr=1e-3, seeds=3, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path/'res')
+    assert not mp.active_children()
+
+def test_compare_jobs_unpicklable_error(tmp_path, monkeypatch):
+    "An error that cannot be pickled back from a worker is raised as a `RuntimeError` with its text, not lost"
+    import fastai_anneal.cli as cli
+    from fastai_anneal.cli import compare
+    class Odd(Exception):
+        def __reduce__(self): raise TypeError('not picklable')
+    def learner(*args, **kwargs): raise Odd('odd failure')
+    monkeypatch.setattr(cli, '_learner', learner)
+    with pytest.raises(RuntimeError, match='Odd: odd failure'):
+        compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path/'res')
 
 def test_compare_jobs_ctrl_c(tmp_path):
     "A real Ctrl-C (SIGINT to the terminal's process group) during runs in 2 processes: status 130, one line, nothing left running"
