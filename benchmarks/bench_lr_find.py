@@ -87,7 +87,9 @@ def bench_quality(seeds, epochs):
     acc_cache,rows = {},[]
     t0 = time.perf_counter()
     for seed in range(seeds):
-        acc = lambda lr: acc_cache.setdefault((seed, lr), _train(seed, lr, epochs))
+        def acc(lr, seed=seed):  # trained once per (seed, lr): a suggestion equal to a grid lr or to another reuses it
+            if (seed, lr) not in acc_cache: acc_cache[seed, lr] = _train(seed, lr, epochs)
+            return acc_cache[seed, lr]
         sugg = {}
         for sweep in ('exp', 'cos'):
             learn = _learner(seed)

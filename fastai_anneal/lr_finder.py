@@ -29,7 +29,8 @@ class LogSweep:
 # 'cos', 'sqrt' and 'poly' move log(lr), not lr, along the fit shapes: a linear-space cosine from 1e-7 to 10 would spend
 # almost every batch above 1e-2. So the sweep's 'cos' is lr(pos) = start*(end/start)**((1-cos(pi*pos))/2).
 SWEEPS = {'exp': sched_exp, 'cos': LogSweep(sched_cos), 'lin': sched_lin, 'sqrt': LogSweep(sched_sqrt), 'poly': LogSweep(sched_poly)}
-DEFAULT_SWEEP = 'exp'  # the one default of `AnnealLRFinder` and `lr_find`: fastai's sweep (BENCHMARKS.md: best for 3 of 4 suggestions)
+DEFAULT_SWEEP = 'exp'  # the one default of `AnnealLRFinder` and `lr_find`: fastai's sweep, so fastai's suggestions stay bit for bit
+# (BENCHMARKS.md, 10 seeds: the resampled 'cos' sweep gives the better valley and steep, 'exp' the better minimum and slide)
 
 class _Sweep:
     "The lr schedule handed to `ParamScheduler`: `f(start, end, pos)`, one value per param group when `start` is a list"
@@ -101,13 +102,14 @@ class AnnealLRFinder(ParamScheduler):
         self.__dict__['_fresh'] = False
         super().before_fit()
         self.best_loss,self.raw_losses = float('inf'),[]
+        self._keep_raw = self.anneal is not sched_exp  # fastai's sweep is even in log(lr): its suggestions need no batch losses
 
     def before_batch(self): self._update_val(self.train_iter/self.num_it)
 
     def after_batch(self):
-        "Record the batch's loss (`raw_losses`); stop at `num_it` batches or, with `stop_div`, on divergence"
+        "Record the batch's loss (`raw_losses`, an uneven sweep's); stop at `num_it` batches or, with `stop_div`, on divergence"
         super().after_batch()
-        self.raw_losses.append(float(self.learn.loss.detach().mean()))  # an uneven sweep's suggestions resample these
+        if self._keep_raw: self.raw_losses.append(float(self.learn.loss.detach().mean()))  # its suggestions resample these
         loss = float(self.smooth_loss)  # one tensor op, then floats: fastai's three tensor compares decide the same (4*x is exact)
         if loss < self.best_loss: self.best_loss = loss
         if self.stop_div and _diverged(loss, self.best_loss, self.div_thresh) and _moved(loss, self._snapshot): raise CancelFitException()
@@ -338,7 +340,7 @@ def lr_find(self:Learner,
         if show_plot: self.recorder.plot_lr_sweep()
         return None
     lrs,losses,even = self.recorder.lrs,self.recorder.losses,None
-    if not _even_in_log(tensor(list(lrs))) and _increasing(np.asarray(lrs, dtype=np.float64)):  # uneven: from its batches ('exp': as is)
+    if cb.raw_losses and not _even_in_log(tensor(list(lrs))) and _increasing(np.asarray(lrs, dtype=np.float64)):  # uneven ('exp': as is)
         n = min(len(lrs), len(cb.raw_losses))  # a callback that cancels between the Recorder and the finder leaves one batch out
         even = lrs,losses = even_log_sweep(lrs[:n], cb.raw_losses[:n], self.recorder.smooth_loss.beta,
                                            cb.div_thresh if cb.stop_div else math.inf)  # even: `suggest_lrs` takes it as it is

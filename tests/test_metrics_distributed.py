@@ -3,6 +3,7 @@ import json, sys
 from pathlib import Path
 import pytest, torch
 from sklearn.metrics import balanced_accuracy_score
+from fastai.callback.progress import ProgressCallback  # noqa: F401  `Learner.no_bar`: this file alone imports no module that brings it
 from fastai_anneal.metrics import Accuracy
 from conftest import launch_ranks, needs_gloo
 sys.path.insert(0, str(Path(__file__).parent))
