@@ -2,7 +2,7 @@
 
 Why counts: fastai's `AvgMetric(accuracy)` averages per-batch means (inexact by float rounding, and inexact under
 DDP), and its `AccumMetric`s (`BalancedAccuracy`) store every prediction of the epoch. Here each metric keeps a few
-int64 tensors on the prediction's device (a confusion matrix for balanced accuracy: O(C^2), whatever the number of
+int64 tensors on the prediction's device (two counts per class for balanced accuracy: O(C), whatever the number of
 samples), updated without any host sync, and `value` divides once.
 
 Distributed training (`learn.distrib_ctx()`): fastai's `DistributedDL` pads the index list to a multiple of the
@@ -20,7 +20,7 @@ import numpy as np, torch
 import torch.distributed as dist
 from fastai.learner import Metric
 from fastai.torch_core import find_bs
-from ._checks import check_integral, check_float, check_bool
+from ._checks import check_integral, check_int, check_float, check_bool
 
 __all__ = ['Accuracy', 'BalancedAccuracy', 'AccuracyMulti']
 
@@ -30,6 +30,12 @@ def _plain(t):
     if not isinstance(t, torch.Tensor): return t
     if type(t) is not torch.Tensor: t = t.as_subclass(torch.Tensor)
     return t.detach() if t.requires_grad else t
+
+def _check_index(name:str, v) -> int|None:
+    "`v` None or an int a class-index tensor (int64) can hold"
+    v = check_integral(name, v, none_ok=True)
+    if v is not None and not -2**63 <= v < 2**63: raise ValueError(f"{name} must be None or an int in [-2**63, 2**63), got {v}")
+    return v
 
 def _is_int_dtype(t): return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
 def _core(shape): return [s for s in shape if s != 1]
@@ -98,8 +104,8 @@ class _CountMetric(Metric):
         if n != bs: pred,targ = pred[:n],targ[:n]
         self._update(_plain(pred), _plain(targ), pos)
 
-    def accum_values(self, preds, targs):
-        "Count a batch of `preds` against `targs` (no distributed reduction: the caller owns the sharding)"
+    def accum_values(self, preds, targs, learn=None):
+        "Count a batch of `preds` against `targs` (no distributed reduction: the caller owns the sharding); `learn` as fastai's, unused"
         self._update(_plain(preds), _plain(targs), None)
 
     def __call__(self, preds, targs):
@@ -136,7 +142,7 @@ class Accuracy(_CountMetric):
         ignore_index:int=None,   # Target value left out of both counts (e.g. 255 or -100 in segmentation)
     ):
         self.axis,self.top_k = check_integral('axis', axis),check_integral('top_k', top_k, 1)
-        self.ignore_index = check_integral('ignore_index', ignore_index, none_ok=True)
+        self.ignore_index = _check_index('ignore_index', ignore_index)
         self._name = 'accuracy' if self.top_k == 1 else f'top_{self.top_k}_accuracy'
         self.reset()
 
@@ -178,6 +184,7 @@ class Accuracy(_CountMetric):
 
 # ---------------------------------------------------------------- balanced accuracy
 MAX_INFERRED_CLASSES = 1_000_000  # `BalancedAccuracy` without `n_classes`: the most classes it infers from the indices it sees (16 MB)
+MAX_CLASSES = 100_000_000  # `BalancedAccuracy(n_classes=...)` at most: its counts then take 1.6 GB
 
 class BalancedAccuracy(_CountMetric):
     "Exact streaming balanced accuracy (macro recall over the classes present in the targets), as fastai's `BalancedAccuracy`"
@@ -189,18 +196,19 @@ class BalancedAccuracy(_CountMetric):
         ignore_index:int=None,   # Target value left out of the confusion matrix
     ):
         self.axis,self.adjusted = check_integral('axis', axis),check_bool('adjusted', adjusted)
-        self.n_classes = check_integral('n_classes', n_classes, 2, none_ok=True)
-        self.ignore_index = check_integral('ignore_index', ignore_index, none_ok=True)
+        self.n_classes = None if n_classes is None else check_int('n_classes', check_integral('n_classes', n_classes), 2, MAX_CLASSES)
+        self.ignore_index = _check_index('ignore_index', ignore_index)
         self.sample_weight = None if sample_weight is None else self._check_weights(sample_weight)
         self._name = 'balanced_accuracy_score'  # fastai's name, so `monitor='balanced_accuracy_score'` keeps working
         self.reset()
 
     @staticmethod
     def _check_weights(w):
-        try: w = torch.as_tensor(np.asarray(w.cpu() if isinstance(w, torch.Tensor) else w, dtype=np.float64))
+        try: w = torch.as_tensor(np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w, dtype=np.float64))
         except (TypeError, ValueError):
             raise TypeError(f"sample_weight must be a 1-D array of real numbers, got {type(w).__name__}") from None
         if w.ndim != 1: raise ValueError(f"sample_weight must be 1-D (one weight per target), got shape {tuple(w.shape)}")
+        if len(w) == 0: raise ValueError("sample_weight must hold one weight per target of the validation set, got an empty array")
         if not torch.isfinite(w).all(): raise ValueError("sample_weight must hold finite numbers, got NaN or inf")
         return w
 
@@ -303,8 +311,8 @@ class AccuracyMulti(_CountMetric):
         if targ.is_complex(): raise TypeError(f"targ must hold 0/1 labels, got {targ.dtype}")
         targ = _check_same_shape(pred.shape, targ, 'predictions')
         st = self._state_or_new(targ.device)
-        if self.sigmoid: pred = pred.sigmoid()
-        tb = targ.bool()
+        if self.sigmoid: pred = (pred.float() if pred.dtype in (torch.float16, torch.bfloat16) else pred).sigmoid()  # fp16 rounds
+        tb = targ.bool()  # small logits to exactly 0.5
         st['hits'].add_(((pred > self.thresh) == tb).sum()); st['total'].add_(targ.numel())
         if targ.dtype != torch.bool: st['non_binary'].add_((targ != tb).sum())
 

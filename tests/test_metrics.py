@@ -261,3 +261,31 @@ def test_class_count_must_not_change():
 def test_public_names():
     assert sorted(mod.__all__) == ['Accuracy', 'AccuracyMulti', 'BalancedAccuracy']
     assert not set(mod.__all__) & (set(fm.__all__) - {'BalancedAccuracy'})  # the one shared name keeps fastai's value (tests above)
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_multilabel_half_precision_is_exact(dtype):
+    "Small positive logits in fp16/bf16: the sigmoid runs in float32, where they stay above 0.5 (bf16 rounded them to exactly 0.5)"
+    pred,targ = torch.tensor([[1e-3, 2e-3, 3e-3, -4e-3]]).to(dtype),torch.tensor([[1, 1, 1, 0]])
+    assert AccuracyMulti()(pred, targ) == 1.
+    g = torch.Generator().manual_seed(0)
+    pred,targ = (torch.randn(500, 8, generator=g)*0.02).to(dtype),torch.randint(0, 2, (500, 8), generator=g)
+    exact = ((pred.float().sigmoid() > 0.5) == targ.bool()).sum().item() / targ.numel()
+    assert AccuracyMulti()(pred, targ) == pytest.approx(exact, abs=0)
+
+@pytest.mark.parametrize('make,msg', [
+    (lambda: Accuracy(ignore_index=2**70), r'ignore_index must be None or an int in \[-2\*\*63, 2\*\*63\)'),
+    (lambda: BalancedAccuracy(ignore_index=-2**64), r'ignore_index must be None or an int in \[-2\*\*63, 2\*\*63\)'),
+    (lambda: BalancedAccuracy(n_classes=2**40), r'n_classes must be in \[2, 100000000\]'),
+    (lambda: BalancedAccuracy(sample_weight=[]), 'sample_weight must hold one weight per target'),
+])
+def test_constructor_ranges(make, msg):
+    "Arguments a batch could not use are refused by the constructor, naming them and their range"
+    with pytest.raises(ValueError, match=msg): make()
+
+def test_weights_that_require_grad_and_fastais_learn_argument():
+    "`sample_weight` may require grad (it is only read); `accum_values` takes fastai's `learn` argument and ignores it"
+    w = torch.tensor([1., 2., 1., 3.], requires_grad=True)
+    pred,targ = torch.tensor([[2., 1.], [0., 3.], [4., 0.], [1., 2.]]),torch.tensor([0, 0, 1, 1])
+    m,ref = BalancedAccuracy(sample_weight=w),BalancedAccuracy(sample_weight=w.detach())
+    m.reset(); m.accum_values(pred, targ, None)
+    assert m.value == ref(pred, targ) == pytest.approx(balanced_accuracy_score(targ, pred.argmax(1), sample_weight=w.detach()))
