@@ -49,15 +49,28 @@ def check_callbacks(learn, cbs):
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
+_CHECK_AT = np.linspace(0., 1., 257)[:-1].tolist() + [1. - 1e-9]  # where `_check_scheds` evaluates each schedule
+
+def _bad_at(vals, name:str) -> int|None:
+    "Index of the first of `vals` that is not finite in float32 (or, for an lr, negative); None when all are fine"
+    try: v = np.asarray(vals, dtype=np.float64)  # all at once: one array, one test
+    except (TypeError, ValueError): v = None
+    if v is not None and np.all(np.isfinite(v)) and np.all(np.abs(v) <= _F32_MAX) and not (name == 'lr' and np.any(v < 0)): return None
+    for i,x in enumerate(vals):  # a bad one, or ragged values: find the first
+        x = np.asarray(x, dtype=np.float64)
+        if not (np.all(np.isfinite(x)) and np.all(np.abs(x) <= _F32_MAX)) or (name == 'lr' and np.any(x < 0)): return i
+    return None
+
 def _check_scheds(scheds:dict, lr_name:str) -> dict:
     ("`scheds` after checking each at 257 points of training: finite within float32 (an lr >= 0). Arguments each valid alone "
      "can build one that is not (`cycle_decay=1e300`, an `anneal` that returns -1), and the fit would fail, or train, mid-way")
-    for pos in np.linspace(0., 1., 257)[:-1].tolist() + [1. - 1e-9]:
-        for n,f in scheds.items():
-            v = np.asarray(f(pos), dtype=np.float64)
-            if not (np.all(np.isfinite(v)) and np.all(np.abs(v) <= _F32_MAX)) or (n == 'lr' and np.any(v < 0)):
-                raise ValueError(f"the {n} schedule reaches {v.tolist()!r} at {pos:.0%} of training; scheduled values must be finite in "
-                                 f"float32{' and >= 0' if n == 'lr' else ''} (check {lr_name}, `anneal` and the decay arguments)")
+    vals = {n: [f(pos) for pos in _CHECK_AT] for n,f in scheds.items()}
+    bad = [(i,n) for n,vs in vals.items() if (i := _bad_at(vs, n)) is not None]
+    if bad:
+        i,n = min(bad, key=lambda b: b[0])  # the earliest in training, as a fit would meet it
+        v,pos = np.asarray(vals[n][i], dtype=np.float64),_CHECK_AT[i]
+        raise ValueError(f"the {n} schedule reaches {v.tolist()!r} at {pos:.0%} of training; scheduled values must be finite in "
+                         f"float32{' and >= 0' if n == 'lr' else ''} (check {lr_name}, `anneal` and the decay arguments)")
     return scheds
 
 def _lr_noise(t:int, pct:float=0.67, std:float=1., kind:str='normal', seed:int=42) -> float:
