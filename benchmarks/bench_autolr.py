@@ -20,6 +20,7 @@ import argparse, json, math, os, statistics, subprocess, sys, time
 from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).parent))
+from _provenance import stamp, summary
 
 GRIDS = {'mnist1d': [1e-2, 2e-2, 4e-2], 'bn_sgd': [0.1, 0.2, 0.4], 'tabular': [2.5e-3, 5e-3, 1e-2], 'char_lm': [5e-3, 1e-2, 2e-2],
          'mnist1d_gru': [5e-3, 1e-2, 2e-2], 'friedman_mlp': [2.5e-3, 5e-3, 1e-2],
@@ -76,7 +77,7 @@ class Cache:
         if hit: return hit[-1]
         if self.read_only: raise KeyError(f"no run of {(task, kind, sched, seed, lr)} in {self.path}: run bench_autolr.py first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        r = run(task, kind, sched, seed, lr)
+        r = stamp(run(task, kind, sched, seed, lr))
         self.rows.append(r)
         with open(self.path, 'a') as f: f.write(json.dumps(r) + '\n')
         print(f"  {task:<13}{kind:<7}{sched:<10}seed {seed}  lr {r['lr']:.3g}  {r['score_name']} {r['score']:.4g}  {r['time_s']:.1f}s", flush=True)
@@ -164,7 +165,8 @@ def main():
             if 'auto' in a.kinds: [cache.get(task, 'auto', sched, s) for sched in ('cos', 'flat') for s in seeds]
         return
     table,ok = report(cache, tasks, seeds)
-    print(f"\nlr='auto' vs the grid oracle, {len(seeds)} seeds, CPU ({os.cpu_count()} cores), torch {torch.__version__}")
+    print(f"\nlr='auto' vs the grid oracle, {len(seeds)} seeds, CPU ({os.cpu_count()} cores), read by torch {torch.__version__}")
+    print(summary([r for r in cache.rows if r['task'] in tasks]))
     print(table)
     print(f"goal met on {sum(ok)} of {len(ok)} task x schedule rows; {time.perf_counter()-start:.0f} s")
 

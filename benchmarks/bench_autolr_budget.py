@@ -18,6 +18,7 @@ One torch thread per process; the cache is `benchmarks/results/autolr_budget.jso
 import os, sys, json, math, time, argparse, statistics as st, warnings
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _provenance import stamp
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, 'results', 'autolr_budget.jsonl')
 FITS = {'cos': 'fit_cos_anneal', 'flat': 'fit_flat_anneal'}
@@ -74,7 +75,7 @@ def _work(args):
     path,jobs = args
     with open(path, 'a') as f:
         for name,b in jobs:
-            r = tune(name, b)
+            r = stamp(tune(name, b))
             f.write(json.dumps(r) + '\n'); f.flush()
             print(f"  {name:<32} budget {b:<5} lr {r['lr']:.4g}  {r['cost']/r['n_steps']:.2f}x  ({r['time_s']:.0f} s)", flush=True)
 

@@ -24,6 +24,7 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 import numpy as np, torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _provenance import stamp
 RES = os.path.join(HERE, 'results')
 
 def combos(sets) -> list:
@@ -97,7 +98,7 @@ def main():
             r = dict(name=c['name'], frac=f, **prefixes(c, f))
             r['scores'] = {repr(k): v for k,v in r['scores'].items()}
             r['time_s'] = time.perf_counter() - t
-            with open(a.cache, 'a') as fh: fh.write(json.dumps(r) + '\n')
+            with open(a.cache, 'a') as fh: fh.write(json.dumps(stamp(r)) + '\n')
             cache[(c['name'], f)] = r
             print(f"ran {c['name']} frac {f}: {r['n_prefix']} of {r['n_steps']} batches x {len(c['grid'])} lrs, {r['time_s']:.0f}s",
                   flush=True)

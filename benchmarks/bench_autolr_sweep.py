@@ -20,6 +20,7 @@ import os, sys, json, math, time, argparse, statistics as st, warnings
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _provenance import stamp
 
 # combination: (task, fit, args before the lr, kwargs, score)
 COMBOS = {
@@ -97,7 +98,7 @@ class Cache:
     def get(self, combo, kind, seed, lr=None):
         r = self.find(combo, kind, seed, lr)
         if r is None:
-            r = run(combo, kind, seed, lr)
+            r = stamp(run(combo, kind, seed, lr))
             self.rows.append(r)
             with open(self.path, 'a') as f: f.write(json.dumps(r) + '\n')
             print(f"  {combo:<32}{kind:<5} seed {seed} lr {r['lr']:.4g} score {r['score']:.4f} ({r['time_s']:.0f} s)", flush=True)
