@@ -237,42 +237,81 @@ def _run(data, epochs:int, lr, nm:str, seed:int, dev, bar:bool) -> dict:
                 fit_batches=epochs*len(learn.dls.train), history=h, lrs=[float(v) for v in learn.recorder.lrs],
                 device=str(learn.dls.device))
 
-def _worker(tasks, results):
+_PR_SET_PDEATHSIG = 1  # Linux `prctl` option: a signal for this process when its parent dies
+
+def _die_with_parent(ppid:int):
+    "Have the kernel kill this worker if `compare`'s process dies (SIGTERM to its pid, SIGKILL, a timeout), where no `finally` runs"
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError): pass  # not Linux: the check before each run below still stops an orphan
+    if os.getppid() != ppid: os._exit(1)  # the parent died before `prctl` took effect
+
+def _pickled_error(e:BaseException) -> bytes:
+    ("`(False, e)` pickled, with the worker's traceback as a note; when `e` cannot make the round trip (an exception class whose "
+     "`__init__` takes other arguments than its message), a `RuntimeError` with its type, text and traceback instead")
+    if hasattr(e, 'add_note'): e.add_note("raised in a compare worker process:\n" + ''.join(traceback.format_exception(e)))
+    try:
+        msg = pickle.dumps((False, e))
+        pickle.loads(msg)
+        return msg
+    except Exception:
+        err = RuntimeError(f"{type(e).__name__}: {e}")
+        for n in getattr(e, '__notes__', []): err.add_note(n)
+        return pickle.dumps((False, err))
+
+def _worker(tasks, results, ppid:int):
     ("A `compare` worker process: one torch thread, runs from `tasks` until None; each result goes back pickled here, so one that "
      "cannot be pickled is an error the parent raises, not a result lost. Ctrl-C is the parent's to handle: it stops the workers")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # blocked since before the fork: a Ctrl-C then reaches only the parent
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a caller's own SIGTERM handler would keep a stopped worker training
+    _die_with_parent(ppid)
     torch.set_num_threads(1)
     for args in iter(tasks.get, None):
+        if os.getppid() != ppid: os._exit(1)
         try: msg = pickle.dumps((True, _run(*args, bar=False)))
-        except BaseException as e:  # a KeyboardInterrupt raised by the run too: the parent raises it
-            if hasattr(e, 'add_note'): e.add_note("raised in a compare worker process:\n" + ''.join(traceback.format_exception(e)))
-            try: msg = pickle.dumps((False, e))
-            except Exception: msg = pickle.dumps((False, RuntimeError(f"{type(e).__name__}: {e}")))
+        except BaseException as e: msg = _pickled_error(e)  # a KeyboardInterrupt raised by the run too: the parent raises it
         results.put(msg)
 
 def _run_parallel(tasks:list, jobs:int):
-    "Yield `_run`'s result for each of `tasks` as `jobs` forked workers finish them; raise a run's error, or say which worker died"
+    ("Yield `_run`'s result for each of `tasks` as `jobs` forked workers finish them; raise a run's error, or say which worker died. "
+     "Tasks are handed out a few ahead of the results, so a dead worker is noticed however many runs remain")
     ctx = mp.get_context('fork')  # the workers inherit the registry: a plugin's or a notebook's variants run there too
     todo,results = ctx.SimpleQueue(),ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(todo, results), daemon=True) for _ in range(jobs)]
+    procs,started,left = [ctx.Process(target=_worker, args=(todo, results, os.getpid()), daemon=True) for _ in range(jobs)],[],list(tasks)
+    def feed(n:int):
+        if not left: return
+        for _ in range(min(n, len(left))): todo.put(left.pop(0))
+        if not left:  # after the last task, once: each worker stops
+            for _ in procs: todo.put(None)
     try:
-        for p in procs: p.start()
-        for t in [*tasks, *[None]*jobs]: todo.put(t)
+        # Ctrl-C while forking would run the parent's handler inside fork's hooks, where CPython drops the exception: held back
+        # until the workers exist, then raised here as usual
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for p in procs: p.start(); started.append(p)
+        finally: signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        feed(2*jobs)
         for _ in tasks:
             while True:
-                try: ok,r = pickle.loads(results.get(timeout=1)); break
+                try: msg = results.get(timeout=1); break
                 except queue.Empty:
-                    dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                    dead = [p.exitcode for p in started if p.exitcode not in (None, 0)]
                     if dead:
                         why = ': killed, out of memory?' if dead[0] == -signal.SIGKILL else ''
                         raise RuntimeError(f"a compare worker process died (exit code {dead[0]}{why}); jobs=1 runs in this "
                                            "process") from None
+            ok,r = pickle.loads(msg)
             if not ok: raise r
+            feed(1)
             yield r
     finally:
-        for p in procs:
+        for p in started:
             if p.is_alive(): p.terminate()
-        for p in procs: p.join()
+        for p in started:
+            p.join(5)
+            if p.is_alive(): p.kill(); p.join()
 
 def _train_all(data, epochs, lr, names, seeds, dev, bar, runs:list, jobs:int=1) -> list:
     ("A run per schedule and seed at `lr`, each appended to `runs` as it finishes (an interrupt keeps the finished ones); `jobs > 1` "
@@ -304,13 +343,14 @@ MAX_JOBS = 8  # `compare`'s default processes at most: each holds its own copy o
 def _check_jobs(jobs, data, dev, n_runs:int) -> int:
     ("Processes for `compare`'s runs: `jobs`, or if None as many as the CPU has cores for (at most `MAX_JOBS` and the number of runs) "
      "on the embedded datasets, and 1 on a GPU or an image folder, whose runs use the device or many threads themselves")
-    serial = dev.type != 'cpu' or isinstance(data, Path) or 'fork' not in mp.get_all_start_methods() or sys.platform == 'darwin'
-    if jobs is None: return 1 if serial else max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                                          else os.cpu_count() or 1, MAX_JOBS, n_runs))
+    serial = (dev.type != 'cpu' or isinstance(data, Path) or sys.platform != 'linux' or 'fork' not in mp.get_all_start_methods()
+              or mp.current_process().daemon)  # a daemonic process (a `multiprocessing.Pool` worker) may not have children
+    if jobs is None: return 1 if serial else max(1, min(len(os.sched_getaffinity(0)), MAX_JOBS, n_runs))
     jobs = check_int('jobs', jobs)
     if jobs > 1 and serial:
-        raise ValueError(f"jobs must be 1 here (runs in parallel need an embedded dataset on the CPU, and fork: Linux), got {jobs}")
-    return jobs
+        raise ValueError(f"jobs must be 1 here (runs in parallel need an embedded dataset on the CPU, Linux, and a process that may "
+                         f"have children, not a daemonic one), got {jobs}")
+    return min(jobs, n_runs)  # no idle workers
 
 def _check_tunable(data, epochs:int, dev):
     "Every run of `compare` spends `epochs` epochs: with `--lr auto` each must be long enough for the tuner's trials"
@@ -332,7 +372,9 @@ def compare(
     out:Path=Path('runs'),   # Folder for results.csv, results.json, schedules.png, accuracy.png, compare.png
     device:str='auto',       # 'auto' (a GPU when present), 'cpu' or 'cuda'
     bar:bool=True,           # fastai's progress bars and epoch tables (`--no-bar` hides them); a line per run with `jobs` > 1
-    jobs:int=None,           # Runs at once, each in its own process with one torch thread; None: one per CPU core (at most 8), 1 on a GPU
+    # Runs at once, each in its own process with one torch thread (Linux, the embedded datasets on the CPU); default: one per
+    # CPU core, at most 8 and the number of runs, and 1 on a GPU or an image folder
+    jobs:int=None,
 ) -> dict:
     "Train the same model once per schedule and seed on the same epoch budget; print a results table, save CSV, JSON and plots"
     with _usage():

@@ -54,7 +54,8 @@ class AnnealLRFinder(ParamScheduler):
         div_thresh:float=4.,             # Divergence threshold (fastai hard-codes 4); inf: stop only on NaN/inf
     ):
         "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
-        self.__dict__.update(_snapshot=None, _own_snapshot=False, _fresh=False, raw_losses=None)  # raw_losses: set when a sweep starts
+        # `swept`: a sweep started; `raw_losses`: each batch's loss of an uneven sweep (None for fastai's even 'exp': not needed)
+        self.__dict__.update(_snapshot=None, _own_snapshot=False, _fresh=False, swept=False, raw_losses=None)
         self.start_lr,self.end_lr = check_lr_range(start_lr, end_lr)
         self.num_it,self.stop_div = check_int('num_it', num_it, 2),check_bool('stop_div', stop_div)
         self.anneal = get_anneal(anneal, 'anneal', SWEEPS)
@@ -101,15 +102,15 @@ class AnnealLRFinder(ParamScheduler):
             self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True)
         self.__dict__['_fresh'] = False
         super().before_fit()
-        self.best_loss,self.raw_losses = float('inf'),[]
-        self._keep_raw = self.anneal is not sched_exp  # fastai's sweep is even in log(lr): its suggestions need no batch losses
+        keep = self.anneal is not sched_exp  # fastai's sweep is even in log(lr): its suggestions need no batch losses
+        self.best_loss,self.raw_losses,self.swept = float('inf'),[] if keep else None,True
 
     def before_batch(self): self._update_val(self.train_iter/self.num_it)
 
     def after_batch(self):
         "Record the batch's loss (`raw_losses`, an uneven sweep's); stop at `num_it` batches or, with `stop_div`, on divergence"
         super().after_batch()
-        if self._keep_raw: self.raw_losses.append(float(self.learn.loss.detach().mean()))  # its suggestions resample these
+        if self.raw_losses is not None: self.raw_losses.append(float(self.learn.loss.detach().mean()))  # resampled for suggestions
         loss = float(self.smooth_loss)  # one tensor op, then floats: fastai's three tensor compares decide the same (4*x is exact)
         if loss < self.best_loss: self.best_loss = loss
         if self.stop_div and _diverged(loss, self.best_loss, self.div_thresh) and _moved(loss, self._snapshot): raise CancelFitException()
@@ -332,7 +333,7 @@ def lr_find(self:Learner,
         with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     except BaseException: snap.restore(swapped=True); cbs_kept.restore(); raise  # what callbacks swapped, and their state
     finally: cb.restore()
-    if cb.raw_losses is None:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none
+    if not cb.swept:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none
         kept.__exit__(None, None, None)
         raise RuntimeError("lr_find: no sweep ran, a callback cancelled the fit (CancelFitException) before the range test started, "
                            "in `before_fit`; the learner is as it was")

@@ -402,6 +402,53 @@ def test_compare_jobs_unpicklable_error(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match='Odd: odd failure'):
         compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path/'res')
 
+class _TwoArgError(Exception):
+    "An error whose `__init__` takes other arguments than its message: it pickles, but cannot be rebuilt from its args"
+    def __init__(self, path, reason): super().__init__(f"{path}: {reason}")
+
+def test_compare_jobs_error_that_cannot_be_rebuilt(tmp_path, monkeypatch):
+    "A run's error that pickles but cannot be unpickled still reaches the caller with its text, not as a pickle `TypeError`"
+    import fastai_anneal.cli as cli
+    from fastai_anneal.cli import compare
+    def learner(*args, **kwargs): raise _TwoArgError('/data/x.npy', 'corrupt batch')
+    monkeypatch.setattr(cli, '_learner', learner)
+    with pytest.raises(RuntimeError, match='_TwoArgError: /data/x.npy: corrupt batch'):
+        compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path/'res')
+
+def _in_pool_worker(out):
+    from fastai_anneal.cli import compare
+    res = compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, out=out)
+    return res['config']['jobs'],len(res['runs'])
+
+def test_compare_in_a_daemonic_process_runs_serially(tmp_path):
+    "Inside a `multiprocessing.Pool` worker (daemonic: no children allowed) the default is one process; `jobs=4` for 2 runs uses 2"
+    import multiprocessing as mp
+    from fastai_anneal.cli import compare
+    with mp.get_context('fork').Pool(1) as pool: assert pool.apply(_in_pool_worker, (tmp_path/'a',)) == (1, 2)
+    res = compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=4, out=tmp_path/'b')
+    assert res['config']['jobs'] == 2
+
+@pytest.mark.parametrize('sig', ['SIGTERM', 'SIGKILL'])
+def test_compare_jobs_workers_die_with_the_command(tmp_path, sig):
+    "`kill PID` or SIGKILL to the command alone (no `finally` runs): its workers stop too, instead of training for nobody"
+    import os, signal, time
+    p = subprocess.Popen(CLI + ['compare', '--data', 'digits', '--epochs', '3', '--lr', '1e-3', '--seeds', '8', '--schedules', 'constant',
+                                '--device', 'cpu', '--jobs', '2', '--out', str(tmp_path/'res')],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        for line in p.stdout:
+            if line.startswith('[1/8]'): break
+        os.kill(p.pid, getattr(signal, sig)); p.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try: os.killpg(p.pid, 0)
+            except ProcessLookupError: break
+            time.sleep(0.2)
+        else: pytest.fail('the workers outlived the command')
+    finally:
+        try: os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError: pass
+
 def test_compare_jobs_ctrl_c(tmp_path):
     "A real Ctrl-C (SIGINT to the terminal's process group) during runs in 2 processes: status 130, one line, nothing left running"
     import os, signal

@@ -600,3 +600,12 @@ def test_uneven_sweeps_are_resampled_in_log_lr():
     a,b = even_log_points(torch.tensor([SWEEPS['cos'](1e-7, 10, p) for p in pos]), losses)
     steps = torch.diff(torch.log(a.double()))
     assert torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-4) and len(a) == 100
+
+def test_raw_losses_only_for_an_uneven_sweep():
+    "The finder keeps each batch's loss for an uneven sweep (its suggestions resample them); fastai's even 'exp' sweep needs none: None"
+    learn = _learner()
+    for anneal,n in (('exp', None), ('cos', 20)):
+        cb = AnnealLRFinder(num_it=20, anneal=anneal)
+        assert cb.raw_losses is None and not cb.swept
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=cb)
+        assert cb.swept and (cb.raw_losses is None if n is None else 2 <= len(cb.raw_losses) <= n), cb.raw_losses  # fewer: diverged
