@@ -428,16 +428,21 @@ def test_compare_in_a_daemonic_process_runs_serially(tmp_path):
     res = compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=4, out=tmp_path/'b')
     assert res['config']['jobs'] == 2
 
+def _compare_after_first_run(tmp_path, stderr) -> subprocess.Popen:
+    "`compare` of 8 runs in 2 processes, in a session of its own (a terminal's process group), once its first run has finished"
+    p = subprocess.Popen(CLI + ['compare', '--data', 'digits', '--epochs', '3', '--lr', '1e-3', '--seeds', '8', '--schedules', 'constant',
+                                '--device', 'cpu', '--jobs', '2', '--out', str(tmp_path/'res')],
+                         stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
+    for line in p.stdout:
+        if line.startswith('[1/8]'): break
+    return p
+
 @pytest.mark.parametrize('sig', ['SIGTERM', 'SIGKILL'])
 def test_compare_jobs_workers_die_with_the_command(tmp_path, sig):
     "`kill PID` or SIGKILL to the command alone (no `finally` runs): its workers stop too, instead of training for nobody"
     import os, signal, time
-    p = subprocess.Popen(CLI + ['compare', '--data', 'digits', '--epochs', '3', '--lr', '1e-3', '--seeds', '8', '--schedules', 'constant',
-                                '--device', 'cpu', '--jobs', '2', '--out', str(tmp_path/'res')],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    p = _compare_after_first_run(tmp_path, stderr=subprocess.DEVNULL)
     try:
-        for line in p.stdout:
-            if line.startswith('[1/8]'): break
         os.kill(p.pid, getattr(signal, sig)); p.wait(timeout=60)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -452,12 +457,8 @@ def test_compare_jobs_workers_die_with_the_command(tmp_path, sig):
 def test_compare_jobs_ctrl_c(tmp_path):
     "A real Ctrl-C (SIGINT to the terminal's process group) during runs in 2 processes: status 130, one line, nothing left running"
     import os, signal
-    p = subprocess.Popen(CLI + ['compare', '--data', 'digits', '--epochs', '3', '--lr', '1e-3', '--seeds', '8', '--schedules', 'constant',
-                                '--device', 'cpu', '--jobs', '2', '--out', str(tmp_path/'res')],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = _compare_after_first_run(tmp_path, stderr=subprocess.PIPE)
     try:
-        for line in p.stdout:
-            if line.startswith('[1/8]'): break
         os.killpg(p.pid, signal.SIGINT)
         _,err = p.communicate(timeout=60)
     finally: p.kill()
