@@ -338,7 +338,7 @@ def _config(data, epochs, lr, lr_source, names, seeds, runs, jobs) -> dict:
                 device=runs[0]['device'], date=datetime.datetime.now().isoformat(timespec='seconds'), torch=torch.__version__,
                 fastai=__import__('fastai').__version__)
 
-MAX_JOBS = 8  # `compare`'s default processes at most: each holds its own copy of torch (about 0.5 GB)
+MAX_JOBS = 8  # `compare`'s default processes at most: each working one adds about 0.25 GB (its proportional set size)
 
 def _check_jobs(jobs, data, dev, n_runs:int) -> int:
     ("Processes for `compare`'s runs: `jobs`, or if None as many as the CPU has cores for (at most `MAX_JOBS` and the number of runs) "

@@ -51,15 +51,16 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 _CHECK_AT = np.linspace(0., 1., 257)[:-1].tolist() + [1. - 1e-9]  # where `_check_scheds` evaluates each schedule
 
+def _fine(v:np.ndarray, name:str) -> bool:
+    "Whether every value of `v` is finite in float32 (and, for an lr, >= 0)"
+    return bool(np.all(np.isfinite(v)) and np.all(np.abs(v) <= _F32_MAX) and not (name == 'lr' and np.any(v < 0)))
+
 def _bad_at(vals, name:str) -> int|None:
-    "Index of the first of `vals` that is not finite in float32 (or, for an lr, negative); None when all are fine"
-    try: v = np.asarray(vals, dtype=np.float64)  # all at once: one array, one test
-    except (TypeError, ValueError): v = None
-    if v is not None and np.all(np.isfinite(v)) and np.all(np.abs(v) <= _F32_MAX) and not (name == 'lr' and np.any(v < 0)): return None
-    for i,x in enumerate(vals):  # a bad one, or ragged values: find the first
-        x = np.asarray(x, dtype=np.float64)
-        if not (np.all(np.isfinite(x)) and np.all(np.abs(x) <= _F32_MAX)) or (name == 'lr' and np.any(x < 0)): return i
-    return None
+    "Index of the first of `vals` that is not `_fine`; None when all are"
+    try:
+        if _fine(np.asarray(vals, dtype=np.float64), name): return None  # all at once: one array, one test
+    except (TypeError, ValueError): pass  # ragged values (per-group arrays of different sizes): one by one
+    return next((i for i,x in enumerate(vals) if not _fine(np.asarray(x, dtype=np.float64), name)), None)
 
 def _check_scheds(scheds:dict, lr_name:str) -> dict:
     ("`scheds` after checking each at 257 points of training: finite within float32 (an lr >= 0). Arguments each valid alone "
