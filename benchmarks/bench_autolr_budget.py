@@ -58,6 +58,29 @@ def read(g:dict, lr:float) -> float:
     for (x0,y0),(x1,y1) in zip(pts, pts[1:]):
         if x0 <= x <= x1: return y0 + (y1-y0)*(x-x0)/(x1-x0)
 
+def judge(name:str, lr:float, C:dict, G:dict) -> tuple:
+    ("`(gap in goal units, log2(lr / grid best), verdict)` of `lr` on combination `name`'s grid: units of 0.5 point or 1% of a "
+     "loss; ok within the goal, marginal within twice, miss within 2 points or 3%, catastrophic beyond")
+    g,lo = G[name],lower(C[name][5])
+    best = (min if lo else max)(g, key=g.get)
+    v = read(g, lr)
+    gap = (v - g[best])/abs(g[best])*100 if lo else (v - g[best])*100  # % of the loss (above: worse) or points
+    verdict = ('catastrophic' if (gap > 3 if lo else gap < -2) else 'miss' if (gap > 2 if lo else gap < -1) else
+               'marginal' if (gap > 1 if lo else gap < -0.5) else 'ok')
+    return (-gap if lo else gap/0.5),math.log2(lr/best),verdict
+
+def fill(cache:str, todo:list, work, jobs:int) -> list:
+    ("Run `work((path, part))` for `todo` split over `jobs` processes, each appending to its own part file, gather the parts into "
+     "`cache`; every row of `cache`")
+    if todo:
+        from concurrent.futures import ProcessPoolExecutor
+        parts = [(f"{cache}.part{i}", todo[i::jobs]) for i in range(jobs)]
+        with ProcessPoolExecutor(jobs) as ex: list(ex.map(work, parts))
+        with open(cache, 'a') as out:
+            for path,_ in parts:
+                if os.path.exists(path): out.write(open(path).read()); os.remove(path)
+    return [json.loads(l) for l in open(cache)] if os.path.exists(cache) else []
+
 def tune(name:str, budget:float) -> dict:
     "The pick of `lr_tune` for combination `name` on seed 0 at `budget`"
     import torch
@@ -87,28 +110,14 @@ if __name__ == '__main__':
     budgets,C,G = [float(b) for b in a.budgets.split(',')],combos(),grids()
     rows = [json.loads(l) for l in open(a.cache)] if os.path.exists(a.cache) else []
     have = {(r['name'], r['budget']) for r in rows}
-    todo = [(n, b) for b in budgets for n in C if (n, b) not in have]
-    if todo:
-        from concurrent.futures import ProcessPoolExecutor
-        parts = [(f"{a.cache}.part{i}", todo[i::a.jobs]) for i in range(a.jobs)]
-        with ProcessPoolExecutor(a.jobs) as ex: list(ex.map(_work, parts))
-        with open(a.cache, 'a') as out:
-            for path,_ in parts:
-                if os.path.exists(path): out.write(open(path).read()); os.remove(path)
-        rows = [json.loads(l) for l in open(a.cache)]
+    rows = fill(a.cache, [(n, b) for b in budgets for n in C if (n, b) not in have], _work, a.jobs)
     picks = {(r['name'], r['budget']): r for r in rows}
     per = {}
-    for name,(kind,_,fit,args,kw,score) in C.items():
-        g,lo = G[name],lower(score)
-        best = (min if lo else max)(g, key=g.get)
+    for name in C:
         for b in budgets:
             r = picks[(name, b)]
-            v = read(g, r['lr'])
-            gap = (v - g[best])/abs(g[best])*100 if lo else (v - g[best])*100  # % of the loss (above: worse) or points
-            units = -gap if lo else gap/0.5
-            verdict = ('catastrophic' if (gap > 3 if lo else gap < -2) else 'miss' if (gap > 2 if lo else gap < -1) else
-                       'marginal' if (gap > 1 if lo else gap < -0.5) else 'ok')
-            per[(name, b)] = dict(set=kind, units=units, err=math.log2(r['lr']/best), cost=r['cost']/r['n_steps'], verdict=verdict)
+            units,err,verdict = judge(name, r['lr'], C, G)
+            per[(name, b)] = dict(set=C[name][0], units=units, err=err, cost=r['cost']/r['n_steps'], verdict=verdict)
     print(f"lr_tune's pick (seed 0) read off each grid, by budget; {len(C)} combinations")
     for sets in (('bench',), ('sweep',), ('heldout3',), ('bench', 'sweep', 'heldout3')):
         names = [n for n,c in C.items() if c[0] in sets]

@@ -10,7 +10,7 @@ pick read off its combination's grid, against the unchanged tuner at the same bu
 
     python benchmarks/bench_autolr_subset.py --jobs 2     # ~3 minutes; the cache is benchmarks/results/autolr_subset.jsonl
 """
-import os, sys, json, math, argparse, statistics as st, warnings
+import os, sys, json, argparse, statistics as st
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
@@ -46,34 +46,16 @@ def _work(args):
             f.write(json.dumps(r) + '\n'); f.flush()
             print(f"  {name:<32} lr {r['lr']:.4g}  {r['cost']/r['n_steps']:.2f}x  ({r['time_s']:.0f} s)", flush=True)
 
-def _read(name, lr, C, G):
-    "(gap in goal units, log2(pick / grid best), verdict) of `lr` on combination `name`'s grid, as bench_autolr_budget.py"
-    g,lo = G[name],BB.lower(C[name][5])
-    best = (min if lo else max)(g, key=g.get)
-    v = BB.read(g, lr)
-    gap = (v - g[best])/abs(g[best])*100 if lo else (v - g[best])*100
-    verdict = ('catastrophic' if (gap > 3 if lo else gap < -2) else 'miss' if (gap > 2 if lo else gap < -1) else
-               'marginal' if (gap > 1 if lo else gap < -0.5) else 'ok')
-    return (-gap if lo else gap/0.5),math.log2(lr/best),verdict
-
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--cache', default=CACHE); p.add_argument('--jobs', type=int, default=1)
     a = p.parse_args()
     C,G = BB.combos(),BB.grids()
     rows = [json.loads(l) for l in open(a.cache)] if os.path.exists(a.cache) else []
-    todo = [n for n in C if n not in {r['name'] for r in rows}]
-    if todo:
-        from concurrent.futures import ProcessPoolExecutor
-        parts = [(f"{a.cache}.part{i}", todo[i::a.jobs]) for i in range(a.jobs)]
-        with ProcessPoolExecutor(a.jobs) as ex: list(ex.map(_work, parts))
-        with open(a.cache, 'a') as out:
-            for path,_ in parts:
-                if os.path.exists(path): out.write(open(path).read()); os.remove(path)
-        rows = [json.loads(l) for l in open(a.cache)]
+    rows = BB.fill(a.cache, [n for n in C if n not in {r['name'] for r in rows}], _work, a.jobs)
     new = {r['name']: r for r in rows}
     base = {r['name']: r for r in map(json.loads, open(BB.CACHE)) if r['budget'] == 0.25}
-    per = {n: {'tuner': _read(n, base[n]['lr'], C, G), 'subset': _read(n, new[n]['lr'], C, G)} for n in C}
+    per = {n: {'tuner': BB.judge(n, base[n]['lr'], C, G), 'subset': BB.judge(n, new[n]['lr'], C, G)} for n in C}
     print(f"lr_tune's pick (seed 0, budget 0.25) read off each grid: the tuner as it is vs validated trials on a subset; {len(C)} combinations")
     for sets in (('bench',), ('sweep',), ('heldout3',), ('bench', 'sweep', 'heldout3')):
         names = [n for n in C if C[n][0] in sets]
