@@ -123,14 +123,14 @@ def report(rows, tasks, seeds, cs) -> tuple:
             t_ratio = mean([sum(r['time_s'] for r in st + [b for T in Ts for b in br[T]] if r['seed'] == s) /
                             sum(r['time_s'] for T in Ts for r in sep[T] if r['seed'] == s) for s in seeds])
             for T in Ts:
-                b = 100*mean(r['score'] for r in br[T])
-                gap,o_lr,o,edge = b - 100*mean(r['score'] for r in sep[T]),*orc[T]
+                b,s_mean = 100*mean(r['score'] for r in br[T]),100*mean(r['score'] for r in sep[T])
+                gap,o_lr,o,edge = b - s_mean,*orc[T]
                 gap_o = b - 100*o
                 goal = gap >= -0.3 and ratio <= 0.6
                 ok.append(goal); ok_oracle.append(gap_o >= -0.3 and ratio <= 0.6)
                 o_txt = f"{100*o:.2f} ({o_lr:.3g}{'!' if edge else ''})"
                 lines.append(f"{task:<9}{lr0:>7.3g}{f'{c:.3f} ({cooldown_epochs(T, c)} ep)':>14}{T:>8}"
-                             f"{100*mean(r['score'] for r in sep[T]):>10.2f}{o_txt:>16}"
+                             f"{s_mean:>10.2f}{o_txt:>16}"
                              f"{b:>9.2f}{gap:>+8.2f}{gap_o:>+10.2f}{ratio:>11.3f}{t_ratio:>8.2f}  {'met' if goal else 'NOT met'}"
                              f"{'' if gap >= -0.3 else ' (gap)'}{'' if ratio <= 0.6 else ' (compute)'}")
     return '\n'.join(lines),ok,ok_oracle
