@@ -4,6 +4,7 @@ import inspect
 from functools import partial
 import numpy as np, torch
 from fastcore.basics import store_attr
+from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.optimizer import (Optimizer, Lookahead, weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat,
                               adam_step, sgd_step, momentum_step, rms_prop_step, pytorch_hp_map, _update)
@@ -163,10 +164,11 @@ class AnnealOptimizer(Optimizer):
         names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(getattr(cb, 'func', cb), 'defaults',
                                                                                                     {})}}
         param_lists,overrides = _split_groups(params, names)
+        n = len(param_lists) if isinstance(param_lists[0], (list, tuple, L)) else 1  # flat tensors: one group (fastai's rule)
         for k,v in defaults.items():  # fastai's `set_hyper` asserts this (a bare AssertionError, none under `python -O`)
-            if isinstance(v, (list, tuple)) and len(v) not in (1, len(param_lists)):
-                raise ValueError(f"{k} has {len(v)} values but the optimizer has {len(param_lists)} parameter group(s): give one value, "
-                                 f"a slice, or {len(param_lists)} values")
+            if isinstance(v, (list, tuple)) and len(v) not in (1, n):
+                raise ValueError(f"{k} has {len(v)} values but the optimizer has {n} parameter group(s): give one value, a slice, "
+                                 f"or {n} value(s)")
         super().__init__(param_lists, cbs, anneal_step=0, **defaults)
         for h,o in zip(self.hypers, overrides or []): h.update(o)
         self._set_fast()
