@@ -1,6 +1,6 @@
 """fastai's Adam and SGD steppers re-implemented over many tensors at once with torch's fused/foreach kernels (speed only).
 
-`step` is the one entry point: it runs a step the steppers would run, bit for bit (foreach) or to 1e-6 (fused), or
+`step` is the one entry point: it runs a step the steppers would run, bit for bit (foreach) or to 1e-6 (fused, fp32), or
 answers False so the caller runs the steppers. torch's private kernels are probed once, at import, by feature.
 """
 from __future__ import annotations
@@ -100,10 +100,19 @@ def _buckets(ps, wd, state, new_state):
         b['p'].append(p); b['g'].append(p.grad); b['st'].append(st)
     return res
 
+_HALF = (torch.float16, torch.bfloat16)
+
+def _mul_(ts:list, s:float):
+    ("`t.mul_(s)` for each of `ts` (one dtype): torch's foreach multiply rounds half-precision tensors otherwise than `Tensor.mul_`, "
+     "so fp16/bf16 go one by one to stay bit for bit the steppers'")
+    if ts and ts[0].dtype in _HALF:
+        for t in ts: t.mul_(s)
+    else: torch._foreach_mul_(ts, s)
+
 def _wd(kind, b, lr, wd, do_wd):
     "fastai's `weight_decay` (`p*(1-lr*wd)`) or `l2_reg` (`grad += wd*p`, in place as fastai does)"
     if not do_wd: return
-    if kind[1]: torch._foreach_mul_(b['p'], 1 - lr*wd)
+    if kind[1]: _mul_(b['p'], 1 - lr*wd)
     else: torch._foreach_add_(b['g'], b['p'], alpha=wd)
 
 def _adam(kind, ps, h, state, fused):
@@ -123,8 +132,8 @@ def _adam(kind, ps, h, state, fused):
                    weight_decay=wd if do_wd and kind[1] else 0., eps=eps, amsgrad=False, maximize=False)
             continue
         _wd(kind, b, lr, wd, do_wd)
-        torch._foreach_mul_(avgs, mom); torch._foreach_add_(avgs, b['g'], alpha=1-mom)
-        torch._foreach_mul_(sqrs, sqr_mom); torch._foreach_addcmul_(sqrs, b['g'], b['g'], value=1-sqr_mom)
+        _mul_(avgs, mom); torch._foreach_add_(avgs, b['g'], alpha=1-mom)
+        _mul_(sqrs, sqr_mom); torch._foreach_addcmul_(sqrs, b['g'], b['g'], value=1-sqr_mom)
         denom = torch._foreach_div(sqrs, [debias(sqr_mom, 1-sqr_mom, s) for s in steps])
         torch._foreach_sqrt_(denom); torch._foreach_add_(denom, eps)
         torch._foreach_addcdiv_(b['p'], avgs, denom, [-lr / debias(mom, 1-mom, s) for s in steps])
@@ -147,5 +156,5 @@ def _sgd(kind, ps, h, state, fused):
         if fused_here and mom != 0:  # the kernel refuses buffers at momentum 0, where fastai's `average_grad` still sets them to the grad
             torch._fused_sgd_(b['p'], b['g'], bufs, momentum=mom, **sgd_kw)
         else:
-            torch._foreach_mul_(bufs, mom); torch._foreach_add_(bufs, b['g'])
+            _mul_(bufs, mom); torch._foreach_add_(bufs, b['g'])
             torch._foreach_add_(b['p'], bufs, alpha=-lr)
