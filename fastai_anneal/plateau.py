@@ -84,7 +84,7 @@ class AnnealPlateau(Callback):
         threshold_mode:str='rel',  # 'rel': relative to the best value | 'abs': in the monitored unit
         cooldown:int=0,            # Epochs after a reduction during which bad epochs are not counted, >= 0
         min_lr:float|list=0.,      # Floor of the reduced lr, >= 0, one for all groups or one per group; never raises a scheduled lr
-        eps:float=1e-8,            # A reduction that would lower the scale by `eps` or less is skipped, >= 0
+        eps:float=1e-8,            # A reduction that would lower every group's lr by `eps` or less is skipped (torch's rule), >= 0
     ):
         if not isinstance(monitor, str) or not monitor:
             raise TypeError(f"monitor must be the name of a recorded value such as 'valid_loss', got {monitor!r}")
@@ -112,16 +112,20 @@ class AnnealPlateau(Callback):
         return v > bar if self.mode == 'max' else v < bar
 
     def step(self,
-        value:float,  # The monitored value of the epoch that just ended
+        value:float,      # The monitored value of the epoch that just ended
+        bases:list=None,  # Each group's lr as its schedule set it (the callback: the epoch's last batch); None: `eps` applies to the scale
     ) -> float:
-        "Account one epoch's `value` (torch's `ReduceLROnPlateau.step`); returns the new `scale`"
+        ("Account one epoch's `value` (torch's `ReduceLROnPlateau.step`); returns the new `scale`. A reduction is skipped when it "
+         "would lower each group's lr (`lrs(bases)`) by `eps` or less, as torch's: with one group and plain `fit`, torch's lrs")
         value = float(value)
         if self.is_better(value): self.best,self.num_bad_epochs = value,0
         else: self.num_bad_epochs += 1
         if self.cooldown_counter > 0: self.cooldown_counter,self.num_bad_epochs = self.cooldown_counter - 1,0
         if self.num_bad_epochs > self.patience:
             new = self.scale * self.factor
-            if self.scale - new > self.eps: self.scale = new  # eps is compared with the drop of the scale (torch: of an lr)
+            if bases is None: drops = [self.scale - new]
+            else: drops = [a - b for a,b in zip(self.lrs(bases), self.lrs(bases, new))]
+            if max(drops) > self.eps: self.scale = new  # several groups share one scale: one whose drop is within eps moves too
             self.cooldown_counter,self.num_bad_epochs = self.cooldown,0
         return self.scale
 
@@ -135,9 +139,11 @@ class AnnealPlateau(Callback):
         self.scale,self.best = float(sd['scale']),float(sd['best'])
         self.num_bad_epochs,self.cooldown_counter,self.epochs = int(sd['num_bad_epochs']),int(sd['cooldown_counter']),int(sd['epochs'])
 
-    def lrs(self, bases:list) -> list:
-        "The lr each group steps at when its schedule set `bases`: scaled, floored at `min_lr` unless the schedule is already below it"
-        return [max(b*self.scale, min(b, m)) for b,m in zip(bases, self._min_lrs(len(bases)))]
+    def lrs(self, bases:list, scale:float=None) -> list:
+        ("The lr each group steps at when its schedule set `bases`: scaled (by `scale`, None: the current one), floored at `min_lr` "
+         "unless the schedule is already below it")
+        scale = self.scale if scale is None else scale
+        return [max(b*scale, min(b, m)) for b,m in zip(bases, self._min_lrs(len(bases)))]
 
     def _min_lrs(self, n:int) -> list:
         if not isinstance(self.min_lr, list): return [self.min_lr]*n
@@ -209,7 +215,7 @@ class AnnealPlateau(Callback):
         "One plateau step with the value the `Recorder` logged for this epoch (none for an epoch cancelled or skipped by a resume)"
         if not self._trained: return
         self._trained,rec = False,self.recorder
-        if not (getattr(rec, 'cancel_train', False) or getattr(rec, 'cancel_valid', False)): self.step(rec.log[1 + self.idx])
+        if not (getattr(rec, 'cancel_train', False) or getattr(rec, 'cancel_valid', False)): self.step(rec.log[1 + self.idx], self._last)
         self.epochs = self.epoch + 1  # epochs of this fit accounted for: a resume checks it against its `start_epoch`
         self._stand()
 

@@ -96,6 +96,18 @@ def test_composes_with_every_fit(name):
     end = np.maximum(base[-1] * opt.param_groups[0]['lr'], np.minimum(base[-1], min_lr))
     np.testing.assert_allclose([h['lr'] for h in learn.opt.hypers], end, rtol=1e-6)
 
+@pytest.mark.parametrize('min_lr', [0., 3e-8])
+def test_plain_fit_lrs_are_torchs_where_eps_binds(min_lr):
+    "plain `fit` at an lr the reductions take within `eps` (torch compares it with each lr's drop): every epoch's lr is torch's"
+    kw = dict(patience=0, threshold=10., threshold_mode='abs', factor=0.1, eps=1e-8, min_lr=min_lr)  # every epoch after the first is bad
+    learn,rec,mon = mk_learner(n_train=2),RecordHypers(),Monitored()
+    quiet_fit(learn, 'fit', 7, 1e-6, cbs=[AnnealPlateau(**kw), rec, mon])
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-6)
+    ref,want = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw),[]
+    for v in mon.fits[0]: want.append(opt.param_groups[0]['lr']); ref.step(v)
+    assert min(want) > 1e-9  # the 1e-8 -> 1e-9 drop is within eps: torch holds the lr
+    np.testing.assert_allclose(np.array(rec.lrs)[::2, 0], want, rtol=1e-9)
+
 def test_cooldown_goes_on_from_the_reduced_lr():
     "After a stable run the plateau reduced, the optimizer holds the reduced lr: `fit_cooldown()` decays from there, not from 1e-2"
     learn = mk_learner()
