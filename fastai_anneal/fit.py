@@ -11,6 +11,7 @@ from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback
+from fastai.optimizer import Optimizer, _BaseOptimizer
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
 from ._groups import n_groups
@@ -87,6 +88,20 @@ def _per_epoch(scheds:dict, n_epoch:int) -> dict:
     "`scheds` held constant over each of `n_epoch` equal spans of training, at their value at the span's start (`step='epoch'`)"
     return {k: (lambda pos, f=f: f(min(math.floor(pos*n_epoch + 1e-9), n_epoch-1) / n_epoch)) for k,f in scheds.items()}
 
+def _set_hyper(opt, k:str, v):
+    ("`opt.set_hyper(k, v)`, written straight into the hypers of a plain fastai `Optimizer` for a float or one value per group "
+     "(fastai's builds an `L` on every call: 6 us of a batch's 7); anything else, or an optimizer that overrides it, goes to fastai's")
+    t = type(opt)
+    if t.set_hyper is _BaseOptimizer.set_hyper and t._set_hyper is Optimizer._set_hyper:
+        hs = opt.hypers
+        if isinstance(v, float):
+            for h in hs: h[k] = v
+            return
+        if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == len(hs):
+            for h,x in zip(hs, v): h[k] = x
+            return
+    opt.set_hyper(k, v)
+
 class _ParamScheduler(ParamScheduler):
     ("fastai's `ParamScheduler`, answering only the 4 events it handles (fastai's dispatch of the ~10 others per batch cost 2-3% of a "
      "small model's epoch); `step='epoch'` holds every schedule at its epoch's start, `noise` multiplies the lr by timm's 1+noise")
@@ -107,11 +122,13 @@ class _ParamScheduler(ParamScheduler):
     def _update_val(self, pct):
         l = self.learn
         f = 1. if self.noise is None else self._noise_factor(l)
-        for n,s in self.scheds.items(): l.opt.set_hyper(n, s(pct) * f if n == 'lr' and f != 1. else s(pct))
-        self._pct,self._noisy = pct,f != 1. and 'lr' in self.scheds
+        for n,s in self.scheds.items(): _set_hyper(l.opt, n, s(pct) * f if n == 'lr' and f != 1. else s(pct))
+        # the batch's position and whether its lr is noisy, in `__dict__`: `Callback.__setattr__` asks the learner (and its model,
+        # through two `__getattr__` misses) whether the name shadows one of its attributes, 5-10 us a batch
+        self.__dict__.update(_pct=pct, _noisy=f != 1. and 'lr' in self.scheds)
     def _unnoise(self):
         "The last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there)"
-        if self._noisy: self.learn.opt.set_hyper('lr', self.scheds['lr'](self._pct))
+        if self._noisy: _set_hyper(self.learn.opt, 'lr', self.scheds['lr'](self._pct))
         self._noisy = False
     # before the validation and `SaveModelCallback`'s `after_epoch` (61): an epoch's checkpoint holds the lr without noise
     def after_train(self): self._unnoise()

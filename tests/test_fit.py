@@ -155,3 +155,17 @@ def test_cooldown_is_the_tail_of_flat_anneal(tmp_path, anneal, stable, cool, war
     assert len(ra.lrs) == len(tail)
     np.testing.assert_allclose(ra.lrs, tail, rtol=1e-9, atol=0)
     assert ra.lrs[0][1] == pytest.approx(1e-2) and ra.lrs[-1][1] < 1e-2 * 0.5
+
+@pytest.mark.parametrize('n', [1, 2, 3])
+def test_scheduler_writes_hypers_as_fastais_set_hyper(n):
+    "The scheduler's direct write into a plain `Optimizer`'s hypers leaves what fastai's `set_hyper` leaves (values and types)"
+    from fastai_anneal.fit import _set_hyper
+    ps = [torch.nn.Parameter(torch.zeros(2)) for _ in range(n)]
+    for v in (1e-3, 0., np.full(n, 2e-3), np.linspace(1e-4, 1e-3, n), [1e-3]*n, slice(1e-4, 1e-2)):
+        a,b = Adam([[p] for p in ps], lr=1.),Adam([[p] for p in ps], lr=1.)
+        a.set_hyper('lr', v); _set_hyper(b, 'lr', v)
+        test_eq([(h['lr'], type(h['lr'])) for h in a.hypers], [(h['lr'], type(h['lr'])) for h in b.hypers])
+    # an optimizer whose hypers live elsewhere (torch's, behind `OptimWrapper`) goes through its own `set_hyper`
+    w = OptimWrapper(opt=torch.optim.SGD([dict(params=[p]) for p in ps], lr=1.))
+    _set_hyper(w, 'lr', np.full(n, 0.5))
+    test_eq([g['lr'] for g in w.opt.param_groups], [0.5]*n)
