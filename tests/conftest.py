@@ -42,6 +42,12 @@ class CountSteps(Callback):
     def __init__(self): self.n,self.frozen = 0,0
     def after_step(self): self.n,self.frozen = self.n + 1,self.frozen + (self.opt.frozen_idx > 0)
 
+class DrawsRNGs(Callback):
+    ("Draws from python's, numpy's and torch's global RNGs every training batch, as augmentations do: a sweep or a tuning that "
+     "does not put one of them back shows in `learner_state`'s `rng`")
+    def before_batch(self):
+        if self.training: random.random(); np.random.rand(); torch.rand(1)
+
 # ------------------------------------------------------------------ a learner's state, to check nothing changed
 def learner_state(learn) -> dict:
     "Everything a sweep, a tuning or a rejected call must leave as it was, as plain copies"

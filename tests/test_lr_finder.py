@@ -13,7 +13,7 @@ from fastai.test_utils import synth_learner
 from fastai_anneal.all import *
 from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
 from fastai_anneal.optimizer import AdamAnneal
-from conftest import RecordHypers, learner_state, assert_restored, bitwise_equal
+from conftest import RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
 fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
@@ -160,7 +160,7 @@ def _mid_step_opt(boom):
 @pytest.mark.parametrize('scenario,arg', SCENARIOS, ids=[f"{s}-{a}" for s,a in SCENARIOS])
 def test_restore_bit_identical(config, scenario, arg):
     boom,nan_loss = _boom_state(),_NanLoss(arg if scenario == 'nan' else 0)
-    learn = _learner(loss_func=nan_loss, opt_func=_mid_step_opt(boom))
+    learn = _learner(loss_func=nan_loss, opt_func=_mid_step_opt(boom), cbs=DrawsRNGs())  # the sweep draws from every global RNG
     if config != 'fresh':
         if config == 'frozen_eval': learn.freeze()
         _pretrain(learn)
@@ -315,7 +315,7 @@ def test_unwritable_path_and_no_file_written(tmp_path):
 
 # ------------------------------------------------------------------ RNGs (fastai issue 3295)
 def _fit_after(with_lr_find):
-    learn = _learner(seed=3)  # shuffled batches and Dropout: both RNG consumers
+    learn = _learner(seed=3, cbs=DrawsRNGs())  # shuffled batches, Dropout and a callback drawing from python's, numpy's, torch's RNGs
     with learn.no_bar(), learn.no_logging():
         if with_lr_find: learn.lr_find(num_it=15, show_plot=False)
         learn.fit(1, lr=1e-2)

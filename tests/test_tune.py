@@ -11,7 +11,7 @@ from fastai_anneal.registry import VARIANTS
 import fastai_anneal.tune as tune
 from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds, _unstable, _prefix, _collapsed
 from fastai_anneal.fit import bind_call, prepare_call
-from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored, bitwise_equal
+from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs
 
 N_TRAIN = 100  # batches per epoch: 10 epochs = 1000 batches, enough for the default budget
 
@@ -172,7 +172,7 @@ def test_the_pick_stays_below_the_ceiling(monkeypatch):
 
 # ---------------------------------------------------------------- the tuner
 def test_lr_tune_restores_and_reports():
-    learn = _learner()
+    learn = _learner(cbs=DrawsRNGs())  # the trials draw from every global RNG
     quiet_fit(learn, 'fit_cos_anneal', 1, 1e-3)  # an optimizer with state, hypers and a moved data order
     learn.model.eval()
     before = learner_state(learn)
