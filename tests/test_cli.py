@@ -149,9 +149,18 @@ def test_compare(tmp_path):
         assert 0 <= float(d['accuracy']) <= 1 and float(d['accuracy']) == pytest.approx(j['accuracy'])
         assert j['history']['accuracy'][-1] == pytest.approx(j['accuracy']) and len(j['history']['valid_loss']) == 1
     for s in res['summary']:
-        accs = [float(d['accuracy']) for d in runs if d['schedule'] == s['schedule']]
+        mine = [(d, j) for d,j in zip(runs, res['runs']) if d['schedule'] == s['schedule']]
+        accs = [float(d['accuracy']) for d,_ in mine]
         assert s['accuracy_mean'] == pytest.approx(np.mean(accs)) and s['accuracy_std'] == pytest.approx(np.std(accs, ddof=1))
         assert table[s['schedule']]['accuracy'] == pytest.approx(s['accuracy_mean'], abs=1e-4)
+        # each seed is its own run: its weights, shuffles and tuning differ (the same seed twice would repeat every number)
+        (d0,j0),(d1,j1) = mine
+        assert j0['history']['valid_loss'] != j1['history']['valid_loss'] and d0['train_loss'] != d1['train_loss']
+        # the tuning cost: (tuning + fit) / fit time and the extra batches, averaged over the seeds, as the table prints them
+        cost = np.mean([float(d['time_s'])/(float(d['time_s']) - float(d['tune_s'])) for d,_ in mine])
+        assert cost > 1 and s['tune_cost'] == pytest.approx(cost, rel=1e-4)
+        assert s['tune_batches'] == pytest.approx(np.mean([int(d['tune_batches']) for d,_ in mine]))
+        assert table[s['schedule']]['tuning'] == f"{s['tune_cost']:.2f}x {s['tune_batches']:.0f} bat"
     assert set(res['budgets']) == {'one_cycle', 'cos_anneal'}
     for nm,row in table.items():
         lrs = [float(d['lr']) for d in runs if d['schedule'] == nm]
@@ -167,6 +176,9 @@ def test_compare_recipe(tmp_path):
     res = json.loads((out/'results.json').read_text())
     lr = res['config']['lr']
     assert 'valley' in res['config']['lr_source'] and 1e-7 < lr < 10 and f"lr={lr:.3g}" in r.stdout
+    sugg = dict(kv.split('=') for kv in res['config']['lr_source'].split(': ', 1)[1].split(', '))  # every suggestion, to 3 digits
+    assert sorted(sugg) == ['minimum', 'slide', 'steep', 'valley'] and f"{lr:.3g}" == sugg['valley']
+    assert any(f"{float(v):.3g}" != sugg['valley'] for v in sugg.values())  # the suggestions differ: the lr is the valley's
     assert all(j['lr'] == lr and j['tune_batches'] == 0 for j in res['runs'])
     assert all(row['tuning'] == '-' for row in _table(r.stdout).values())
     for png in ('schedules.png', 'accuracy.png', 'compare.png', 'lr_find.png'): check_png(out/png)
