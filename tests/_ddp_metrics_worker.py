@@ -10,8 +10,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _ddp_common import init, cpu_broadcast, finish
 
 # odd validation sizes, so fastai's `DistributedDL` pads every rank to the same length with a repeated sample
-N_VALID = dict(multiclass=37, segment=11, multilabel=13)
+N_VALID = dict(multiclass=37, segment=11, multilabel=13, labels=9)
 BS = 4
+
+class _Labels(nn.Module):
+    "Outputs the class index its input's second column holds (a parameter, unused, for DDP's wrapper)"
+    def __init__(self): super().__init__(); self.w = nn.Parameter(torch.zeros(1))
+    def forward(self, x): return x[:, 1]
 
 def make_task(name:str, seed:int=0) -> Learner:
     "Learner of task `name` (data, initial weights, metrics), identical in every process for the same `seed`"
@@ -30,6 +35,14 @@ def make_task(name:str, seed:int=0) -> Learner:
         model,loss = nn.Conv2d(2, 3, 1),nn.CrossEntropyLoss(ignore_index=255)
         metrics = [Accuracy(axis=1, ignore_index=255), Accuracy(axis=1, top_k=2, ignore_index=255),
                    BalancedAccuracy(axis=1, ignore_index=255)]
+    elif name == 'labels':  # class-index predictions: each rank infers the number of classes from the labels it sees, and
+        # the largest (4) is the last sample's only, so one rank sees 4 classes and the other 5 until they agree
+        y = torch.tensor([0, 1, 2, 3, 1, 0, 2, 3, 4])
+        x = torch.stack([y, torch.tensor([0, 1, 1, 3, 2, 0, 2, 4, 4])], 1)  # column 1: the predicted class
+        model,loss = _Labels(),lambda p,t: (p != t).float().mean()
+        adjusted = BalancedAccuracy(adjusted=True)
+        adjusted.name = 'adjusted_balanced_accuracy'
+        metrics = [BalancedAccuracy(), adjusted]
     else:
         x,y = torch.randn(n, 6, generator=g),(torch.rand(n, 4, generator=g) < 0.4).float()
         model,loss = nn.Linear(6, 4),nn.BCEWithLogitsLoss()

@@ -44,6 +44,9 @@ def test_distributed_equals_single_process(ranks, name):
     if name == 'multiclass':
         assert got['accuracy'] == (preds.argmax(1) == targs).double().mean().item()
         assert got['balanced_accuracy_score'] == balanced_accuracy_score(targs, preds.argmax(1))
+    if name == 'labels':  # class-index predictions, the largest label on one rank only: the ranks agree on 5 classes
+        assert got['balanced_accuracy_score'] == balanced_accuracy_score(targs, preds)
+        assert got['adjusted_balanced_accuracy'] == balanced_accuracy_score(targs, preds, adjusted=True)
 
 @pytest.mark.distributed
 @needs_gloo
