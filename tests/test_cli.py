@@ -441,12 +441,14 @@ def test_compare_in_a_daemonic_process_runs_serially(tmp_path):
     assert res['config']['jobs'] == 2
 
 def _compare_after_first_run(tmp_path, stderr) -> subprocess.Popen:
-    "`compare` of 8 runs in 2 processes, in a session of its own (a terminal's process group), once its first run has finished"
-    p = subprocess.Popen(CLI + ['compare', '--data', 'digits', '--epochs', '3', '--lr', '1e-3', '--seeds', '8', '--schedules', 'constant',
+    ("`compare` of 64 runs in 2 processes, in a session of its own (a terminal's process group), once its first run has finished. "
+     "The runs take far longer than the test needs to signal it: on a loaded machine the test's process may read the first line "
+     "late, and 8 short runs had all finished by then once (exit 0 instead of the interrupt's 130)")
+    p = subprocess.Popen(CLI + ['compare', '--data', 'digits', '--epochs', '3', '--lr', '1e-3', '--seeds', '64', '--schedules', 'constant',
                                 '--device', 'cpu', '--jobs', '2', '--out', str(tmp_path/'res')],
                          stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
     for line in p.stdout:
-        if line.startswith('[1/8]'): break
+        if line.startswith('[1/64]'): break
     return p
 
 @pytest.mark.parametrize('sig', ['SIGTERM', 'SIGKILL'])
