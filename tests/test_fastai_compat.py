@@ -370,8 +370,8 @@ def test_to_fp16_and_back_around_a_fit_variant():
     assert all(p.dtype == torch.float32 for p in learn.model.parameters())
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA: fastai autocasts to fp16 and scales the loss on CUDA only')
-def test_fp16_on_cuda_skips_overflowing_steps():
-    "fastai's fp16 promise on a GPU: the model computes in half precision and a step with inf gradients is skipped"
+def test_fp16_on_cuda_fit_variant_runs():
+    "A fit variant under fastai's fp16 on a GPU: it runs, the weights stay fp32 and fastai autocasts to fp16 (not run here: no GPU)"
     learn = synth_learner(cuda=True).to_fp16()
     quiet_fit(learn, 'fit_cos_anneal', 1, 1e-2)
     assert learn.model.a.dtype == torch.float32 and learn.mixed_precision.autocast.fast_dtype == torch.float16
