@@ -5,9 +5,10 @@
    (`ParamScheduler._update_val`: schedule call + `Optimizer.set_hyper`).
 2. Epoch time of `fit_cos_anneal` vs plain `fit` on MNIST-1D with the paper's CNN (goal <= 1.02), with fastai's
    `fit_one_cycle` and a constant-valued `ParamScheduler` beside it. On a shared 2-core VM the end-to-end epoch times
-   of identical runs spread by 10-20%, more than the effect measured, so the script also measures the time the
-   schedule itself takes inside the loop (its `ParamScheduler`'s every event, dispatch included) and reports
-   epoch / (epoch - that time): the ratio at equal compute.
+   of identical runs spread by 10-20%, more than the effect measured, so the script also times what `fit_cos_anneal`
+   adds, each part alone and at its fastest: per batch, the scheduler's answer to every event fastai sends it (its work
+   included) and fastai's sort of one more callback before each event; per fit, `prepare_call`. Their sum over a fit,
+   against the fastest plain fit, is the attributed ratio.
 
 Run: python benchmarks/bench_schedule.py [--epochs 4] [--reps 15]
 """
@@ -59,28 +60,46 @@ def bench_epoch(epochs, reps):
         for k in rng.sample(list(ways), len(ways)): times[k].append(run(ways[k]))
     return times
 
-def bench_attributable(epochs, reps):
-    "Share of a `fit_cos_anneal` epoch spent in its `ParamScheduler` (every event it receives, dispatch included)"
-    import fastai_anneal.fit as fit_mod
+# the events fastai's `Learner` sends every callback for one training batch (`one_batch`, `_do_one_batch`, `_do_grad_opt`) and for
+# one validation batch
+TRAIN_EVENTS = ('before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_backward', 'before_step', 'after_step',
+                'after_batch')
+VALID_EVENTS = ('before_batch', 'after_pred', 'after_loss', 'after_batch')
+
+def bench_attributed(epochs):
+    ("What `fit_cos_anneal` adds to a plain `fit`, each part timed alone (min of alternated repeats: machine noise inflates none): "
+     "per training and per validation batch, the scheduler's answer to each event fastai sends it (`cb(event)`: its work included) "
+     "and fastai's sort of one more callback before each event (`Learner._call_one`); and `prepare_call` (argument checks, schedule "
+     "building and checking) once per fit")
+    import fastai_anneal.fit as F
     from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
-    from fastai.callback.schedule import ParamScheduler
-    class TimedParamScheduler(fit_mod._ParamScheduler):
-        "The scheduler `fit_cos_anneal` uses, timing every event it receives (the overhead a schedule adds to the loop)"
-        spent = 0.
-        def __call__(self, event_name):
-            start = time.perf_counter(); super().__call__(event_name)
-            TimedParamScheduler.spent += time.perf_counter() - start
-    orig,fit_mod._ParamScheduler,dls,shares = fit_mod._ParamScheduler,TimedParamScheduler,mnist1d_dls(bs=100),[]
-    try:
-        for _ in range(reps):
-            set_seed(0)
-            learn = Learner(dls, mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=Adam, lr=1e-2)
-            TimedParamScheduler.spent = 0.
-            with learn.no_bar(), learn.no_logging():
-                start = time.perf_counter(); learn.fit_cos_anneal(epochs); total = time.perf_counter() - start
-            shares.append(TimedParamScheduler.spent / total)
-    finally: fit_mod._ParamScheduler = orig
-    return shares
+    from fastai_anneal.registry import VARIANTS
+    dls = mnist1d_dls(bs=100)
+    learn = Learner(dls, mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=Adam, lr=1e-2)
+    v = VARIANTS['fit_cos_anneal']
+    prepare = lambda: F.prepare_call(v, learn, F.bind_call(v, learn, epochs))
+    t_prep = min(timeit.repeat(prepare, number=5, repeat=7)) / 5
+    learn.create_opt()
+    sched = F._ParamScheduler(prepare()['scheds'])
+    learn.n_epoch,learn.epoch,learn.pct_train,learn.iter,learn.n_iter = epochs,0,0.3,3,len(dls.train)
+    learn.add_cb(sched); sched.before_fit()
+    def calls(events, training):
+        learn.training = training
+        def run():
+            for e in events: sched(e)
+        return min(timeit.repeat(run, number=500, repeat=15)) / 500
+    res = {'train': calls(TRAIN_EVENTS, True), 'valid': calls(VALID_EVENTS, False)}
+    def sort_time(added):
+        if not added: learn.remove_cb(sched)
+        try: return min(timeit.repeat(lambda: learn.cbs.sorted('order'), number=2000, repeat=3)) / 2000
+        finally:
+            if not added: learn.add_cb(sched)
+    t = {False: [], True: []}
+    for _ in range(15):  # alternated, so a slow stretch of the machine hits both
+        for added in (False, True): t[added].append(sort_time(added))
+    learn.remove_cb(sched)
+    sort = max(0., min(t[True]) - min(t[False]))
+    return res['train'] + len(TRAIN_EVENTS)*sort,res['valid'] + len(VALID_EVENTS)*sort,t_prep,len(dls.train),len(dls.valid)
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,6 +118,9 @@ if __name__ == '__main__':
     t0,m0 = min(times['fit']),statistics.median(times['fit'])
     for k,ts in times.items():
         print(f"{k:26s} {min(ts)*1e3:7.1f}ms {statistics.median(ts)*1e3:7.1f}ms {min(ts)/t0:16.3f} {statistics.median(ts)/m0:17.3f}")
-    share = statistics.median(bench_attributable(args.epochs, args.reps))
-    print(f"fit_cos_anneal time spent in its ParamScheduler (all events, dispatch included): {share*100:.2f}% of the epoch, "
-          f"so fit_cos_anneal / fit at equal compute = {1/(1-share):.4f} (median of {args.reps} runs; goal <= 1.02)")
+    tr,va,prep,ntr,nva = bench_attributed(args.epochs)
+    added = args.epochs*(tr*ntr + va*nva) + prep
+    print(f"what fit_cos_anneal adds, each part timed alone: {tr*1e6:.1f}us a training batch, {va*1e6:.1f}us a validation batch "
+          f"(its answers to fastai's events, its work and fastai's sort of one more callback included), {prep*1e3:.2f}ms a fit (prepare_call): {added*1e3:.1f}ms a "
+          f"{args.epochs}-epoch fit, so fit_cos_anneal / fit = {1 + added/(args.epochs*t0):.4f} against the fastest plain fit "
+          f"(goal <= 1.02)")
