@@ -199,15 +199,17 @@ class AnnealPlateau(Callback):
             self._epoch_bases = None
     def before_batch(self):
         "Scale what the schedule set for this batch (after `ParamScheduler.before_batch`): recorded on every batch, stepped or not"
-        hs = _hyper_dicts(self.opt)
-        self._bases = self._last = [h['lr'] for h in hs]
-        for h,lr in zip(hs, self.lrs(self._bases)): h['lr'] = lr
+        hs = _hyper_dicts(self.learn.opt)
+        bases = [h['lr'] for h in hs]
+        # per batch, in `__dict__`: `Callback.__setattr__` asks the learner and its model whether each name shadows theirs
+        self.__dict__.update(_bases=bases, _last=bases)
+        for h,lr in zip(hs, self.lrs(bases)): h['lr'] = lr
 
     def _put_back(self):
         "The schedule's own lr back in the optimizer: without a scheduler (plain `fit`) the scale must not compound"
         if self._bases is None: return
-        for h,b in zip(_hyper_dicts(self.opt), self._bases): h['lr'] = b
-        self._bases = None
+        for h,b in zip(_hyper_dicts(self.learn.opt), self._bases): h['lr'] = b
+        self.__dict__['_bases'] = None
 
     def after_batch(self): self._put_back()
     def after_train(self): self._trained = True
