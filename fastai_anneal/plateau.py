@@ -96,6 +96,7 @@ class AnnealPlateau(Callback):
         min_lr = min_lr.tolist() if hasattr(min_lr, 'tolist') else min_lr
         eps = check_float('eps', eps, 0., lo_open=False)
         store_attr('monitor,mode,factor,patience,threshold,threshold_mode,cooldown,min_lr,eps')
+        self._sched = None
         self.reset()
 
     # -------------------------------------------------------- the plateau rule: pure, one monitored value per epoch
@@ -104,6 +105,7 @@ class AnnealPlateau(Callback):
         self.scale,self.best = 1.,(math.inf if self.mode == 'min' else -math.inf)
         self.num_bad_epochs,self.cooldown_counter,self.epochs = 0,0,0
         self._bases,self._last,self._started,self._trained,self._epoch_bases = None,None,False,False,None
+        self._peak = None
 
     def is_better(self, v:float) -> bool:
         "Whether `v` improves on `best` by more than `threshold` (relative or absolute, in the direction of `mode`)"
@@ -113,7 +115,7 @@ class AnnealPlateau(Callback):
 
     def step(self,
         value:float,      # The monitored value of the epoch that just ended
-        bases:list=None,  # Each group's lr as its schedule set it (the callback: the epoch's last batch); None: `eps` applies to the scale
+        bases:list=None,  # Each group's lr as its schedule set it (the callback: its largest of the epoch); None: eps on the scale
     ) -> float:
         ("Account one epoch's `value` (torch's `ReduceLROnPlateau.step`); returns the new `scale`. A reduction is skipped when it "
          "would lower each group's lr (`lrs(bases)`) by `eps` or less, as torch's: with one group and plain `fit`, torch's lrs")
@@ -175,6 +177,8 @@ class AnnealPlateau(Callback):
         if not self.run: return
         self.idx = self.check_learner(self.learn)
         self._started,self._trained = False,False
+        # the package's scheduler says which factor its lr noise put on a batch's lr (`lr_noise`): `eps` is judged without it
+        self._sched = next((c for c in self.learn.cbs if isinstance(c, ParamScheduler) and 'lr_noise' in c.__dict__), None)
 
     def _start(self):
         "At the fit's first trained epoch (`learn.validate()` also sends `before_fit`): start fresh, or resume from the checkpoint"
@@ -193,7 +197,7 @@ class AnnealPlateau(Callback):
 
     def before_train(self):
         if not self._started: self._start()
-        self._unstash(); self._trained = False  # no stepper sees the state while batches run
+        self._unstash(); self._trained,self._peak = False,None  # no stepper sees the state while batches run
         if self._epoch_bases is not None:  # the schedule's lr back (scaled since the last validation): a plain `fit` must not compound
             for h,b in zip(_hyper_dicts(self.opt), self._epoch_bases): h['lr'] = b
             self._epoch_bases = None
@@ -201,8 +205,10 @@ class AnnealPlateau(Callback):
         "Scale what the schedule set for this batch (after `ParamScheduler.before_batch`): recorded on every batch, stepped or not"
         hs = _hyper_dicts(self.learn.opt)
         bases = [h['lr'] for h in hs]
+        f = 1. if self._sched is None else self._sched.lr_noise
+        clean,peak = (bases if f == 1. else [b/f for b in bases]),self._peak
         # per batch, in `__dict__`: `Callback.__setattr__` asks the learner and its model whether each name shadows theirs
-        self.__dict__.update(_bases=bases, _last=bases)
+        self.__dict__.update(_bases=bases, _last=bases, _peak=clean if peak is None else [max(a, b) for a,b in zip(peak, clean)])
         for h,lr in zip(hs, self.lrs(bases)): h['lr'] = lr
 
     def _put_back(self):
@@ -217,7 +223,7 @@ class AnnealPlateau(Callback):
         "One plateau step with the value the `Recorder` logged for this epoch (none for an epoch cancelled or skipped by a resume)"
         if not self._trained: return
         self._trained,rec = False,self.recorder
-        if not (getattr(rec, 'cancel_train', False) or getattr(rec, 'cancel_valid', False)): self.step(rec.log[1 + self.idx], self._last)
+        if not (getattr(rec, 'cancel_train', False) or getattr(rec, 'cancel_valid', False)): self.step(rec.log[1 + self.idx], self._peak)
         self.epochs = self.epoch + 1  # epochs of this fit accounted for: a resume checks it against its `start_epoch`
         self._stand()
 

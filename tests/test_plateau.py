@@ -108,6 +108,37 @@ def test_plain_fit_lrs_are_torchs_where_eps_binds(min_lr):
     assert min(want) > 1e-9  # the 1e-8 -> 1e-9 drop is within eps: torch holds the lr
     np.testing.assert_allclose(np.array(rec.lrs)[::2, 0], want, rtol=1e-9)
 
+class Scales(Callback):
+    "The plateau's scale after every epoch"
+    order = 90
+    def __init__(self, plateau): self.plateau,self.scales = plateau,[]
+    def after_epoch(self): self.scales.append(self.plateau.scale)
+
+BAD_EPOCHS = dict(patience=0, threshold=10., threshold_mode='abs')  # every epoch after the first is bad: a reduction due at each
+
+# a reduction at each cycle's end too; then, as in torch, none once it would lower the lr by eps or less (1e-4 x 1e-4 -> 1e-5:
+# 9e-9), or once the floor holds the lr (1e-2 x 0.1 = min_lr)
+@pytest.mark.parametrize('n_train,lr_max,kw,want', [(100, 1e-4, {}, [1., 0.1, 0.01, 1e-3, 1e-4, 1e-4]),
+                                                    (5, 1e-2, dict(min_lr=1e-3, eps=0.), [1., 0.1, 0.1, 0.1, 0.1, 0.1])],
+                         ids=['tiny_end', 'floor'])
+def test_eps_judged_at_the_epochs_largest_lr(n_train, lr_max, kw, want):
+    ("A warm restart's cycle ends near lr_max/div_final (or below `min_lr`), but the reduction due there scales the next cycle, "
+     "which starts again at lr_max: `eps` is judged at the epoch's largest scheduled lr, not its last")
+    plateau = AnnealPlateau(factor=0.1, **BAD_EPOCHS, **kw)
+    rec = Scales(plateau)
+    quiet_fit(mk_learner(n_train=n_train, lr=lr_max), 'fit_sgdr_anneal', 2, 2, lr_max=lr_max, cbs=[plateau, rec])  # cycles: 0-1, 2-5
+    test_close(rec.scales, want, eps=1e-12)
+
+def test_eps_judged_without_lr_noise():
+    "With timm's lr noise on, the same reductions as without: `eps` is judged at the noise-free lr (timm's plateau step sees that)"
+    def scales(**noise):
+        plateau = AnnealPlateau(factor=0.5, eps=5.2e-4, **BAD_EPOCHS)  # a reduction would lower the lr 1e-3 by 5e-4 <= eps: skipped
+        rec = Scales(plateau)
+        quiet_fit(mk_learner(n_train=4, lr=1e-3), 'fit_step_decay', 4, lr=1e-3, step_size=1, gamma=1., cbs=[plateau, rec], **noise)
+        return rec.scales
+    test_eq(scales(), [1.]*4)
+    for seed in range(3): test_eq(scales(noise_range_t=0, noise_pct=0.5, noise_seed=seed), [1.]*4)
+
 def test_cooldown_goes_on_from_the_reduced_lr():
     "After a stable run the plateau reduced, the optimizer holds the reduced lr: `fit_cooldown()` decays from there, not from 1e-2"
     learn = mk_learner()
