@@ -103,11 +103,11 @@ def _buckets(ps, wd, state, new_state):
 _HALF = (torch.float16, torch.bfloat16)
 
 def _mul_(ts:list, s:float):
-    ("`t.mul_(s)` for each of `ts` (one dtype): torch's foreach multiply rounds half-precision tensors otherwise than `Tensor.mul_`, "
-     "so fp16/bf16 go one by one to stay bit for bit the steppers'")
-    if ts and ts[0].dtype in _HALF:
-        for t in ts: t.mul_(s)
-    else: torch._foreach_mul_(ts, s)
+    ("`t.mul_(s)` for each of `ts`: torch's foreach multiply rounds half-precision tensors otherwise than `Tensor.mul_`, so fp16/bf16 "
+     "ones go one by one to stay bit for bit the steppers' (a bucket's state may mix dtypes: buffers made before a cast)")
+    half = [t for t in ts if t.dtype in _HALF]
+    for t in half: t.mul_(s)
+    if len(half) < len(ts): torch._foreach_mul_([t for t in ts if t.dtype not in _HALF] if half else ts, s)
 
 def _wd(kind, b, lr, wd, do_wd):
     "fastai's `weight_decay` (`p*(1-lr*wd)`) or `l2_reg` (`grad += wd*p`, in place as fastai does)"

@@ -169,3 +169,8 @@ def test_scheduler_writes_hypers_as_fastais_set_hyper(n):
     w = OptimWrapper(opt=torch.optim.SGD([dict(params=[p]) for p in ps], lr=1.))
     _set_hyper(w, 'lr', np.full(n, 0.5))
     test_eq([g['lr'] for g in w.opt.param_groups], [0.5]*n)
+    class Hooked(Optimizer):  # a subclass that acts on every hyper it is given keeps seeing them
+        def set_hyper(self, k, v): self.seen = (k, v); super().set_hyper(k, v)
+    o = Hooked([[p] for p in ps], [sgd_step], lr=1.)
+    _set_hyper(o, 'lr', 0.25)
+    test_eq(o.seen, ('lr', 0.25)); test_eq([h['lr'] for h in o.hypers], [0.25]*n)

@@ -359,6 +359,21 @@ def test_low_precision_params_fast_vs_stepper(dtype):
         full = [p.to(dtype) for p in full]
         assert ps[0].dtype == dtype and rel_err(ps, full) < 1.5*rel_err(ref, full) + 1e-3, f.func
 
+def test_foreach_half_bucket_with_mixed_state_dtypes():
+    ("an fp16 bucket whose state mixes fp32 buffers (made before `model.half()`) and fp16 ones: foreach still multiplies each "
+     "fp16 buffer as the steppers do (its choice is per tensor, not the bucket's first)")
+    def go(impl):
+        torch.manual_seed(0)
+        p0,p1 = nn.Parameter(torch.randn(64).half()),nn.Parameter(torch.randn(64, 16).half()[:, ::2])  # a view: not fusable
+        opt = SGDAnneal([p0, p1], lr=1e-2, mom=0.9, anneal_rate=0.99, impl=impl)
+        opt.state[p0],opt.state[p1] = {'grad_avg': torch.randn(64)},{'grad_avg': torch.randn(64, 8).half()}
+        g = torch.Generator().manual_seed(1)
+        for _ in range(10):
+            p0.grad,p1.grad = torch.randn(64, generator=g).half(),torch.randn(64, 8, generator=g).half()
+            opt.step()
+        return [p0, p1, opt.state[p0]['grad_avg'], opt.state[p1]['grad_avg']]
+    assert bitwise(go('foreach'), go('stepper'))
+
 # ---------------------------------------------------------------- the clock
 def test_clock_resumes_from_state_dict():
     f = partial(AdamAnneal, lr=1e-2, anneal_rate=0.9, anneal_every=2)
