@@ -87,6 +87,7 @@ if __name__ == '__main__':
     a = p.parse_args()
     if a.device.startswith('cuda') and not torch.cuda.is_available(): raise SystemExit("no CUDA device: run with --device cpu")
     dev = torch.device(a.device)
+    torch.backends.cudnn.deterministic,torch.backends.cudnn.benchmark = True,False  # runs compared bit for bit
     print(f"device: {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}, torch {torch.__version__}")
     checks = check_rngs(dev)
     for name,ok in checks: print(f"  {'ok  ' if ok else 'FAIL'} {name}")

@@ -128,6 +128,7 @@ if __name__ == '__main__':
     p.add_argument('--threads', type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    torch.backends.cudnn.deterministic = True  # on a GPU: both sweeps must record the same losses (asserted)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads={a.threads}")
     if a.part in ('speed', 'all'): bench_speed(a.reps)
     if a.part in ('quality', 'all'): bench_quality(a.seeds, a.epochs)
