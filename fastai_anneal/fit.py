@@ -109,7 +109,6 @@ class _ParamScheduler(ParamScheduler):
     def __init__(self, scheds, step:str='batch', noise:dict=None):
         super().__init__(scheds)
         self.per_epoch,self.noise,self._noise_at,self._noisy = step == 'epoch',noise,(None, 0.),False
-        self.lr_noise = 1.  # the factor this batch's lr carries (1+noise; 1 without): `AnnealPlateau` takes it off
     def __call__(self, event_name): return super().__call__(event_name) if event_name in self._handled else None
     def _noise_factor(self, l) -> float:
         "1+noise at this batch: `t` counts epochs (`step='epoch'`) or batches of the whole run, as timm's `t_in_epochs` True/False"
@@ -126,7 +125,7 @@ class _ParamScheduler(ParamScheduler):
         for n,s in self.scheds.items(): _set_hyper(l.opt, n, s(pct) * f if n == 'lr' and f != 1. else s(pct))
         # the batch's position and whether its lr is noisy, in `__dict__`: `Callback.__setattr__` asks the learner (and its model,
         # through two `__getattr__` misses) whether the name shadows one of its attributes, 5-10 us a batch
-        self.__dict__.update(_pct=pct, _noisy=f != 1. and 'lr' in self.scheds, lr_noise=f if 'lr' in self.scheds else 1.)
+        self.__dict__.update(_pct=pct, _noisy=f != 1. and 'lr' in self.scheds)
     def _unnoise(self):
         "The last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there)"
         if self._noisy: _set_hyper(self.learn.opt, 'lr', self.scheds['lr'](self._pct))

@@ -96,7 +96,7 @@ class AnnealPlateau(Callback):
         min_lr = min_lr.tolist() if hasattr(min_lr, 'tolist') else min_lr
         eps = check_float('eps', eps, 0., lo_open=False)
         store_attr('monitor,mode,factor,patience,threshold,threshold_mode,cooldown,min_lr,eps')
-        self._sched = None
+        self._scheduled = False
         self.reset()
 
     # -------------------------------------------------------- the plateau rule: pure, one monitored value per epoch
@@ -105,7 +105,6 @@ class AnnealPlateau(Callback):
         self.scale,self.best = 1.,(math.inf if self.mode == 'min' else -math.inf)
         self.num_bad_epochs,self.cooldown_counter,self.epochs = 0,0,0
         self._bases,self._last,self._started,self._trained,self._epoch_bases = None,None,False,False,None
-        self._peak = None
 
     def is_better(self, v:float) -> bool:
         "Whether `v` improves on `best` by more than `threshold` (relative or absolute, in the direction of `mode`)"
@@ -115,7 +114,7 @@ class AnnealPlateau(Callback):
 
     def step(self,
         value:float,      # The monitored value of the epoch that just ended
-        bases:list=None,  # Each group's lr as its schedule set it (the callback: its largest of the epoch); None: eps on the scale
+        bases:list=None,  # Each group's lr, constant (the callback: under plain `fit`); None: `eps` applies to the scale
     ) -> float:
         ("Account one epoch's `value` (torch's `ReduceLROnPlateau.step`); returns the new `scale`. A reduction is skipped when it "
          "would lower each group's lr (`lrs(bases)`) by `eps` or less, as torch's: with one group and plain `fit`, torch's lrs")
@@ -177,8 +176,9 @@ class AnnealPlateau(Callback):
         if not self.run: return
         self.idx = self.check_learner(self.learn)
         self._started,self._trained = False,False
-        # the package's scheduler says which factor its lr noise put on a batch's lr (`lr_noise`): `eps` is judged without it
-        self._sched = next((c for c in self.learn.cbs if isinstance(c, ParamScheduler) and 'lr_noise' in c.__dict__), None)
+        # a schedule moves the lr (warmups, anneals, restarts): a reduction scales lrs of the rest of the fit that no batch so far
+        # bounds, so `eps` applies to the scale; with the lr constant (plain `fit`) it applies to each group's lr, as torch's
+        self._scheduled = any(isinstance(c, ParamScheduler) and 'lr' in c.scheds for c in self.learn.cbs)
 
     def _start(self):
         "At the fit's first trained epoch (`learn.validate()` also sends `before_fit`): start fresh, or resume from the checkpoint"
@@ -197,7 +197,7 @@ class AnnealPlateau(Callback):
 
     def before_train(self):
         if not self._started: self._start()
-        self._unstash(); self._trained,self._peak = False,None  # no stepper sees the state while batches run
+        self._unstash(); self._trained = False  # no stepper sees the state while batches run
         if self._epoch_bases is not None:  # the schedule's lr back (scaled since the last validation): a plain `fit` must not compound
             for h,b in zip(_hyper_dicts(self.opt), self._epoch_bases): h['lr'] = b
             self._epoch_bases = None
@@ -205,10 +205,8 @@ class AnnealPlateau(Callback):
         "Scale what the schedule set for this batch (after `ParamScheduler.before_batch`): recorded on every batch, stepped or not"
         hs = _hyper_dicts(self.learn.opt)
         bases = [h['lr'] for h in hs]
-        f = 1. if self._sched is None else self._sched.lr_noise
-        clean,peak = (bases if f == 1. else [b/f for b in bases]),self._peak
         # per batch, in `__dict__`: `Callback.__setattr__` asks the learner and its model whether each name shadows theirs
-        self.__dict__.update(_bases=bases, _last=bases, _peak=clean if peak is None else [max(a, b) for a,b in zip(peak, clean)])
+        self.__dict__.update(_bases=bases, _last=bases)
         for h,lr in zip(hs, self.lrs(bases)): h['lr'] = lr
 
     def _put_back(self):
@@ -218,12 +216,17 @@ class AnnealPlateau(Callback):
         self.__dict__['_bases'] = None
 
     def after_batch(self): self._put_back()
+    # a callback of lower order that cancels the epoch or its training from `after_batch` (fastai's `ShortEpochCallback`) skips this
+    # one's `after_batch`: the schedule's lr goes back all the same (plain `fit` would scale it again; the run's end would be unscaled)
+    def after_cancel_train(self): self._put_back()
+    def after_cancel_epoch(self): self._put_back()
     def after_train(self): self._trained = True
     def after_validate(self):
         "One plateau step with the value the `Recorder` logged for this epoch (none for an epoch cancelled or skipped by a resume)"
         if not self._trained: return
         self._trained,rec = False,self.recorder
-        if not (getattr(rec, 'cancel_train', False) or getattr(rec, 'cancel_valid', False)): self.step(rec.log[1 + self.idx], self._peak)
+        if not (getattr(rec, 'cancel_train', False) or getattr(rec, 'cancel_valid', False)):
+            self.step(rec.log[1 + self.idx], None if self._scheduled else self._last)
         self.epochs = self.epoch + 1  # epochs of this fit accounted for: a resume checks it against its `start_epoch`
         self._stand()
 

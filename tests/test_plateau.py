@@ -116,28 +116,53 @@ class Scales(Callback):
 
 BAD_EPOCHS = dict(patience=0, threshold=10., threshold_mode='abs')  # every epoch after the first is bad: a reduction due at each
 
-# a reduction at each cycle's end too; then, as in torch, none once it would lower the lr by eps or less (1e-4 x 1e-4 -> 1e-5:
-# 9e-9), or once the floor holds the lr (1e-2 x 0.1 = min_lr)
-@pytest.mark.parametrize('n_train,lr_max,kw,want', [(100, 1e-4, {}, [1., 0.1, 0.01, 1e-3, 1e-4, 1e-4]),
-                                                    (5, 1e-2, dict(min_lr=1e-3, eps=0.), [1., 0.1, 0.1, 0.1, 0.1, 0.1])],
-                         ids=['tiny_end', 'floor'])
-def test_eps_judged_at_the_epochs_largest_lr(n_train, lr_max, kw, want):
-    ("A warm restart's cycle ends near lr_max/div_final (or below `min_lr`), but the reduction due there scales the next cycle, "
-     "which starts again at lr_max: `eps` is judged at the epoch's largest scheduled lr, not its last")
+@pytest.mark.parametrize('n_train,lr_max,kw', [(100, 1e-4, {}), (5, 1e-2, dict(min_lr=1e-3, eps=0.))], ids=['tiny_end', 'floor'])
+def test_eps_on_the_scale_under_a_schedule(n_train, lr_max, kw):
+    ("A schedule moves the lr: a warm restart's cycle ends near lr_max/div_final (or below `min_lr`), but the reduction due there "
+     "scales the next cycle, which starts again at lr_max. Under a schedule `eps` applies to the scale: every reduction is taken")
     plateau = AnnealPlateau(factor=0.1, **BAD_EPOCHS, **kw)
     rec = Scales(plateau)
     quiet_fit(mk_learner(n_train=n_train, lr=lr_max), 'fit_sgdr_anneal', 2, 2, lr_max=lr_max, cbs=[plateau, rec])  # cycles: 0-1, 2-5
-    test_close(rec.scales, want, eps=1e-12)
+    test_close(rec.scales, [1., 0.1, 0.01, 1e-3, 1e-4, 1e-5], eps=1e-12)
 
-def test_eps_judged_without_lr_noise():
-    "With timm's lr noise on, the same reductions as without: `eps` is judged at the noise-free lr (timm's plateau step sees that)"
+def test_eps_on_the_scale_within_long_cycles():
+    "Cycles of 4 epochs: a reduction due inside a cycle, where the lr has annealed to 15% of its peak, scales the cycle's next peak"
+    plateau = AnnealPlateau(factor=0.5, eps=1e-4, **BAD_EPOCHS)
+    rec = Scales(plateau)
+    quiet_fit(mk_learner(n_train=5, lr=1e-3), 'fit_sgdr_anneal', 2, 4, lr_max=1e-3, cycle_mult=1, cbs=[plateau, rec])
+    test_close(rec.scales, 0.5**np.arange(8), eps=1e-12)
+
+def test_lr_noise_changes_no_decision():
+    "With timm's lr noise on, the same reductions as without (the noise never reaches the plateau's rule)"
     def scales(**noise):
-        plateau = AnnealPlateau(factor=0.5, eps=5.2e-4, **BAD_EPOCHS)  # a reduction would lower the lr 1e-3 by 5e-4 <= eps: skipped
+        plateau = AnnealPlateau(factor=0.5, eps=0.4, **BAD_EPOCHS)  # the scale's drops: 0.5 (taken), then 0.25 (<= eps: skipped)
         rec = Scales(plateau)
         quiet_fit(mk_learner(n_train=4, lr=1e-3), 'fit_step_decay', 4, lr=1e-3, step_size=1, gamma=1., cbs=[plateau, rec], **noise)
         return rec.scales
-    test_eq(scales(), [1.]*4)
-    for seed in range(3): test_eq(scales(noise_range_t=0, noise_pct=0.5, noise_seed=seed), [1.]*4)
+    test_eq(scales(), [1., 0.5, 0.5, 0.5])
+    for seed in range(3): test_eq(scales(noise_range_t=0, noise_pct=0.5, noise_seed=seed), [1., 0.5, 0.5, 0.5])
+
+class LrAt(Callback):
+    "The first group's lr at `before_batch` of every training batch, at `order` (before the plateau: the schedule's; after: scaled)"
+    def __init__(self, order): self.order,self.lrs = order,[]
+    def before_batch(self):
+        if self.training: self.lrs.append((self.epoch, self.opt.hypers[0]['lr']))
+
+@pytest.mark.parametrize('method', ['fit', 'fit_flat_anneal'])
+def test_epochs_cancelled_from_after_batch(method):
+    ("A callback that ends an epoch's training from `after_batch` before this one's (fastai's `ShortEpochCallback`): the schedule's "
+     "lr goes back all the same: plain `fit` does not scale it again, and the fit ends at its last lr, scaled")
+    class Short(Callback):
+        def after_batch(self):
+            if self.training and self.epoch >= 2 and self.iter >= 1: raise CancelTrainException
+    plateau,learn = AnnealPlateau(factor=0.5, **BAD_EPOCHS),mk_learner(n_train=4)
+    sched,used = LrAt(AnnealPlateau.order - 1),LrAt(AnnealPlateau.order + 1)
+    quiet_fit(learn, method, 5, 1e-2, cbs=[plateau, sched, used, Short()])
+    test_eq(plateau.scale, 0.5)  # one reduction, at the end of epoch 1: a cancelled epoch's value is not accounted
+    assert len(used.lrs) == 2*4 + 3*2  # epochs 2-4 cancelled after their second batch
+    if method == 'fit': assert all(lr == 1e-2 for _,lr in sched.lrs)  # the constant lr, never scaled twice
+    for (e,lr),(_,base) in zip(used.lrs, sched.lrs): test_close(lr, base*(0.5 if e >= 2 else 1.), eps=1e-15)
+    test_close(learn.opt.hypers[0]['lr'], sched.lrs[-1][1]*0.5, eps=1e-15)  # where the run stands: the last lr, scaled
 
 def test_cooldown_goes_on_from_the_reduced_lr():
     "After a stable run the plateau reduced, the optimizer holds the reduced lr: `fit_cooldown()` decays from there, not from 1e-2"
