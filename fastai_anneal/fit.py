@@ -90,7 +90,7 @@ def _per_epoch(scheds:dict, n_epoch:int) -> dict:
 
 def _set_hyper(opt, k:str, v):
     ("`opt.set_hyper(k, v)`, written straight into the hypers of a plain fastai `Optimizer` for a float or one value per group "
-     "(fastai's builds an `L` on every call: 6 us of a batch's 7); anything else, or an optimizer that overrides it, goes to fastai's")
+     "(fastai's builds an `L` on every call, about 6 us); anything else, or an optimizer that overrides it, goes to fastai's")
     t = type(opt)
     if t.set_hyper is _BaseOptimizer.set_hyper and t._set_hyper is Optimizer._set_hyper:
         hs = opt.hypers

@@ -84,7 +84,7 @@ class AnnealPlateau(Callback):
         threshold_mode:str='rel',  # 'rel': relative to the best value | 'abs': in the monitored unit
         cooldown:int=0,            # Epochs after a reduction during which bad epochs are not counted, >= 0
         min_lr:float|list=0.,      # Floor of the reduced lr, >= 0, one for all groups or one per group; never raises a scheduled lr
-        eps:float=1e-8,            # A reduction that would lower every group's lr by `eps` or less is skipped (torch's rule), >= 0
+        eps:float=1e-8,            # Skip a reduction lowering each lr by <= `eps` (torch's, plain `fit`; a schedule: the scale), >= 0
     ):
         if not isinstance(monitor, str) or not monitor:
             raise TypeError(f"monitor must be the name of a recorded value such as 'valid_loss', got {monitor!r}")
