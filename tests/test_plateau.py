@@ -96,10 +96,12 @@ def test_composes_with_every_fit(name):
     end = np.maximum(base[-1] * opt.param_groups[0]['lr'], np.minimum(base[-1], min_lr))
     np.testing.assert_allclose([h['lr'] for h in learn.opt.hypers], end, rtol=1e-6)
 
+BAD_EPOCHS = dict(patience=0, threshold=10., threshold_mode='abs')  # every epoch after the first is bad: a reduction due at each
+
 @pytest.mark.parametrize('min_lr', [0., 3e-8])
 def test_plain_fit_lrs_are_torchs_where_eps_binds(min_lr):
     "plain `fit` at an lr the reductions take within `eps` (torch compares it with each lr's drop): every epoch's lr is torch's"
-    kw = dict(patience=0, threshold=10., threshold_mode='abs', factor=0.1, eps=1e-8, min_lr=min_lr)  # every epoch after the first is bad
+    kw = dict(**BAD_EPOCHS, factor=0.1, eps=1e-8, min_lr=min_lr)
     learn,rec,mon = mk_learner(n_train=2),RecordHypers(),Monitored()
     quiet_fit(learn, 'fit', 7, 1e-6, cbs=[AnnealPlateau(**kw), rec, mon])
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-6)
@@ -113,8 +115,6 @@ class Scales(Callback):
     order = 90
     def __init__(self, plateau): self.plateau,self.scales = plateau,[]
     def after_epoch(self): self.scales.append(self.plateau.scale)
-
-BAD_EPOCHS = dict(patience=0, threshold=10., threshold_mode='abs')  # every epoch after the first is bad: a reduction due at each
 
 @pytest.mark.parametrize('n_train,lr_max,kw', [(100, 1e-4, {}), (5, 1e-2, dict(min_lr=1e-3, eps=0.))], ids=['tiny_end', 'floor'])
 def test_eps_on_the_scale_under_a_schedule(n_train, lr_max, kw):
