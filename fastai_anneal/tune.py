@@ -11,7 +11,7 @@ from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback, CancelFitException, CancelTrainException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, SchedNo
 from fastai.callback.progress import CSVLogger
-from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs, bind_args
+from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs, bind_args, group_lrs
 from ._groups import n_groups
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
@@ -502,8 +502,8 @@ FASTAI_FITS = {'fit_one_cycle': 'lr_max', 'fit_flat_cos': 'lr', 'fit_sgdr': 'lr_
 # the arguments of fastai's fits that fastai leaves unchecked, and their checks: a bad one would run dozens of trials before failing
 _FASTAI_CHECKS = dict(n_epoch=check_int, n_cycles=check_int, cycle_len=check_int, cycle_mult=lambda n, v: check_int(n, v, 2),
     div=check_float, div_final=check_float, pct_start=lambda n, v: check_float(n, v, 0., 1., lo_open=False, hi_open=False),
-    moms=lambda n, v: v if v is None else check_moms(n, v), wd=lambda n, v: v if v is None else check_float(n, v, 0., lo_open=False),
-    reset_opt=check_bool, start_epoch=lambda n, v: check_int(n, v, 0))  # `cbs`: `check_cbs`, then each callback's own check
+    moms=lambda n, v: v if v is None else check_moms(n, v), reset_opt=check_bool, start_epoch=lambda n, v: check_int(n, v, 0))
+# `cbs`: `check_cbs`, then each callback's own check; `wd`: one value, a slice or one per parameter group, as fastai's `set_hypers`
 
 def _fastai_fit(learn, method:str, call:dict, lr) -> dict:
     "What fastai's `method(**call)`, its lr set to `lr`, hands to `Learner.fit`: `n_epoch`, `scheds`, `wd`, `cbs`, `reset_opt`"
@@ -532,6 +532,7 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
         call = dict(list(bind_args(fit, inspect.signature(getattr(Learner, fit)), lr_arg, learn, *args, **kwargs).arguments.items())[1:])
         for k,val in call.items():  # the checked value: a whole float of epochs becomes an int (fastai's `range(n_epoch)`)
             if k in _FASTAI_CHECKS: call[k] = _FASTAI_CHECKS[k](k, val)
+        if call.get('wd') is not None: call['wd'] = group_lrs('wd', call['wd'], n_groups(learn), zero_ok=True)  # a slice: its values
         check_callbacks(learn, check_cbs(call.get('cbs')))  # a package callback checks itself against the learner, as in our fits
     elif v.two_phase: call = bind_args(fit, inspect.signature(learn.fine_tune_anneal), lr_arg, *args, **kwargs).arguments
     else: call = bind_call(v, learn, *args, **kwargs)

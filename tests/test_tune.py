@@ -472,6 +472,20 @@ def test_bad_tune_args(kw, match):
     assert_restored(before, learner_state(learn))
     assert calls == []
 
+@pytest.mark.parametrize('wd,want', [([0., 0.1], [0., 0.1]), (slice(0.01, 0.1), [0.01, 0.1])])
+def test_fastai_fit_takes_a_per_group_wd(wd, want):
+    "A per-group `wd` (a list or a slice), which fastai's fits take, reaches every trial of fastai's `fit_one_cycle` per group"
+    learn = mk_learner(n_train=N_TRAIN, groups=2)
+    seen = []
+    spy = type('Spy', (Callback,), {'after_batch': lambda self: seen.append([h['wd'] for h in self.opt.hypers])})()
+    learn.lr_tune(10, fit='fit_one_cycle', wd=wd, cbs=spy)
+    assert seen and all(test_close(w, want) is None for w in seen)
+
+def test_fastai_fit_refuses_a_wd_per_group_of_another_length():
+    learn = mk_learner(n_train=N_TRAIN, groups=2)
+    with pytest.raises(ValueError, match='wd has 3 values but the optimizer has 2 parameter group'):
+        learn.lr_tune(10, fit='fit_one_cycle', wd=[0., 0.1, 0.2])
+
 @pytest.mark.parametrize('n_cycles,cycle_len,cycle_mult,match', [(0, 2, 2, 'n_cycles'), (2, 0, 2, 'cycle_len'), (2, 2, 1, 'cycle_mult')])
 def test_bad_sgdr_args(n_cycles, cycle_len, cycle_mult, match):
     with pytest.raises(ValueError, match=match): _learner().lr_tune(n_cycles, cycle_len, fit='fit_sgdr', cycle_mult=cycle_mult)
