@@ -21,11 +21,13 @@ from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _provenance import stamp, summary
+from autolr_tasks import BASE
 
 GRIDS = {'mnist1d': [1e-2, 2e-2, 4e-2], 'bn_sgd': [0.1, 0.2, 0.4], 'tabular': [2.5e-3, 5e-3, 1e-2], 'char_lm': [5e-3, 1e-2, 2e-2],
          'mnist1d_gru': [5e-3, 1e-2, 2e-2], 'friedman_mlp': [2.5e-3, 5e-3, 1e-2],
          'mnist1d_mlp': [2.5e-2, 5e-2, 0.1], 'mnist1d_20ep': [1e-2, 2e-2, 4e-2], 'tabular_4ep': [2.5e-3, 5e-3, 1e-2],
-         'digits_cnn': [2.5e-3, 5e-3, 1e-2], 'mnist1d_mixup': [1e-2, 2e-2, 4e-2], 'mnist1d_vit': [2.5e-3, 5e-3, 1e-2]}  # where each grid starts; it grows by factors of 2 until the best is bracketed
+         'digits_cnn': [2.5e-3, 5e-3, 1e-2], 'mnist1d_mixup': [1e-2, 2e-2, 4e-2], 'mnist1d_vit': [2.5e-3, 5e-3, 1e-2]}
+# where each grid starts (a variant: its base task's); it grows by factors of 2 until the best is bracketed
 FITS = {'cos': 'fit_cos_anneal', 'flat': 'fit_flat_anneal', 'one_cycle': 'fit_one_cycle'}
 DEFAULT_TASKS = 'mnist1d,bn_sgd,tabular,char_lm'
 
@@ -37,8 +39,9 @@ def _score(learn, kind):
 def run(task:str, kind:str, sched:str, seed:int, lr=None) -> dict:
     "One run: kind 'grid' (fit at `lr`), 'auto' (fit at 'auto') or 'recipe' (lr_find valley, then fit_one_cycle)"
     import fastai_anneal.all  # noqa: F401, the Learner patches
-    from autolr_tasks import TASKS
+    from autolr_tasks import TASKS, FIT_KW
     make,epochs,score = TASKS[task]
+    kw = FIT_KW.get(task, {}) if sched in ('cos', 'flat') else {}
     learn = make(seed)
     rec = dict(task=task, kind=kind, sched=sched, seed=seed, epochs=epochs, score_name=score, n_steps=epochs*len(learn.dls.train))
     with learn.no_bar(), learn.no_logging():
@@ -48,13 +51,13 @@ def run(task:str, kind:str, sched:str, seed:int, lr=None) -> dict:
             fit_start = time.perf_counter()
             learn.fit_one_cycle(epochs, lr)
         elif kind == 'auto':
-            getattr(learn, FITS[sched])(epochs, 'auto')
+            getattr(learn, FITS[sched])(epochs, 'auto', **kw)
             res = learn.lr_tune_result
             lr,fit_start = res.scale,start + res.time_s
             rec.update(extra_batches=res.cost, extra_valid_batches=res.valid_cost, rule=res.rule, n_trials=len(res.trials))
         else:
             fit_start = start
-            getattr(learn, FITS[sched])(epochs, lr)
+            getattr(learn, FITS[sched])(epochs, lr, **kw)
         end = time.perf_counter()
     rec.update(lr=lr, score=_score(learn, score), time_s=end-start, fit_s=end-fit_start)
     return rec
@@ -69,10 +72,12 @@ class Cache:
         if fresh and self.path.exists(): self.path.unlink()
         self.rows = [json.loads(l) for l in self.path.read_text().splitlines()] if self.path.exists() else []
     def _hits(self, task, kind, sched, seed, lr=None):
+        if sched == 'one_cycle': task = BASE.get(task, task)  # a variant's fastai runs are its base task's (`autolr_tasks.BASE`)
         k = _key(task, kind, sched, seed, lr)
         return [r for r in self.rows if _row_key(r) == k]
     def has(self, *args): return bool(self._hits(*args))
     def get(self, task, kind, sched, seed, lr=None):
+        if sched == 'one_cycle': task = BASE.get(task, task)
         hit = self._hits(task, kind, sched, seed, lr)
         if hit: return hit[-1]
         if self.read_only: raise KeyError(f"no run of {(task, kind, sched, seed, lr)} in {self.path}: run bench_autolr.py first")
@@ -80,15 +85,16 @@ class Cache:
         r = stamp(run(task, kind, sched, seed, lr))
         self.rows.append(r)
         with open(self.path, 'a') as f: f.write(json.dumps(r) + '\n')
-        print(f"  {task:<13}{kind:<7}{sched:<10}seed {seed}  lr {r['lr']:.3g}  {r['score_name']} {r['score']:.4g}  {r['time_s']:.1f}s", flush=True)
+        print(f"  {task:<17}{kind:<7}{sched:<10}seed {seed}  lr {r['lr']:.3g}  {r['score_name']} {r['score']:.4g}  {r['time_s']:.1f}s", flush=True)
         return r
 
 def _better(kind): return (lambda a, b: a < b) if kind == 'valid_loss' else (lambda a, b: a > b)
 
 def grid_oracle(cache, task, sched, seeds) -> dict:
     "Run the grid, grow it by factors of 2 until the best mean lr has a neighbour on both sides; returns {lr: [scores]}"
+    if sched == 'one_cycle': task = BASE.get(task, task)
     done = {r['lr'] for r in cache.rows if (r['task'], r['kind'], r['sched']) == (task, 'grid', sched)}
-    lrs = sorted(set(GRIDS[task]) | {lr for lr in done if all(cache.has(task, 'grid', sched, s, lr) for s in seeds)})
+    lrs = sorted(set(GRIDS[BASE.get(task, task)]) | {lr for lr in done if all(cache.has(task, 'grid', sched, s, lr) for s in seeds)})
     for _ in range(6):
         res = {lr: [cache.get(task, 'grid', sched, s, lr)['score'] for s in seeds] for lr in lrs}
         kind = cache.get(task, 'grid', sched, seeds[0], lrs[0])['score_name']
@@ -102,7 +108,7 @@ def grid_oracle(cache, task, sched, seeds) -> dict:
 def report(cache, tasks, seeds):
     from autolr_tasks import TASKS
     lines,ok = [],[]
-    hdr = (f"{'task':<13}{'schedule':<16}{'oracle lr':>10}{'oracle':>10}{'auto lrs (per seed)':>28}{'auto':>10}{'gap':>8}{'recipe lr':>10}"
+    hdr = (f"{'task':<17}{'schedule':<16}{'oracle lr':>10}{'oracle':>10}{'auto lrs (per seed)':>28}{'auto':>10}{'gap':>9}{'se':>6}{'recipe lr':>10}"
            f"{'recipe':>10}{'1cycle lr':>10}{'1cycle':>10}{'cost x':>8}{'batches':>9}  goal")
     lines.append(hdr)
     for task in tasks:
@@ -128,12 +134,17 @@ def report(cache, tasks, seeds):
             goal = within and beats and cost <= 1.3
             ok.append(goal)
             gap_s = f"{100*gap:+.2f}%" if kind == 'valid_loss' else f"{gap:+.2f}pt"
+            # the gap's standard error, in its unit, from the seeds' spread at the oracle's lr and of the 'auto' runs: what the
+            # verdict can resolve (a row a standard error or two short may be met, and the reverse)
+            a,o = [r['score'] for r in auto],g[o_lr]
+            se = math.sqrt(statistics.variance(a)/len(a) + statistics.variance(o)/len(o)) if len(seeds) > 1 else math.nan
+            se *= 100/abs(gm[o_lr]) if kind == 'valid_loss' else 100
             auto_lrs = ' '.join(format(r['lr'], '.3g') for r in auto)
-            lines.append(f"{task:<13}{FITS[sched]:<16}{o_lr:>10.3g}{gm[o_lr]:>10{f}}{auto_lrs:>28}{am:>10{f}}"
-                         f"{gap_s:>8}{statistics.fmean(r['lr'] for r in recipe):>10.3g}{rmean:>10{f}}{oc_lr:>10.3g}{ocm[oc_lr]:>10{f}}"
+            lines.append(f"{task:<17}{FITS[sched]:<16}{o_lr:>10.3g}{gm[o_lr]:>10{f}}{auto_lrs:>28}{am:>10{f}}"
+                         f"{gap_s:>9}{se:>6.2f}{statistics.fmean(r['lr'] for r in recipe):>10.3g}{rmean:>10{f}}{oc_lr:>10.3g}{ocm[oc_lr]:>10{f}}"
                          f"{cost:>8.2f}{extra:>9.0f}  {'met' if goal else 'NOT met'}"
                          f"{'' if within else ' (gap)'}{'' if beats else ' (below recipe)'}{'' if cost <= 1.3 else ' (cost)'}")
-        lines.append(f"{'':<13}{'grid ' + kind:<16}" + '  '.join(f"{FITS[s]}: " + ' '.join(f"{lr:.3g}={statistics.fmean(v):{f}}"
+        lines.append(f"{'':<17}{'grid ' + kind:<16}" + '  '.join(f"{FITS[s]}: " + ' '.join(f"{lr:.3g}={statistics.fmean(v):{f}}"
                      for lr,v in sorted(grid_oracle(cache, task, s, seeds).items())) for s in ('cos', 'flat', 'one_cycle')))
     return '\n'.join(lines),ok
 

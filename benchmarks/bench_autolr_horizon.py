@@ -33,9 +33,10 @@ def combos(sets) -> list:
     import bench_autolr_sweep as B
     out = []
     if 'design' in sets:
-        from autolr_tasks import TASKS
+        from autolr_tasks import TASKS, BASE
         rows = [json.loads(l) for l in open(os.path.join(RES, 'autolr.jsonl'))]
         for task,(make,epochs,score) in TASKS.items():
+            if task in BASE: continue  # the design rows as they were: no warmup variants
             for sched in ('cos', 'flat'):
                 g,picks = defaultdict(list),[]
                 for r in rows:
