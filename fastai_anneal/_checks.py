@@ -93,8 +93,11 @@ def check_lrs(name:str, lr, zero_ok:bool=False, slice_ok:bool=False) -> float|np
                              f"(a {name} as a slice takes start and stop only), got {lr!r}")
         return slice(None if lr.start is None else chk(f"{name}.start", lr.start), chk(f"{name}.stop", lr.stop))
     if isinstance(lr, (list, tuple, np.ndarray)) or (hasattr(lr, 'tolist') and not _is_real(lr)):
-        arr = np.asarray(lr.tolist() if hasattr(lr, 'tolist') else lr, dtype=object).ravel()
-        if arr.size == 0: raise ValueError(f"{name} must hold at least one learning rate, got an empty {type(lr).__name__}")
+        arr = np.asarray(lr.tolist() if hasattr(lr, 'tolist') else lr, dtype=object)
+        if arr.ndim > 1:  # fastai's `set_hyper` takes a flat list; a nested one would reach its optimizer's arithmetic
+            raise ValueError(f"{name} must be a number or a flat list of one value per parameter group, got a nested "
+                             f"{type(lr).__name__} of shape {arr.shape}")
+        if arr.size == 0: raise ValueError(f"{name} must hold at least one value, got an empty {type(lr).__name__}")
         return np.array([chk(f"{name}[{i}]", v) for i,v in enumerate(arr)], dtype=np.float64)
     return chk(name, lr)
 

@@ -183,7 +183,7 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: AnnealPlateau(cooldown=-2), 'cooldown must be >= 0'),
     (lambda l: AnnealPlateau(min_lr=-1e-5), r'min_lr must be in \[0, inf\)'),
     (lambda l: AnnealPlateau(min_lr=[1e-5, math.inf]), r'min_lr\[1\] must be a finite number'),
-    (lambda l: AnnealPlateau(min_lr=[]), 'min_lr must hold at least one learning rate'),
+    (lambda l: AnnealPlateau(min_lr=[]), 'min_lr must hold at least one value'),
     (lambda l: AnnealPlateau(eps=-1.), r'eps must be in \[0, inf\)'),
     (lambda l: l.fit_cos_anneal(2, 1e-2, noise_range_t=1, noise_seed=2**64-1), r'noise_seed must be in \[0, 2\*\*62\]'),
     # ---- callback classes: created (and checked) before the fit, not by fastai's `add_cb` after the scheduler joined the learner

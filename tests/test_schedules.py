@@ -250,7 +250,8 @@ def test_prop_flat(lr, div_final, pct_start, frac_warm, anneal, pos):
     (lambda: Phases([0., 0.6, 0.5, 1.], [sched_lin]*3, [0]*3, [1]*3), 'bounds must rise from 0 to 1'),
     (lambda: Phases([0., 1.], [sched_lin]*2, [0]*2, [1]*2), 'bounds must rise from 0 to 1'),
     (lambda: check_int('n_epoch', True), 'n_epoch must be a whole number'),
-    (lambda: check_lrs('lr', []), 'lr must hold at least one learning rate'),
+    (lambda: check_lrs('lr', []), 'lr must hold at least one value'),
+    (lambda: check_lrs('lr', [[1e-3], [1e-2]]), r'lr must be a number or a flat list .* shape \(2, 1\)'),
     (lambda: check_moms('moms', 0.9), 'moms must be a tuple of 3'),
 ])
 def test_bad_input(call, match):

@@ -458,7 +458,9 @@ def test_auto_refuses_a_resume():
     (dict(lr_max=[-1e-3, -1e-2]), r'lr_max\[0\] must be in \(0, inf\)'), (dict(lr_max=slice(-1e-4, 1e-2)), 'lr_max.start'),
     (dict(lr_max=[1e-3, math.inf]), r'lr_max\[1\] must be a finite'), (dict(lr_max='fast'), "lr_max must be a float.*'auto'"),
     (dict(fit='fit_cyclic', max_lr='auto', base_lr=1e-5), 'base_lr must be None when fit_cyclic is tuned'),
-    (dict(fit='fit_one_cycle', wd=-1.), r'wd must be in \[0, inf\)'), (dict(fit='fit_one_cycle', cbs=['x']), 'cbs must be fastai'),
+    (dict(fit='fit_one_cycle', wd=-1.), r'wd must be in \[0, inf\)'),
+    (dict(fit='fit_one_cycle', wd=[[0.1], [0.2]]), 'wd must be a number or a flat list'),
+    (dict(fit='fit_one_cycle', cbs=['x']), 'cbs must be fastai'),
     (dict(fit='fit_one_cycle', div=0), r'div must be in \(0, inf\)'), (dict(fit='fit_one_cycle', pct_start=3.), 'pct_start'),
     (dict(fit='fit_one_cycle', moms=(0.9,)), 'moms must be a tuple of 3'), (dict(fit='fit_flat_cos', div_final=-1), 'div_final'),
     (dict(fit='fit', reset_opt='no'), 'reset_opt')])
