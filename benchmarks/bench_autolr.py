@@ -134,10 +134,11 @@ def report(cache, tasks, seeds):
             goal = within and beats and cost <= 1.3
             ok.append(goal)
             gap_s = f"{100*gap:+.2f}%" if kind == 'valid_loss' else f"{gap:+.2f}pt"
-            # the gap's standard error, in its unit, from the seeds' spread at the oracle's lr and of the 'auto' runs: what the
-            # verdict can resolve (a row a standard error or two short may be met, and the reverse)
-            a,o = [r['score'] for r in auto],g[o_lr]
-            se = math.sqrt(statistics.variance(a)/len(a) + statistics.variance(o)/len(o)) if len(seeds) > 1 else math.nan
+            # the gap's standard error, in its unit, from the per-seed differences of the 'auto' runs and the runs at the oracle's
+            # lr: what the verdict can resolve (a row a standard error or two short may be met, and the reverse)
+            # paired by seed: a seed fixes the init and the batch order of both fits; n-1 degrees of freedom (2 at 3 seeds)
+            d = [r['score'] - v for r,v in zip(auto, g[o_lr])]
+            se = statistics.stdev(d)/math.sqrt(len(d)) if len(seeds) > 1 else math.nan
             se *= 100/abs(gm[o_lr]) if kind == 'valid_loss' else 100
             auto_lrs = ' '.join(format(r['lr'], '.3g') for r in auto)
             lines.append(f"{task:<17}{FITS[sched]:<16}{o_lr:>10.3g}{gm[o_lr]:>10{f}}{auto_lrs:>28}{am:>10{f}}"
@@ -161,7 +162,10 @@ def main():
     tasks,seeds = a.tasks.split(','),list(range(a.seeds))
     if a.jobs > 1:  # the shards append to the same cache (one short line per write, opened in append mode)
         if a.fresh and Path(a.cache).exists(): Path(a.cache).unlink()
-        shards = [tasks[i::a.jobs] for i in range(a.jobs)]
+        # a task and its variants in one shard: they share the base task's fastai runs (`autolr_tasks.BASE`), which two
+        # processes would otherwise both run and append
+        bases = list(dict.fromkeys(BASE.get(t, t) for t in tasks))
+        shards = [[t for t in tasks if BASE.get(t, t) in bases[i::a.jobs]] for i in range(a.jobs)]
         procs = [subprocess.Popen([sys.executable, __file__, '--tasks', ','.join(sh), '--seeds', str(a.seeds), '--cache', a.cache,
                                    '--kinds', a.kinds])
                  for sh in shards if sh]
@@ -177,7 +181,8 @@ def main():
         return
     table,ok = report(cache, tasks, seeds)
     print(f"\nlr='auto' vs the grid oracle, {len(seeds)} seeds, CPU ({os.cpu_count()} cores), read by torch {torch.__version__}")
-    print(summary([r for r in cache.rows if r['task'] in tasks]))
+    read = set(tasks) | {BASE[t] for t in tasks if t in BASE}  # a variant's table reads its base task's fastai rows too
+    print(summary([r for r in cache.rows if r['task'] in tasks or (r['task'] in read and r['sched'] == 'one_cycle')]))
     print(table)
     print(f"goal met on {sum(ok)} of {len(ok)} task x schedule rows; {time.perf_counter()-start:.0f} s")
 

@@ -12,7 +12,7 @@ import torch; torch.set_num_threads(1)
 warnings.filterwarnings('ignore')
 from fastai.basics import *
 from fastai_anneal.all import *
-from autolr_tasks import TASKS, score
+from autolr_tasks import TASKS, FIT_KW, score
 
 class Prodigy(torch.optim.Optimizer):
     "Adam whose step size is d*lr, d a running lower bound on the distance to the solution (one d for all params)"
@@ -59,7 +59,7 @@ def run(task, sched, seed):
     wd = (of.keywords.get('wd', 0.01) if isinstance(of, partial) else 0.01)
     learn.opt_func = partial(OptimWrapper, opt=partial(Prodigy, weight_decay=wd))
     t = time.perf_counter()
-    with learn.no_bar(), learn.no_logging(): getattr(learn, f'fit_{sched}_anneal')(n_epoch, 1.0)
+    with learn.no_bar(), learn.no_logging(): getattr(learn, f'fit_{sched}_anneal')(n_epoch, 1.0, **FIT_KW.get(task, {}))
     return dict(task=task, sched=sched, seed=seed, score=score(learn, kind),
                 d=learn.opt.opt.d, s=time.perf_counter()-t)
 
