@@ -135,8 +135,8 @@ def report(cache, tasks, seeds):
             ok.append(goal)
             gap_s = f"{100*gap:+.2f}%" if kind == 'valid_loss' else f"{gap:+.2f}pt"
             # the gap's standard error, in its unit, from the per-seed differences of the 'auto' runs and the runs at the oracle's
-            # lr: what the verdict can resolve (a row a standard error or two short may be met, and the reverse)
-            # paired by seed: a seed fixes the init and the batch order of both fits; n-1 degrees of freedom (2 at 3 seeds)
+            # lr (a seed fixes the init and the batch order of both fits; n-1 degrees of freedom, 2 at 3 seeds): what the
+            # verdict can resolve
             d = [r['score'] - v for r,v in zip(auto, g[o_lr])]
             se = statistics.stdev(d)/math.sqrt(len(d)) if len(seeds) > 1 else math.nan
             se *= 100/abs(gm[o_lr]) if kind == 'valid_loss' else 100
