@@ -11,6 +11,7 @@ within 2 points (3%), `catastrophic` beyond.
     python benchmarks/bench_autolr_sweep.py                    # the table from the cache, running what it lacks (~1 h on 2 cores)
     python benchmarks/bench_autolr_sweep.py --rerun-auto       # 'auto' again with the package as it is now (the grid is kept)
     python benchmarks/bench_autolr_sweep.py --before FILE      # a column with an earlier method's 'auto' rows (a cache file)
+    python benchmarks/bench_autolr_sweep.py --valley           # and fastai's range-test `valley` on the same fit, each seed
     PYTHONPATH=OLD_CHECKOUT python benchmarks/bench_autolr_sweep.py --cache FILE   # an earlier method's rows into FILE
 
 One torch thread per process. The cache is `benchmarks/results/autolr_sweep.jsonl`; a fixed-lr run does not depend on the method,
@@ -65,7 +66,8 @@ def lower(score): return 'loss' in score or score == 'mse'
 def glr(k): return 1e-3 * 2. ** k
 
 def run(combo:str, kind:str, seed:int, lr=None) -> dict:
-    "One run: kind 'auto' (the fit tuned and run by `Learner.fit_tuned`, fastai's `fit_one_cycle` too) or 'grid' (the fit at `lr`)"
+    ("One run: kind 'auto' (the fit tuned and run by `Learner.fit_tuned`, fastai's `fit_one_cycle` too), 'grid' (the fit at `lr`) "
+     "or 'valley' (the fit at `lr_find().valley`, the range test run on the seed's learner, which it restores)")
     import fastai_anneal.all  # noqa: F401, the Learner patches
     from autolr_sweep_tasks import TASKS
     from autolr_heldout3_tasks import TASKS as TASKS3
@@ -82,7 +84,9 @@ def run(combo:str, kind:str, seed:int, lr=None) -> dict:
             res = learn.lr_tune_result
             rec.update(lr=res.scale, rule=res.rule, top=res.top, cost=res.cost, n_steps=res.n_steps,
                        probes=[dict(lr=p['lr'], unstable=p['unstable']) for p in res.probes])
-        else: getattr(learn, fit)(*args, lr, **kw)
+        else:
+            if kind == 'valley': rec['lr'] = lr = float(learn.lr_find(show_plot=False).valley)
+            getattr(learn, fit)(*args, lr, **kw)
     rec['warnings'] = sorted({str(w.message).split(';')[0] for w in ws if 'lr=' in str(w.message)})
     names = learn.recorder.metric_names[1:-1]
     v = float(learn.recorder.values[-1][names.index(score)])
@@ -94,7 +98,7 @@ class Cache:
     def __init__(self, path=CACHE): self.path,self.rows = path,[json.loads(l) for l in open(path)] if os.path.exists(path) else []
     def find(self, combo, kind, seed, lr=None):
         for r in self.rows:
-            if (r['combo'],r['kind'],r['seed']) == (combo,kind,seed) and (kind == 'auto' or abs(math.log2(r['lr']/lr)) < 1e-3): return r
+            if (r['combo'],r['kind'],r['seed']) == (combo,kind,seed) and (kind != 'grid' or abs(math.log2(r['lr']/lr)) < 1e-3): return r
     def get(self, combo, kind, seed, lr=None):
         r = self.find(combo, kind, seed, lr)
         if r is None:
@@ -141,6 +145,7 @@ if __name__ == '__main__':
     p.add_argument('--rerun-auto', action='store_true', help="drop the cached 'auto' rows of these combinations first")
     p.add_argument('--before', default=None, help="a cache file whose 'auto' rows are shown as an earlier method's column")
     p.add_argument('--cache', default=CACHE, help="the cache file (default: benchmarks/results/autolr_sweep.jsonl)")
+    p.add_argument('--valley', action='store_true', help="also the same fit at fastai's `lr_find().valley`, each seed (runs what is missing)")
     a = p.parse_args()
     seeds,combos,start = [int(s) for s in a.seeds.split(',')],a.combos.split(','),time.time()
     cache = Cache(a.cache)
@@ -148,6 +153,7 @@ if __name__ == '__main__':
     before = Cache(a.before) if a.before else None
     print(f"lr='auto' on held-out tasks, seeds {seeds}, CPU ({os.cpu_count()} cores), torch {torch.__version__}")
     counts,by_set = {},{k: {} for k in SETS}
+    vcounts,vs_valley = {},[0, 0]  # the valley's verdicts; combinations where 'auto' ends better, worse
     for combo in combos:
         task,fit,args,kw,score = COMBOS[combo]
         autos = [cache.get(combo, 'auto', s) for s in seeds]
@@ -168,6 +174,15 @@ if __name__ == '__main__':
         print("  auto   " + ', '.join(f"{r['lr']:.3g} -> {r['score']:.4g}" for r in autos) +
               f"   gap {gap:+.2f}{unit}, x{fac:.1f}: {v}   cost {st.fmean(r['cost']/r['n_steps'] for r in autos):.2f}x batches")
         for r in autos: print(f"    seed {r['seed']}: {r['rule']}" + (f"  [{'; '.join(r['warnings'])}]" if r['warnings'] else ''))
+        if a.valley:
+            vals = [cache.get(combo, 'valley', s) for s in seeds]
+            *_,vgap,vfac,vv = row(combo, g, vals, lo)
+            vcounts[vv] = vcounts.get(vv, 0) + 1
+            vs_valley[0 if (gap < vgap if lo else gap > vgap) else 1] += 1  # a gap in % of a loss: lower is better; in points: higher
+            print("  valley " + ', '.join(f"{r['lr']:.3g} -> {r['score']:.4g}" for r in vals) + f"   gap {vgap:+.2f}{unit}, x{vfac:.1f}: {vv}")
     for k,c in by_set.items():
         if c: print(f"\n{k}: {', '.join(f'{v} {n}' for v,n in sorted(c.items()))} of {sum(c.values())}")
     print(f"\n{', '.join(f'{v} {n}' for v,n in sorted(counts.items()))} of {len(combos)}; {time.time()-start:.0f} s")
+    if a.valley:
+        print(f"the same fits at fastai's valley: {', '.join(f'{v} {n}' for v,n in sorted(vcounts.items()))}; 'auto' ends better on "
+              f"{vs_valley[0]}, worse on {vs_valley[1]} (mean over the seeds)")
