@@ -10,12 +10,14 @@ from fastai.test_utils import synth_dbunch, RegModel
 
 def pytest_xdist_auto_num_workers(config):
     ("`-n auto` (pytest.ini): one worker per core this process may run on (pytest-xdist counts the host's physical cores, which a "
-     "container may not have), at most one per 2 GiB of memory; `PYTEST_XDIST_AUTO_NUM_WORKERS` still overrides")
+     "container may not have), at most one per 2 GiB of memory, none on one core (the tests run in this process); "
+     "`PYTEST_XDIST_AUTO_NUM_WORKERS` still overrides")
     if os.environ.get('PYTEST_XDIST_AUTO_NUM_WORKERS', '').isdigit(): return int(os.environ['PYTEST_XDIST_AUTO_NUM_WORKERS'])
     n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
     try: mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    except (AttributeError, ValueError, OSError): return n  # no sysconf (Windows)
-    return max(1, min(n, mem // 2**31))
+    except (AttributeError, ValueError, OSError): mem = 2**31 * n  # no sysconf (Windows)
+    n = min(n, mem // 2**31)
+    return n if n > 1 else 0
 
 def pytest_pycollect_makeitem(collector, name, obj):
     "Collect only tests defined in the test module itself: `from fastai.basics import *` brings fastcore's `test_eq`, `test_fail`..."

@@ -1,5 +1,5 @@
-"The `fastai-anneal` console script, run as a user runs it: in a subprocess, checking its exit status, output and files."
-import csv, json, math, os, subprocess, sys
+"The `fastai-anneal` console script, run as a user runs it: in a process of its own, checking its exit status, output and files."
+import csv, json, math, os, signal, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pytest
@@ -82,29 +82,35 @@ HELP = {
 }
 
 # Each case runs the console script's `main` in a process of its own, forked from one interpreter that imported the CLI once
-# (fastai's import is ~4 s of CPU a process: 31 subprocesses were the slowest setup of the suite). The child takes its own
-# working directory, argv, stdout and stderr, and exits with the status `python -m fastai_anneal.cli` would. The cases in `WHOLE`
-# run as real subprocesses: an import that printed anything on stderr would break the one-line contract there.
+# (fastai's import is ~4 s of CPU a process: 32 subprocesses were the slowest setup of the suite). The child takes its own
+# working directory, `sys.argv`, stdout and stderr, runs `sys.exit(main())` as the console script does, and ends as the
+# interpreter would: its non-daemon threads joined, its `atexit` handlers run, a non-int exit code printed. Each child has
+# `CASE_TIMEOUT` seconds (then SIGALRM ends it, status -14), and the driver runs in a session of its own that the fixture kills
+# if it fails, so no case outlives the test. The cases in `WHOLE` run as real subprocesses: an import that printed anything
+# on stderr or stdout would break the one-line contract there.
+CASE_TIMEOUT = 120
 _FORKED = r"""
-import json, os, sys, traceback
-cases = json.loads(sys.stdin.read())
+import atexit, json, os, signal, sys, threading, traceback
+cases,limit = json.loads(sys.stdin.read())
 from fastai_anneal import cli
 codes = {}
 for name,(argv,cwd,out,err) in cases.items():
     pid = os.fork()
     if pid == 0:
+        signal.alarm(limit)
         code = 1
         try:
             os.chdir(cwd)
             for fd,path in ((1, out), (2, err)): os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
             sys.argv = ['fastai-anneal', *argv]
-            try: code = cli.main(argv)
-            except SystemExit as e:  # argparse's exits, as the interpreter turns them into a status
-                if isinstance(e.code, str): print(e.code, file=sys.stderr)
-                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            try: raise SystemExit(cli.main())
+            except SystemExit as e:  # as the interpreter turns it into a status
+                code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+                if not isinstance(e.code, int) and e.code is not None: print(e.code, file=sys.stderr)
+            threading._shutdown(); atexit._run_exitfuncs()
         except BaseException: traceback.print_exc()
         finally:
-            sys.stdout.flush(); sys.stderr.flush(); os._exit(code)
+            sys.stdout.flush(); sys.stderr.flush(); os._exit(code & 0xFF)
     codes[name] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 print(json.dumps(codes))
 """
@@ -113,9 +119,15 @@ WHOLE = ('unknown schedule', 'help top')
 def run_forked(cases:dict, tmp:Path, cwd:Path) -> dict:
     "`{name: argv}` run as `run_cli` runs them, each in a process forked from one that imported the CLI: `{name: CompletedProcess}`"
     spec = {k: ([str(a) for a in argv], str(cwd), str(tmp/f'{i}.out'), str(tmp/f'{i}.err')) for i,(k,argv) in enumerate(cases.items())}
-    r = subprocess.run([sys.executable, '-c', _FORKED], input=json.dumps(spec), capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    codes = json.loads(r.stdout.splitlines()[-1])
+    p = subprocess.Popen([sys.executable, '-c', _FORKED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=cwd, start_new_session=True)
+    try: out,err = p.communicate(json.dumps([spec, CASE_TIMEOUT]), timeout=CASE_TIMEOUT*len(spec) + 60)
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert p.returncode == 0, err[-3000:]
+    codes = json.loads(out.splitlines()[-1])
+    hung = [f"{k}: {' '.join(spec[k][0])}" for k,c in codes.items() if c == -signal.SIGALRM]
+    assert not hung, f"cases still running after {CASE_TIMEOUT} s: {hung}"
     return {k: subprocess.CompletedProcess(CLI + a, codes[k], Path(o).read_text(), Path(e).read_text()) for k,(a,_,o,e) in spec.items()}
 
 @pytest.fixture(scope='module')
