@@ -402,7 +402,8 @@ BAD = [(dict(start_lr=0.), ValueError, 'start_lr'), (dict(start_lr=-1e-3), Value
        (dict(show_plot=None), TypeError, 'show_plot'), (dict(suggest_funcs=(valley, 'steep')), TypeError, 'suggest_funcs'),
        (dict(suggest_funcs=(valley, partial(valley))), ValueError, 'suggest_funcs must have distinct names')]
 
-@pytest.mark.parametrize('kw,exc,msg', BAD, ids=[re.sub(r' at 0x[0-9a-f]+', '', f"{list(k)[0]}={list(k.values())[0]!r}")[:40] for k,_,_ in BAD])  # no address: the same ids in every process (pytest-xdist)
+# ids without memory addresses: every pytest-xdist worker must collect the same ones
+@pytest.mark.parametrize('kw,exc,msg', BAD, ids=[re.sub(r' at 0x[0-9a-f]+', '', f"{list(k)[0]}={list(k.values())[0]!r}")[:40] for k,_,_ in BAD])
 def test_bad_input_rejected_before_anything_runs(kw, exc, msg):
     learn = _learner()
     before = learner_state(learn)
