@@ -85,7 +85,9 @@ def run(combo:str, kind:str, seed:int, lr=None) -> dict:
             rec.update(lr=res.scale, rule=res.rule, top=res.top, cost=res.cost, n_steps=res.n_steps,
                        probes=[dict(lr=p['lr'], unstable=p['unstable']) for p in res.probes])
         else:
-            if kind == 'valley': rec['lr'] = lr = float(learn.lr_find(show_plot=False).valley)
+            if kind == 'valley':
+                rec['lr'] = lr = float(learn.lr_find(show_plot=False).valley)
+                if not math.isfinite(lr): raise RuntimeError(f"{combo}, seed {seed}: lr_find found no valley ({lr})")
             getattr(learn, fit)(*args, lr, **kw)
     rec['warnings'] = sorted({str(w.message).split(';')[0] for w in ws if 'lr=' in str(w.message)})
     names = learn.recorder.metric_names[1:-1]
@@ -153,7 +155,7 @@ if __name__ == '__main__':
     before = Cache(a.before) if a.before else None
     print(f"lr='auto' on held-out tasks, seeds {seeds}, CPU ({os.cpu_count()} cores), torch {torch.__version__}")
     counts,by_set = {},{k: {} for k in SETS}
-    vcounts,vs_valley = {},[0, 0]  # the valley's verdicts; combinations where 'auto' ends better, worse
+    vcounts,vs_valley = {},{k: [0, 0] for k in SETS}  # the valley's verdicts; per set, combinations where 'auto' ends better, worse
     for combo in combos:
         task,fit,args,kw,score = COMBOS[combo]
         autos = [cache.get(combo, 'auto', s) for s in seeds]
@@ -178,11 +180,13 @@ if __name__ == '__main__':
             vals = [cache.get(combo, 'valley', s) for s in seeds]
             *_,vgap,vfac,vv = row(combo, g, vals, lo)
             vcounts[vv] = vcounts.get(vv, 0) + 1
-            vs_valley[0 if (gap < vgap if lo else gap > vgap) else 1] += 1  # a gap in % of a loss: lower is better; in points: higher
+            for k,names in SETS.items():  # a gap in % of a loss: lower is better; in points: higher (a tie counts as worse)
+                if combo in names: vs_valley[k][0 if (gap < vgap if lo else gap > vgap) else 1] += 1
             print("  valley " + ', '.join(f"{r['lr']:.3g} -> {r['score']:.4g}" for r in vals) + f"   gap {vgap:+.2f}{unit}, x{vfac:.1f}: {vv}")
     for k,c in by_set.items():
         if c: print(f"\n{k}: {', '.join(f'{v} {n}' for v,n in sorted(c.items()))} of {sum(c.values())}")
     print(f"\n{', '.join(f'{v} {n}' for v,n in sorted(counts.items()))} of {len(combos)}; {time.time()-start:.0f} s")
     if a.valley:
+        b,w = (sum(v[i] for v in vs_valley.values()) for i in (0, 1))
         print(f"the same fits at fastai's valley: {', '.join(f'{v} {n}' for v,n in sorted(vcounts.items()))}; 'auto' ends better on "
-              f"{vs_valley[0]}, worse on {vs_valley[1]} (mean over the seeds)")
+              f"{b}, worse on {w} (mean over the seeds; " + ', '.join(f"{k} {v[0]} of {sum(v)}" for k,v in vs_valley.items() if sum(v)) + ")")
