@@ -105,8 +105,8 @@ for name,(argv,cwd,out,err) in cases.items():
             sys.argv = ['fastai-anneal', *argv]
             try: raise SystemExit(cli.main())
             except SystemExit as e:  # as the interpreter turns it into a status
-                code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
-                if not isinstance(e.code, int) and e.code is not None: print(e.code, file=sys.stderr)
+                code = 0 if e.code is None else e.code
+                if not isinstance(code, int): print(code, file=sys.stderr); code = 1
             threading._shutdown(); atexit._run_exitfuncs()
         except BaseException: traceback.print_exc()
         finally:
@@ -139,15 +139,12 @@ def quick_runs(tmp_path_factory):
     cases.update({f'help {k}': v for k,v in HELP.items()})
     cwd = root/'cwd'; cwd.mkdir()
     before = _tree(root)
-    forked = {k: argv for k,(argv,_) in cases.items() if k not in WHOLE}
-    if hasattr(os, 'fork'):
-        with ThreadPoolExecutor(len(WHOLE)) as ex:
-            futs = {k: ex.submit(run_cli, *cases[k][0], cwd=cwd) for k in WHOLE}
-            res = run_forked(forked, tmp_path_factory.mktemp('streams'), cwd)
-            res.update({k: f.result() for k,f in futs.items()})
-    else:  # no fork (Windows): every case a subprocess
-        with ThreadPoolExecutor(4) as ex: futs = {k: ex.submit(run_cli, *argv, cwd=cwd) for k,(argv,_) in cases.items()}
-        res = {k: f.result() for k,f in futs.items()}
+    whole = WHOLE if hasattr(os, 'fork') else tuple(cases)  # no fork (Windows): every case a subprocess
+    forked = {k: argv for k,(argv,_) in cases.items() if k not in whole}
+    with ThreadPoolExecutor(4) as ex:
+        futs = {k: ex.submit(run_cli, *cases[k][0], cwd=cwd) for k in whole}
+        res = run_forked(forked, tmp_path_factory.mktemp('streams'), cwd) if forked else {}
+        res.update({k: f.result() for k,f in futs.items()})
     return {k: (res[k], cases[k][1], root, before) for k in cases}
 
 @pytest.mark.parametrize('case', BAD)
