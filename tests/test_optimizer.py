@@ -185,11 +185,52 @@ def test_forced_impl_refused_at_step_changes_nothing(impl):
     if impl == 'fused' and 'cpu' not in _FUSED_DEVICES: pytest.skip('no fused kernels on the CPU')
     torch.manual_seed(0)
     lin,emb = nn.Linear(3, 1),nn.Embedding(10, 3, sparse=True)
-    opt = AdamAnneal([list(lin.parameters()), list(emb.parameters())], lr=0.1, impl=impl)
+    opt = SGDAnneal([list(lin.parameters()), list(emb.parameters())], lr=0.1, mom=0.9, impl=impl)  # SGD's steppers would take it
     lin(emb(torch.tensor([1, 2]))).sum().backward()
     before = [p.detach().clone() for p in lin.parameters()]
-    with pytest.raises(RuntimeError, match=rf"impl='{impl}' takes dense real .* got a sparse grad in param group 1"): opt.step()
-    assert bitwise(list(lin.parameters()), before) and opt.anneal_steps == [0, 0] and 'step' not in opt.state[lin.weight]
+    with pytest.raises(RuntimeError, match=rf"impl='{impl}' takes dense real .* got a sparse grad in param group 1; use impl='stepper'"):
+        opt.step()
+    assert bitwise(list(lin.parameters()), before) and opt.anneal_steps == [0, 0] and 'grad_avg' not in opt.state[lin.weight]
+
+@pytest.mark.parametrize('impl', ['auto', 'stepper', 'foreach', pytest.param('fused', marks=needs_cpu_fused)])
+@pytest.mark.parametrize('make', [partial(AdamAnneal, wd=0.1), RMSPropAnneal, partial(SGDAnneal, mom=0.9, wd=0.1, decouple_wd=False)],
+                         ids=['adam', 'rmsprop', 'sgd_l2'])
+def test_sparse_grad_refused_before_any_change(make, impl):
+    ("steppers that cannot take a sparse grad (`average_sqr_grad`, `l2_reg` with wd) refuse it by name before any group steps, on "
+     "every path: fastai's own would change the params, then fail inside aten")
+    if make is RMSPropAnneal and impl in ('foreach', 'fused'): pytest.skip("RMSProp's steppers have no fast path to force")
+    torch.manual_seed(0)
+    lin,emb = nn.Linear(3, 1),nn.Embedding(10, 3, sparse=True)
+    opt = make([list(lin.parameters()), list(emb.parameters())], lr=0.1, impl=impl)
+    lin(emb(torch.tensor([1, 2]))).sum().backward()
+    before = [p.detach().clone() for p in [*lin.parameters(), *emb.parameters()]]
+    with pytest.raises(RuntimeError, match=r"got a sparse grad in param group 1: this optimizer's `(average_sqr_grad|l2_reg)` stepper"):
+        opt.step()
+    assert bitwise([*lin.parameters(), *emb.parameters()], before) and opt.anneal_steps == [0, 0]
+    assert all(len(opt.state[p]) == 0 for p in [*lin.parameters(), *emb.parameters()])
+
+def test_sparse_grad_steps_with_sgd():
+    "SGD with true weight decay takes a sparse grad on the steppers, as fastai's `SGD` does, and counts the step"
+    torch.manual_seed(0)
+    a,b = nn.Embedding(10, 3, sparse=True),nn.Embedding(10, 3, sparse=True)
+    b.load_state_dict(a.state_dict())
+    opt,ref = SGDAnneal(a.parameters(), lr=0.1, mom=0.9, wd=0.1, anneal_rate=1),SGD(b.parameters(), lr=0.1, mom=0.9, wd=0.1)
+    for o,m in ((opt, a), (ref, b)):
+        for _ in range(3): m(torch.tensor([1, 2])).sum().backward(); o.step(); o.zero_grad()
+    assert bitwise(list(a.parameters()), list(b.parameters())) and opt.anneal_steps == [3]
+
+@pytest.mark.parametrize('make', [partial(AdamAnneal, wd=0.01), partial(SGDAnneal, mom=0.9, wd=0.01)], ids=['adam', 'sgd'])
+def test_tensor_hypers_on_every_path(make):
+    "a 0-d tensor lr or momentum (a scheduler computing in torch) steps on the foreach and fused paths as on the steppers"
+    res = {}
+    for impl in ['stepper', 'foreach'] + (['fused'] if KERNELS.fused and 'cpu' in _FUSED_DEVICES else []):
+        ps = make_params()
+        opt = make(ps, lr=1e-2, impl=impl)
+        for k in range(5):
+            for h in opt.hypers: h['lr'],h['mom'] = torch.tensor(1e-2*(1 - k/10)),torch.tensor(0.9)
+            set_grads(ps, k); opt.step(); opt.zero_grad()
+        res[impl] = ps
+    assert all(rel_err(ps, res['stepper']) < 1e-6 for ps in res.values())
 
 def test_group_momentum_picks_the_momentum_steppers():
     "torch-style groups asking for momentum get it (torch's SGD), while a group without it steps as plain SGD"
