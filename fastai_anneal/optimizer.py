@@ -246,9 +246,8 @@ class AnnealOptimizer(Optimizer):
     def _path(self, ps, i:int=None) -> str:
         where = '' if i is None else f' in param group {i}'
         if any(p.grad is not None and p.grad.is_sparse for p in ps):  # before any group steps: fastai's steppers would fail half-way
-            hyper = self.hypers[0 if i is None else i]
-            why = ('average_sqr_grad' if average_sqr_grad in self.cbs else 'l2_reg' if l2_reg in self.cbs and hyper.get('wd', 0) != 0
-                   else None)
+            hyper,fs = self.hypers[0 if i is None else i],[_multi_tensor._fn(cb)[0] for cb in self.cbs]  # a `partial` too
+            why = 'average_sqr_grad' if average_sqr_grad in fs else 'l2_reg' if l2_reg in fs and hyper.get('wd', 0) != 0 else None
             if why is not None:
                 raise RuntimeError(f"got a sparse grad{where}: this optimizer's `{why}` stepper cannot take one (it would fail after "
                                    f"changing the params); SGDAnneal with decouple_wd=True takes sparse grads, or use dense ones")
