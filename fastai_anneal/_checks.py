@@ -19,8 +19,13 @@ def _short(v) -> str:
     r = repr(v)
     return r if len(r) <= 40 else r[:37] + '...'
 
+def _number(v):
+    "A 0-d tensor or array (what `x.max()` gives) as the Python number it holds (a bool or complex one is then refused as such)"
+    return v.item() if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 0 else v
+
 def check_int(name:str, v, lo:int=1, hi:int|None=INT_MAX) -> int:
     "`v` as an int in [`lo`, `hi`] (`hi` None: no bound), or raise naming `name` (whole floats such as 3.0 are accepted)"
+    v = _number(v)
     try: whole = _is_real(v) and math.isfinite(v) and v == int(v)
     except OverflowError: whole = True  # an int beyond the float range: whole, and refused by `hi` below
     if not whole: raise TypeError(f"{name} must be a whole number >= {lo}, got {_short(v)}")
@@ -42,6 +47,7 @@ def check_float(name:str, v, lo:float=0., hi:float=math.inf, lo_open:bool=True, 
     "`v` as a float in the interval (`lo`, `hi`) (open/closed as flagged), or raise naming `name` and the range"
     hi_open = hi_open and not (inf_ok and math.isinf(hi))  # inf_ok: inf itself is accepted (e.g. `div_final=inf` anneals to 0)
     rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    v = _number(v)
     if not _is_real(v): raise TypeError(f"{name} must be a real number in {rng}, got {_short(v)}")
     try: v = float(v)
     except OverflowError: raise ValueError(f"{name} must be a finite number in {rng}, got {_short(v)}") from None  # 10**400
@@ -92,6 +98,7 @@ def check_lrs(name:str, lr, zero_ok:bool=False, slice_ok:bool=False) -> float|np
             raise ValueError(f"{name} as a slice must be slice(stop) or slice(start, stop) "
                              f"(a {name} as a slice takes start and stop only), got {lr!r}")
         return slice(None if lr.start is None else chk(f"{name}.start", lr.start), chk(f"{name}.stop", lr.stop))
+    lr = _number(lr)
     if isinstance(lr, (list, tuple, np.ndarray)) or (hasattr(lr, 'tolist') and not _is_real(lr)):
         arr = np.asarray(lr.tolist() if hasattr(lr, 'tolist') else lr, dtype=object)
         if arr.ndim > 1:  # fastai's `set_hyper` takes a flat list; a nested one would reach its optimizer's arithmetic
@@ -187,6 +194,9 @@ def check_suggest_funcs(suggest_funcs, name_of:callable) -> tuple|None:
         if not callable(f):
             raise TypeError("suggest_funcs must be None or suggestion functions f(lrs, losses, num_it) such as SuggestionMethod.Valley, "
                             f"got {f!r}")
+        try: inspect.signature(f).bind(None, None, None)  # fastai calls each after the sweep: a wrong one would waste it
+        except TypeError: raise TypeError(f"suggest_funcs must take three arguments (lrs, losses, num_it); {f!r} does not") from None
+        except ValueError: pass  # builtins without a signature: trust them
     nms = [name_of(f) for f in funcs]
     bad = [n for n in nms if not (isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) and not n.startswith('_'))]
     if bad:  # checked before the sweep: `SuggestedLRs` is a namedtuple built after it

@@ -132,6 +132,17 @@ def check_image_folder(path:str|Path,  # Folder to check (`~` is expanded)
         raise ValueError(f"data folder {str(path)!r} must hold at least 2 classes of images, found {len(classes)}: {classes}")
     return path,layout,classes
 
+def _check_split(path:Path, layout:str, valid_pct:float) -> int:
+    "The training images of folder `path` (`check_image_folder`'s `layout`) split at `valid_pct`; raises when a side would be empty"
+    from fastai.data.transforms import get_image_files
+    if layout == 'train/valid': return len(get_image_files(path/'train'))  # both sides hold images (`check_image_folder`)
+    n = len(get_image_files(path))
+    n_valid = int(valid_pct*n)  # `RandomSplitter`'s cut
+    if n_valid == 0 or n_valid == n:
+        raise ValueError(f"data folder {str(path)!r} gives {n - n_valid} training and {n_valid} validation images at valid_pct="
+                         f"{valid_pct:g}; both must be > 0 (add images, or a 'train' and a 'valid' subfolder)")
+    return n - n_valid
+
 def image_folder_dls(path:str|Path,  # Folder: `train`/`valid` subfolders, class subfolders, or flat `<class>_<n>.jpg` files
     bs:int=32,               # Batch size (at most the number of training images)
     size:int=64,             # Images are resized to `size` x `size`
@@ -145,8 +156,7 @@ def image_folder_dls(path:str|Path,  # Folder: `train`/`valid` subfolders, class
     from fastai.data.transforms import get_image_files, Normalize
     bs,size,valid_pct = check_int('bs', bs),check_int('size', size),check_float('valid_pct', valid_pct, 0., 1.)
     path,layout,_ = check_image_folder(path)
-    n = len(get_image_files(path/'train' if layout == 'train/valid' else path))
-    n_train = n if layout == 'train/valid' else n - int(valid_pct*n)  # `RandomSplitter`'s cut
+    n_train = _check_split(path, layout, valid_pct)
     bs = min(bs, max(n_train, 1))  # fastai drops the last partial training batch: a folder smaller than `bs` would train on nothing
     kw = dict(item_tfms=Resize(size), batch_tfms=Normalize.from_stats(*imagenet_stats), bs=bs, device=device)
     if layout == 'train/valid': dls = ImageDataLoaders.from_folder(path, train='train', valid='valid', **kw)
@@ -167,15 +177,18 @@ def image_folder_resnet(n_out:int,  # Number of classes (`dls.c`)
 DATASETS = {'mnist1d': (mnist1d_dls, mnist1d_cnn), 'digits': (digits_dls, digits_cnn)}
 
 def check_data(data:str|Path,  # A name in `DATASETS` or an image folder
+    valid_pct:float=0.2,     # An image folder's validation share (as `image_folder_dls`): both sides of its split must hold images
 ) -> str|Path:
-    "`data` as a name in `DATASETS` or an image folder `Path` checked by `check_image_folder`; raises if neither"
+    "`data` as a name in `DATASETS` or an image folder `Path` checked by `check_image_folder` and split; raises if neither"
     if not isinstance(data, (str, Path)):
         raise TypeError(f"data must be one of {list(DATASETS)} or an image folder path, got {type(data).__name__}")
     if isinstance(data, str) and data in DATASETS: return data
     path = Path(data).expanduser()
     if not path.exists() and isinstance(data, str) and not re.search(r'[/\\~.]', data):  # a bare word: a mistyped name, most likely
         raise ValueError(f"data must be one of {', '.join(map(repr, DATASETS))} or an image folder, got {data!r} (no such name or folder)")
-    return check_image_folder(path)[0]
+    path,layout,_ = check_image_folder(path)
+    _check_split(path, layout, check_float('valid_pct', valid_pct, 0., 1.))
+    return path
 
 def get_data(data:str|Path='mnist1d',  # 'mnist1d', 'digits' or an image folder
     seed:int|None=0,         # Seed of the shuffle (and of the split of an image folder)

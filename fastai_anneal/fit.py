@@ -143,7 +143,7 @@ class _ParamScheduler(ParamScheduler):
 class ReplayShuffles(Callback):
     "Draw the training shuffles of the epochs `SkipToEpoch` skips, so a resumed run sees the batches the uninterrupted run saw"
     order = SkipToEpoch.order - 1  # before SkipToEpoch cancels the epoch
-    def __init__(self, start_epoch:int): self.start_epoch = start_epoch
+    def __init__(self, start_epoch:int): self.start_epoch = check_int('start_epoch', start_epoch, 0)
     def before_epoch(self):
         if self.epoch < self.start_epoch: _replay_shuffles(self.dls.train, 1)
 

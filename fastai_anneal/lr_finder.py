@@ -40,6 +40,16 @@ class _Sweep:
         if isinstance(self.start, list): return [self.f(s, e, pos) for s,e in zip(self.start, self.end)]
         return self.f(self.start, self.end, pos)
 
+def _check_sweep(sweep:_Sweep, num_it:int, anneal) -> _Sweep:
+    "`sweep` after trying it at each of its `num_it` batches: every lr finite and > 0, or raise naming `anneal` (a custom annealer)"
+    for i in range(num_it):
+        for lr in np.atleast_1d(np.asarray(sweep(i/num_it), dtype=object)).tolist():
+            try: ok = math.isfinite(lr) and lr > 0
+            except (TypeError, ValueError): ok = False
+            if not ok: raise ValueError(f"anneal={anneal!r} gives the lr {lr!r} at batch {i} of the sweep's {num_it}; a sweep's lrs "
+                                        "must be finite and > 0")
+    return sweep
+
 # ---------------------------------------------------------------- the callback
 class AnnealLRFinder(ParamScheduler):
     ("LR range test sweeping from `start_lr` to `end_lr` along `anneal` over `num_it` batches; stops when the smoothed loss passes "
@@ -62,7 +72,7 @@ class AnnealLRFinder(ParamScheduler):
         self.div_thresh = check_float('div_thresh', div_thresh, 1., inf_ok=True)
         slices = isinstance(self.start_lr, slice) or isinstance(self.end_lr, slice)
         # slices need the group count: `before_fit`
-        super().__init__({'lr': None if slices else _Sweep(self.anneal, self.start_lr, self.end_lr)})
+        super().__init__({'lr': None if slices else _check_sweep(_Sweep(self.anneal, self.start_lr, self.end_lr), self.num_it, anneal)})
 
     def _range(self, n): return check_lr_range(self.start_lr, self.end_lr, n)
 

@@ -1,6 +1,6 @@
 "An optimizer that anneals its own learning rate: fastai's `Optimizer` and steppers (fused/foreach kernels in `_multi_tensor.py`)."
 from __future__ import annotations
-import inspect
+import inspect, math
 from functools import partial
 import numpy as np, torch
 from fastcore.basics import store_attr
@@ -43,6 +43,21 @@ def _lr_at(lr, t, fn, anneal_rate, anneal_every, total_steps, lr_min, **kwargs):
     if fn is None: return max(lr * anneal_rate ** (t // anneal_every), floor)
     return fn(lr, floor, min(t / total_steps, 1.))
 
+def _finite_lr(lr, where:str, anneal):
+    "`lr` if it is a finite number >= 0, else raise naming `anneal` (the annealer that gave it) and `where`"
+    try: ok = math.isfinite(lr) and lr >= 0
+    except (TypeError, ValueError): ok = False
+    if not ok: raise ValueError(f"anneal={anneal!r} gave the lr {lr!r} ({where}); an annealer must give a finite lr >= 0")
+    return lr
+
+def _check_shape(cfg:dict, lrs:list):
+    "A shaped anneal (`cfg` from `_check_anneal`) tried from each group's lr in `lrs` over its `total_steps`: finite lrs >= 0, or raise"
+    if cfg['fn'] is None: return
+    for i,lr in enumerate(lrs):
+        for pos in np.linspace(0., 1., 65).tolist():
+            _finite_lr(cfg['fn'](lr, min(lr, cfg['lr_min']), pos), f"param group {i} from lr {lr!r} at {pos:.0%} of total_steps",
+                       cfg['anneal'])
+
 def anneal_lr(lr:float,       # Learning rate of the group (the hyper `lr`, as a `ParamScheduler` set it)
     t:int,                    # Anneal clock: optimizer steps this group has taken
     anneal:str|callable='exp',  # 'exp' (staircase `anneal_rate**(t//anneal_every)`) | 'cos' | 'lin' | 'sqrt' | 'poly' | f(start, end, pos)
@@ -52,8 +67,8 @@ def anneal_lr(lr:float,       # Learning rate of the group (the hyper `lr`, as a
     lr_min:float=0.,          # Floor of the annealed lr (never raises an lr that is already below it)
 ) -> float:
     "The lr the steppers see at clock `t`: `lr*anneal_rate**(t//anneal_every)` for 'exp', else `anneal(lr, lr_min, t/total_steps)`"
-    check_float('lr', lr, 0., lo_open=False)
-    return _lr_at(lr, check_int('t', t, 0), **_check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min))
+    lr,t = check_float('lr', lr, 0., lo_open=False),check_int('t', t, 0)
+    return _finite_lr(_lr_at(lr, t, **_check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)), f"lr {lr!r}, t {t}", anneal)
 
 # ---------------------------------------------------------------- argument checks of the factories
 def _check_lr(lr):
@@ -172,6 +187,7 @@ class AnnealOptimizer(Optimizer):
         super().__init__(param_lists, cbs, anneal_step=0, **defaults)
         for h,o in zip(self.hypers, overrides or []): h.update(o)
         self._set_fast()
+        _check_shape(self.anneal_cfg, [h['lr'] for h in self.hypers])
 
     def _set_fast(self):
         self.fast_kind = _multi_tensor.fast_kind(self.cbs)
@@ -200,6 +216,7 @@ class AnnealOptimizer(Optimizer):
         res.__dict__.update(opt.__dict__)
         res.impl,res.anneal_cfg = impl,cfg
         res._set_fast()
+        _check_shape(cfg, [h['lr'] for h in res.hypers])
         for h in res.hypers: h.setdefault('anneal_step', 0)
         return res
 
@@ -237,11 +254,18 @@ class AnnealOptimizer(Optimizer):
             with torch.enable_grad(): loss = closure()
         frozen = self._frozen_idx()
         todo = [(i, [p for p in pg if p.grad is not None], hyper) for i,(pg,hyper) in enumerate(zip(self.param_lists, self.hypers))]
-        todo = [(i, ps, hyper, self._path(ps, i)) for i,ps,hyper in todo if ps]  # every group's path first: a raise changes nothing
-        for i,ps,hyper,where in todo:
-            self._step_group(ps, {**hyper, 'lr': self._group_lr(hyper)}, where)
+        # every group's path and annealed lr first: a raise changes nothing
+        todo = [(i, ps, hyper, self._path(ps, i), self._checked_lr(hyper, i)) for i,ps,hyper in todo if ps]
+        for i,ps,hyper,where,lr in todo:
+            self._step_group(ps, {**hyper, 'lr': lr}, where)
             if i >= frozen: hyper['anneal_step'] = hyper.get('anneal_step', 0) + 1
         return loss
+
+    def _checked_lr(self, hyper, i:int):
+        "Group `i`'s annealed lr, or raise when it is not finite and >= 0 (a custom `anneal` that returns NaN or a negative lr)"
+        lr = self._group_lr(hyper)
+        if isinstance(lr, float) and 0. <= lr < math.inf: return lr  # the usual case, without building a message
+        return _finite_lr(lr, f"param group {i} at anneal step {hyper.get('anneal_step', 0)}", self.anneal_cfg['anneal'])
 
     def _path(self, ps, i:int=None) -> str:
         where = '' if i is None else f' in param group {i}'

@@ -96,11 +96,31 @@ def cos_anneal_scheds(
         scheds['mom'] = _phase_list((pct_warmup, fw, hi, lo), (1., fa, lo, end))
     return scheds
 
+def _cycle_ends(n_cycles:int, cycle_len:int, cycle_mult:float) -> list:
+    ("Epochs at the end of each cycle, `math.fsum(cycle_len*cycle_mult**j for j <= i)` for every `i` in one pass (Shewchuk's exact "
+     "partials, as `fsum` keeps them): the same floats as a `fsum` per cycle, in linear time")
+    partials,res = [],[]
+    for i in range(n_cycles):
+        x,k = float(cycle_len * cycle_mult**i),0  # each term a float, as `fsum` converts it
+        for y in partials:
+            if abs(x) < abs(y): x,y = y,x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo: partials[k] = lo; k += 1
+            x = hi
+        partials[k:] = [x]
+        res.append(math.fsum(partials))
+    return res
+
 def sgdr_n_epoch(n_cycles:int, cycle_len:int, cycle_mult:float=2) -> int:
     "Total epochs of `n_cycles` warm-restart cycles, cycle `i` lasting `cycle_len*cycle_mult**i` epochs"
     n_cycles,cycle_len = check_int('n_cycles', n_cycles),check_int('cycle_len', cycle_len)
     cycle_mult = check_float('cycle_mult', cycle_mult, 1., lo_open=False)
-    try: total = math.fsum(cycle_len * cycle_mult**i for i in range(n_cycles))
+    try:  # equal cycles: an exact product (10**9 cycles in no time); else a geometric bound first, then the exact sum
+        if cycle_mult == 1: total = cycle_len * n_cycles
+        else:
+            est = cycle_len * (cycle_mult**n_cycles - 1) / (cycle_mult - 1)
+            total = est if est > 2*INT_MAX else _cycle_ends(n_cycles, cycle_len, cycle_mult)[-1]
     except OverflowError: total = math.inf  # cycle_mult**i beyond the float range
     if total > INT_MAX:
         raise ValueError(f"cycle_len*sum(cycle_mult**i for i < n_cycles) must be at most 2**53 epochs, got {total:g} "
@@ -137,7 +157,7 @@ def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
                          f"n_cycles={n_cycles}") from None
     lr_max,div_final,pct_warmup,div_warmup,fw,fa = _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal)
     # epoch/n_epoch, exactly as fastai's pct_train
-    ends = [math.fsum(cycle_len * cycle_mult**j for j in range(i+1)) / n_epoch for i in range(int(n_cycles))]
+    ends = [e / n_epoch for e in _cycle_ends(int(n_cycles), cycle_len, cycle_mult)]
     if pct_warmup >= ends[0]:
         raise ValueError(f"pct_warmup must be smaller than the first cycle's share of training ({ends[0]:g}), got {pct_warmup!r}")
     lr_end = _floor(lr_max, div_final)

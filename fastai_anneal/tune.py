@@ -30,6 +30,11 @@ class TrialScheduler(ParamScheduler):
     @property
     def name(self): return 'lr_finder'
     def __init__(self, scheds:dict, n_steps:int, validate:bool=False, div_thresh:float=4., snap=None):
+        if not isinstance(scheds, dict) or not scheds or not all(isinstance(k, str) and callable(f) for k,f in scheds.items()):
+            raise TypeError(f"scheds must be a non-empty dict of hyper-parameter name: schedule (a callable of the position), got "
+                            f"{scheds!r}")
+        n_steps,validate = check_int('n_steps', n_steps),check_bool('validate', validate)
+        div_thresh = check_float('div_thresh', div_thresh, 1.)  # the loss diverged above `div_thresh` x its best
         super().__init__(scheds)
         store_attr('n_steps,validate,div_thresh,snap')  # `snap`: where the trial began (`_moved`: no divergence while the weights stay)
     def before_fit(self):
@@ -264,6 +269,9 @@ def tune_lr(learn:Learner,
     ("Range test for the scale, successive halving of compressed trials of the fit itself (the lr minimising the last rung's parabola), "
      "then a stability probe: the fit's own first batches, the lr halved while they climb back up")
     start = time.perf_counter()
+    if not callable(plan): raise TypeError(f"plan must be a callable plan(scale, frac) -> the fit's phases, got {plan!r}")
+    n_steps,budget = check_int('n_steps', n_steps),check_float('budget', budget, 0., 1., hi_open=False)
+    reset_opt = check_bool('reset_opt', reset_opt)
     # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log, and leaves the last fit's history
     # every callback's state comes back too: a tracker's `run` flag after an interrupt, an EMA or `ActivationStats` the trials fed
     with _csv_loggers_aside(learn), _RecorderKept(learn), _CallbacksKept(learn, cbs, skip=Recorder), _weights_must_move():
@@ -430,6 +438,8 @@ class CollapseWatch(Callback):
      "joins (the two phases of `fine_tune_anneal`), else each fit starts it afresh")
     order = 95  # after the Recorder: the batch's loss is final
     def __init__(self, watch:int, w:int, hold:int, state=None, across_fits:bool=False):
+        watch,w,hold = check_int('watch', watch, 0),check_int('w', w),check_int('hold', hold, 0)  # batches: watched, a window, held
+        across_fits = check_bool('across_fits', across_fits)
         store_attr('watch,w,hold,state,across_fits')
         self._reset()
     def _reset(self): self.losses,self.new,self.fired = [],[],None

@@ -7,8 +7,12 @@ import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel
 from fastai.callback.progress import CSVLogger
+from fastai.callback.schedule import SchedCos
 from fastai_anneal.all import *
 from fastai_anneal.cli import compare, find_lr, preview, main
+from fastai_anneal.tune import CollapseWatch, TrialScheduler, tune_lr
+from fastai_anneal.fit import ReplayShuffles
+from fastai_anneal.optimizer import AdamAnneal, anneal_lr
 from conftest import mk_learner as _mk_learner, learner_state, assert_restored
 
 def mk_learner(): return _mk_learner(n_train=3, groups=2)
@@ -18,6 +22,8 @@ P = lambda: [torch.zeros(3, requires_grad=True)]
 class _NeedsArg(Callback):
     "A callback class fastai's `add_cb` cannot create (its `__init__` needs an argument)"
     def __init__(self, x): self.x = x
+
+def _two_args(lrs, losses): return 1e-3  # a suggestion function fastai cannot call: it passes (lrs, losses, num_it)
 
 class _AccPlateau(AnnealPlateau):
     "A callback class whose own check fails on these learners (they record no accuracy)"
@@ -231,6 +237,24 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: mnist1d_dls(data_seed=2**32), r'data_seed must be in \[0, 4294967295\], got 4294967296'),
     (lambda l: mnist1d_dls(data_seed=-1), 'data_seed must be >= 0, got -1'),
     (lambda l: mnist1d_arrays(seed=2**32), r'seed must be in \[0, 4294967295\], got 4294967296'),
+    # ---- 0-d tensors and arrays are the numbers they hold (checked as such)
+    (lambda l: l.fit_cos_anneal(2, torch.tensor(math.nan)), 'lr_max must be a finite number'),
+    (lambda l: l.fit_cos_anneal(2, torch.tensor(True)), r'lr_max must be a real number in \(0, inf\), got True'),
+    (lambda l: l.fit_flat_anneal(2, 1e-3, wd=np.array(-0.1)), r'wd must be in \[0, inf\)'),
+    # ---- the package's callbacks, the tuner's search, annealers and suggestion functions: checked before any fit
+    (lambda l: l.fit_cos_anneal(1, 1e-3, cbs=CollapseWatch(10, 0, 5)), 'w must be >= 1, got 0'),
+    (lambda l: l.fit_cos_anneal(1, 1e-3, cbs=CollapseWatch(-1, 2, 5)), 'watch must be >= 0, got -1'),
+    (lambda l: l.fit(1, cbs=TrialScheduler({'lr': SchedCos(1e-3, 0)}, 0)), 'n_steps must be >= 1, got 0'),
+    (lambda l: l.fit(1, cbs=TrialScheduler({'lr': SchedCos(1e-3, 0)}, 5, div_thresh=0.5)), r'div_thresh must be in \(1, inf\)'),
+    (lambda l: l.fit(1, cbs=TrialScheduler([SchedCos(1e-3, 0)], 5)), 'scheds must be a non-empty dict'),
+    (lambda l: l.fit(1, cbs=ReplayShuffles('2')), "start_epoch must be a whole number >= 0, got '2'"),
+    (lambda l: tune_lr(l, lambda scale, frac: [], 100, budget=0), r'budget must be in \(0, 1\], got 0.0'),
+    (lambda l: tune_lr(l, lambda scale, frac: [], 100, budget=math.nan), r'budget must be a finite number in \(0, 1\]'),
+    (lambda l: tune_lr(l, lambda scale, frac: [], 40.5), 'n_steps must be a whole number'),
+    (lambda l: AdamAnneal(P(), anneal=lambda s, e, p: math.nan, total_steps=10), r'anneal=.* gave the lr nan .*param group 0'),
+    (lambda l: anneal_lr(1e-3, 5, anneal=lambda s, e, p: -s, total_steps=10), r'anneal=.* gave the lr -0.001'),
+    (lambda l: l.lr_find(anneal=lambda s, e, p: -1., show_plot=False), r'anneal=.* gives the lr -1.0 at batch 0'),
+    (lambda l: l.lr_find(suggest_funcs=(_two_args,), show_plot=False), r'suggest_funcs must take three arguments'),
 ]
 
 @pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])

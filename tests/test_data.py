@@ -120,6 +120,9 @@ def test_image_folder_rejects(tmp_path):
     with pytest.raises(ValueError, match=r"valid' holds no image files"): check_image_folder(tmp_path/'tv')
     for i in range(2): _img(tmp_path/'tiny'/f'c{i}'/'0.png', i)
     with pytest.raises(ValueError, match=r'gives 2 training and 0 validation images'): image_folder_dls(tmp_path/'tiny', device='cpu')
+    # the command line checks the split with the layout, before any model is built (it printed a traceback for --lr 1e-3)
+    with pytest.raises(ValueError, match=r'gives 2 training and 0 validation images at valid_pct=0.2'): check_data(tmp_path/'tiny')
+    assert check_data(tmp_path/'tiny', valid_pct=0.5) == tmp_path/'tiny'
     with pytest.raises(ValueError, match='size must be >= 1'): image_folder_dls(tmp_path/'one', size=0)
 
 @pytest.mark.parametrize('make', [lambda: (mnist1d_dls(bs=200, device='cpu'), mnist1d_cnn()), lambda: (digits_dls(device='cpu'), digits_cnn())],

@@ -174,3 +174,12 @@ def test_scheduler_writes_hypers_as_fastais_set_hyper(n):
     o = Hooked([[p] for p in ps], [sgd_step], lr=1.)
     _set_hyper(o, 'lr', 0.25)
     test_eq(o.seen, ('lr', 0.25)); test_eq([h['lr'] for h in o.hypers], [0.25]*n)
+
+def test_a_0d_tensor_or_array_lr_is_the_number_it_holds():
+    "`fit_*(n, torch.tensor(lr))` (what `x.max()` gives) trains exactly as the float: the checks take a 0-d tensor or array as its number"
+    runs = []
+    for lr,wd in ((1e-2, 0.01), (torch.tensor(1e-2), np.array(0.01))):
+        learn = mk_learner()
+        quiet_fit(learn, 'fit_cos_anneal', 1, lr, wd=wd)
+        runs.append([p.detach().clone() for p in learn.model.parameters()])
+    assert all(torch.equal(a, b) for a,b in zip(*runs))

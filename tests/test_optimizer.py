@@ -232,6 +232,19 @@ def test_tensor_hypers_on_every_path(make):
         res[impl] = ps
     assert all(rel_err(ps, res['stepper']) < 1e-6 for ps in res.values())
 
+def test_an_annealed_lr_gone_bad_mid_training_is_refused_before_any_group_steps():
+    ("a custom anneal tried at construction from the groups' lrs, and each step's lr checked before any group steps: a scheduler "
+     "may later set an lr the annealer cannot take")
+    gate = lambda s, e, p: s*(1 - p) if s < 0.05 else math.nan
+    ps = make_params()
+    opt = AdamAnneal(two_groups(ps), lr=1e-3, anneal=gate, total_steps=10)
+    set_grads(ps, 0); opt.step()
+    opt.set_hyper('lr', [1e-3, 0.1])  # as a `ParamScheduler` would
+    before = [p.detach().clone() for p in ps]
+    set_grads(ps, 1)
+    with pytest.raises(ValueError, match=r"gave the lr nan \(param group 1 at anneal step 1\)"): opt.step()
+    assert bitwise(ps, before) and opt.anneal_steps == [1, 1]
+
 def test_group_momentum_picks_the_momentum_steppers():
     "torch-style groups asking for momentum get it (torch's SGD), while a group without it steps as plain SGD"
     def go(make):

@@ -256,3 +256,11 @@ def test_prop_flat(lr, div_final, pct_start, frac_warm, anneal, pos):
 ])
 def test_bad_input(call, match):
     with pytest.raises((ValueError, TypeError), match=match): call()
+
+def test_sgdr_cycle_ends_are_the_fsum_of_each_prefix_in_linear_time():
+    "The cycles' ends, one pass of exact partials, are the floats a `fsum` per prefix gives (fractional `cycle_mult` too); equal cycles cost O(1)"
+    from fastai_anneal.schedules import _cycle_ends
+    for n,cl,m in [(7, 1, 2), (30, 3, 1.5), (59, 5, 3), (40, 2, 1.1), (12, 1, 1.7), (5, 4, 1)]:
+        assert _cycle_ends(n, cl, m) == [math.fsum(cl*m**j for j in range(i+1)) for i in range(n)]
+    assert sgdr_n_epoch(10**9, 1, 1) == 10**9  # the preview's size check then refuses it at once (it summed 10**9 terms)
+    assert sgdr_anneal_scheds(20_000, 1, 1e-3, cycle_mult=1)['lr'].n == 20_000  # a phase per cycle (the warmup of length 0 never runs)
