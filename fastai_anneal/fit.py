@@ -233,11 +233,25 @@ def _fit_method(v:Variant) -> FunctionType:
     fit.__annotations__ = {k: p.annotation for k,p in sig.parameters.items() if p.annotation is not inspect.Parameter.empty}
     return fit
 
+# what a `Learner` holds in its own `__dict__` (its arguments, fastai's training state, its default callbacks): a method of that name
+# would be hidden on every learner
+_LEARNER_ATTRS = frozenset([*inspect.signature(Learner.__init__).parameters, 'opt', 'loss_func', 'path', 'cbs', 'training', 'logger',
+    'lock', 'epoch', 'n_epoch', 'iter', 'n_iter', 'train_iter', 'pct_train', 'dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad',
+    'smooth_loss', 'final_record', 'recorder', 'progress', 'train_eval', 'cast_to_tensor'])
+
 def _free(v:Variant):
-    ("Refuse a variant whose method would replace one `Learner` has (fastai's `fit`, `fit_one_cycle`, `fine_tune`...); this module's "
-     "own patch may be made again (`importlib.reload`, IPython's autoreload)")
+    ("Refuse a variant whose method would replace one `Learner` has (fastai's `fit`, `fit_one_cycle`, `fine_tune`...) or be hidden by "
+     "a learner's attribute (`lr`, `dls`...), or whose builder takes an argument the fit adds (`wd`, `cbs`...); this module's own patch "
+     "may be made again (`importlib.reload`, IPython's autoreload)")
     if v.method in dir(Learner) and getattr(getattr(Learner, v.method), '__module__', None) != __name__:
         raise ValueError(f"Variant {v.method!r}: method is already a Learner method; give the variant its own name")
+    if v.method in _LEARNER_ATTRS:
+        raise ValueError(f"Variant {v.method!r}: method is the name of a Learner attribute, which would hide it; give the variant its own "
+                         "name")
+    clash = [k for k in v.builder_params if k in {p.name for p in _FIT_ARGS}]
+    if clash:
+        raise ValueError(f"Variant {v.method!r}: builder argument(s) {clash} have the names of the fit's own arguments "
+                         f"({', '.join(p.name for p in _FIT_ARGS)}); rename them in the builder")
 
 def _patch(v:Variant): _free(v); patch_to(Learner)(_fit_method(v))
 

@@ -219,18 +219,21 @@ class _CallbacksKept:
 def _is_csv(cb) -> bool: return isinstance(cb, CSVLogger) or (isinstance(cb, type) and issubclass(cb, CSVLogger))
 
 class _csv_loggers_aside:
-    ("Take the learner's `CSVLogger`s off its callbacks for the block, then put each back where it was in the list (fastai's "
-     "`no_bar` puts back a new `ProgressCallback`: the list itself cannot be restored). fastai's `CSVLogger` does not stand "
-     "aside for `lr_finder`: without this a range test would overwrite the last fit's log, or append its sweep to it")
+    ("Take the learner's `CSVLogger`s off its callbacks for the block, then give back its callback list as it was: the same objects "
+     "in the same order. fastai's `CSVLogger` does not stand aside for `lr_finder`: without this a range test would overwrite the last "
+     "fit's log, or append its sweep to it. And fastai's `no_bar` puts back a new `ProgressCallback` at the end of the list: a "
+     "`CSVLogger` of the same `order` then comes before it, and the bar's logger, which does not chain, leaves every later log empty")
     def __init__(self, learn:Learner): self.learn = learn
     def __enter__(self):
-        self.csv = [(i,c) for i,c in enumerate(self.learn.cbs) if _is_csv(c)]
-        for _,c in self.csv: self.learn.remove_cb(c)
+        self.cbs = list(self.learn.cbs)
+        for c in self.cbs:
+            if _is_csv(c): self.learn.remove_cb(c)
     def __exit__(self, *exc):
-        for i,c in self.csv:
-            self.learn.add_cb(c)
-            cbs = [o for o in self.learn.cbs if o is not c]
-            self.learn.cbs = L(cbs[:i] + [c] + cbs[i:])
+        kept = {id(c) for c in self.cbs}
+        for c in list(self.learn.cbs):
+            if id(c) not in kept: self.learn.remove_cb(c)  # what the block added: `no_bar`'s new `ProgressCallback`
+        self.learn.cbs = L(self.cbs)
+        for c in self.cbs: c.learn = self.learn; setattr(self.learn, c.name, c)  # as `add_cb` sets them: `learn.progress` is ours again
 
 class _RecorderKept:
     ("The `Recorder`'s history of the last fit (`values`, `losses`, `lrs`, `iters`, `hps`, `metric_names`, `log`, its loss "

@@ -1,6 +1,6 @@
 "Budget-aware learning rate: short trials of the very fit you are about to run pick its peak lr (`Learner.lr_tune`, `lr='auto'`)."
 from __future__ import annotations
-import inspect, math, time, warnings
+import inspect, math, time, warnings, weakref
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
@@ -584,6 +584,14 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
             _launch(learn, **{**p, 'cbs': p['cbs'] + watch})
     return dict(fit=fit, lr_arg=lr_arg, lr_like=lr_like, ratios=ratios, n_steps=n_steps, plan=plan, launch=launch, cbs=probe['cbs'],
                 wd=probe['wd'], reset_opt=probe['reset_opt'])
+
+# the last tuning of each learner, kept beside it rather than in its `__dict__`: `learn.export()` pickles the learner, and a pickle
+# holding an object of this package would not load where only fastai is installed (fastai's `load_learner` then hides the reason)
+_TUNED = weakref.WeakKeyDictionary()
+
+def _get_tuned(self:Learner) -> LRTuneResult|None: return _TUNED.get(self)
+def _set_tuned(self:Learner, res): _TUNED[self] = res
+Learner.lr_tune_result = property(_get_tuned, _set_tuned, doc="The `LRTuneResult` of the learner's last `lr='auto'` fit (None before)")
 
 def _tune_call(learn, c:dict, budget, monitor, show_plot) -> LRTuneResult:
     "`tune_lr` for the planned call `c` (`_plan_call`), recorded as `learn.lr_tune_result`"

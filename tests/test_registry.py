@@ -157,7 +157,12 @@ def test_register_refuses_other_things():
     with pytest.raises(TypeError, match='v must be a Variant, got dict'): register_variant(dict(method='fit_poly'))
     with pytest.raises(ValueError, match='two_phase variants are written by hand'): register_variant(_variant(two_phase=True))
     with pytest.raises(TypeError, match="'mappingproxy' object does not support item assignment"): VARIANTS['fit_poly'] = _variant()
-    assert 'fit_poly' not in VARIANTS and not hasattr(Learner, 'fit_poly')
+    # a method a learner's own attribute would hide, and a builder argument the fit adds itself (inspect's "duplicate parameter name")
+    for name in ('lr', 'dls', 'model', 'recorder'):
+        with pytest.raises(ValueError, match=f"Variant '{name}': method is the name of a Learner attribute"): register_variant(_variant(name))
+    with pytest.raises(ValueError, match=r"Variant 'fit_poly': builder argument\(s\) \['step'\] have the names of the fit's own"):
+        register_variant(_variant(builder=lambda lr, step=2: _poly_scheds(lr)))
+    assert 'fit_poly' not in VARIANTS and not hasattr(Learner, 'fit_poly') and 'lr' not in VARIANTS
 
 @pytest.fixture
 def poly_variant():

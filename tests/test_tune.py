@@ -395,6 +395,34 @@ def test_csv_logger_stands_aside(tmp_path):
     with pytest.warns(UserWarning, match='costs more than the budget'): quiet_fit(learn, 'fit_cos_anneal', 3, 'auto')
     test_eq(len(learn.csv_logger.read_log()), 3)  # the fit's epochs only
 
+class _Noop(Callback): "A callback after the `CSVLogger` in the learner's list"
+
+def test_the_callback_list_comes_back_as_it_was(tmp_path):
+    ("The same callback objects in the same order: fastai's `no_bar` (the trials') puts a new `ProgressCallback` last, after a "
+     "`CSVLogger` that was not, and its logger, which does not chain, left every later log with its header only")
+    learn = _learner(path=tmp_path, cbs=[CSVLogger(), _Noop()])
+    cbs,progress = list(learn.cbs),learn.progress
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # a short fit's "tuning costs more than the budget"
+        learn.lr_tune(10, fit='fit_cos_anneal')
+    assert len(learn.cbs) == len(cbs) and all(a is b for a,b in zip(learn.cbs, cbs))
+    assert learn.progress is progress and progress.learn is learn
+    with learn.no_logging(): learn.fit(2, 1e-3)  # with the progress bar: the callback the order broke
+    test_eq(len(learn.csv_logger.read_log()), 2)
+
+def test_an_export_after_tuning_holds_nothing_of_the_package(tmp_path):
+    ("`learn.lr_tune_result` is kept beside the learner, not in it: `learn.export()` after `lr='auto'` loads where only fastai is "
+     "installed (the pickle held an `LRTuneResult`, and fastai's `load_learner` hid the missing module)")
+    import cloudpickle
+    learn = _learner(path=tmp_path)
+    assert learn.lr_tune_result is None
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        res = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert learn.lr_tune_result is res and 'lr_tune_result' not in vars(learn)
+    pickled = cloudpickle.dumps(learn)  # what `export` pickles (its loaders emptied first: these torch ones have no `new_empty`)
+    assert b'fastai_anneal' not in pickled and b'RegModel' in pickled
+
 def test_callback_classes_are_created_by_fastai_only():
     "A class in `cbs` is checked by its signature, not made: one instance per fit, and the tuning's RNGs are untouched by it"
     made = []
