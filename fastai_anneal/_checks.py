@@ -70,6 +70,8 @@ def check_choice(name:str, v, choices) -> object:
     if isinstance(v, str) and v in choices: return v
     raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {v!r}")
 
+NOISE_MIN_RATIO = 0.01  # the least `noise_pct/noise_std` of 'normal' noise: ~125 draws a step at most
+
 def check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch:int, epochs_name:str='n_epoch') -> dict|None:
     ("timm's lr noise arguments checked (each named, with its range): None when `noise_range_t` is None (no noise), else "
      "`dict(lo, hi, pct, std, type, seed)` with the range in epochs, `hi=inf` for a single start epoch; `epochs_name` names `n_epoch`")
@@ -77,6 +79,10 @@ def check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_e
     std = check_float('noise_std', noise_std)
     kind = check_choice('noise_type', noise_type, ('normal', 'uniform'))
     seed = check_integral('noise_seed', noise_seed, 0)
+    if kind == 'normal' and pct < NOISE_MIN_RATIO*std:  # timm's draw: N(0, std) again until within pct, ~1.25*std/pct draws when small
+        raise ValueError(f"noise_pct must be at least {NOISE_MIN_RATIO:g} x noise_std with noise_type='normal' (a draw repeats until "
+                         f"|noise| < noise_pct: at noise_pct/noise_std = {pct/std:.3g} a step takes ~{1.25*std/pct:.3g} draws), got "
+                         f"noise_pct={pct!r}, noise_std={std!r}")
     if seed > 2**62:  # the noise of epoch or update t draws from `torch.Generator().manual_seed(seed + t)`: a signed 64-bit seed
         raise ValueError(f"noise_seed must be in [0, 2**62], got {seed!r}")
     if noise_range_t is None: return None
@@ -219,6 +225,16 @@ def check_device(device, default:callable) -> torch.device:
     if device == 'cuda' and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch finds no GPU (torch.cuda.is_available() is False); use 'auto' or 'cpu'")
     return default() if device == 'auto' else torch.device(device)
+
+def check_torch_device(device) -> torch.device|None:
+    "`device` as a torch device (None stays None: the caller's default), one that exists here, or raise naming `device`"
+    if device is None: return None
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be None, a torch.device, an index or a name such as 'cpu' or 'cuda:0', got {device!r}") from None
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch finds no GPU (torch.cuda.is_available() is False); use None or 'cpu'")
+    return dev
 
 def check_out(out) -> Path:
     "`out` as a folder that exists or can be created, and can be written; creates nothing"

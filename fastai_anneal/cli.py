@@ -455,7 +455,7 @@ def preview(
             epochs = v.n_epoch(**kwargs)
         epochs,n_batch = check_size(5 if epochs is None else epochs, n_batch, ('epochs', 'n_batch'))
         sizes = {k: a for k,a in zip(_FROM_PREVIEW, (epochs, n_batch)) if k in inspect.signature(v.builder).parameters}
-        scheds = v.builder(**kwargs, **sizes)
+        scheds = fit._check_scheds(v.builder(**kwargs, **sizes), '--' + (v.builder_lr or v.lr_arg).replace('_', '-'))  # as the fit would
         out = _make_out(_check_out(out))
     args = ', '.join(f"{k}={v}" for k,v in kwargs.items())
     path = save_figure(plot_schedule(scheds, epochs, n_batch, title=f"{variant}({args})"), out/f'preview_{variant}.png')

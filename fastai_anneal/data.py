@@ -9,7 +9,7 @@ from fastai.data.core import DataLoaders, Datasets
 from fastai.data.transforms import ItemTransform, ItemGetter
 from fastcore.foundation import is_indexer
 from fastai.torch_core import default_device
-from ._checks import check_int, check_float
+from ._checks import check_int, check_float, check_torch_device
 
 __all__ = ['mnist1d_arrays', 'mnist1d_dls', 'mnist1d_cnn', 'digits_dls', 'digits_cnn', 'check_image_folder', 'image_folder_dls',
            'image_folder_resnet', 'DATASETS', 'check_data', 'get_data']
@@ -47,6 +47,7 @@ class _Input(ItemTransform):
 def _array_dls(x, y, x_valid, y_valid, bs, seed, device):
     ("fastai `DataLoaders` over in-memory tensors, built from a `Datasets` so that fastai's `export`/`load_learner`, `predict` and "
      "`test_dl` work; `seed` fixes the shuffling order")
+    device = check_torch_device(device)
     if device is None: device = default_device()  # a plain `DataLoader` leaves `None` on the CPU; `from_dblock` picks the GPU
     items = list(zip(torch.from_numpy(np.concatenate([x, x_valid])), torch.from_numpy(np.concatenate([y, y_valid]))))
     splits = [list(range(len(x))), list(range(len(x), len(items)))]
@@ -113,6 +114,7 @@ def check_image_folder(path:str|Path,  # Folder to check (`~` is expanded)
 ) -> tuple:
     "Layout of image folder `path`: `(path, layout, classes)`, layout 'train/valid', 'subfolders' or 'names'; raises if unusable"
     from fastai.data.transforms import get_image_files
+    if not isinstance(path, (str, Path)): raise TypeError(f"path must be an image folder path, got {type(path).__name__}")
     path = Path(path).expanduser()
     if not path.is_dir(): raise ValueError(f"data folder {str(path)!r} does not exist or is not a folder")
     if (path/'train').is_dir() and (path/'valid').is_dir():
@@ -155,6 +157,7 @@ def image_folder_dls(path:str|Path,  # Folder: `train`/`valid` subfolders, class
     from fastai.vision.augment import Resize
     from fastai.data.transforms import get_image_files, Normalize
     bs,size,valid_pct = check_int('bs', bs),check_int('size', size),check_float('valid_pct', valid_pct, 0., 1.)
+    device = check_torch_device(device)
     path,layout,_ = check_image_folder(path)
     n_train = _check_split(path, layout, valid_pct)
     bs = min(bs, max(n_train, 1))  # fastai drops the last partial training batch: a folder smaller than `bs` would train on nothing

@@ -27,12 +27,13 @@ training phase takes the schedule's lr back, and fastai's fits reset the lr befo
 """
 from __future__ import annotations
 import math, warnings
+import torch
 from fastcore.basics import store_attr
 from fastai.learner import SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
-from fastai.optimizer import OptimWrapper
-from ._checks import check_int, check_float, check_choice, check_lrs
+from fastai.optimizer import OptimWrapper, _BaseOptimizer
+from ._checks import check_int, check_float, check_choice, check_lrs, _is_real, _number
 from ._groups import n_groups
 
 __all__ = ['AnnealPlateau', 'plateau_state']
@@ -46,7 +47,10 @@ def _hyper_dicts(opt) -> list:
 def plateau_state(opt) -> dict|None:
     ("The `AnnealPlateau` state `opt` carries (in its first param group's hypers, one number per key `anneal_plateau_<field>`, "
      "as a checkpoint saves it), or None")
-    h = _hyper_dicts(opt)[0]
+    if not isinstance(opt, (_BaseOptimizer, torch.optim.Optimizer)):
+        raise TypeError(f"opt must be an optimizer (a fastai `Optimizer`, an `OptimWrapper` or a torch one), got {type(opt).__name__}: "
+                        "a learner has one once it was fitted or `create_opt()` ran")
+    h = opt.param_groups[0] if isinstance(opt, torch.optim.Optimizer) else _hyper_dicts(opt)[0]
     if isinstance(h.get(STATE_KEY), dict): return dict(h[STATE_KEY])  # a checkpoint of an earlier version: one dict
     st = {k[len(STATE_KEY)+1:]: v for k,v in h.items() if k.startswith(STATE_KEY + '_')}
     return st or None
@@ -118,7 +122,8 @@ class AnnealPlateau(Callback):
     ) -> float:
         ("Account one epoch's `value` (torch's `ReduceLROnPlateau.step`); returns the new `scale`. A reduction is skipped when it "
          "would lower each group's lr (`lrs(bases)`) by `eps` or less, as torch's: with one group and plain `fit`, torch's lrs")
-        value = float(value)
+        if not _is_real(_number(value)): raise TypeError(f"value must be a real number (the epoch's monitored value), got {value!r}")
+        value = float(_number(value))  # NaN, as in torch, is no improvement
         if self.is_better(value): self.best,self.num_bad_epochs = value,0
         else: self.num_bad_epochs += 1
         if self.cooldown_counter > 0: self.cooldown_counter,self.num_bad_epochs = self.cooldown_counter - 1,0

@@ -119,6 +119,8 @@ def plot_comparison(lrs:dict,  # `{schedule: lr at every training batch}`
 ):
     "Two panels: the learning rate schedules overlaid, and valid accuracy per epoch (mean and seed band); one legend below"
     _check_named('lrs', lrs); _check_named('hist', hist)
+    if list(lrs) != list(hist):  # each schedule is one colour in both panels, one legend entry
+        raise ValueError(f"lrs and hist must name the same schedules in the same order, got {list(lrs)} and {list(hist)}")
     vals = _values('hist', hist, True); _values('lrs', lrs, False); _check_style(dashed, True)
     if zoom is not None: zoom = check_pct('zoom', zoom)
     n_epoch = next(iter(vals.values())).shape[1]
@@ -136,6 +138,8 @@ def plot_comparison(lrs:dict,  # `{schedule: lr at every training batch}`
     fig.legend(*a1.get_legend_handles_labels(), loc='lower center', ncol=min(len(lrs), 7), fontsize='small', frameon=False)
     return fig
 
+MAX_DPI = 2400  # `save_figure`'s finest resolution: a 10-inch figure at 10**6 dpi asks for terabytes and dies in the renderer
+
 def save_figure(fig,         # Figure to save
     path:str|Path,           # File to write (PNG when it ends in .png)
     dpi:int=100,             # Resolution
@@ -143,7 +147,7 @@ def save_figure(fig,         # Figure to save
     "Save `fig` to `path`, close it (no window, no leak in long loops) and return the path"
     if not hasattr(fig, 'savefig'): raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     try:  # closed even when the save fails
-        path,dpi = Path(path),check_int('dpi', dpi)
+        path,dpi = Path(path),check_int('dpi', dpi, 1, MAX_DPI)
         if path.suffix.lstrip('.').lower() not in FigureCanvasBase.get_supported_filetypes() or path.is_dir():  # any backend's
             raise ValueError(f"path must be a file name ending in an image format (.png, .pdf, .svg...), got {str(path)!r}: "
                              "matplotlib would write another file")  # `<path>.png`, while `path` is returned

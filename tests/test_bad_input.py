@@ -13,6 +13,8 @@ from fastai_anneal.cli import compare, find_lr, preview, main
 from fastai_anneal.tune import CollapseWatch, TrialScheduler, tune_lr
 from fastai_anneal.fit import ReplayShuffles
 from fastai_anneal.optimizer import AdamAnneal, anneal_lr
+from fastai_anneal.plateau import plateau_state
+from fastai_anneal.data import check_image_folder
 from conftest import mk_learner as _mk_learner, learner_state, assert_restored
 
 def mk_learner(): return _mk_learner(n_train=3, groups=2)
@@ -255,6 +257,15 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: anneal_lr(1e-3, 5, anneal=lambda s, e, p: -s, total_steps=10), r'anneal=.* gave the lr -0.001'),
     (lambda l: l.lr_find(anneal=lambda s, e, p: -1., show_plot=False), r'anneal=.* gives the lr -1.0 at batch 0'),
     (lambda l: l.lr_find(suggest_funcs=(_two_args,), show_plot=False), r'suggest_funcs must take three arguments'),
+    (lambda l: preview('fit_cos_anneal', lr_max=1e39), r'the lr schedule reaches 1e\+39 at 0% of training.*check --lr-max'),
+    (lambda l: preview('fit_sgdr_anneal', n_cycles=2, cycle_len=1, cycle_decay=1e308, lr_max=10.), r'the lr schedule reaches nan'),
+    (lambda l: mnist1d_dls(device='gpu'), "device must be None, a torch.device, an index or a name such as 'cpu'"),
+    (lambda l: l.fit_cos_anneal(2, 1e-3, noise_range_t=1, noise_pct=1e-6), r'noise_pct must be at least 0.01 x noise_std'),
+    (lambda l: plateau_state(None), 'opt must be an optimizer'),
+    (lambda l: AnnealPlateau().step('x'), "value must be a real number"),
+    (lambda l: check_image_folder(3), 'path must be an image folder path, got int'),
+    (lambda l: save_figure(plot_schedule(cos_anneal_scheds(1e-3), 2, 5), 'f.png', dpi=10**6), r'dpi must be in \[1, 2400\]'),
+    (lambda l: plot_comparison({'a': [1e-3]}, {'b': [[.5]]}), r"lrs and hist must name the same schedules in the same order"),
 ]
 
 @pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])

@@ -34,7 +34,7 @@ def _bad_cases(root:Path) -> dict:
     "name: (argv, text the error line must contain); the folders they need are made under `root`"
     (root/'empty').mkdir()
     for i in range(3): _image(root/'one_class'/'cats'/f'{i}.png', i)
-    for i in range(4): _image(root/'two_classes'/('cats', 'dogs')[i % 2]/f'{i}.png', i)
+    for i in range(10): _image(root/'two_classes'/('cats', 'dogs')[i % 2]/f'{i}.png', i)
     (root/'a_file').write_text('not a folder')
     out = root/'out'  # every case points here: it must never be created
     return {

@@ -34,8 +34,8 @@ def test_no_fastai_method_replaced_except_lr_find():
         changed = sorted(f'{c.__name__}.{k}' for c,b in zip(classes, before) for k in set(b) | set(vars(c))
                          if vars(c).get(k) is not b.get(k))
         added = {'Learner._orig_lr_find', 'Learner.fit_cos_anneal', 'Learner.fit_sgdr_anneal', 'Learner.fit_flat_anneal',
-                 'Learner.fine_tune_anneal', 'Learner.fit_cooldown', 'Learner.lr_tune', 'Learner.fit_tuned', 'Recorder.plot_lr_sweep',
-                 'Learner.fit_step_decay', 'Learner.fit_time_decay', 'Learner.fit_cyclic'}
+                 'Learner.fine_tune_anneal', 'Learner.fit_cooldown', 'Learner.lr_tune', 'Learner.fit_tuned', 'Learner.lr_tune_result',
+                 'Recorder.plot_lr_sweep', 'Learner.fit_step_decay', 'Learner.fit_time_decay', 'Learner.fit_cyclic'}
         assert set(changed) - added == {'Learner.lr_find'}, changed       # DESIGN: lr_find is the one patch on a fastai name
         assert Recorder.plot_lr_find.__module__ == 'fastai.callback.schedule'
     """)
