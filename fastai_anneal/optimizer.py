@@ -264,7 +264,9 @@ class AnnealOptimizer(Optimizer):
     def _checked_lr(self, hyper, i:int):
         "Group `i`'s annealed lr, or raise when it is not finite and >= 0 (a custom `anneal` that returns NaN or a negative lr)"
         lr = self._group_lr(hyper)
-        if isinstance(lr, float) and 0. <= lr < math.inf: return lr  # the usual case, without building a message
+        try:
+            if 0. <= lr < math.inf: return lr  # the usual case (a NaN fails it), without building a message
+        except (TypeError, ValueError, RuntimeError): pass
         return _finite_lr(lr, f"param group {i} at anneal step {hyper.get('anneal_step', 0)}", self.anneal_cfg['anneal'])
 
     def _path(self, ps, i:int=None) -> str:
