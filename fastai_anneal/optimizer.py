@@ -271,13 +271,19 @@ class AnnealOptimizer(Optimizer):
 
     def _path(self, ps, i:int=None) -> str:
         where = '' if i is None else f' in param group {i}'
-        if any(p.grad is not None and p.grad.is_sparse for p in ps):  # before any group steps: fastai's steppers would fail half-way
-            hyper,fs = self.hypers[0 if i is None else i],[_multi_tensor._fn(cb)[0] for cb in self.cbs]  # a `partial` too
-            why = 'average_sqr_grad' if average_sqr_grad in fs else 'l2_reg' if l2_reg in fs and hyper.get('wd', 0) != 0 else None
-            if why is not None:
-                raise RuntimeError(f"got a sparse grad{where}: this optimizer's `{why}` stepper cannot take one (it would fail after "
-                                   f"changing the params); SGDAnneal with decouple_wd=True takes sparse grads, or use dense ones")
-        return _multi_tensor.path(self.fast_kind, self.impl, ps, where=where)
+        try: res = _multi_tensor.path(self.fast_kind, self.impl, ps, where=where)  # the fast paths scan for sparse grads themselves
+        except RuntimeError: self._sparse_refused(ps, i, where); raise
+        if res == 'stepper': self._sparse_refused(ps, i, where)
+        return res
+
+    def _sparse_refused(self, ps, i, where:str):
+        "Raise, before any group steps, on a sparse grad this optimizer's steppers cannot take: they would fail after changing params"
+        if not any(p.grad is not None and p.grad.is_sparse for p in ps): return
+        hyper,fs = self.hypers[0 if i is None else i],[_multi_tensor._fn(cb)[0] for cb in self.cbs]  # a `partial` too
+        why = 'average_sqr_grad' if average_sqr_grad in fs else 'l2_reg' if l2_reg in fs and hyper.get('wd', 0) != 0 else None
+        if why is not None:
+            raise RuntimeError(f"got a sparse grad{where}: this optimizer's `{why}` stepper cannot take one (it would fail after "
+                               f"changing the params); SGDAnneal with decouple_wd=True takes sparse grads, or use dense ones")
 
     def _step_group(self, ps, hyper, where:str=None):
         if _multi_tensor.step(self.fast_kind, self.impl, ps, hyper, self.state, where): return
