@@ -37,6 +37,7 @@ def check_int(name:str, v, lo:int=1, hi:int|None=INT_MAX) -> int:
 
 def check_integral(name:str, v, lo:int=None, none_ok:bool=False) -> int|None:
     "`v` as an int of an integer type (3.0 is refused: an axis or a class index), >= `lo` when given; None when `none_ok`"
+    v = _number(v)
     if v is None and none_ok: return None
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be {'None or ' if none_ok else ''}an int, got {v!r}")
@@ -79,17 +80,17 @@ def check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_e
     std = check_float('noise_std', noise_std)
     kind = check_choice('noise_type', noise_type, ('normal', 'uniform'))
     seed = check_integral('noise_seed', noise_seed, 0)
+    if seed > 2**62:  # the noise of epoch or update t draws from `torch.Generator().manual_seed(seed + t)`: a signed 64-bit seed
+        raise ValueError(f"noise_seed must be in [0, 2**62], got {seed!r}")
+    if noise_range_t is None: return None
     if kind == 'normal' and pct < NOISE_MIN_RATIO*std:  # timm's draw: N(0, std) again until within pct, ~1.25*std/pct draws when small
         raise ValueError(f"noise_pct must be at least {NOISE_MIN_RATIO:g} x noise_std with noise_type='normal' (a draw repeats until "
                          f"|noise| < noise_pct: at noise_pct/noise_std = {pct/std:.3g} a step takes ~{1.25*std/pct:.3g} draws), got "
                          f"noise_pct={pct!r}, noise_std={std!r}")
-    if seed > 2**62:  # the noise of epoch or update t draws from `torch.Generator().manual_seed(seed + t)`: a signed 64-bit seed
-        raise ValueError(f"noise_seed must be in [0, 2**62], got {seed!r}")
-    if noise_range_t is None: return None
     rng = f"None, an epoch in [0, {epochs_name}={n_epoch}] or a pair (lo, hi) of epochs with 0 <= lo < hi <= {n_epoch}"
     pair = isinstance(noise_range_t, (tuple, list))
     if pair and len(noise_range_t) != 2: raise TypeError(f"noise_range_t must be {rng}, got {noise_range_t!r}")
-    ends = noise_range_t if pair else (noise_range_t,)
+    ends = [_number(v) for v in (noise_range_t if pair else (noise_range_t,))]
     if not all(_is_real(v) for v in ends): raise TypeError(f"noise_range_t must be {rng}, got {noise_range_t!r}")
     if not all(math.isfinite(v) and 0 <= v <= n_epoch for v in ends) or (pair and not ends[0] < ends[1]):
         raise ValueError(f"noise_range_t must be {rng}, got {noise_range_t!r}")
@@ -234,6 +235,11 @@ def check_torch_device(device) -> torch.device|None:
         raise ValueError(f"device must be None, a torch.device, an index or a name such as 'cpu' or 'cuda:0', got {device!r}") from None
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch finds no GPU (torch.cuda.is_available() is False); use None or 'cpu'")
+    if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} asked for, but torch finds {torch.cuda.device_count()} GPU(s)")
+    if dev.type == 'mps' and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch finds no MPS device; use None or 'cpu'")
+    if dev.type == 'meta': raise ValueError(f"device must hold data: {device!r} holds shapes only; use None, 'cpu' or 'cuda'")
     return dev
 
 def check_out(out) -> Path:

@@ -62,7 +62,7 @@ def mnist1d_dls(bs:int=100,  # Batch size (the paper uses 100)
     data_seed:int=42,        # Seed of the dataset generator (42 is the published dataset)
 ) -> DataLoaders:
     "MNIST-1D `DataLoaders`: x of shape (bs, 1, 40) float32, y int64 labels in [0, 10)"
-    bs = check_int('bs', bs)
+    bs,device = check_int('bs', bs),check_torch_device(device)
     x,y,xt,yt = mnist1d_arrays(check_int('data_seed', data_seed, 0, SEED_MAX))
     return _array_dls(x[:, None], y, xt[:, None], yt, bs, seed, device)
 
@@ -89,7 +89,7 @@ def digits_dls(bs:int=64,  # Batch size
 ) -> DataLoaders:
     "scikit-learn's bundled 8x8 `load_digits` (1797 images, 10 classes) as (bs, 1, 8, 8) float32 in [0, 1]"
     from sklearn.datasets import load_digits
-    bs,valid_pct = check_int('bs', bs),check_float('valid_pct', valid_pct, 0., 1.)
+    bs,valid_pct,device = check_int('bs', bs),check_float('valid_pct', valid_pct, 0., 1.),check_torch_device(device)
     d = load_digits()
     x,y = (d.images / 16.).astype(np.float32)[:, None],d.target.astype(np.int64)
     idx = np.random.RandomState(0).permutation(len(x))  # fixed split: results comparable across runs

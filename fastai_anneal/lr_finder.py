@@ -41,8 +41,9 @@ class _Sweep:
         return self.f(self.start, self.end, pos)
 
 def _check_sweep(sweep:_Sweep, num_it:int, anneal) -> _Sweep:
-    "`sweep` after trying it at each of its `num_it` batches: every lr finite and > 0, or raise naming `anneal` (a custom annealer)"
-    for i in range(num_it):
+    ("`sweep` after trying it at its first and last batch and 255 between (of `num_it`): every lr finite and > 0, or raise naming "
+     "`anneal` (a custom annealer)")
+    for i in sorted({round(x) for x in np.linspace(0, num_it - 1, min(num_it, 257))}):
         for lr in np.atleast_1d(np.asarray(sweep(i/num_it), dtype=object)).tolist():
             try: ok = math.isfinite(lr) and lr > 0
             except (TypeError, ValueError): ok = False
@@ -106,7 +107,7 @@ class AnnealLRFinder(ParamScheduler):
          "across fits, or attached outside `fit`, snapshots here)")
         if not hasattr(self.learn, 'recorder'):
             raise ValueError("AnnealLRFinder needs the learner's Recorder (create the Learner with default_cbs=True)")
-        self.scheds = {'lr': _Sweep(self.anneal, *self._range(len(self.opt.param_lists)))}
+        self.scheds = {'lr': _check_sweep(_Sweep(self.anneal, *self._range(len(self.opt.param_lists))), self.num_it, self.anneal)}
         # an own snapshot not taken as this fit attached the callback is an interrupted sweep's: the learner moved on since
         if self._snapshot is None or (self._own_snapshot and not self._fresh):
             self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True)

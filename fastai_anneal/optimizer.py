@@ -43,20 +43,28 @@ def _lr_at(lr, t, fn, anneal_rate, anneal_every, total_steps, lr_min, **kwargs):
     if fn is None: return max(lr * anneal_rate ** (t // anneal_every), floor)
     return fn(lr, floor, min(t / total_steps, 1.))
 
-def _finite_lr(lr, where:str, anneal):
-    "`lr` if it is a finite number >= 0, else raise naming `anneal` (the annealer that gave it) and `where`"
-    try: ok = math.isfinite(lr) and lr >= 0
-    except (TypeError, ValueError): ok = False
-    if not ok: raise ValueError(f"anneal={anneal!r} gave the lr {lr!r} ({where}); an annealer must give a finite lr >= 0")
-    return lr
+def _ok_lr(lr) -> bool:
+    "Whether `lr` is a finite number >= 0"
+    try: return bool(0. <= lr < math.inf)  # a NaN fails it
+    except (TypeError, ValueError, RuntimeError): return False
+
+def _finite_lr(lr, base, where:str, anneal):
+    "`lr` (annealed from the group's `base` lr) if it is a finite number >= 0, else raise naming the culprit and `where`"
+    if _ok_lr(lr): return lr
+    if not _ok_lr(base):  # a scheduler (or a hand) set the group's lr itself to this
+        raise ValueError(f"the lr of {where} is {base!r}; an lr must be a finite number >= 0")
+    raise ValueError(f"anneal={anneal!r} gave the lr {lr!r} from the lr {base!r} ({where}); an annealer must give a finite lr >= 0")
 
 def _check_shape(cfg:dict, lrs:list):
-    "A shaped anneal (`cfg` from `_check_anneal`) tried from each group's lr in `lrs` over its `total_steps`: finite lrs >= 0, or raise"
+    ("A shaped anneal (`cfg` from `_check_anneal`) tried from each group's lr in `lrs` (above 0) over its `total_steps`: finite lrs "
+     ">= 0, or raise. An annealer that fails on the placeholder lr a fit will replace (fastai's `SchedExp` at 0) is left to `step`")
     if cfg['fn'] is None: return
     for i,lr in enumerate(lrs):
+        if not (_ok_lr(lr) and lr > 0): continue
         for pos in np.linspace(0., 1., 65).tolist():
-            _finite_lr(cfg['fn'](lr, min(lr, cfg['lr_min']), pos), f"param group {i} from lr {lr!r} at {pos:.0%} of total_steps",
-                       cfg['anneal'])
+            try: v = cfg['fn'](lr, min(lr, cfg['lr_min']), pos)
+            except Exception: break  # checked again, with the lr it steps at, before any step
+            _finite_lr(v, lr, f"param group {i} at {pos:.0%} of total_steps", cfg['anneal'])
 
 def anneal_lr(lr:float,       # Learning rate of the group (the hyper `lr`, as a `ParamScheduler` set it)
     t:int,                    # Anneal clock: optimizer steps this group has taken
@@ -68,7 +76,7 @@ def anneal_lr(lr:float,       # Learning rate of the group (the hyper `lr`, as a
 ) -> float:
     "The lr the steppers see at clock `t`: `lr*anneal_rate**(t//anneal_every)` for 'exp', else `anneal(lr, lr_min, t/total_steps)`"
     lr,t = check_float('lr', lr, 0., lo_open=False),check_int('t', t, 0)
-    return _finite_lr(_lr_at(lr, t, **_check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)), f"lr {lr!r}, t {t}", anneal)
+    return _finite_lr(_lr_at(lr, t, **_check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)), lr, f"t {t}", anneal)
 
 # ---------------------------------------------------------------- argument checks of the factories
 def _check_lr(lr):
@@ -264,10 +272,8 @@ class AnnealOptimizer(Optimizer):
     def _checked_lr(self, hyper, i:int):
         "Group `i`'s annealed lr, or raise when it is not finite and >= 0 (a custom `anneal` that returns NaN or a negative lr)"
         lr = self._group_lr(hyper)
-        try:
-            if 0. <= lr < math.inf: return lr  # the usual case (a NaN fails it), without building a message
-        except (TypeError, ValueError, RuntimeError): pass
-        return _finite_lr(lr, f"param group {i} at anneal step {hyper.get('anneal_step', 0)}", self.anneal_cfg['anneal'])
+        if _ok_lr(lr): return lr  # the usual case, without building a message
+        return _finite_lr(lr, hyper['lr'], f"param group {i} at anneal step {hyper.get('anneal_step', 0)}", self.anneal_cfg['anneal'])
 
     def _path(self, ps, i:int=None) -> str:
         where = '' if i is None else f' in param group {i}'

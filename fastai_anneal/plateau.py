@@ -33,7 +33,7 @@ from fastai.learner import SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.optimizer import OptimWrapper, _BaseOptimizer
-from ._checks import check_int, check_float, check_choice, check_lrs, _is_real, _number
+from ._checks import check_int, check_float, check_choice, check_lrs
 from ._groups import n_groups
 
 __all__ = ['AnnealPlateau', 'plateau_state']
@@ -122,8 +122,9 @@ class AnnealPlateau(Callback):
     ) -> float:
         ("Account one epoch's `value` (torch's `ReduceLROnPlateau.step`); returns the new `scale`. A reduction is skipped when it "
          "would lower each group's lr (`lrs(bases)`) by `eps` or less, as torch's: with one group and plain `fit`, torch's lrs")
-        if not _is_real(_number(value)): raise TypeError(f"value must be a real number (the epoch's monitored value), got {value!r}")
-        value = float(_number(value))  # NaN, as in torch, is no improvement
+        try: value = float(value)  # as torch's `ReduceLROnPlateau.step` takes it (a 1-element tensor, a Decimal); NaN is no improvement
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"value must be a number (the epoch's monitored value), got {value!r}") from None
         if self.is_better(value): self.best,self.num_bad_epochs = value,0
         else: self.num_bad_epochs += 1
         if self.cooldown_counter > 0: self.cooldown_counter,self.num_bad_epochs = self.cooldown_counter - 1,0

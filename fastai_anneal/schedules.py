@@ -120,7 +120,7 @@ def sgdr_n_epoch(n_cycles:int, cycle_len:int, cycle_mult:float=2) -> int:
         if cycle_mult == 1: total = cycle_len * n_cycles
         else:
             est = cycle_len * (cycle_mult**n_cycles - 1) / (cycle_mult - 1)
-            total = est if est > 2*INT_MAX else _cycle_ends(n_cycles, cycle_len, cycle_mult)[-1]
+            total = est if est > 2*INT_MAX else math.fsum(cycle_len * cycle_mult**i for i in range(n_cycles))
     except OverflowError: total = math.inf  # cycle_mult**i beyond the float range
     if total > INT_MAX:
         raise ValueError(f"cycle_len*sum(cycle_mult**i for i < n_cycles) must be at most 2**53 epochs, got {total:g} "

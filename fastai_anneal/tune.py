@@ -34,7 +34,7 @@ class TrialScheduler(ParamScheduler):
             raise TypeError(f"scheds must be a non-empty dict of hyper-parameter name: schedule (a callable of the position), got "
                             f"{scheds!r}")
         n_steps,validate = check_int('n_steps', n_steps),check_bool('validate', validate)
-        div_thresh = check_float('div_thresh', div_thresh, 1.)  # the loss diverged above `div_thresh` x its best
+        div_thresh = check_float('div_thresh', div_thresh, 1., inf_ok=True)  # diverged above `div_thresh` x its best (inf: NaN only)
         super().__init__(scheds)
         store_attr('n_steps,validate,div_thresh,snap')  # `snap`: where the trial began (`_moved`: no divergence while the weights stay)
     def before_fit(self):
@@ -587,10 +587,17 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
 
 # the last tuning of each learner, kept beside it rather than in its `__dict__`: `learn.export()` pickles the learner, and a pickle
 # holding an object of this package would not load where only fastai is installed (fastai's `load_learner` then hides the reason)
-_TUNED = weakref.WeakKeyDictionary()
+# (by `id`, with a weak reference to check it: a `Learner` subclass that defines `__eq__` is unhashable)
+_TUNED = {}
 
-def _get_tuned(self:Learner) -> LRTuneResult|None: return _TUNED.get(self)
-def _set_tuned(self:Learner, res): _TUNED[self] = res
+def _get_tuned(self:Learner) -> LRTuneResult|None:
+    e = _TUNED.get(id(self))
+    return e[1] if e is not None and e[0]() is self else vars(self).get('lr_tune_result')  # an older pickle held it in its dict
+
+def _set_tuned(self:Learner, res):
+    k,e = id(self),_TUNED.get(id(self))
+    if e is None or e[0]() is not self: weakref.finalize(self, _TUNED.pop, k, None)  # dropped with the learner
+    _TUNED[k] = (weakref.ref(self), res)
 Learner.lr_tune_result = property(_get_tuned, _set_tuned, doc="The `LRTuneResult` of the learner's last `lr='auto'` fit (None before)")
 
 def _tune_call(learn, c:dict, budget, monitor, show_plot) -> LRTuneResult:

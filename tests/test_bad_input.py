@@ -247,7 +247,7 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: l.fit_cos_anneal(1, 1e-3, cbs=CollapseWatch(10, 0, 5)), 'w must be >= 1, got 0'),
     (lambda l: l.fit_cos_anneal(1, 1e-3, cbs=CollapseWatch(-1, 2, 5)), 'watch must be >= 0, got -1'),
     (lambda l: l.fit(1, cbs=TrialScheduler({'lr': SchedCos(1e-3, 0)}, 0)), 'n_steps must be >= 1, got 0'),
-    (lambda l: l.fit(1, cbs=TrialScheduler({'lr': SchedCos(1e-3, 0)}, 5, div_thresh=0.5)), r'div_thresh must be in \(1, inf\)'),
+    (lambda l: l.fit(1, cbs=TrialScheduler({'lr': SchedCos(1e-3, 0)}, 5, div_thresh=0.5)), r'div_thresh must be in \(1, inf\]'),
     (lambda l: l.fit(1, cbs=TrialScheduler([SchedCos(1e-3, 0)], 5)), 'scheds must be a non-empty dict'),
     (lambda l: l.fit(1, cbs=ReplayShuffles('2')), "start_epoch must be a whole number >= 0, got '2'"),
     (lambda l: tune_lr(l, lambda scale, frac: [], 100, budget=0), r'budget must be in \(0, 1\], got 0.0'),
@@ -261,8 +261,9 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: preview('fit_sgdr_anneal', n_cycles=2, cycle_len=1, cycle_decay=1e308, lr_max=10.), r'the lr schedule reaches nan'),
     (lambda l: mnist1d_dls(device='gpu'), "device must be None, a torch.device, an index or a name such as 'cpu'"),
     (lambda l: l.fit_cos_anneal(2, 1e-3, noise_range_t=1, noise_pct=1e-6), r'noise_pct must be at least 0.01 x noise_std'),
+    (lambda l: l.lr_find(start_lr=slice(1e-7), end_lr=slice(10.), anneal=lambda s, e, p: -1., show_plot=False), 'gives the lr -1.0'),
     (lambda l: plateau_state(None), 'opt must be an optimizer'),
-    (lambda l: AnnealPlateau().step('x'), "value must be a real number"),
+    (lambda l: AnnealPlateau().step('x'), "value must be a number"),
     (lambda l: check_image_folder(3), 'path must be an image folder path, got int'),
     (lambda l: save_figure(plot_schedule(cos_anneal_scheds(1e-3), 2, 5), 'f.png', dpi=10**6), r'dpi must be in \[1, 2400\]'),
     (lambda l: plot_comparison({'a': [1e-3]}, {'b': [[.5]]}), r"lrs and hist must name the same schedules in the same order"),
@@ -326,3 +327,10 @@ def test_save_figure_takes_an_image_name_under_any_backend(tmp_path, monkeypatch
     fig = plt.figure(); FigureCanvasPdf(fig)
     assert 'png' not in fig.canvas.get_supported_filetypes()
     assert save_figure(fig, tmp_path/'x.png').exists()
+
+def test_noise_arguments_are_only_bounded_when_noise_is_on():
+    "`noise_pct >= 0.01*noise_std` holds only while noise is drawn: with `noise_range_t=None` the other noise arguments stay free"
+    learn = mk_learner()
+    with learn.no_bar(), learn.no_logging(): learn.fit_cos_anneal(1, 1e-3, noise_std=200.)
+    with pytest.raises(ValueError, match='noise_pct must be at least 0.01 x noise_std'): learn.fit_cos_anneal(1, 1e-3, noise_range_t=0,
+                                                                                                              noise_std=200.)

@@ -4,7 +4,7 @@ from functools import partial
 import pytest, torch
 from torch import nn
 from fastai.basics import Learner, Callback, params, CrossEntropyLossFlat, accuracy
-from fastai.callback.schedule import ParamScheduler, SchedCos
+from fastai.callback.schedule import ParamScheduler, SchedCos, sched_exp
 from fastai.callback.fp16 import MixedPrecision
 from fastai.optimizer import (Optimizer, Lookahead, SGD, RMSProp, Adam, RAdam, QHAdam, Lamb, Larc, ranger, sgd_step,
                               weight_decay)
@@ -242,8 +242,13 @@ def test_an_annealed_lr_gone_bad_mid_training_is_refused_before_any_group_steps(
     opt.set_hyper('lr', [1e-3, 0.1])  # as a `ParamScheduler` would
     before = [p.detach().clone() for p in ps]
     set_grads(ps, 1)
-    with pytest.raises(ValueError, match=r"gave the lr nan \(param group 1 at anneal step 1\)"): opt.step()
+    with pytest.raises(ValueError, match=r"gave the lr nan from the lr 0.1 \(param group 1 at anneal step 1\)"): opt.step()
     assert bitwise(ps, before) and opt.anneal_steps == [1, 1]
+    opt.set_hyper('lr', [1e-3, math.nan])  # a scheduler's NaN is named as the group's lr, not blamed on the annealer
+    with pytest.raises(ValueError, match=r"the lr of param group 1 at anneal step 1 is nan; an lr must be a finite number >= 0"):
+        opt.step()
+    assert bitwise(ps, before)
+    assert AdamAnneal(make_params(), lr=0., anneal=sched_exp, total_steps=10).hypers[0]['lr'] == 0  # fastai's exp at 0: left to step
 
 def test_group_momentum_picks_the_momentum_steppers():
     "torch-style groups asking for momentum get it (torch's SGD), while a group without it steps as plain SGD"

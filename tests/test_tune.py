@@ -422,6 +422,12 @@ def test_an_export_after_tuning_holds_nothing_of_the_package(tmp_path):
     assert learn.lr_tune_result is res and 'lr_tune_result' not in vars(learn)
     pickled = cloudpickle.dumps(learn)  # what `export` pickles (its loaders emptied first: these torch ones have no `new_empty`)
     assert b'fastai_anneal' not in pickled and b'RegModel' in pickled
+    class Comparable(Learner):  # unhashable: `__eq__` without `__hash__`
+        def __eq__(self, o): return self is o
+    other = Comparable(learn.dls, learn.model, loss_func=learn.loss_func)
+    assert other.lr_tune_result is None
+    other.lr_tune_result = res
+    assert other.lr_tune_result is res and learn.lr_tune_result is res
 
 def test_callback_classes_are_created_by_fastai_only():
     "A class in `cbs` is checked by its signature, not made: one instance per fit, and the tuning's RNGs are untouched by it"
