@@ -10,7 +10,7 @@ from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
-from fastai.callback.tracker import SaveModelCallback
+from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.optimizer import Optimizer, _BaseOptimizer
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
@@ -126,9 +126,10 @@ class _ParamScheduler(ParamScheduler):
         # the batch's position and whether its lr is noisy, in `__dict__`: `Callback.__setattr__` asks the learner (and its model,
         # through two `__getattr__` misses) whether the name shadows one of its attributes, 5-10 us a batch
         self.__dict__.update(_pct=pct, _noisy=f != 1. and 'lr' in self.scheds)
-    def _unnoise(self):
-        "The last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there)"
-        if self._noisy: _set_hyper(self.learn.opt, 'lr', self.scheds['lr'](self._pct))
+    def _unnoise(self, learn=None):
+        ("The last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there); `learn`: "
+         "the learner this callback has left (after an exception)")
+        if self._noisy: _set_hyper((learn or self.learn).opt, 'lr', self.scheds['lr'](self._pct))
         self._noisy = False
     # before the validation and `SaveModelCallback`'s `after_epoch` (61): an epoch's checkpoint holds the lr without noise
     def after_train(self): self._unnoise()
@@ -141,11 +142,23 @@ class _ParamScheduler(ParamScheduler):
         for p,rec in self.hps.items(): rec.append(h[p])
 
 class ReplayShuffles(Callback):
-    "Draw the training shuffles of the epochs `SkipToEpoch` skips, so a resumed run sees the batches the uninterrupted run saw"
+    ("Draw the training shuffles of the epochs `SkipToEpoch` skips, so a resumed run sees the batches the uninterrupted run saw; "
+     "fastai's trackers stand aside on those epochs: fastai still sends them `after_epoch`, where `SaveModelCallback(every_epoch=...)` "
+     "wrote the checkpoint just loaded over each earlier epoch's, and a save-on-best one read an empty log (an `IndexError`)")
     order = SkipToEpoch.order - 1  # before SkipToEpoch cancels the epoch
-    def __init__(self, start_epoch:int): self.start_epoch = check_int('start_epoch', start_epoch, 0)
+    def __init__(self, start_epoch:int): self.start_epoch,self.paused = check_int('start_epoch', start_epoch, 0),[]
     def before_epoch(self):
-        if self.epoch < self.start_epoch: _replay_shuffles(self.dls.train, 1)
+        if self.epoch < self.start_epoch:
+            _replay_shuffles(self.dls.train, 1)
+            new = [c for c in self.learn.cbs if isinstance(c, TrackerCallback) and c.run]
+            for c in new: c.run = False
+            self.paused += new
+        else: self._resume()
+    def _resume(self):
+        for c in self.paused: c.run = True
+        self.paused = []
+    def after_fit(self): self._resume()  # a fit that skips every epoch (fastai also sets `run` back at `after_fit`)
+    def after_cancel_fit(self): self._resume()
 
 def _replay_shuffles(dl, n_epoch:int):
     "Use `dl.rng` as `n_epoch` epochs of `DataLoader.__iter__` would: randomize, then draw the shuffled indices"
@@ -161,6 +174,7 @@ def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False, 
     before = list(learn.cbs)
     try: learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
     except BaseException:  # fastai's `added_cbs` adds the fit's callbacks outside its `try`: one that fails to join leaves the others
+        if learn.opt is not None: cbs[0]._unnoise(learn)  # Ctrl-C skips `after_fit`: a cooldown starts where the run stands
         learn.remove_cbs([c for c in learn.cbs if not any(c is b for b in before)])
         raise
 
@@ -210,7 +224,14 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
         raise ValueError(f"{v.lr_arg} must be given to resume {v.method} (start_epoch={call['start_epoch']!r}): with {v.lr_arg}=None "
                          f"it starts from the lr the optimizer holds, which a checkpoint of this run has already decayed; pass the lr "
                          f"the first run started from")
+    if lr is None and v.lr_from_opt and learn.opt is None:
+        raise ValueError(f"{v.lr_arg} must be given: with {v.lr_arg}=None {v.method} starts from the lr the optimizer holds, and this "
+                         f"learner has no optimizer yet (no fit ran, or none was loaded)")
     if lr is None: lr = held_lrs(v, learn)  # where the run stands
+    if v.lr_from_opt and any(isinstance(c, SaveModelCallback) and c.every_epoch for c in L(fit_kw['cbs']) + L(learn.cbs)):
+        warnings.warn(f"{v.method}: SaveModelCallback(every_epoch=...) numbers this fit's epochs from 0, so its files overwrite the "
+                      f"run's own checkpoints of the same name (model_0, model_1...): give the branch its own, e.g. cbs="
+                      f"SaveModelCallback(fname='cool', every_epoch=True), and take the learner's off for it")
     nb = len(learn.dls.train)  # batches per epoch, for the schedules that count them (`fit` runs as many)
     return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
 

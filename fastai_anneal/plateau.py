@@ -192,6 +192,10 @@ class AnnealPlateau(Callback):
         self.reset()
         self._started = True
         if not skip: return
+        if self.monitor == 'train_loss':
+            warnings.warn("AnnealPlateau: resuming with monitor='train_loss', fastai's smoothed loss, which each fit starts afresh and no "
+                          "checkpoint holds: the resumed run sees other values than the uninterrupted one, and may reduce at other "
+                          "epochs; monitor 'valid_loss' or a metric to resume exactly")
         if saved is None:
             warnings.warn(f"AnnealPlateau: resuming at epoch {skip}, but the optimizer holds no plateau state (was it saved with_opt=True "
                           "while this callback ran?); the scale starts again at 1")

@@ -342,6 +342,16 @@ def test_resume_without_a_saved_state_warns(tmp_path):
         quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, start_epoch=1, cbs=cb)
     test_eq(cb.epochs, 2)
 
+def test_resume_on_the_training_loss_warns(tmp_path):
+    "fastai's `train_loss` is smoothed afresh in each fit and no checkpoint holds it: a resume cannot see the values the run saw"
+    kw = dict(PLATEAU, monitor='train_loss')
+    learn = mk_learner(path=tmp_path, model_dir='models')
+    quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, cbs=[AnnealPlateau(**kw), SaveModelCallback(every_epoch=True, with_opt=True)])
+    learn = mk_learner(path=tmp_path, model_dir='models')
+    learn.load('model_0', with_opt=True)
+    with pytest.warns(UserWarning, match="resuming with monitor='train_loss'"):
+        quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, start_epoch=1, cbs=AnnealPlateau(**kw))
+
 def test_each_fit_starts_fresh():
     "As fastai's trackers (`reset_on_fit`): a new fit that is not a resume starts at scale 1, even from an optimizer holding a state"
     learn,cb = mk_learner(),AnnealPlateau(**PLATEAU)

@@ -163,3 +163,35 @@ def test_skipped_fp16_step_holds_the_anneal_clock(tmp_path):
     test_eq(learn.opt.anneal_steps, [2*N_ITER - 3])   # the clock counts the steps taken
     test_eq(ref.opt.anneal_steps, [2*N_ITER])
     assert learn.opt.anneal_factors[0] == pytest.approx(0.8 ** ((2*N_ITER - 3)//N_ITER))
+
+def test_a_resumed_fit_leaves_the_skipped_epochs_checkpoints_alone(tmp_path):
+    ("fastai sends `after_epoch` to the epochs `start_epoch` skips: `SaveModelCallback(every_epoch=True)` wrote the checkpoint just "
+     "loaded over every earlier one, and a save-on-best one read an empty log. The package's fits set trackers aside there")
+    learn = mk_learner(tmp_path)
+    _quiet_fit(learn, 'fit_cos_anneal', 4, 1e-2, cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+    models = tmp_path/'models'
+    saved = {f.name: f.read_bytes() for f in models.glob('model_*.pth')}
+    assert sorted(saved) == [f'model_{i}.pth' for i in range(4)]
+    learn = mk_learner(tmp_path)
+    learn.load('model_1', with_opt=True)
+    best = SaveModelCallback(fname='best')  # save-on-best: an IndexError in the first skipped epoch before
+    _quiet_fit(learn, 'fit_cos_anneal', 4, 1e-2, start_epoch=2, cbs=[SaveModelCallback(every_epoch=True, with_opt=True), best])
+    assert all((models/n).read_bytes() == b for n,b in saved.items() if n in ('model_0.pth', 'model_1.pth'))  # untouched
+    assert (models/'best.pth').exists() and best.run  # it ran on the epochs that ran, and stands ready for the next fit
+
+def test_a_cooldown_branch_warns_when_it_would_overwrite_the_runs_checkpoints(tmp_path):
+    "`fit_cooldown` numbers its epochs from 0: a learner-level `SaveModelCallback(every_epoch=...)` would write over model_0..."
+    learn = mk_learner(tmp_path)
+    with pytest.raises(ValueError, match='lr must be given: with lr=None fit_cooldown starts from the lr the optimizer holds'):
+        learn.fit_cooldown(2)  # no optimizer holds an lr yet: `learn.lr` was taken silently
+    learn.add_cb(SaveModelCallback(every_epoch=True, with_opt=True))
+    _quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, pct_start=1.)
+    with pytest.warns(UserWarning, match=r"fit_cooldown: SaveModelCallback\(every_epoch=...\) numbers this fit's epochs from 0"):
+        _quiet_fit(learn, 'fit_cooldown', 1)
+
+def test_ctrl_c_in_a_noisy_run_leaves_the_lr_without_noise(tmp_path):
+    "An interrupt skips `after_fit`, where the noise came off: the optimizer held the noisy lr, and `fit_cooldown` started there"
+    learn = mk_learner(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        _quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, pct_start=1., noise_range_t=0, cbs=FailAtBatch(5, KeyboardInterrupt))
+    assert [h['lr'] for h in learn.opt.hypers] == [1e-2]
