@@ -23,6 +23,11 @@ def _number(v):
     "A 0-d tensor or array (what `x.max()` gives) as the Python number it holds (a bool or complex one is then refused as such)"
     return v.item() if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 0 else v
 
+def finite_from(v, lo:float=0., strict:bool=False) -> bool:
+    "Whether `v` is a finite number >= `lo` (> `lo` with `strict`; a NaN is neither); False for what does not compare (None, a string)"
+    try: return bool(lo < v < math.inf) if strict else bool(lo <= v < math.inf)
+    except (TypeError, ValueError, RuntimeError): return False
+
 def check_int(name:str, v, lo:int=1, hi:int|None=INT_MAX) -> int:
     "`v` as an int in [`lo`, `hi`] (`hi` None: no bound), or raise naming `name` (whole floats such as 3.0 are accepted)"
     v = _number(v)

@@ -12,7 +12,7 @@ from fastai.learner import Learner, Recorder
 from fastai.callback.core import CancelFitException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp, sched_lin, sched_cos
 from .schedules import get_anneal, sched_sqrt, sched_poly
-from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs
+from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs, finite_from
 from ._groups import n_groups as _n_groups
 from .snapshot import LearnerSnapshot, _csv_loggers_aside, _RecorderKept, _CallbacksKept
 
@@ -45,10 +45,9 @@ def _check_sweep(sweep:_Sweep, num_it:int, anneal) -> _Sweep:
      "`anneal` (a custom annealer)")
     for i in sorted({round(x) for x in np.linspace(0, num_it - 1, min(num_it, 257))}):
         for lr in np.atleast_1d(np.asarray(sweep(i/num_it), dtype=object)).tolist():
-            try: ok = math.isfinite(lr) and lr > 0
-            except (TypeError, ValueError): ok = False
-            if not ok: raise ValueError(f"anneal={anneal!r} gives the lr {lr!r} at batch {i} of the sweep's {num_it}; a sweep's lrs "
-                                        "must be finite and > 0")
+            if not finite_from(lr, strict=True):
+                raise ValueError(f"anneal={anneal!r} gives the lr {lr!r} at batch {i} of the sweep's {num_it}; a sweep's lrs must be "
+                                 "finite and > 0")
     return sweep
 
 # ---------------------------------------------------------------- the callback

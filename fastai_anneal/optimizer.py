@@ -1,6 +1,6 @@
 "An optimizer that anneals its own learning rate: fastai's `Optimizer` and steppers (fused/foreach kernels in `_multi_tensor.py`)."
 from __future__ import annotations
-import inspect, math
+import inspect
 from functools import partial
 import numpy as np, torch
 from fastcore.basics import store_attr
@@ -9,7 +9,7 @@ from fastcore.meta import delegates
 from fastai.optimizer import (Optimizer, Lookahead, weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat,
                               adam_step, sgd_step, momentum_step, rms_prop_step, pytorch_hp_map, _update)
 from .schedules import get_anneal
-from ._checks import check_int, check_float, check_pct, check_bool, check_choice, check_lrs
+from ._checks import check_int, check_float, check_pct, check_bool, check_choice, check_lrs, finite_from
 from . import _multi_tensor
 
 __all__ = ['ANNEAL_IMPLS', 'anneal_lr', 'AnnealOptimizer', 'SGDAnneal', 'RMSPropAnneal', 'AdamAnneal', 'annealed']
@@ -43,15 +43,10 @@ def _lr_at(lr, t, fn, anneal_rate, anneal_every, total_steps, lr_min, **kwargs):
     if fn is None: return max(lr * anneal_rate ** (t // anneal_every), floor)
     return fn(lr, floor, min(t / total_steps, 1.))
 
-def _ok_lr(lr) -> bool:
-    "Whether `lr` is a finite number >= 0"
-    try: return bool(0. <= lr < math.inf)  # a NaN fails it
-    except (TypeError, ValueError, RuntimeError): return False
-
 def _finite_lr(lr, base, where:str, anneal):
     "`lr` (annealed from the group's `base` lr) if it is a finite number >= 0, else raise naming the culprit and `where`"
-    if _ok_lr(lr): return lr
-    if not _ok_lr(base):  # a scheduler (or a hand) set the group's lr itself to this
+    if finite_from(lr): return lr
+    if not finite_from(base):  # a scheduler (or a hand) set the group's lr itself to this
         raise ValueError(f"the lr of {where} is {base!r}; an lr must be a finite number >= 0")
     raise ValueError(f"anneal={anneal!r} gave the lr {lr!r} from the lr {base!r} ({where}); an annealer must give a finite lr >= 0")
 
@@ -60,7 +55,7 @@ def _check_shape(cfg:dict, lrs:list):
      ">= 0, or raise. An annealer that fails on the placeholder lr a fit will replace (fastai's `SchedExp` at 0) is left to `step`")
     if cfg['fn'] is None: return
     for i,lr in enumerate(lrs):
-        if not (_ok_lr(lr) and lr > 0): continue
+        if not finite_from(lr, strict=True): continue
         for pos in np.linspace(0., 1., 65).tolist():
             try: v = cfg['fn'](lr, min(lr, cfg['lr_min']), pos)
             except Exception: break  # checked again, with the lr it steps at, before any step
@@ -272,7 +267,7 @@ class AnnealOptimizer(Optimizer):
     def _checked_lr(self, hyper, i:int):
         "Group `i`'s annealed lr, or raise when it is not finite and >= 0 (a custom `anneal` that returns NaN or a negative lr)"
         lr = self._group_lr(hyper)
-        if _ok_lr(lr): return lr  # the usual case, without building a message
+        if finite_from(lr): return lr  # the usual case, without building a message
         return _finite_lr(lr, hyper['lr'], f"param group {i} at anneal step {hyper.get('anneal_step', 0)}", self.anneal_cfg['anneal'])
 
     def _path(self, ps, i:int=None) -> str:
