@@ -126,10 +126,14 @@ class _ParamScheduler(ParamScheduler):
         # the batch's position and whether its lr is noisy, in `__dict__`: `Callback.__setattr__` asks the learner (and its model,
         # through two `__getattr__` misses) whether the name shadows one of its attributes, 5-10 us a batch
         self.__dict__.update(_pct=pct, _noisy=f != 1. and 'lr' in self.scheds)
-    def _unnoise(self, learn=None):
-        ("The last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there); `learn`: "
-         "the learner this callback has left (after an exception)")
-        if self._noisy: _set_hyper((learn or self.learn).opt, 'lr', self.scheds['lr'](self._pct))
+    def _unnoise(self):
+        "The last batch's lr without its noise back in the optimizer: where the run stands (`fit_cooldown` starts there)"
+        if self._noisy: _set_hyper(self.learn.opt, 'lr', self.scheds['lr'](self._pct))
+        self._noisy = False
+    def _unnoise_left(self, learn):
+        ("`_unnoise` for `learn`, which this callback has left after an exception (Ctrl-C skips `after_fit`): the noise factor divided "
+         "out of each group's lr, which may hold more than the schedule gave (`AnnealPlateau`'s scale)")
+        if self._noisy: _set_hyper(learn.opt, 'lr', [h['lr'] / self._noise_at[1] for h in learn.opt.hypers])
         self._noisy = False
     # before the validation and `SaveModelCallback`'s `after_epoch` (61): an epoch's checkpoint holds the lr without noise
     def after_train(self): self._unnoise()
@@ -155,10 +159,11 @@ class ReplayShuffles(Callback):
             self.paused += new
         else: self._resume()
     def _resume(self):
+        ("The trackers back on: at the first epoch that trains, or after an exception (`_launch`). A fit that ends (or is cancelled) "
+         "in the skipped epochs leaves it to fastai, which sets `run` back after `after_fit` without calling the trackers' own: "
+         "a save-on-best one would load a file this fit never wrote")
         for c in self.paused: c.run = True
         self.paused = []
-    def after_fit(self): self._resume()  # a fit that skips every epoch (fastai also sets `run` back at `after_fit`)
-    def after_cancel_fit(self): self._resume()
 
 def _replay_shuffles(dl, n_epoch:int):
     "Use `dl.rng` as `n_epoch` epochs of `DataLoader.__iter__` would: randomize, then draw the shuffled indices"
@@ -166,15 +171,19 @@ def _replay_shuffles(dl, n_epoch:int):
     if not getattr(dl, 'shuffle', False): return
     for _ in range(n_epoch): dl.randomize(); dl.get_idxs()
 
-def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False, step='batch', noise=None):
-    "The setup every variant shares: the scheduler (stepping, noise), and `fit` with `start_epoch` (which fastai's `fit_flat_cos` drops)"
+def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False, step='batch', noise=None, warn:str=None):
+    ("The setup every variant shares: the scheduler (stepping, noise), and `fit` with `start_epoch` (which fastai's `fit_flat_cos` "
+     "drops); `warn`: a warning `prepare_call` found for this fit, given as it starts (not at each plan of a tuning)")
     # No `create_opt`/`set_hyper('lr', ...)` here: `fit` creates a missing optimizer and resets every lr to `learn.lr`
     # before the first batch, where the scheduler sets the scheduled value.
-    cbs = _ParamScheduler(scheds, step, noise) + L(cbs) + (L(ReplayShuffles(start_epoch)) if start_epoch else L())
+    if warn: warnings.warn(warn)
+    sched,replay = _ParamScheduler(scheds, step, noise),ReplayShuffles(start_epoch) if start_epoch else None
+    cbs = L(sched) + L(cbs) + L(replay)
     before = list(learn.cbs)
     try: learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
     except BaseException:  # fastai's `added_cbs` adds the fit's callbacks outside its `try`: one that fails to join leaves the others
-        if learn.opt is not None: cbs[0]._unnoise(learn)  # Ctrl-C skips `after_fit`: a cooldown starts where the run stands
+        if learn.opt is not None: sched._unnoise_left(learn)  # Ctrl-C skips `after_fit`: a cooldown starts where the run stands
+        if replay is not None: replay._resume()  # and the trackers a skipped epoch set aside
         learn.remove_cbs([c for c in learn.cbs if not any(c is b for b in before)])
         raise
 
@@ -228,12 +237,15 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
         raise ValueError(f"{v.lr_arg} must be given: with {v.lr_arg}=None {v.method} starts from the lr the optimizer holds, and this "
                          f"learner has no optimizer yet (no fit ran, or none was loaded)")
     if lr is None: lr = held_lrs(v, learn)  # where the run stands
-    if v.lr_from_opt and any(isinstance(c, SaveModelCallback) and c.every_epoch for c in L(fit_kw['cbs']) + L(learn.cbs)):
-        warnings.warn(f"{v.method}: SaveModelCallback(every_epoch=...) numbers this fit's epochs from 0, so its files overwrite the "
-                      f"run's own checkpoints of the same name (model_0, model_1...): give the branch its own, e.g. cbs="
-                      f"SaveModelCallback(fname='cool', every_epoch=True), and take the learner's off for it")
+    own = {c.fname for c in learn.cbs if isinstance(c, SaveModelCallback) and c.every_epoch}  # the run's checkpoints, `<fname>_<k>`
+    clash = v.lr_from_opt and any(isinstance(c, SaveModelCallback) and c.every_epoch and c.fname in own | {'model'}
+                                  for c in L(fit_kw['cbs']) + L(learn.cbs))
+    warn = (f"{v.method}: SaveModelCallback(every_epoch=...) numbers this fit's epochs from 0, so its files overwrite the run's own "
+            f"checkpoints of the same name (model_0, model_1...): give the branch its own, e.g. cbs=SaveModelCallback(fname='cool', "
+            f"every_epoch=True), and take the learner's off for it") if clash else None
     nb = len(learn.dls.train)  # batches per epoch, for the schedules that count them (`fit` runs as many)
-    return _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
+    return dict(_prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw),
+                warn=warn)
 
 def _fit_tuned(learn, method:str, lr_arg:str, args, kwargs):
     "`Learner.fit_tuned` for a call of `method` whose `lr_arg` is 'auto': tuned, then fitted and watched for a collapse"

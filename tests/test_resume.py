@@ -1,5 +1,6 @@
 """Exact resume through fastai's own checkpoints (`SaveModelCallback(every_epoch=True, with_opt=True)`, `learn.load`),
 faults inside a fit, and how the schedule advances under mixed precision and gradient accumulation."""
+import contextlib
 from pathlib import Path
 import numpy as np, pytest, torch
 from fastai.basics import *
@@ -195,3 +196,26 @@ def test_ctrl_c_in_a_noisy_run_leaves_the_lr_without_noise(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, pct_start=1., noise_range_t=0, cbs=FailAtBatch(5, KeyboardInterrupt))
     assert [h['lr'] for h in learn.opt.hypers] == [1e-2]
+
+class _Raise(Callback):
+    "Raise `exc` at the start of epoch `epoch` (one a resume skips: `SkipToEpoch` comes later)"
+    order = 0
+    def __init__(self, epoch, exc): self.at,self.exc = epoch,exc
+    def before_epoch(self):
+        if self.epoch == self.at: raise self.exc
+
+@pytest.mark.parametrize('exc', [KeyboardInterrupt, CancelFitException], ids=['interrupt', 'cancel'])
+def test_a_resume_stopped_in_a_skipped_epoch_leaves_the_trackers_as_they_were(exc, tmp_path):
+    ("Ctrl-C skips fastai's `after_fit`, where a tracker set aside would come back on: it is put back on, or the next fit saved "
+     "nothing. A cancel runs `after_fit`: the set-aside save-on-best tracker must not load a file this fit never wrote")
+    learn = mk_learner(tmp_path)
+    _quiet_fit(learn, 'fit_cos_anneal', 3, 1e-2, cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+    learn = mk_learner(tmp_path)
+    learn.load('model_1', with_opt=True)
+    (tmp_path/'models'/'stale.pth').write_bytes((tmp_path/'models'/'model_0.pth').read_bytes())  # a first run's best
+    best = SaveModelCallback(fname='stale', with_opt=True)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    with pytest.raises(exc) if exc is KeyboardInterrupt else contextlib.nullcontext():
+        _quiet_fit(learn, 'fit_cos_anneal', 3, 1e-2, start_epoch=2, cbs=[best, _Raise(1, exc)])
+    assert best.run
+    assert all(torch.equal(p, q) for p,q in zip(learn.model.parameters(), before))  # nothing trained, nothing loaded
