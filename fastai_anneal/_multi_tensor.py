@@ -8,6 +8,7 @@ from collections import defaultdict, namedtuple
 from functools import partial
 import torch
 from fastai.optimizer import weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat, debias, adam_step, sgd_step, momentum_step
+from ._checks import _number
 
 __all__ = []
 
@@ -115,13 +116,9 @@ def _wd(kind, b, lr, wd, do_wd):
     if kind[1]: _mul_(b['p'], 1 - lr*wd)
     else: torch._foreach_add_(b['g'], b['p'], alpha=wd)
 
-def _scalar(v):
-    "A hyper-parameter as the kernels' scalar arguments take it: a 0-d tensor (the steppers take one) as its Python number"
-    return v.item() if isinstance(v, torch.Tensor) else v
-
 def _adam(kind, ps, h, state, fused):
     "fastai's Adam (`weight_decay|l2_reg`, `average_grad(dampening=True)`, `average_sqr_grad`, `step_stat`, `adam_step`)"
-    lr,mom,sqr_mom,eps,wd = (_scalar(h[k]) for k in ('lr', 'mom', 'sqr_mom', 'eps', 'wd'))
+    lr,mom,sqr_mom,eps,wd = (_number(h[k]) for k in ('lr', 'mom', 'sqr_mom', 'eps', 'wd'))  # a 0-d tensor too
     def new_state(p, st):
         if st.get('grad_avg') is None: st['grad_avg'] = torch.zeros_like(p.grad)
         if st.get('sqr_avg')  is None: st['sqr_avg']  = torch.zeros_like(p.grad)
@@ -144,8 +141,8 @@ def _adam(kind, ps, h, state, fused):
 
 def _sgd(kind, ps, h, state, fused):
     "fastai's SGD (`weight_decay|l2_reg`, then `sgd_step` or `average_grad` + `momentum_step`)"
-    lr,wd,with_mom = _scalar(h['lr']),_scalar(h['wd']),kind[2]
-    mom = _scalar(h.get('mom', 0.))
+    lr,wd,with_mom = _number(h['lr']),_number(h['wd']),kind[2]  # a 0-d tensor too, as the steppers take it
+    mom = _number(h.get('mom', 0.))
     def new_state(p, st):
         if with_mom and st.get('grad_avg') is None: st['grad_avg'] = torch.zeros_like(p.grad)
     sgd_kw = dict(weight_decay=0., lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False)
