@@ -228,23 +228,21 @@ def check_named(name:str, d) -> dict:
 def check_device(device, default:callable) -> torch.device:
     "The torch device: `default()` (a GPU when present) for 'auto'"
     if device not in ('auto', 'cpu', 'cuda'): raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == 'cuda' and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but torch finds no GPU (torch.cuda.is_available() is False); use 'auto' or 'cpu'")
-    return default() if device == 'auto' else torch.device(device)
+    return default() if device == 'auto' else check_torch_device(device, instead="'auto' or 'cpu'")
 
-def check_torch_device(device) -> torch.device|None:
-    "`device` as a torch device (None stays None: the caller's default), one that exists here, or raise naming `device`"
+def check_torch_device(device, instead:str="None or 'cpu'") -> torch.device|None:
+    "`device` as a torch device (None stays None: the caller's default), one that exists here, or raise naming `device` and `instead`"
     if device is None: return None
     try: dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ValueError(f"device must be None, a torch.device, an index or a name such as 'cpu' or 'cuda:0', got {device!r}") from None
     if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch finds no GPU (torch.cuda.is_available() is False); use None or 'cpu'")
+        raise ValueError(f"device {device!r} asked for, but torch finds no GPU (torch.cuda.is_available() is False); use {instead}")
     if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ValueError(f"device {device!r} asked for, but torch finds {torch.cuda.device_count()} GPU(s)")
     if dev.type == 'mps' and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch finds no MPS device; use None or 'cpu'")
-    if dev.type == 'meta': raise ValueError(f"device must hold data: {device!r} holds shapes only; use None, 'cpu' or 'cuda'")
+        raise ValueError(f"device {device!r} asked for, but torch finds no MPS device; use {instead}")
+    if dev.type == 'meta': raise ValueError(f"device must hold data: {device!r} holds shapes only; use {instead}")
     return dev
 
 def check_out(out) -> Path:
