@@ -43,9 +43,9 @@ def _lr_at(lr, t, fn, anneal_rate, anneal_every, total_steps, lr_min, **kwargs):
     if fn is None: return max(lr * anneal_rate ** (t // anneal_every), floor)
     return fn(lr, floor, min(t / total_steps, 1.))
 
-def _finite_lr(lr, base, where:str, anneal):
-    "`lr` (annealed from the group's `base` lr) if it is a finite number >= 0, else raise naming the culprit and `where`"
-    if finite_from(lr): return lr
+def _bad_lr(lr, base, where:str, anneal):
+    ("Raise for `lr`, annealed from the group's `base` lr and not a finite number >= 0 (`finite_from`), naming the culprit and `where` "
+     "(its callers test first: the message is built only for a bad lr)")
     if not finite_from(base):  # a scheduler (or a hand) set the group's lr itself to this
         raise ValueError(f"the lr of {where} is {base!r}; an lr must be a finite number >= 0")
     raise ValueError(f"anneal={anneal!r} gave the lr {lr!r} from the lr {base!r} ({where}); an annealer must give a finite lr >= 0")
@@ -59,7 +59,7 @@ def _check_shape(cfg:dict, lrs:list):
         for pos in np.linspace(0., 1., 65).tolist():
             try: v = cfg['fn'](lr, min(lr, cfg['lr_min']), pos)
             except Exception: break  # checked again, with the lr it steps at, before any step
-            _finite_lr(v, lr, f"param group {i} at {pos:.0%} of total_steps", cfg['anneal'])
+            if not finite_from(v): _bad_lr(v, lr, f"param group {i} at {pos:.0%} of total_steps", cfg['anneal'])
 
 def anneal_lr(lr:float,       # Learning rate of the group (the hyper `lr`, as a `ParamScheduler` set it)
     t:int,                    # Anneal clock: optimizer steps this group has taken
@@ -71,7 +71,9 @@ def anneal_lr(lr:float,       # Learning rate of the group (the hyper `lr`, as a
 ) -> float:
     "The lr the steppers see at clock `t`: `lr*anneal_rate**(t//anneal_every)` for 'exp', else `anneal(lr, lr_min, t/total_steps)`"
     lr,t = check_float('lr', lr, 0., lo_open=False),check_int('t', t, 0)
-    return _finite_lr(_lr_at(lr, t, **_check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)), lr, f"t {t}", anneal)
+    res = _lr_at(lr, t, **_check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min))
+    if not finite_from(res): _bad_lr(res, lr, f"t {t}", anneal)
+    return res
 
 # ---------------------------------------------------------------- argument checks of the factories
 def _check_lr(lr):
@@ -267,8 +269,9 @@ class AnnealOptimizer(Optimizer):
     def _checked_lr(self, hyper, i:int):
         "Group `i`'s annealed lr, or raise when it is not finite and >= 0 (a custom `anneal` that returns NaN or a negative lr)"
         lr = self._group_lr(hyper)
-        if finite_from(lr): return lr  # the usual case, without building a message
-        return _finite_lr(lr, hyper['lr'], f"param group {i} at anneal step {hyper.get('anneal_step', 0)}", self.anneal_cfg['anneal'])
+        if not finite_from(lr):
+            _bad_lr(lr, hyper['lr'], f"param group {i} at anneal step {hyper.get('anneal_step', 0)}", self.anneal_cfg['anneal'])
+        return lr
 
     def _path(self, ps, i:int=None) -> str:
         where = '' if i is None else f' in param group {i}'
