@@ -337,12 +337,14 @@ def lr_find(self:Learner,
     snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: what comes back
     kept = _RecorderKept(self); kept.__enter__()  # the last fit's history, put back if no sweep runs
     # after an exception the other callbacks' state comes back too: fastai's trackers stand aside for the sweep (`run=False`) and
-    # only their `after_fit`, which an exception skips, puts them back. A sweep that ends leaves them as it left them, as fastai's
+    # only their `after_fit`, which an exception skips, puts them back. A sweep that ends leaves their plain state as it left it, as
+    # fastai's, but not the modules they hold: an EMA model the sweep fed (up to its divergence) comes back as it was
     cbs_kept = _CallbacksKept(self, skip=Recorder)
     try:
         with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     except BaseException: snap.restore(swapped=True); cbs_kept.restore(); raise  # what callbacks swapped, and their state
     finally: cb.restore()
+    cbs_kept.restore_modules()
     if not cb.swept:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none
         kept.__exit__(None, None, None)
         raise RuntimeError("lr_find: no sweep ran, a callback cancelled the fit (CancelFitException) before the range test started, "

@@ -194,12 +194,28 @@ def _plain_copy(v, memo:dict):
     memo[id(v)] = res
     return res
 
+def _held_modules(objs, skip:set) -> list:
+    ("The modules `objs` hold (callbacks' attribute values, and the lists, tuples, sets and dicts that keep them), each once; `skip`: ids "
+     "left out (the learner's own)")
+    res,seen,todo = {},set(),list(objs)
+    while todo:
+        v = todo.pop()
+        if id(v) in seen: continue
+        seen.add(id(v))
+        if isinstance(v, nn.Module):
+            if id(v) not in skip: res[id(v)] = v
+        elif isinstance(v, dict): todo += list(v.values())
+        elif isinstance(v, L): todo += list(v.items)
+        elif isinstance(v, (list, tuple, set, frozenset)): todo += list(v)
+    return list(res.values())
+
 class _CallbacksKept:
     ("The plain state of the learner's callbacks and of `cbs` (a fit's own), copied (`_plain_copy`): a tracker's `best` and `run` "
-     "flag, a weight EMA kept in tensors, `ActivationStats`' history. `restore()` (also on leaving the block) puts it back, as fresh "
-     "copies each time. The learner's own tensors (parameters, buffers) and every other object a callback holds stay shared: a module "
-     "(a distillation teacher, or an EMA model, whose updates are not undone), a dataset, live hooks. `skip`: callback classes left "
-     "alone (the `Recorder`, whose history `_RecorderKept` handles)")
+     "flag, a weight EMA kept in tensors, `ActivationStats`' history; and the weights, buffers and modes of every module a callback "
+     "holds (an EMA model, a distillation teacher: one copy each, on its device). `restore()` (also on leaving the block) puts it "
+     "back, as fresh copies each time; `restore_modules()` the modules only. The learner's own tensors (parameters, buffers) and "
+     "every other object a callback holds stay shared: a dataset, live hooks, a file. `skip`: callback classes left alone (the "
+     "`Recorder`, whose history `_RecorderKept` handles)")
     def __init__(self, learn:Learner, cbs=None, skip:tuple=()):
         self.cbs = list({id(c): c for c in [*learn.cbs, *L(cbs)] if isinstance(c, Callback) and not isinstance(c, skip)}.values())
         mods = _modules(learn)
@@ -207,11 +223,24 @@ class _CallbacksKept:
         self.shared = {id(o): o for o in tensors + _opt_params(_optimizers(learn))}
         memo = dict(self.shared)  # one memo: references shared between callbacks stay shared
         self.saved = [(c, {k: _plain_copy(v, memo) for k,v in vars(c).items()}) for c in self.cbs]
+        # a module a callback holds (the trials and the range test feed an EMA model; a NaN sweep would poison it), not the learner's
+        own = {id(m) for m in mods}
+        held = [s for m in _held_modules([v for c in self.cbs for v in vars(c).values()], own) for s in m.modules() if id(s) not in own]
+        held = list({id(m): m for m in held}.values())
+        ts = {id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()] if t is not None and id(t) not in self.shared}
+        self.held = [(t, t.detach().clone()) for t in ts.values()]
+        self.held_modes = [(m, m.training) for m in held]
+    def restore_modules(self):
+        "The weights, buffers and modes of the modules the callbacks hold, as they were"
+        with torch.no_grad():
+            for t,c in self.held: t.copy_(c)
+        for m,training in self.held_modes: m.training = training
     def restore(self):
         memo = dict(self.shared)
         for c,d in self.saved:
             d = {k: _plain_copy(v, memo) for k,v in d.items()}
             vars(c).clear(); vars(c).update(d)
+        self.restore_modules()
     def __enter__(self): return self
     def __exit__(self, *exc): self.restore()
 

@@ -274,9 +274,9 @@ def tune_lr(learn:Learner,
     reset_opt = check_bool('reset_opt', reset_opt)
     # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log, and leaves the last fit's history
     # every callback's state comes back too: a tracker's `run` flag after an interrupt, an EMA or `ActivationStats` the trials fed
-    with _csv_loggers_aside(learn), _RecorderKept(learn), _CallbacksKept(learn, cbs, skip=Recorder), _weights_must_move():
+    with _csv_loggers_aside(learn), _RecorderKept(learn), _CallbacksKept(learn, cbs, skip=Recorder) as kept, _weights_must_move():
         return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not _is_csv(c)), wd, reset_opt,
-                     start)
+                     start, kept)
 
 # the range test, trials and probes call a rise in the loss divergence only once the weights moved this far from where they began
 # (relative L2, `lr_finder.MIN_MOVE`): a trained model's batch losses can span two decades at bs 8, and fastai's 4x rule, whose best
@@ -302,8 +302,13 @@ class _wd_as:
 MIN_TRIAL = 8  # batches of a rung-0 trial at least (rung 1: 2.5x): shorter ones answer noise
 MIN_FIT = 5*MIN_TRIAL  # training batches of the shortest fit `lr='auto'` tunes
 
-def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset_opt, start) -> LRTuneResult:
-    "`tune_lr`'s search, with the fit's callbacks (its CSV loggers excepted)"
+class _FromStart(LearnerSnapshot):
+    ("A trial or probe starts as the fit would: the callbacks' state as it was before the tuning (`kept`: an EMA model, a tracker's "
+     "`best`, not what the range test and the last trial left), and the learner, put back after it")
+    def __init__(self, learn, kept): kept.restore(); super().__init__(learn)
+
+def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset_opt, start, kept) -> LRTuneResult:
+    "`tune_lr`'s search, with the fit's callbacks (its CSV loggers excepted); `kept`: their state before it (`_CallbacksKept`)"
     lower = _lower_is_better(learn, monitor)
     has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
     if not has_valid and monitor != 'valid_loss': raise ValueError(f"monitor={monitor!r} needs a validation set; the learner has none")
@@ -339,7 +344,7 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
 
     def trial(scale, steps, rung, score_name):
         nonlocal cost, valid_cost
-        with LearnerSnapshot(learn) as snap:
+        with _FromStart(learn, kept) as snap:
             losses,div,valid = _run_phases(learn, plan(scale, steps/n_steps), cbs, wd, score_name != 'train_loss', reset_opt, snap)
             cost += len(losses)
             if div: score = math.inf
@@ -407,7 +412,7 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
     # the end (`_unstable`) or diverges, the pick halves and the probe runs again
     probes = []
     while (scale >= PROBE_NEAR*top or probes) and len(probes) <= MAX_HALVE:  # far below the top, no cliff is near (until one was seen)
-        with LearnerSnapshot(learn) as snap:
+        with _FromStart(learn, kept) as snap:
             losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, False, reset_opt, snap)
         cost += len(losses)
         bad,back = _unstable(losses) if not div else (True, math.inf)

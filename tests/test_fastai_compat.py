@@ -200,6 +200,34 @@ def test_a_search_that_ends_well_keeps_a_model_a_callback_wrapped(entry):
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     assert not isinstance(learn.model.inner, _Wrap)
 
+class _EMAModel(Callback):
+    ("A weight EMA kept as a module of its own (as timm's `ModelEmaV2`), fed after every training batch; `log.starts`: its step count "
+     "at each fit's start (an object the callback shares, not state of its own)")
+    def __init__(self, model, log:SimpleNamespace):
+        self.ema,self.log = copy.deepcopy(model).eval(),log
+        self.ema.register_buffer('steps', torch.zeros(()))
+    def before_fit(self): self.log.starts.append(float(self.ema.steps))
+    def after_batch(self):
+        if not self.training: return
+        with torch.no_grad():
+            self.ema.steps += 1
+            for e,p in zip(self.ema.parameters(), self.learn.model.parameters()): e.mul_(0.9).add_(p, alpha=0.1)
+
+@pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
+def test_a_search_gives_back_the_module_a_callback_holds(entry):
+    ("An EMA model a callback keeps: the range test and the trials feed it (up to the sweep's divergence); it comes back bit for bit, "
+     "its mode too, and every trial and probe of the tuner starts from it as it was, as the fit will")
+    log = SimpleNamespace(starts=[])
+    learn = mk_learner(n_train=100)
+    cb = _EMAModel(learn.model, log); learn.add_cb(cb)
+    quiet_fit(learn, 'fit', 1, 1e-3)  # 100 steps in
+    before = copy.deepcopy(cb.ema.state_dict())
+    starts = log.starts = []
+    with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False) if entry == 'lr_find' else learn.lr_tune(10, fit='fit_cos_anneal')
+    for k,v in cb.ema.state_dict().items(): assert torch.equal(v, before[k]), k
+    assert not cb.ema.training
+    assert len(starts) >= (1 if entry == 'lr_find' else 10) and set(starts) == {100.}, starts
+
 def test_an_interrupted_sweep_takes_off_the_hooks_a_callback_put_on(tmp_path):
     "fastai's `ActivationStats` hooks every layer in `before_fit` and unhooks in `after_fit`, which an exception can skip"
     from fastai.callback.hook import ActivationStats
