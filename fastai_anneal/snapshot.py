@@ -227,7 +227,8 @@ class _CallbacksKept:
         own = {id(m) for m in mods}
         held = [s for m in _held_modules([v for c in self.cbs for v in vars(c).values()], own) for s in m.modules() if id(s) not in own]
         held = list({id(m): m for m in held}.values())
-        ts = {id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()] if t is not None and id(t) not in self.shared}
+        ts = {id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()]}
+        ts = {i: t for i,t in ts.items() if t is not None and i not in self.shared}
         self.held = [(t, t.detach().clone()) for t in ts.values()]
         self.held_modes = [(m, m.training) for m in held]
     def restore_modules(self):
