@@ -1,8 +1,36 @@
-"A `Learner`'s param-group count, without creating its optimizer: one version for `fit.py` and `lr_finder.py`."
+"What a `Learner`'s fit will run, without running it (param groups, batches per epoch), and one decision for every rank."
+import math, sys
+import torch
 from fastcore.foundation import L
+from fastai.torch_core import num_distrib
 
 def n_groups(learn) -> int:
     "Number of param groups `learn.opt` has, or would have, without creating it (mirrors fastai's `Optimizer.__init__`)"
     if learn.opt is not None: return len(learn.opt.param_lists)
     ps = L(learn.splitter(learn.model))
     return len(ps) if len(ps) and isinstance(ps[0], (L, list)) else 1
+
+def train_batches(learn) -> int:
+    ("Training batches per epoch a fit of `learn` runs on this process. Under fastai's `DistributedTrainer`, which shards the loaders "
+     "only as a fit starts, each rank's share (`DistributedDL`'s length), not the whole loader's")
+    dl,d = learn.dls.train,sys.modules.get('fastai.distributed')  # not imported: no `DistributedTrainer` can exist
+    if d is None or isinstance(dl, d.DistributedDL) or not any(isinstance(c, d.DistributedTrainer) for c in learn.cbs): return len(dl)
+    return math.ceil(len(dl) / num_distrib())
+
+def agree(vals:list) -> list:
+    ("The mean of `vals` over the ranks of a distributed run (every rank then takes the same decisions; a value that is not finite on "
+     "some rank is inf); `vals` unchanged otherwise. Every rank must pass as many values")
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return vals
+    dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
+    t = torch.tensor(vals, dtype=torch.float64, device=dev)
+    finite = torch.isfinite(t)
+    t = torch.where(finite, t, torch.zeros_like(t))
+    torch.distributed.all_reduce(t); n = finite.double(); torch.distributed.all_reduce(n)
+    return [v/k if k == torch.distributed.get_world_size() else math.inf for v,k in zip(t.tolist(), n.tolist())]
+
+def agree_len(n:int) -> int:
+    "The smallest `n` over the ranks of a distributed run (`n` otherwise): how many values every rank can `agree` on"
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return n
+    t = torch.tensor([n], dtype=torch.int64, device='cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu')
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+    return int(t.item())

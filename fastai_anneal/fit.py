@@ -14,7 +14,7 @@ from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.optimizer import Optimizer, _BaseOptimizer
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
-from ._groups import n_groups
+from ._groups import n_groups, train_batches
 from .registry import Variant, VARIANTS, _add, _REGISTERED, _BUILTIN
 
 __all__ = ['ReplayShuffles', 'register_variant']  # and the `Learner` patches, applied on import
@@ -243,7 +243,7 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
     warn = (f"{v.method}: SaveModelCallback(every_epoch=...) numbers this fit's epochs from 0, so its files overwrite the run's own "
             f"checkpoints of the same name (model_0, model_1...): give the branch its own, e.g. cbs=SaveModelCallback(fname='cool', "
             f"every_epoch=True), and take the learner's off for it") if clash else None
-    nb = len(learn.dls.train)  # batches per epoch, for the schedules that count them (`fit` runs as many)
+    nb = train_batches(learn)  # batches per epoch, for the schedules that count them (as many as `fit` runs: a rank's share)
     return dict(_prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw),
                 warn=warn)
 

@@ -13,7 +13,7 @@ from fastai.callback.core import CancelFitException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp, sched_lin, sched_cos
 from .schedules import get_anneal, sched_sqrt, sched_poly
 from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs, finite_from
-from ._groups import n_groups as _n_groups
+from ._groups import n_groups as _n_groups, train_batches, agree, agree_len
 from .snapshot import LearnerSnapshot, _csv_loggers_aside, _RecorderKept, _CallbacksKept
 
 __all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
@@ -333,7 +333,7 @@ def lr_find(self:Learner,
     cb._range(_n_groups(self))
     if not hasattr(self, 'recorder'): raise ValueError("lr_find needs the learner's Recorder (create the Learner with default_cbs=True)")
     if len(self.dls.train) == 0: raise ValueError("lr_find needs batches: the training DataLoader is empty")
-    n_epoch = cb.num_it//len(self.dls.train) + 1
+    n_epoch = cb.num_it//train_batches(self) + 1  # fastai's count, of the batches this rank runs (`distrib_ctx`: its share)
     snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: what comes back
     kept = _RecorderKept(self); kept.__enter__()  # the last fit's history, put back if no sweep runs
     # after an exception the other callbacks' state comes back too: fastai's trackers stand aside for the sweep (`run=False`) and
@@ -354,8 +354,9 @@ def lr_find(self:Learner,
         return None
     lrs,losses,even = self.recorder.lrs,self.recorder.losses,None
     if cb.raw_losses and not _even_in_log(tensor(list(lrs))) and _increasing(np.asarray(lrs, dtype=np.float64)):  # uneven ('exp': as is)
-        n = min(len(lrs), len(cb.raw_losses))  # a callback that cancels between the Recorder and the finder leaves one batch out
-        even = lrs,losses = even_log_sweep(lrs[:n], cb.raw_losses[:n], self.recorder.smooth_loss.beta,
+        n = agree_len(min(len(lrs), len(cb.raw_losses)))  # a callback that cancels between the Recorder and the finder: one batch out
+        raw = agree(cb.raw_losses[:n])  # distributed: each rank's batches differ; their mean is one curve, one suggestion for all
+        even = lrs,losses = even_log_sweep(lrs[:n], raw, self.recorder.smooth_loss.beta,
                                            cb.div_thresh if cb.stop_div else math.inf)  # even: `suggest_lrs` takes it as it is
     sugg,pnts = suggest_lrs(lrs, losses, cb.num_it, suggest_funcs)
     if show_plot: self.recorder.plot_lr_sweep(suggestions=pnts, nms=list(sugg._fields), resampled=even, values=list(sugg))

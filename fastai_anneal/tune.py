@@ -12,7 +12,7 @@ from fastai.callback.core import Callback, CancelFitException, CancelTrainExcept
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, SchedNo
 from fastai.callback.progress import CSVLogger
 from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs, bind_args, group_lrs
-from ._groups import n_groups
+from ._groups import n_groups, train_batches, agree as _agree
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
 from .fit import bind_call, prepare_call, held_lrs, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
@@ -69,7 +69,7 @@ def _run_phases(learn, phases:list, cbs, wd, validate:bool, reset_opt:bool=False
         if freeze is not None: learn.freeze_to(freeze)
         cb = TrialScheduler(scheds, n, validate and i == len(phases)-1, snap=snap)
         with learn.no_logging(), learn.no_bar():  # 4x the epochs `n` batches fill: room for a callback that ends epochs early
-            learn.fit(4*math.ceil(n/len(learn.dls.train)), cbs=L(cb) + L(cbs), wd=wd, reset_opt=reset_opt)
+            learn.fit(4*math.ceil(n/train_batches(learn)), cbs=L(cb) + L(cbs), wd=wd, reset_opt=reset_opt)
         losses += cb.losses
         if not cb.done and not cb.diverged and (cb.last is None or bool(torch.isfinite(cb.last).all())):
             raise RuntimeError(f"lr='auto': a trial of {n} batches ran out of epochs after {len(cb.losses)}: a callback ends "
@@ -97,16 +97,6 @@ def _lower_is_better(learn, monitor:str) -> bool:
     if monitor not in names:
         raise ValueError(f"monitor must be 'valid_loss' or the name of one of the learner's metrics {names[1:]}, got {monitor!r}")
     return 'loss' in monitor or 'error' in monitor or monitor in LOWER_IS_BETTER
-
-def _agree(vals:list) -> list:
-    "The mean of `vals` over the ranks of a distributed run (every rank then takes the same decisions); `vals` unchanged otherwise"
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return vals
-    dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
-    t = torch.tensor(vals, dtype=torch.float64, device=dev)
-    finite = torch.isfinite(t)
-    t = torch.where(finite, t, torch.zeros_like(t))
-    torch.distributed.all_reduce(t); n = finite.double(); torch.distributed.all_reduce(n)
-    return [v/k if k == torch.distributed.get_world_size() else math.inf for v,k in zip(t.tolist(), n.tolist())]
 
 def _vertex(xs, ys) -> float|None:
     "Minimum of the parabola through three points `(xs, ys)` (xs equally spaced), or None when it opens downwards"
@@ -562,7 +552,7 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
     if start_epoch:
         raise ValueError(f"start_epoch must be 0 with {lr_arg}='auto', got {start_epoch!r}: a resumed run must reuse the first run's "
                          f"lr. Pass the number the first run tuned (it is `learn.lr_tune_result.lr` and the run logged it)")
-    nb = len(learn.dls.train)
+    nb = train_batches(learn)  # this rank's: under `distrib_ctx` the trials and the fit run its share
     ratios = _group_lrs(learn, lr_scale_like(lr_like, 1.), lr_arg)  # one per parameter group (largest 1), or raise naming `lr_arg`
     if v is None:
         probe = _fastai_fit(learn, fit, call, lr_scale_like(lr_like, 1e-3))
