@@ -28,7 +28,7 @@ from .lr_finder import SWEEPS, DEFAULT_SWEEP
 from . import tune  # noqa: F401, `Learner.lr_tune`
 from .metrics import Accuracy
 from .schedules import ANNEALS, WARMUPS, CYCLIC_MODES, get_anneal, sgdr_cycles
-from .registry import VARIANTS, Variant
+from .registry import VARIANTS, Variant, COMPARE_NAMES
 from .fit import register_variant, _unregister
 from ._checks import check_int, check_lr_or_name, check_device, check_out as _check_out
 from .data import check_data, get_data
@@ -371,7 +371,7 @@ def compare(
     seeds:int=3,             # Runs per schedule, seeds 0..seeds-1 (weight init, shuffling, random split)
     out:Path=Path('runs'),   # Folder for results.csv, results.json, schedules.png, accuracy.png, compare.png
     device:str='auto',       # 'auto' (a GPU when present), 'cpu' or 'cuda'
-    bar:bool=True,           # fastai's progress bars and epoch tables (`--no-bar` hides them); a line per run with `jobs` > 1
+    bar:bool=True,           # Show fastai's progress bars and epoch tables (`--no-bar`: hide them); a line per run with `jobs` > 1
     # Runs at once, each in its own process with one torch thread (Linux, the embedded datasets on the CPU); default: one per
     # CPU core, at most 8 and the number of runs, and 1 on a GPU or an image folder
     jobs:int=None,
@@ -400,7 +400,7 @@ def compare(
     summary = _summary(runs, names)
     config = _config(data, epochs, lr, lr_source, names, seeds, runs, jobs)
     lr_txt = 'lr tuned per run' if lr == 'auto' else f"lr {lr:.3g}" + ('' if lr_source == 'given' else f" ({lr_source.split(':')[0]})")
-    title = f"{Path(str(data)).name}, {epochs} epochs, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
+    title = f"{Path(str(data)).name}, {epochs} epoch{'s'*(epochs != 1)}, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
     replaced = (out/'results.json').exists()
     files = _write_results(out, config, runs, summary) + _write_plots(out, runs, names, epochs, title)
     print(f"\nFinal valid accuracy over {seeds} seed{'s'*(seeds > 1)} ({title}):\n{_table(summary)}")
@@ -482,15 +482,21 @@ def _add_builder_args(p, v):
     defaults = _preview_kwargs(v, {})
     for k,d in docments(v.builder, full=True, returns=False).items():  # annotations stay strings: `str|callable` cannot be evaluated
         if k in _FROM_PREVIEW: continue  # --epochs and --n-batch
-        default,is_int = defaults[k] if d.default is inspect.Parameter.empty else d.default,d.anno in (int, 'int')
+        default = defaults[k] if d.default is inspect.Parameter.empty else d.default
         kw = dict(default=argparse.SUPPRESS, help=f"{d.docment} (default: {default})")
         if k in ('anneal', 'warmup'): kw.update(choices=list(WARMUPS if k == 'warmup' else ANNEALS))
         elif k == 'mode': kw.update(choices=list(CYCLIC_MODES))
         elif k == 'moms': kw.update(type=float, nargs=3, metavar=('START', 'PEAK', 'END'))
         elif d.anno in (list, 'list'): kw.update(type=int, nargs='+', metavar='EPOCH')  # milestones
         elif d.anno in (bool, 'bool'): kw.update(action=argparse.BooleanOptionalAction)  # --staircase / --no-staircase
-        else: kw.update(type=int if is_int else float, metavar=f"({'int' if is_int else 'float'})")
+        else: t = _flag_type(d.anno); kw.update(type=t, metavar=f"({t.__name__})")
         p.add_argument(f"--{k.replace('_', '-')}", dest=k, **kw)
+
+def _flag_type(anno) -> type:
+    "What a flag parses for a builder argument annotated `anno` (a type, or its source: 'int|None', 'Optional[str]'): int, str, else float"
+    src = anno if isinstance(anno, str) else getattr(anno, '__name__', str(anno))
+    parts = {t.strip() for t in re.split(r"[|,\[\]]", src)} - {'', 'None', 'NoneType', 'Optional', 'typing.Optional'}
+    return int if parts == {'int'} else str if parts == {'str'} else float
 
 def _without_hidden(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     "`p` less fastcore's hidden `--pdb` and `--xtra`, which these commands do not honour: given, they are unrecognized arguments"
@@ -538,6 +544,7 @@ def _flag_names(msg:str) -> str:
     return re.sub(r"^(\w+)(?=[\s\[.])", lambda m: '--' + m[1].replace('_', '-') if m[1] in flags else m[1], msg)
 
 # ---------------------------------------------------------------- plugins
+_DESTS = ('command', 'variant')  # what the parser itself parses into: a builder argument of that name would be read as it
 PLUGINS = 'fastai_anneal.variants'  # entry-point group whose entries the console script loads before it parses its arguments
 
 def _variants_of(obj) -> list:
@@ -550,8 +557,10 @@ def _variants_of(obj) -> list:
 
 def _check_console(v:Variant):
     "Refuse what the console script cannot offer: a `compare` name of its own, or a builder whose `preview` flags cannot be built"
-    if v.budget and v.name in (*_FASTAI, 'constant'):
+    if v.budget and v.name in COMPARE_NAMES:
         raise ValueError(f"Variant {v.method!r}: compare already has a schedule named {v.name!r}")
+    clash = [k for k in v.builder_params if k in _DESTS]
+    if clash: raise ValueError(f"Variant {v.method!r}: builder argument(s) {clash} are the console script's own ({', '.join(_DESTS)})")
     _preview_args(_Parser(prog='check'), v)  # a builder argument named like a flag (--out, --epochs), or a builder without source
 
 _LOADED = {}  # (entry point name, value): the variants it added; each entry point is loaded once per process

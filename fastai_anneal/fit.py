@@ -281,10 +281,10 @@ def _free(v:Variant):
     if v.method in _LEARNER_ATTRS:
         raise ValueError(f"Variant {v.method!r}: method is the name of a Learner attribute, which would hide it; give the variant its own "
                          "name")
-    clash = [k for k in v.builder_params if k in {p.name for p in _FIT_ARGS}]
+    clash = [k for k in v.builder_params if k in {'self', *(p.name for p in _FIT_ARGS)}]
     if clash:
-        raise ValueError(f"Variant {v.method!r}: builder argument(s) {clash} have the names of the fit's own arguments "
-                         f"({', '.join(p.name for p in _FIT_ARGS)}); rename them in the builder")
+        raise ValueError(f"Variant {v.method!r}: builder argument(s) {clash} have the names of the method's own arguments "
+                         f"(self, {', '.join(p.name for p in _FIT_ARGS)}); rename them in the builder")
 
 def _patch(v:Variant): _free(v); patch_to(Learner)(_fit_method(v))
 
@@ -297,15 +297,22 @@ def _unregister(v:Variant):
         del _REGISTERED[v.method]
         if getattr(Learner, v.method, None) is not None: delattr(Learner, v.method)
 
-def register_variant(v:Variant) -> Variant:
+def register_variant(v:Variant,
+    replace:bool=False,  # Put `v` in place of a variant of the same method registered before (a builder fixed); the package's own stay
+) -> Variant:
     ("Add `v` at run time: its `Learner` method (checked arguments, `lr='auto'`, `lr_tune(fit=...)`), as the package's own variants "
-     "get; the console script offers it when a package's entry point of group `fastai_anneal.variants` gives it (`cli.PLUGINS`)")
+     "get; the console script offers it when a package's entry point of group `fastai_anneal.variants` gives it (`cli.PLUGINS`). "
+     "Registering an equal variant again (a notebook cell run twice, a module reloaded) changes nothing")
     if not isinstance(v, Variant): raise TypeError(f"v must be a Variant, got {type(v).__name__}")
+    replace = check_bool('replace', replace)
     if v.two_phase:
         raise ValueError(f"Variant {v.method!r}: two_phase variants are written by hand in fit.py; register a one-phase variant")
+    old = _REGISTERED.get(v.method)
+    mine = old is not None and v.method not in {b.method for b in _BUILTIN}  # registered at run time, not the package's own
+    if mine and old == v and getattr(Learner, v.method, None) is not None: return old  # registered already
     _free(v)
     method = _fit_method(v)  # built before anything is registered
-    _add(v)  # refuses a registered or reserved name
+    _add(v, replace=old if mine and (replace or old == v) else None)  # refuses a registered (unless replaced) or reserved name
     patch_to(Learner)(method)
     return v
 

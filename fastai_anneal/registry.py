@@ -9,7 +9,7 @@ from .schedules import (cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgd
                         step_decay_scheds, time_decay_scheds, cyclic_scheds)
 from ._checks import check_int
 
-__all__ = ['Variant', 'VARIANTS', 'RESERVED', 'markdown_table']
+__all__ = ['Variant', 'VARIANTS', 'RESERVED', 'COMPARE_NAMES', 'markdown_table']
 
 def _params(f) -> dict: return dict(inspect.signature(f).parameters)
 
@@ -66,6 +66,9 @@ class Variant:
                             f"must be 'n_epoch' or arguments of the builder {list(params)} (unknown: {unknown})")
             if self.n_epoch_of is None and 'n_epoch' not in self.epoch_args:
                 bad('epoch_args', "must include 'n_epoch' when n_epoch_of is None (the epochs are then that argument)")
+            need = [k for k,p in params.items() if p.default is P.empty and k not in (lr, 'n_batch', 'n_epoch')]
+            if need and not (self.examples and all(k in self.examples[0] for k in need)):
+                bad('examples', f"must start with a call that gives the builder's argument(s) {need} (`preview` takes them from it)")
         for f in ('n_epoch_of', 'for_epochs'):
             if getattr(self, f) is not None and not callable(getattr(self, f)): bad(f, 'must be None or callable', TypeError)
         if self.budget is not None and not isinstance(self.budget, str): bad('budget', 'must be None or a string', TypeError)
@@ -110,15 +113,19 @@ def _cyclic_epochs(n, n_batch=None):
 
 # the package's own `Learner` methods that are not variants (`tune.py` patches them after the variants): no variant may take them
 RESERVED = ('lr_tune', 'fit_tuned', 'lr_tune_result')
+COMPARE_NAMES = ('one_cycle', 'flat_cos', 'sgdr', 'constant')  # `fastai-anneal compare`'s own schedules (cli.py): fastai's and a floor
 
 _REGISTERED = {}
 VARIANTS = MappingProxyType(_REGISTERED)  # read-only: `register_variant` (fit.py) adds a variant and its `Learner` method together
 
-def _add(v:Variant):
-    "Put `v` (a `Variant`) in the registry, refusing a method name already taken (by a variant or `RESERVED`)"
-    if v.method in _REGISTERED or v.method in RESERVED:
+def _add(v:Variant, replace:Variant=None):
+    "Put `v` (a `Variant`) in the registry, refusing a method name already taken (by a variant but `replace`, or `RESERVED`)"
+    if (v.method in _REGISTERED and _REGISTERED[v.method] is not replace) or v.method in RESERVED:
         taken = 'registered' if v.method in _REGISTERED else 'a method of the package'
         raise ValueError(f"Variant {v.method!r}: method is already {taken}; give the variant its own name")
+    if v.budget and v.name in COMPARE_NAMES:  # `compare --schedules <name>` would run the other, or it would replace fastai's baseline
+        raise ValueError(f"Variant {v.method!r}: `fastai-anneal compare` already has a schedule named {v.name!r}; give the variant its "
+                         f"own name, or budget=None")
     _REGISTERED[v.method] = v
 
 _BUILTIN = (

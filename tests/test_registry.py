@@ -111,7 +111,7 @@ def test_every_variant_rejects_bad_calls_untouched(method, kwargs, match, traine
     assert_restored(before, learner_state(learn))
 
 # ---------------------------------------------------------------- registering a variant: checked, and at run time
-from fastai_anneal.registry import Variant, RESERVED, _REGISTERED
+from fastai_anneal.registry import Variant, RESERVED, COMPARE_NAMES, _REGISTERED
 from fastai_anneal.schedules import cooldown_scheds
 
 def _poly_scheds(lr, power:float=2.):
@@ -141,6 +141,9 @@ def _variant(method='fit_poly', builder=_poly_scheds, lr_arg='lr', **kw):
     (dict(lr_from_opt='yes'), TypeError, "Variant 'fit_poly': lr_from_opt must be True or False"),
     (dict(builder=lambda lr, warm, power=2.: {}), ValueError, "builder must give a default to every argument but the lr and the epoch"),
     (dict(builder=lambda lr, **kw: {}), ValueError, "Variant 'fit_poly': builder must take named arguments only"),
+    # an argument of its own that fixes the length: `preview` (and every command of the console script) takes it from the first example
+    (dict(builder=lambda lr, n_cycles: {}, epoch_args=('n_cycles',), n_epoch_of=lambda n_cycles: n_cycles, examples=()), ValueError,
+     "Variant 'fit_poly': examples must start with a call that gives the builder's argument(s) ['n_cycles']"),
 ])
 def test_a_bad_variant_is_refused_naming_the_field(kw, exc, msg):
     with pytest.raises(exc) as e: _variant(**kw)
@@ -160,8 +163,17 @@ def test_register_refuses_other_things():
     # a method a learner's own attribute would hide, and a builder argument the fit adds itself (inspect's "duplicate parameter name")
     for name in ('lr', 'dls', 'model', 'recorder'):
         with pytest.raises(ValueError, match=f"Variant '{name}': method is the name of a Learner attribute"): register_variant(_variant(name))
-    with pytest.raises(ValueError, match=r"Variant 'fit_poly': builder argument\(s\) \['step'\] have the names of the fit's own"):
-        register_variant(_variant(builder=lambda lr, step=2: _poly_scheds(lr)))
+    for k in ('step', 'self'):  # `self`: inspect's "duplicate parameter name" before
+        with pytest.raises(ValueError, match=rf"Variant 'fit_poly': builder argument\(s\) \['{k}'\] have the names of the method's own"):
+            register_variant(_variant(builder=eval(f"lambda lr, {k}=2: _poly_scheds(lr)", {'_poly_scheds': _poly_scheds})))
+    # a budgeted variant named like one of compare's own schedules would be shadowed by it, or replace fastai's baseline
+    from fastai_anneal.cli import _FASTAI
+    assert set(COMPARE_NAMES) == {*_FASTAI, 'constant'}
+    for name in COMPARE_NAMES:  # `fit_constant`, or `one_cycle` itself (`fit_one_cycle` is fastai's method)
+        m = f'fit_{name}' if name == 'constant' else name
+        with pytest.raises(ValueError, match=f"Variant '{m}': `fastai-anneal compare` already has a schedule named '{name}'"):
+            register_variant(_variant(m, budget='mine'))
+        assert m not in VARIANTS and not hasattr(Learner, m)
     assert 'fit_poly' not in VARIANTS and not hasattr(Learner, 'fit_poly') and 'lr' not in VARIANTS
 
 @pytest.fixture
@@ -201,3 +213,36 @@ def test_a_variant_registered_at_run_time_joins_the_commands():
         assert cli._check_schedules('cos_anneal,poly') == ['cos_anneal', 'poly'] and 'poly' not in cli.DEFAULT_SCHEDULES
     finally: del _REGISTERED[v.method]; delattr(Learner, v.method)
     assert 'fit_poly' not in cli.PREVIEWS and 'poly' not in cli.SCHEDULES
+
+def test_registering_again_changes_nothing_and_replace_puts_a_new_one_in_place():
+    "A notebook cell run twice, a module reloaded: an equal variant is registered already; a fixed builder takes `replace=True`"
+    v = register_variant(_variant())
+    try:
+        assert register_variant(_variant()) is v and VARIANTS['fit_poly'] is v  # equal: nothing changes
+        w = _variant(builder=lambda lr, power=3.: _poly_scheds(lr, power))
+        with pytest.raises(ValueError, match="Variant 'fit_poly': method is already registered"): register_variant(w)
+        assert VARIANTS['fit_poly'] is v
+        with pytest.raises(TypeError, match="replace must be True or False"): register_variant(w, replace='yes')
+        assert register_variant(w, replace=True) is w and VARIANTS['fit_poly'] is w
+        assert list(inspect.signature(Learner.fit_poly).parameters)[3:4] == ['power'] and Learner.fit_poly.__doc__ == w.doc
+        with pytest.raises(ValueError, match="Variant 'fit_cos_anneal': method is already registered"):
+            register_variant(_variant('fit_cos_anneal'), replace=True)  # the package's own stay
+    finally: del _REGISTERED['fit_poly']; delattr(Learner, 'fit_poly')
+
+def test_preview_flags_follow_a_plugin_builder_s_annotations(tmp_path):
+    "A str argument parses as a string and an optional int as an int (every other annotation a float, as before)"
+    from fastai_anneal import cli
+    assert [cli._flag_type(a) for a in (str, 'str', int, 'int|None', 'Optional[int]', int|None, float, 'float|None', 'str|callable')] \
+        == [str, str, int, int, int, int, float, float, float]
+    seen = {}
+    def shaped(lr, shape:str='lin', every:int|None=None):
+        "Linear or cosine decay, `every` steps a staircase"
+        seen.update(shape=shape, every=every); return {'lr': lambda pos: lr*(1-pos)}
+    v = register_variant(_variant('fit_shaped', shaped))
+    try:
+        assert cli.main(['preview', 'fit_shaped', '--shape', 'cos', '--every', '3', '--out', str(tmp_path)]) == 0
+        assert seen == dict(shape='cos', every=3) and type(seen['every']) is int
+        for k in ('command', 'variant'):  # the parser's own destinations: refused as a plugin, not read as the argument
+            with pytest.raises(ValueError, match=rf"builder argument\(s\) \['{k}'\] are the console script's own"):
+                cli._check_console(_variant('fit_x', eval(f"lambda lr, {k}=1: {{}}")))
+    finally: del _REGISTERED['fit_shaped']; delattr(Learner, 'fit_shaped')
