@@ -10,12 +10,28 @@ def n_groups(learn) -> int:
     ps = L(learn.splitter(learn.model))
     return len(ps) if len(ps) and isinstance(ps[0], (L, list)) else 1
 
+def _sharded(learn):
+    "fastai's distributed module when `learn` fits under its `DistributedTrainer` (which shards the loaders as a fit starts), else None"
+    d = sys.modules.get('fastai.distributed')  # not imported: no `DistributedTrainer` can exist
+    if d is None or isinstance(learn.dls.train, d.DistributedDL) or not any(isinstance(c, d.DistributedTrainer) for c in learn.cbs):
+        return None
+    return d
+
+def n_iter(learn) -> int:
+    ("Training batches per epoch as a fit of `learn` counts them (fastai's `n_iter`, the denominator of `pct_train` that schedules "
+     "read): under `DistributedTrainer` the `DistributedDL`'s length, `ceil(len(dl)/world)`")
+    return len(learn.dls.train) if _sharded(learn) is None else math.ceil(len(learn.dls.train) / num_distrib())
+
 def train_batches(learn) -> int:
-    ("Training batches per epoch a fit of `learn` runs on this process. Under fastai's `DistributedTrainer`, which shards the loaders "
-     "only as a fit starts, each rank's share (`DistributedDL`'s length), not the whole loader's")
-    dl,d = learn.dls.train,sys.modules.get('fastai.distributed')  # not imported: no `DistributedTrainer` can exist
-    if d is None or isinstance(dl, d.DistributedDL) or not any(isinstance(c, d.DistributedTrainer) for c in learn.cbs): return len(dl)
-    return math.ceil(len(dl) / num_distrib())
+    ("Training batches per epoch a fit of `learn` runs on this process: under `DistributedTrainer` each rank's share of the items "
+     "(padded to a multiple of the world size), batched as the loader batches; `n_iter` counts one more when a share does not fill "
+     "whole batches and the loader drops the rest")
+    dl = learn.dls.train
+    if _sharded(learn) is None: return len(dl)
+    n,bs = (getattr(dl, 'n', None),getattr(dl, 'bs', None)) if hasattr(dl, 'bs') else (len(dl.dataset),dl.batch_size)
+    if not n or not bs: return n_iter(learn)
+    m = math.ceil(n / num_distrib())
+    return m//bs if dl.drop_last else math.ceil(m/bs)
 
 def agree(vals:list) -> list:
     ("The mean of `vals` over the ranks of a distributed run (every rank then takes the same decisions; a value that is not finite on "

@@ -436,7 +436,7 @@ _FROM_PREVIEW = ('n_epoch', 'n_batch')  # builder arguments `preview` fills from
 def _preview_kwargs(v, kwargs:dict) -> dict:
     "`kwargs` completed with what the builder requires and the fit would take from the `Learner` (lr 1e-3) or its first example"
     req = [k for k,p in v.builder_params.items() if p.default is inspect.Parameter.empty and k not in (*kwargs, *_FROM_PREVIEW)]
-    return {**{k: 1e-3 if k == v.lr_arg else v.examples[0][k] for k in req}, **kwargs}
+    return {**{k: 1e-3 if k == (v.builder_lr or v.lr_arg) else v.examples[0][k] for k in req}, **kwargs}
 
 def preview(
     variant:str,             # A fit variant, one of `PREVIEWS` (`--help` lists them)
@@ -494,8 +494,8 @@ def _add_builder_args(p, v):
 
 def _flag_type(anno) -> type:
     "What a flag parses for a builder argument annotated `anno` (a type, or its source: 'int|None', 'Optional[str]'): int, str, else float"
-    src = anno if isinstance(anno, str) else getattr(anno, '__name__', str(anno))
-    parts = {t.strip() for t in re.split(r"[|,\[\]]", src)} - {'', 'None', 'NoneType', 'Optional', 'typing.Optional'}
+    src = (anno if isinstance(anno, str) else anno.__name__ if isinstance(anno, type) else str(anno)).replace('typing.', '')
+    parts = {t.strip() for t in re.split(r"[|,\[\]]", src)} - {'', 'None', 'NoneType', 'Optional', 'Union'}
     return int if parts == {'int'} else str if parts == {'str'} else float
 
 def _without_hidden(p:argparse.ArgumentParser) -> argparse.ArgumentParser:

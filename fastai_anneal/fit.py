@@ -14,8 +14,8 @@ from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.optimizer import Optimizer, _BaseOptimizer
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
-from ._groups import n_groups, train_batches
-from .registry import Variant, VARIANTS, _add, _REGISTERED, _BUILTIN
+from ._groups import n_groups, n_iter
+from .registry import Variant, VARIANTS, _add, _redefined, _REGISTERED, _BUILTIN
 
 __all__ = ['ReplayShuffles', 'register_variant']  # and the `Learner` patches, applied on import
 
@@ -243,7 +243,7 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
     warn = (f"{v.method}: SaveModelCallback(every_epoch=...) numbers this fit's epochs from 0, so its files overwrite the run's own "
             f"checkpoints of the same name (model_0, model_1...): give the branch its own, e.g. cbs=SaveModelCallback(fname='cool', "
             f"every_epoch=True), and take the learner's off for it") if clash else None
-    nb = train_batches(learn)  # batches per epoch, for the schedules that count them (as many as `fit` runs: a rank's share)
+    nb = n_iter(learn)  # batches per epoch, for the schedules that count them: as the fit's `pct_train` counts them (a rank's share)
     return dict(_prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw),
                 warn=warn)
 
@@ -302,7 +302,7 @@ def register_variant(v:Variant,
 ) -> Variant:
     ("Add `v` at run time: its `Learner` method (checked arguments, `lr='auto'`, `lr_tune(fit=...)`), as the package's own variants "
      "get; the console script offers it when a package's entry point of group `fastai_anneal.variants` gives it (`cli.PLUGINS`). "
-     "Registering an equal variant again (a notebook cell run twice, a module reloaded) changes nothing")
+     "Registering it again (a notebook cell run twice, a module reloaded: its functions defined anew) puts the new one in place")
     if not isinstance(v, Variant): raise TypeError(f"v must be a Variant, got {type(v).__name__}")
     replace = check_bool('replace', replace)
     if v.two_phase:
@@ -312,7 +312,8 @@ def register_variant(v:Variant,
     if mine and old == v and getattr(Learner, v.method, None) is not None: return old  # registered already
     _free(v)
     method = _fit_method(v)  # built before anything is registered
-    _add(v, replace=old if mine and (replace or old == v) else None)  # refuses a registered (unless replaced) or reserved name
+    again = mine and (replace or old == v or _redefined(old, v))  # or its builder defined anew: a cell run again, a module reloaded
+    _add(v, replace=old if again else None)  # refuses a registered (unless replaced) or reserved name
     patch_to(Learner)(method)
     return v
 

@@ -212,7 +212,7 @@ def _held_modules(objs, skip:set) -> list:
 class _CallbacksKept:
     ("The plain state of the learner's callbacks and of `cbs` (a fit's own), copied (`_plain_copy`): a tracker's `best` and `run` "
      "flag, a weight EMA kept in tensors, `ActivationStats`' history; and the weights, buffers and modes of every module a callback "
-     "holds (an EMA model, a distillation teacher: one copy each, on its device). `restore()` (also on leaving the block) puts it "
+     "holds (an EMA model, a distillation teacher: one copy each, in host memory). `restore()` (also on leaving the block) puts it "
      "back, as fresh copies each time; `restore_modules()` the modules only. The learner's own tensors (parameters, buffers) and "
      "every other object a callback holds stay shared: a dataset, live hooks, a file. `skip`: callback classes left alone (the "
      "`Recorder`, whose history `_RecorderKept` handles)")
@@ -229,12 +229,14 @@ class _CallbacksKept:
         held = list({id(m): m for m in held}.values())
         ts = {id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()]}
         ts = {i: t for i,t in ts.items() if t is not None and i not in self.shared}
-        self.held = [(t, t.detach().clone()) for t in ts.values()]
+        # in host memory, once: a frozen teacher on the GPU costs no device memory; written back only where a search changed it
+        self.held = [[t, t._version, t.detach().to('cpu', copy=True)] for t in ts.values()]
         self.held_modes = [(m, m.training) for m in held]
     def restore_modules(self):
-        "The weights, buffers and modes of the modules the callbacks hold, as they were"
+        "The weights, buffers and modes of the modules the callbacks hold, as they were (a tensor no search changed is left alone)"
         with torch.no_grad():
-            for t,c in self.held: t.copy_(c)
+            for h in self.held:
+                if h[0]._version != h[1]: h[0].copy_(h[2]); h[1] = h[0]._version  # torch counts every in-place change
         for m,training in self.held_modes: m.training = training
     def restore(self):
         memo = dict(self.shared)

@@ -4,16 +4,20 @@ Under `distrib_ctx` each rank runs its share of the batches (fastai shards the l
 import json, sys, warnings
 from pathlib import Path
 from fastai.basics import *
-from fastai.test_utils import synth_dbunch, RegModel
+from fastai.test_utils import RegModel
+from torch.utils.data import TensorDataset
 sys.path.insert(0, str(Path(__file__).parent))
 from _ddp_common import init, cpu_broadcast, finish
 from fastai_anneal.all import *
 
-N_TRAIN = 24  # batches of 8 in the whole loader: 12 on each of 2 ranks
+N_ITEMS,BS = 203,8  # padded to 204: 102 items a rank, 12 full batches and 6 dropped (fastai's `DistributedDL.__len__` says 13)
 
 def mk_learner() -> Learner:
     set_seed(0, reproducible=True)
-    return Learner(synth_dbunch(n_train=N_TRAIN, bs=8, cuda=False), RegModel(), loss_func=MSELossFlat(), opt_func=Adam, lr=1e-2)
+    x = torch.randn(N_ITEMS + 16, 1); ds = TensorDataset(x, 2*x + 3 + 0.1*torch.randn_like(x))
+    train,valid = torch.utils.data.Subset(ds, range(N_ITEMS)),torch.utils.data.Subset(ds, range(N_ITEMS, N_ITEMS + 16))
+    dls = DataLoaders(TfmdDL(train, bs=BS, shuffle=True, drop_last=True), TfmdDL(valid, bs=BS))
+    return Learner(dls, RegModel(), loss_func=MSELossFlat(), opt_func=Adam, lr=1e-2)
 
 def main(out:str):
     from fastai.distributed import DistributedDL

@@ -106,10 +106,10 @@ def test_plateau_is_one_decision_for_every_rank(tmp_path):
 def test_what_a_fit_runs_is_sized_on_each_rank_s_share(tmp_path):
     ("fastai shards the loaders only as a fit starts: the range test runs all its batches, the tuner sizes its trials on the fit each "
      "rank runs, a cosine sweep's suggestions are one decision, and the schedules that count batches step once per batch a rank runs")
-    from _ddp_sizes_worker import N_TRAIN
+    from _ddp_sizes_worker import N_ITEMS, BS
     launch_ranks(TESTS/'_ddp_sizes_worker.py', tmp_path, WORLD, timeout=240)
     res = _ranks(tmp_path)
-    nb = N_TRAIN // WORLD  # each rank's batches per epoch
+    nb = math.ceil(N_ITEMS/WORLD) // BS  # each rank's batches per epoch: its share of the items, in full batches
     assert res[0]['world'] == WORLD
     assert res[0]['find_cos'] == res[1]['find_cos']  # each rank's batch losses differ: suggestions from their mean
     assert res[0]['find_n'] == 40  # every batch asked for (60% of them before: epochs counted on the whole loader)
@@ -118,9 +118,12 @@ def test_what_a_fit_runs_is_sized_on_each_rank_s_share(tmp_path):
         n,losses = r['sweep_n'],r['sweep_losses']
         assert n == 30 or losses[-1] > 4*min(losses)  # the tuner's range test ran its 30 points, or up to its divergence
     assert res[0]['tune_lr'] == res[1]['tune_lr']
+    # the schedules read fastai's position, whose epoch is `DistributedDL.__len__` = ceil(len/world) = 13 batches, one more than the
+    # 12 a rank runs here: each epoch starts at step 13*e (as fastai's own schedulers do), every other step follows the reference
+    n_it = math.ceil((N_ITEMS//BS)/WORLD)
     for m,ref in (('fit_cyclic', lambda t: _cyclic(t, 1e-3, 1e-2, 5)), ('fit_time_decay', lambda t: 1e-2/(1 + t/4))):
         assert res[0][m] == res[1][m] and len(res[0][m]) == 2*nb
-        np.testing.assert_allclose(res[0][m], [ref(t) for t in range(2*nb)], rtol=1e-6)
+        np.testing.assert_allclose(res[0][m], [ref(e*n_it + i) for e in range(2) for i in range(nb)], rtol=1e-6)
 
 def _cyclic(t:int, base:float, top:float, up:int) -> float:
     "torch `CyclicLR`'s triangle (step_size_down = step_size_up) at step `t`, its documented formula"

@@ -220,12 +220,13 @@ def test_a_search_gives_back_the_module_a_callback_holds(entry):
     log = SimpleNamespace(starts=[])
     learn = mk_learner(n_train=100)
     cb = _EMAModel(learn.model, log); learn.add_cb(cb)
+    cb.teacher = copy.deepcopy(learn.model).requires_grad_(False)  # frozen: nothing to write back (torch's version counter)
     quiet_fit(learn, 'fit', 1, 1e-3)  # 100 steps in
-    before = copy.deepcopy(cb.ema.state_dict())
+    before,versions = copy.deepcopy(cb.ema.state_dict()),[p._version for p in cb.teacher.parameters()]
     starts = log.starts = []
     with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False) if entry == 'lr_find' else learn.lr_tune(10, fit='fit_cos_anneal')
     for k,v in cb.ema.state_dict().items(): assert torch.equal(v, before[k]), k
-    assert not cb.ema.training
+    assert not cb.ema.training and [p._version for p in cb.teacher.parameters()] == versions
     assert len(starts) >= (1 if entry == 'lr_find' else 10) and set(starts) == {100.}, starts
 
 def test_an_interrupted_sweep_takes_off_the_hooks_a_callback_put_on(tmp_path):

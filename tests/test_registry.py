@@ -219,6 +219,11 @@ def test_registering_again_changes_nothing_and_replace_puts_a_new_one_in_place()
     v = register_variant(_variant())
     try:
         assert register_variant(_variant()) is v and VARIANTS['fit_poly'] is v  # equal: nothing changes
+        ns = {'__name__': _poly_scheds.__module__}  # the cell that defines the builder run again: a new function, the same name
+        exec("def _poly_scheds(lr, power:float=2.):\n    return {'lr': lambda pos: lr*(1-pos)**power}", ns)
+        assert ns['_poly_scheds'] is not _poly_scheds and ns['_poly_scheds'].__qualname__ == _poly_scheds.__qualname__
+        v = register_variant(_variant(builder=ns['_poly_scheds']))
+        assert VARIANTS['fit_poly'] is v and v.builder is ns['_poly_scheds']
         w = _variant(builder=lambda lr, power=3.: _poly_scheds(lr, power))
         with pytest.raises(ValueError, match="Variant 'fit_poly': method is already registered"): register_variant(w)
         assert VARIANTS['fit_poly'] is v
@@ -232,8 +237,12 @@ def test_registering_again_changes_nothing_and_replace_puts_a_new_one_in_place()
 def test_preview_flags_follow_a_plugin_builder_s_annotations(tmp_path):
     "A str argument parses as a string and an optional int as an int (every other annotation a float, as before)"
     from fastai_anneal import cli
-    assert [cli._flag_type(a) for a in (str, 'str', int, 'int|None', 'Optional[int]', int|None, float, 'float|None', 'str|callable')] \
-        == [str, str, int, int, int, int, float, float, float]
+    import typing
+    annos = (str, 'str', int, 'int|None', 'Optional[int]', int|None, typing.Optional[str], typing.Union[int, None], float, 'float|None',
+             'str|callable')
+    assert [cli._flag_type(a) for a in annos] == [str, str, int, int, int, int, str, int, float, float, float]
+    # a builder whose lr argument has a name of its own (`builder_lr`): `preview` gives it 1e-3, as it gives `lr_arg`
+    assert cli._preview_kwargs(_variant(builder=lambda peak, power=2.: {}, builder_lr='peak'), {}) == {'peak': 1e-3}
     seen = {}
     def shaped(lr, shape:str='lin', every:int|None=None):
         "Linear or cosine decay, `every` steps a staircase"
