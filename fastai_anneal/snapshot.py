@@ -233,7 +233,13 @@ class _CallbacksKept:
         self.held = [[t, t._version, t.detach().to('cpu', copy=True)] for t in ts.values()]
         self.held_modes = [(m, m.training) for m in held]
     def restore_modules(self):
-        "The weights, buffers and modes of the modules the callbacks hold, as they were (a tensor no search changed is left alone)"
+        ("The modules the callbacks hold, as they were: an attribute a search set to another module (an EMA model made in `before_fit`) "
+         "back to what it held, and their weights, buffers and modes (a tensor no search changed is left alone)")
+        for c,d in self.saved:
+            for k,v in list(vars(c).items()):
+                if isinstance(v, nn.Module) and not (k in d and d[k] is v):
+                    if k in d: setattr(c, k, d[k])
+                    else: delattr(c, k)
         with torch.no_grad():
             for h in self.held:
                 if h[0]._version != h[1]: h[0].copy_(h[2]); h[1] = h[0]._version  # torch counts every in-place change

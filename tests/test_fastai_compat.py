@@ -229,6 +229,19 @@ def test_a_search_gives_back_the_module_a_callback_holds(entry):
     assert not cb.ema.training and [p._version for p in cb.teacher.parameters()] == versions
     assert len(starts) >= (1 if entry == 'lr_find' else 10) and set(starts) == {100.}, starts
 
+def test_a_sweep_that_ends_well_takes_back_a_module_a_callback_made():
+    "An EMA model a callback makes in `before_fit` when it has none: the sweep made and fed one; the next fit makes its own again"
+    class LazyEMA(Callback):
+        def __init__(self): self.ema = None
+        def before_fit(self):
+            if self.ema is None: self.ema = copy.deepcopy(self.learn.model)
+        def after_batch(self):
+            with torch.no_grad():
+                for e,p in zip(self.ema.parameters(), self.learn.model.parameters()): e.mul_(0.5).add_(p, alpha=0.5)
+    learn = mk_learner(n_train=100, cbs=(cb := LazyEMA()))
+    with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False)
+    assert cb.ema is None
+
 def test_an_interrupted_sweep_takes_off_the_hooks_a_callback_put_on(tmp_path):
     "fastai's `ActivationStats` hooks every layer in `before_fit` and unhooks in `after_fit`, which an exception can skip"
     from fastai.callback.hook import ActivationStats
