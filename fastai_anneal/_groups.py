@@ -33,12 +33,14 @@ def train_batches(learn) -> int:
     m = math.ceil(n / num_distrib())
     return m//bs if dl.drop_last else math.ceil(m/bs)
 
+def _distributed() -> bool: return torch.distributed.is_available() and torch.distributed.is_initialized()
+def _device() -> str: return 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'  # where the backend reduces
+
 def agree(vals:list) -> list:
     ("The mean of `vals` over the ranks of a distributed run (every rank then takes the same decisions; a value that is not finite on "
      "some rank is inf); `vals` unchanged otherwise. Every rank must pass as many values")
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return vals
-    dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
-    t = torch.tensor(vals, dtype=torch.float64, device=dev)
+    if not _distributed(): return vals
+    t = torch.tensor(vals, dtype=torch.float64, device=_device())
     finite = torch.isfinite(t)
     t = torch.where(finite, t, torch.zeros_like(t))
     torch.distributed.all_reduce(t); n = finite.double(); torch.distributed.all_reduce(n)
@@ -46,7 +48,7 @@ def agree(vals:list) -> list:
 
 def agree_len(n:int) -> int:
     "The smallest `n` over the ranks of a distributed run (`n` otherwise): how many values every rank can `agree` on"
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return n
-    t = torch.tensor([n], dtype=torch.int64, device='cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu')
+    if not _distributed(): return n
+    t = torch.tensor([n], dtype=torch.int64, device=_device())
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
     return int(t.item())

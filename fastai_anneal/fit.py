@@ -312,7 +312,7 @@ def register_variant(v:Variant,
     if mine and old == v and getattr(Learner, v.method, None) is not None: return old  # registered already
     _free(v)
     method = _fit_method(v)  # built before anything is registered
-    again = mine and (replace or old == v or _redefined(old, v))  # or its builder defined anew: a cell run again, a module reloaded
+    again = mine and (replace or _redefined(old, v))  # equal, or its functions defined anew: a cell run again, a module reloaded
     _add(v, replace=old if again else None)  # refuses a registered (unless replaced) or reserved name
     patch_to(Learner)(method)
     return v
