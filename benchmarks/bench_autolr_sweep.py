@@ -1,6 +1,7 @@
-"""`lr='auto'` on held-out task families, 2 seeds: a search for failures. Two sets, each written by a reviewer (a helper agent) asked
-to break `'auto'`: twelve families, 17 task x fit combinations (`autolr_sweep_tasks.py`), then seven more, 11 combinations
-(`autolr_heldout3_tasks.py`, `--combos` of `HELDOUT3`).
+"""`lr='auto'` on held-out task families, 2 seeds: a search for failures. Three sets, each written by a reviewer (a helper agent):
+twelve families, 17 task x fit combinations (`autolr_sweep_tasks.py`), then seven more, 11 combinations
+(`autolr_heldout3_tasks.py`, `--combos` of `HELDOUT3`), both asked to break `'auto'`; then a fourth, never seen before its runs,
+to test a change honestly: six families, 8 combinations (`autolr_heldout4_tasks.py`, `--combos` of `HELDOUT4`).
 
 Per combination: `lr='auto'` on each seed (the lr it picked, its rule, its score), then a factor-2 grid of fixed lrs (1e-3 * 2^k)
 around the picks, grown until the grid's best (mean over the seeds) is bracketed on both sides. The table gives the gap of 'auto'
@@ -58,8 +59,19 @@ HELDOUT3 = {
     'tab_reg/flat_ps05':            ('tab_reg', 'fit_flat_anneal', (5,), dict(pct_start=0.5), 'mse'),
     'ts_gn_adamw/cos':              ('ts_gn_adamw', 'fit_cos_anneal', (3,), {}, 'accuracy'),
 }
-SETS = {'sweep': list(COMBOS), 'heldout3': list(HELDOUT3)}
-COMBOS = {**COMBOS, **HELDOUT3}
+# the fourth held-out set (`autolr_heldout4_tasks.py`, six families, every task written before any of its runs)
+HELDOUT4 = {
+    'hastie_bn_sgdm/flat':          ('hastie_bn_sgdm', 'fit_flat_anneal', (5,), {}, 'accuracy'),
+    'dyck_attn/cos_wu':             ('dyck_attn', 'fit_cos_anneal', (3,), dict(pct_warmup=0.05), 'accuracy'),
+    'collab_mf/flat':               ('collab_mf', 'fit_flat_anneal', (2,), {}, 'valid_loss'),
+    'adding_gru/cos':               ('adding_gru', 'fit_cos_anneal', (3,), {}, 'valid_loss'),
+    'swissroll_huber/cos':          ('swissroll_huber', 'fit_cos_anneal', (2,), {}, 'valid_loss'),
+    'm1d_ranger/flat':              ('m1d_ranger', 'fit_flat_anneal', (6,), {}, 'accuracy'),
+    'hastie_bn_sgdm/cos':           ('hastie_bn_sgdm', 'fit_cos_anneal', (3,), {}, 'accuracy'),
+    'dyck_attn/flat':               ('dyck_attn', 'fit_flat_anneal', (3,), {}, 'accuracy'),
+}
+SETS = {'sweep': list(COMBOS), 'heldout3': list(HELDOUT3), 'heldout4': list(HELDOUT4)}
+COMBOS = {**COMBOS, **HELDOUT3, **HELDOUT4}
 CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'autolr_sweep.jsonl')
 
 def lower(score): return 'loss' in score or score == 'mse'
@@ -71,7 +83,8 @@ def run(combo:str, kind:str, seed:int, lr=None) -> dict:
     import fastai_anneal.all  # noqa: F401, the Learner patches
     from autolr_sweep_tasks import TASKS
     from autolr_heldout3_tasks import TASKS as TASKS3
-    TASKS = {**TASKS, **TASKS3}
+    from autolr_heldout4_tasks import TASKS as TASKS4
+    TASKS = {**TASKS, **TASKS3, **TASKS4}
     torch.set_num_threads(1)
     task,fit,args,kw,score = COMBOS[combo]
     learn = TASKS[task](seed)
