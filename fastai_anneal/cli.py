@@ -488,15 +488,20 @@ def _add_builder_args(p, v):
         elif k == 'mode': kw.update(choices=list(CYCLIC_MODES))
         elif k == 'moms': kw.update(type=float, nargs=3, metavar=('START', 'PEAK', 'END'))
         elif d.anno in (list, 'list'): kw.update(type=int, nargs='+', metavar='EPOCH')  # milestones
-        elif d.anno in (bool, 'bool'): kw.update(action=argparse.BooleanOptionalAction)  # --staircase / --no-staircase
-        else: t = _flag_type(d.anno); kw.update(type=t, metavar=f"({t.__name__})")
+        else: kw.update(_flag_kwargs(d.anno))  # --staircase / --no-staircase, --step-size-up (int)...
         p.add_argument(f"--{k.replace('_', '-')}", dest=k, **kw)
 
-def _flag_type(anno) -> type:
-    "What a flag parses for a builder argument annotated `anno` (a type, or its source: 'int|None', 'Optional[str]'): int, str, else float"
+def _flag_kwargs(anno) -> dict:
+    ("How a flag parses a builder argument annotated `anno` (a type, or its source: 'int|None', 'Optional[str]', \"Literal['a', 'b']\"): "
+     "an int, a string, one of a literal's strings, --x / --no-x for a bool, else a float")
     src = (anno if isinstance(anno, str) else anno.__name__ if isinstance(anno, type) else str(anno)).replace('typing.', '')
+    lit = re.fullmatch(r"\s*Literal\[(.*)\]\s*", src)
+    vals = [a or b for a,b in re.findall(r"'([^']*)'|\"([^\"]*)\"", lit[1])] if lit else []
+    if vals: return dict(choices=vals)
     parts = {t.strip() for t in re.split(r"[|,\[\]]", src)} - {'', 'None', 'NoneType', 'Optional', 'Union'}
-    return int if parts == {'int'} else str if parts == {'str'} else float
+    if parts == {'bool'}: return dict(action=argparse.BooleanOptionalAction)
+    t = int if parts == {'int'} else str if parts == {'str'} else float
+    return dict(type=t, metavar=f"({t.__name__})")
 
 def _without_hidden(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     "`p` less fastcore's hidden `--pdb` and `--xtra`, which these commands do not honour: given, they are unrecognized arguments"

@@ -210,9 +210,10 @@ def fit_signature(v:Variant) -> inspect.Signature:
     "`self`, `v`'s epoch arguments, its lr (None: `learn.lr`), its builder's other arguments, then the fit's own"
     P,own = inspect.Parameter,inspect.signature(_fit_args).parameters
     lr_name = v.builder_lr or v.lr_arg
-    ps = [own['self']] + [own[k] if k in own else v.builder_params[k] for k in v.epoch_args]
+    pk = lambda p: p.replace(kind=P.POSITIONAL_OR_KEYWORD)  # a builder's keyword-only argument (`*,`, a `partial`'s) too
+    ps = [own['self']] + [own[k] if k in own else pk(v.builder_params[k]) for k in v.epoch_args]
     ps.append(P(v.lr_arg, P.POSITIONAL_OR_KEYWORD, default=None, annotation='float|slice|list'))
-    ps += [p for k,p in v.builder_params.items() if k not in (lr_name, *v.epoch_args)] + _FIT_ARGS
+    ps += [pk(p) for k,p in v.builder_params.items() if k not in (lr_name, *v.epoch_args)] + _FIT_ARGS
     return inspect.Signature(ps)
 
 def bind_call(v:Variant, learn, *args, **kwargs) -> dict:
@@ -302,7 +303,8 @@ def register_variant(v:Variant,
 ) -> Variant:
     ("Add `v` at run time: its `Learner` method (checked arguments, `lr='auto'`, `lr_tune(fit=...)`), as the package's own variants "
      "get; the console script offers it when a package's entry point of group `fastai_anneal.variants` gives it (`cli.PLUGINS`). "
-     "Registering it again (a notebook cell run twice, a module reloaded: its functions defined anew) puts the new one in place")
+     "A variant of the same method whose builder has the same module and name (a notebook cell run again, a module reloaded) takes "
+     "the registered one's place")
     if not isinstance(v, Variant): raise TypeError(f"v must be a Variant, got {type(v).__name__}")
     replace = check_bool('replace', replace)
     if v.two_phase:
@@ -312,7 +314,7 @@ def register_variant(v:Variant,
     if mine and old == v and getattr(Learner, v.method, None) is not None: return old  # registered already
     _free(v)
     method = _fit_method(v)  # built before anything is registered
-    again = mine and (replace or _redefined(old, v))  # equal, or its functions defined anew: a cell run again, a module reloaded
+    again = mine and (replace or _redefined(old, v))  # its builder defined again: a cell run again, a module reloaded
     _add(v, replace=old if again else None)  # refuses a registered (unless replaced) or reserved name
     patch_to(Learner)(method)
     return v

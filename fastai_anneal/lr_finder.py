@@ -7,7 +7,7 @@ from functools import partial
 import torch
 import matplotlib.pyplot as plt
 from fastcore.basics import patch, store_attr
-from fastai.torch_core import tensor, Tensor
+from fastai.torch_core import tensor, Tensor, num_distrib
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import CancelFitException, CancelValidException
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp, sched_lin, sched_cos
@@ -333,7 +333,10 @@ def lr_find(self:Learner,
     cb._range(_n_groups(self))
     if not hasattr(self, 'recorder'): raise ValueError("lr_find needs the learner's Recorder (create the Learner with default_cbs=True)")
     if len(self.dls.train) == 0: raise ValueError("lr_find needs batches: the training DataLoader is empty")
-    n_epoch = cb.num_it//train_batches(self) + 1  # fastai's count, of the batches this rank runs (`distrib_ctx`: its share)
+    nb = train_batches(self)  # this rank's (`distrib_ctx`: its share)
+    if nb == 0: raise ValueError(f"lr_find needs batches: under distrib_ctx each of the {num_distrib()} ranks' share of the training "
+                                 f"set fills no batch of {self.dls.train.bs} (the loader drops the last one)")
+    n_epoch = cb.num_it//nb + 1  # fastai's count, of the batches this rank runs
     snap = cb.__dict__['_snapshot'] = LearnerSnapshot(self)  # before `fit` creates the optimizer and sets its lr: what comes back
     kept = _RecorderKept(self); kept.__enter__()  # the last fit's history, put back if no sweep runs
     # after an exception the other callbacks' state comes back too: fastai's trackers stand aside for the sweep (`run=False`) and

@@ -3,8 +3,8 @@ choices (`cli.py`), the parametrised tests and the README's table. Adding a sche
 and one `Variant(...)` in `_BUILTIN` below; a user's own variant goes through `register_variant` (`fit.py`) at run time."""
 from __future__ import annotations
 import inspect
-from dataclasses import dataclass, fields
-from types import FunctionType, MappingProxyType
+from dataclasses import dataclass
+from types import MappingProxyType
 from .schedules import (cos_anneal_scheds, sgdr_anneal_scheds, sgdr_n_epoch, sgdr_cycles, flat_anneal_scheds, cooldown_scheds,
                         step_decay_scheds, time_decay_scheds, cyclic_scheds)
 from ._checks import check_int
@@ -118,15 +118,15 @@ COMPARE_NAMES = ('one_cycle', 'flat_cos', 'sgdr', 'constant')  # `fastai-anneal 
 _REGISTERED = {}
 VARIANTS = MappingProxyType(_REGISTERED)  # read-only: `register_variant` (fit.py) adds a variant and its `Learner` method together
 
+def _origin(f) -> tuple:
+    "Where callable `f` is defined, `(module, qualified name)`, through `functools.partial` and bound methods"
+    while hasattr(f, 'func') or hasattr(f, '__func__'): f = getattr(f, 'func', None) or f.__func__
+    return getattr(f, '__module__', None),getattr(f, '__qualname__', type(f).__qualname__)
+
 def _redefined(a:Variant, b:Variant) -> bool:
-    ("`a` and `b` alike but for functions defined anew, of the same module and name (a notebook cell run again, a module reloaded): "
-     "every other field equal")
-    for f in fields(a):
-        x,y = getattr(a, f.name),getattr(b, f.name)
-        fn = isinstance(x, FunctionType) and isinstance(y, FunctionType)
-        same = (x.__module__, x.__qualname__) == (y.__module__, y.__qualname__) if fn else x == y
-        if not same: return False
-    return True
+    ("Whether `b` is `a` defined again: the same method and a builder of the same module and name (a notebook cell run again, a "
+     "module reloaded), whatever else changed")
+    return a.method == b.method and _origin(a.builder) == _origin(b.builder)
 
 def _add(v:Variant, replace:Variant=None):
     "Put `v` (a `Variant`) in the registry, refusing a method name already taken (by a variant but `replace`, or `RESERVED`)"

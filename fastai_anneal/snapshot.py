@@ -212,7 +212,7 @@ def _held_modules(objs, skip:set) -> list:
 class _CallbacksKept:
     ("The plain state of the learner's callbacks and of `cbs` (a fit's own), copied (`_plain_copy`): a tracker's `best` and `run` "
      "flag, a weight EMA kept in tensors, `ActivationStats`' history; and the weights, buffers and modes of every module a callback "
-     "holds (an EMA model, a distillation teacher: one copy each, in host memory). `restore()` (also on leaving the block) puts it "
+     "holds (an EMA model, a distillation teacher: a copy each, in host memory). `restore()` (also on leaving the block) puts it "
      "back, as fresh copies each time; `restore_modules()` the modules only. The learner's own tensors (parameters, buffers) and "
      "every other object a callback holds stay shared: a dataset, live hooks, a file. `skip`: callback classes left alone (the "
      "`Recorder`, whose history `_RecorderKept` handles)")
@@ -228,21 +228,22 @@ class _CallbacksKept:
         held = [s for m in _held_modules([v for c in self.cbs for v in vars(c).values()], own) for s in m.modules() if id(s) not in own]
         held = list({id(m): m for m in held}.values())
         ts = {id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()]}
-        ts = {i: t for i,t in ts.items() if t is not None and i not in self.shared}
-        # in host memory, once: a frozen teacher on the GPU costs no device memory; written back only where a search changed it
-        self.held = [[t, t._version, t.detach().to('cpu', copy=True)] for t in ts.values()]
+        # meta and inference tensors hold nothing a search can change (an inference tensor refuses in-place writes outside its mode)
+        ts = {i: t for i,t in ts.items() if t is not None and i not in self.shared and not (t.is_meta or t.is_inference())}
+        # in host memory: a frozen teacher on the GPU costs no device memory. Written back whole at every restore: an EMA updated
+        # through `.data` (timm's, many hand-written ones) leaves torch's version counter as it was
+        self.held = [(t, t.detach().to('cpu', copy=True)) for t in ts.values()]
         self.held_modes = [(m, m.training) for m in held]
     def restore_modules(self):
         ("The modules the callbacks hold, as they were: an attribute a search set to another module (an EMA model made in `before_fit`) "
-         "back to what it held, and their weights, buffers and modes (a tensor no search changed is left alone)")
+         "back to what it held, and their weights, buffers and modes")
         for c,d in self.saved:
             for k,v in list(vars(c).items()):
                 if isinstance(v, nn.Module) and not (k in d and d[k] is v):
                     if k in d: setattr(c, k, d[k])
                     else: delattr(c, k)
         with torch.no_grad():
-            for h in self.held:
-                if h[0]._version != h[1]: h[0].copy_(h[2]); h[1] = h[0]._version  # torch counts every in-place change
+            for t,c in self.held: t.copy_(c)
         for m,training in self.held_modes: m.training = training
     def restore(self):
         memo = dict(self.shared)

@@ -553,6 +553,8 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
         raise ValueError(f"start_epoch must be 0 with {lr_arg}='auto', got {start_epoch!r}: a resumed run must reuse the first run's "
                          f"lr. Pass the number the first run tuned (it is `learn.lr_tune_result.lr` and the run logged it)")
     nb = train_batches(learn)  # this rank's: under `distrib_ctx` the trials and the fit run its share
+    if nb == 0: raise ValueError(f"lr='auto' needs training batches: the training set fills none (under distrib_ctx: each rank's share, "
+                                 f"batches of {learn.dls.train.bs}, the last one dropped)")
     ratios = _group_lrs(learn, lr_scale_like(lr_like, 1.), lr_arg)  # one per parameter group (largest 1), or raise naming `lr_arg`
     if v is None:
         probe = _fastai_fit(learn, fit, call, lr_scale_like(lr_like, 1e-3))

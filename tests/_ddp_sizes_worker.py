@@ -12,11 +12,11 @@ from fastai_anneal.all import *
 
 N_ITEMS,BS = 203,8  # padded to 204: 102 items a rank, 12 full batches and 6 dropped (fastai's `DistributedDL.__len__` says 13)
 
-def mk_learner() -> Learner:
+def mk_learner(n:int=N_ITEMS, bs:int=BS) -> Learner:
     set_seed(0, reproducible=True)
-    x = torch.randn(N_ITEMS + 16, 1); ds = TensorDataset(x, 2*x + 3 + 0.1*torch.randn_like(x))
-    train,valid = torch.utils.data.Subset(ds, range(N_ITEMS)),torch.utils.data.Subset(ds, range(N_ITEMS, N_ITEMS + 16))
-    dls = DataLoaders(TfmdDL(train, bs=BS, shuffle=True, drop_last=True), TfmdDL(valid, bs=BS))
+    x = torch.randn(n + 16, 1); ds = TensorDataset(x, 2*x + 3 + 0.1*torch.randn_like(x))
+    train,valid = torch.utils.data.Subset(ds, range(n)),torch.utils.data.Subset(ds, range(n, n + 16))
+    dls = DataLoaders(TfmdDL(train, bs=bs, shuffle=True, drop_last=True), TfmdDL(valid, bs=bs))
     return Learner(dls, RegModel(), loss_func=MSELossFlat(), opt_func=Adam, lr=1e-2)
 
 def main(out:str):
@@ -36,6 +36,11 @@ def main(out:str):
             learn = mk_learner()
             with learn.distrib_ctx(cpu=True, sync_bn=False): getattr(learn, m)(2, **kw)
             res[m] = [float(v) for v in learn.recorder.lrs]
+    learn = mk_learner(n=24, bs=16)  # 12 items a rank: no full batch of 16
+    for f in (lambda: learn.lr_find(show_plot=False), lambda: learn.lr_tune(3)):
+        try:
+            with learn.distrib_ctx(cpu=True, sync_bn=False), learn.no_bar(), learn.no_logging(): f()
+        except ValueError as e: res.setdefault('empty_share', []).append(str(e))
     (out/f'rank{rank_distrib()}.json').write_text(json.dumps(res))
     finish()
 

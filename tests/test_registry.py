@@ -1,7 +1,7 @@
 """The registry drives everything: each registered variant is a complete `Learner` method, a `compare` and `preview`
 choice with its help, a row of the README's table, and rejects generic bad calls before touching the learner.
 (The exactness, resume and fault tables of test_fit.py and test_resume.py are built from it too.)"""
-import contextlib, io, math
+import argparse, contextlib, io, math
 from pathlib import Path
 import numpy as np, pytest, torch
 from fastai.basics import *
@@ -215,15 +215,18 @@ def test_a_variant_registered_at_run_time_joins_the_commands():
     assert 'fit_poly' not in cli.PREVIEWS and 'poly' not in cli.SCHEDULES
 
 def test_registering_again_changes_nothing_and_replace_puts_a_new_one_in_place():
-    "A notebook cell run twice, a module reloaded: an equal variant is registered already; a fixed builder takes `replace=True`"
+    ("A notebook cell run twice, a module reloaded: the same builder (module and name) defined again replaces the variant; "
+     "another builder for that method takes `replace=True`")
     v = register_variant(_variant())
     try:
         assert register_variant(_variant()) is v and VARIANTS['fit_poly'] is v  # equal: nothing changes
         ns = {'__name__': _poly_scheds.__module__}  # the cell that defines the builder run again: a new function, the same name
         exec("def _poly_scheds(lr, power:float=2.):\n    return {'lr': lambda pos: lr*(1-pos)**power}", ns)
         assert ns['_poly_scheds'] is not _poly_scheds and ns['_poly_scheds'].__qualname__ == _poly_scheds.__qualname__
-        v = register_variant(_variant(builder=ns['_poly_scheds']))
-        assert VARIANTS['fit_poly'] is v and v.builder is ns['_poly_scheds']
+        v = register_variant(_variant(builder=ns['_poly_scheds'], doc='Fit with a polynomial decay, edited'))  # and its doc edited
+        assert VARIANTS['fit_poly'] is v and v.builder is ns['_poly_scheds'] and Learner.fit_poly.__doc__ == v.doc
+        v = register_variant(_variant(builder=partial(_poly_scheds, power=2.)))  # the same function, through a partial
+        assert VARIANTS['fit_poly'] is v
         w = _variant(builder=lambda lr, power=3.: _poly_scheds(lr, power))
         with pytest.raises(ValueError, match="Variant 'fit_poly': method is already registered"): register_variant(w)
         assert VARIANTS['fit_poly'] is v
@@ -240,7 +243,9 @@ def test_preview_flags_follow_a_plugin_builder_s_annotations(tmp_path):
     import typing
     annos = (str, 'str', int, 'int|None', 'Optional[int]', int|None, typing.Optional[str], typing.Union[int, None], float, 'float|None',
              'str|callable')
-    assert [cli._flag_type(a) for a in annos] == [str, str, int, int, int, int, str, int, float, float, float]
+    assert [cli._flag_kwargs(a)['type'] for a in annos] == [str, str, int, int, int, int, str, int, float, float, float]
+    assert cli._flag_kwargs(typing.Literal['lin', 'cos']) == cli._flag_kwargs("Literal['lin', \"cos\"]") == dict(choices=['lin', 'cos'])
+    for a in (bool, 'bool|None', typing.Optional[bool]): assert cli._flag_kwargs(a) == dict(action=argparse.BooleanOptionalAction)
     # a builder whose lr argument has a name of its own (`builder_lr`): `preview` gives it 1e-3, as it gives `lr_arg`
     assert cli._preview_kwargs(_variant(builder=lambda peak, power=2.: {}, builder_lr='peak'), {}) == {'peak': 1e-3}
     seen = {}
