@@ -8,7 +8,7 @@ Written down before the fourth set (`autolr_heldout4_tasks.py`) ran: adopt only 
 goal units improve, the catastrophic count does not rise and no combination falls from ok or marginal to catastrophic.
 Every pick is read off its combination's grid (mean over seeds, linear in log2 lr), as the budget screen reads them.
 
-    python benchmarks/bench_autolr_neartop.py      # from the caches of bench_autolr_budget.py and bench_autolr_sweep.py, 2 s
+    python benchmarks/bench_autolr_near_top.py     # from the caches of bench_autolr_budget.py and bench_autolr_sweep.py, 2 s
 """
 import os, sys, json, statistics as st
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
