@@ -71,6 +71,12 @@ def judge(name:str, lr:float, C:dict, G:dict) -> tuple:
                'marginal' if (gap > 1 if lo else gap < -0.5) else 'ok')
     return (-gap if lo else gap/0.5),math.log2(lr/best),verdict
 
+def summary(judged:list) -> str:
+    "One line for `judge`'s results: the mean goal units (each capped at -10), the mean |log2| from the best lr, how many 4x off, verdicts"
+    vs = {v: sum(j[2] == v for j in judged) for v in ('ok', 'marginal', 'miss', 'catastrophic')}
+    return (f"goal units {st.fmean(max(j[0], -10) for j in judged):+.2f}  |log2| {st.fmean(abs(j[1]) for j in judged):.2f}  "
+            f"4x off {sum(abs(j[1]) >= 2 for j in judged)}  " + ', '.join(f"{k} {v}" for k, v in vs.items()))
+
 def fill(cache:str, todo:list, work, jobs:int) -> list:
     ("Run `work((path, part))` for `todo` split over `jobs` processes, each appending to its own part file, gather the parts into "
      "`cache`; every row of `cache`")

@@ -10,16 +10,12 @@ Every pick is read off its combination's grid (mean over seeds, linear in log2 l
 
     python benchmarks/bench_autolr_near_top.py     # from the caches of bench_autolr_budget.py and bench_autolr_sweep.py, 2 s
 """
-import os, sys, json, statistics as st
+import os, sys, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_autolr_budget as H, bench_autolr_sweep as B
 THR,SHRINK = 0.3,1.5
 
 def shrink(lr:float, top:float) -> float: return lr/SHRINK if lr >= THR*top else lr
-
-def summary(judged:list) -> str:
-    return (f"goal units {st.fmean(max(j[0], -10) for j in judged):+.2f}  " +
-            ', '.join(f"{k} {sum(j[2] == k for j in judged)}" for k in ('ok', 'marginal', 'miss', 'catastrophic')))
 
 if __name__ == '__main__':
     G = H.grids()
@@ -30,7 +26,7 @@ if __name__ == '__main__':
         ns = [n for n in C if C[n][0] == s and n in old]
         now = [H.judge(n, old[n]['lr'], C, G) for n in ns]
         new = [H.judge(n, shrink(old[n]['lr'], old[n]['top']), C, G) for n in ns]
-        print(f"  {s:<9} now: {summary(now)}\n  {'':<9} rule: {summary(new)}  ({sum(shrink(old[n]['lr'], old[n]['top']) != old[n]['lr'] for n in ns)} picks moved)")
+        print(f"  {s:<9} now: {H.summary(now)}\n  {'':<9} rule: {H.summary(new)}  ({sum(shrink(old[n]['lr'], old[n]['top']) != old[n]['lr'] for n in ns)} picks moved)")
     C4 = {n: (None,)*5 + (B.HELDOUT4[n][4],) for n in B.HELDOUT4}
     rows = [json.loads(l) for l in open(B.CACHE)]
     autos = [r for r in rows if r['combo'] in B.HELDOUT4 and r['kind'] == 'auto' and r['seed'] in (0, 1)]
@@ -40,4 +36,4 @@ if __name__ == '__main__':
         print(f"  {r['combo']:<22} seed {r['seed']}  pick {r['lr']:.3g} = {r['lr']/r['top']:.2f} x top  now {a[2]:<12} rule {b[2]}")
     now = [H.judge(r['combo'], r['lr'], C4, G) for r in autos]
     new = [H.judge(r['combo'], shrink(r['lr'], r['top']), C4, G) for r in autos]
-    print(f"  now:  {summary(now)}\n  rule: {summary(new)}")
+    print(f"  now:  {H.summary(now)}\n  rule: {H.summary(new)}")

@@ -175,11 +175,7 @@ def report():
         if ok: passing.append(k)
         print(f"{k:<32}{d[0]:>+11.2f}{d[1]:>7.3f}{d[2]:>4}{h[0]:>+10.2f}{h[1]:>7.3f}{h[2]:>4}{a[0]:>+9.2f}  {'YES' if ok else 'no'}")
 
-    def summary(ns, lrs):
-        ps = [H.judge(n, lrs[n], C, G) for n in ns]
-        vs = {v: sum(p[2] == v for p in ps) for v in ('ok', 'marginal', 'miss', 'catastrophic')}
-        return (f"goal units {st.fmean(max(p[0], -10) for p in ps):+.2f}  |log2| {st.fmean(abs(p[1]) for p in ps):.2f}  "
-                f"4x off {sum(abs(p[1]) >= 2 for p in ps)}  " + ', '.join(f"{k} {v}" for k, v in vs.items()))
+    def summary(ns, lrs): return H.summary([H.judge(n, lrs[n], C, G) for n in ns])
 
     print("\nuncorrected picks:")
     for lab, ns in (('design', design), ('held-out', held)): print(f"  {lab:<9} {summary(ns, {n: cached[n]['lr'] for n in ns})}")
