@@ -1,10 +1,13 @@
-"What the 2-process gloo workers share: join the group without a TCP port, fastai's CUDA-only broadcast on the CPU, and a clean exit."
-import os, sys
+("What the 2-process gloo workers share: join the group without a TCP port, fastai's CUDA-only broadcast on the CPU, a clean exit, "
+ "and their stacks on SIGUSR1 (`launch_ranks` asks before it kills a hung rank)")
+import faulthandler, os, signal, sys
 from pathlib import Path
 import torch, torch.distributed as dist
 
 def init(out:Path):
-    "Join the gloo group through a file in `out`: no port to race for, no store served by a rank that may exit first; accelerate reuses it"
+    ("Join the gloo group through a file in `out`: no port to race for, no store served by a rank that may exit first; accelerate reuses "
+     "it. SIGUSR1 writes every thread's stack to the log, in this process and in any it forks")
+    if hasattr(signal, 'SIGUSR1'): faulthandler.register(signal.SIGUSR1, all_threads=True)
     dist.init_process_group('gloo', init_method=f"file://{Path(out).absolute()/'rendezvous'}",
                             rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']))
 

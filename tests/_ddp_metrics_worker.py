@@ -50,7 +50,8 @@ def make_task(name:str, seed:int=0) -> Learner:
         low.name = 'accuracy_multi_thresh_0.3'
         metrics = [AccuracyMulti(), low]
     ds = TensorDataset(x, y)
-    dls = DataLoaders(TfmdDL(ds, bs=BS, shuffle=True, drop_last=True, device='cpu'), TfmdDL(ds, bs=BS, device='cpu'))
+    dls = DataLoaders(TfmdDL(ds, bs=BS, shuffle=True, drop_last=True, device='cpu', num_workers=0),  # in memory: no worker forks
+                      TfmdDL(ds, bs=BS, device='cpu', num_workers=0))
     return Learner(dls, model, loss_func=loss, metrics=metrics)
 
 def main(out:str):

@@ -16,7 +16,8 @@ def mk_learner(n:int=N_ITEMS, bs:int=BS) -> Learner:
     set_seed(0, reproducible=True)
     x = torch.randn(n + 16, 1); ds = TensorDataset(x, 2*x + 3 + 0.1*torch.randn_like(x))
     train,valid = torch.utils.data.Subset(ds, range(n)),torch.utils.data.Subset(ds, range(n, n + 16))
-    dls = DataLoaders(TfmdDL(train, bs=bs, shuffle=True, drop_last=True), TfmdDL(valid, bs=bs))
+    # in memory: no worker processes (`TfmdDL` forks one per core each epoch, from a rank whose gloo threads run: a child can hang)
+    dls = DataLoaders(TfmdDL(train, bs=bs, shuffle=True, drop_last=True, num_workers=0), TfmdDL(valid, bs=bs, num_workers=0))
     return Learner(dls, RegModel(), loss_func=MSELossFlat(), opt_func=Adam, lr=1e-2)
 
 def main(out:str):

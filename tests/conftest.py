@@ -1,5 +1,5 @@
 "Shared pytest setup, and the helpers several test modules use (`from conftest import ...`)."
-import inspect, os, random, socket, subprocess, sys, time
+import inspect, os, random, signal, socket, subprocess, sys, time
 from pathlib import Path
 import matplotlib
 matplotlib.use('Agg')  # plots in tests never open a window
@@ -97,6 +97,17 @@ def free_port() -> int:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
+def _ask_stacks(pid:int):
+    "Send SIGUSR1 to `pid` and its children (Linux): a worker that called `_ddp_common.init` writes its threads' stacks to its log"
+    if not hasattr(signal, 'SIGUSR1'): return
+    kids = []
+    for f in Path(f'/proc/{pid}/task').glob('*/children'):
+        try: kids += [int(c) for c in f.read_text().split()]
+        except (OSError, ValueError): pass
+    for q in [pid, *kids]:
+        try: os.kill(q, signal.SIGUSR1)
+        except OSError: pass
+
 def launch_ranks(script:Path, out:Path, world:int=2, timeout:float=180) -> str:
     "Run `python script out` as `world` ranks; kill them all on the first failure or after `timeout` s; fail the test with their logs"
     port,procs = free_port(),[]
@@ -112,9 +123,15 @@ def launch_ranks(script:Path, out:Path, world:int=2, timeout:float=180) -> str:
             if all(c == 0 for c in codes) or any(c not in (None, 0) for c in codes): break
             time.sleep(0.2)
     finally:
+        hung = [p for p,_ in procs if p.poll() is None]
+        for p in hung: _ask_stacks(p.pid)  # where each hung rank, and any process it forked (a loader's workers), waits
+        if hung: time.sleep(2)
         for p,log in procs:
             if p.poll() is None: p.kill()
             p.wait(); log.close()
-    logs = '\n'.join(f'--- rank {r}, exit {p.returncode}\n' + (out/f'log{r}.txt').read_text()[-3000:] for r,(p,_) in enumerate(procs))
+    tail = 12000 if hung else 3000
+    why = f' (killed: still running after {timeout:g} s)' if time.monotonic() >= deadline else ' (killed: a peer failed)'
+    logs = '\n'.join(f'--- rank {r}, exit {p.returncode}' + (why if p in hung else '') + '\n'
+                     + (out/f'log{r}.txt').read_text()[-tail:] for r,(p,_) in enumerate(procs))
     assert all(p.returncode == 0 for p,_ in procs), logs
     return logs
