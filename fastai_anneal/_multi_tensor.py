@@ -84,8 +84,8 @@ def _dense(t) -> bool:
 
 def fusable(p, st:dict) -> bool:
     "The fused kernels walk param, grad and state as raw memory in lock-step: all dense, on one device, one dtype, one layout"
-    ts = [p.grad, *(v for v in st.values() if isinstance(v, torch.Tensor))]
-    if not all(t.device == p.device and t.dtype == p.dtype for t in ts): return False
+    ts,n = [p.grad, *(v for v in st.values() if isinstance(v, torch.Tensor))],p.numel()
+    if not all(t.device == p.device and t.dtype == p.dtype and t.numel() == n for t in ts): return False  # numel: no walk past an end
     if p.is_contiguous() and all(t.is_contiguous() for t in ts): return True  # the usual case, checked quickly
     lay = _layout(p)
     return _dense(p) and all(_layout(t) == lay for t in ts)

@@ -1,6 +1,6 @@
 "An optimizer that anneals its own learning rate: fastai's `Optimizer` and steppers (fused/foreach kernels in `_multi_tensor.py`)."
 from __future__ import annotations
-import inspect
+import copy, inspect
 from functools import partial
 import numpy as np, torch
 from fastcore.basics import store_attr
@@ -15,6 +15,7 @@ from . import _multi_tensor
 __all__ = ['ANNEAL_IMPLS', 'anneal_lr', 'AnnealOptimizer', 'SGDAnneal', 'RMSPropAnneal', 'AdamAnneal', 'annealed']
 
 ANNEAL_IMPLS = ('auto', 'fused', 'foreach', 'stepper')
+_MOMENTS = ('grad_avg', 'sqr_avg')  # the state fastai's Adam/SGD/RMSProp steppers keep, one tensor of the param's shape each
 
 # ---------------------------------------------------------------- the pure part: lr at clock `t`
 def _check_anneal(anneal='exp', anneal_rate=None, anneal_every=None, total_steps=None, lr_min=0.) -> dict:
@@ -131,10 +132,8 @@ def _check_impl(impl): return check_choice('impl', impl, ANNEAL_IMPLS)
 def _split_groups(params, names) -> tuple:
     ("`(param_lists, per-group hyper overrides)` from what torch users pass: tensors, or dicts with 'params' and hypers in torch or "
      "fastai names")
-    if isinstance(params, torch.Tensor): params = [params]
-    params = list(params)
-    if not params: raise ValueError("params must hold at least one tensor or param group, got none")
-    if not any(isinstance(o, dict) for o in params): return params,None
+    params = _as_list(params)
+    if not any(isinstance(o, dict) for o in params): return _fastai_params(params),None
     if not all(isinstance(o, dict) for o in params): raise TypeError("params must be all tensors or all param-group dicts, got a mix")
     lists,overrides = [],[]
     for i,g in enumerate(params):
@@ -160,7 +159,37 @@ def _split_groups(params, names) -> tuple:
             hp[name] = v
         if 'lr' in hp: hp['lr'] = check_float(f'param group {i} lr', hp['lr'], 0., lo_open=False)
         lists.append(ps); overrides.append(_check_hypers(hp, per_group=False))
-    return lists,overrides
+    return _fastai_params(lists),overrides
+
+def _as_list(params) -> list:
+    "`params` as a non-empty list: a tensor is one; a module (not its parameters) or a non-iterable raises"
+    if isinstance(params, torch.Tensor): return [params]
+    if isinstance(params, torch.nn.Module) or not hasattr(params, '__iter__'):
+        raise TypeError(f"params must be tensors (e.g. model.parameters()), groups of them or param-group dicts, got a "
+                        f"{type(params).__name__}")
+    params = list(params)
+    if not params: raise ValueError("params must hold at least one tensor or param group, got none")
+    return params
+
+def _fastai_params(params:list) -> list:
+    ("`params` (tensors, or groups of them: lists, tuples, `L`s, generators) as fastai's `Optimizer` reads them, tensors or a list of "
+     "lists; raises on anything else, or on a tensor in two places (it would step twice, as torch refuses)")
+    groups = [not isinstance(o, torch.Tensor) for o in params]
+    if any(groups) and not all(groups): raise TypeError("params must be all tensors or all param groups (lists of tensors), got a mix")
+    bad = next((o for o in params if isinstance(o, torch.nn.Module) or (all(groups) and not hasattr(o, '__iter__'))), None)
+    if bad is not None: raise TypeError(f"params must be tensors (e.g. model.parameters()) or groups of them, got a {type(bad).__name__}")
+    res = [list(o) for o in params] if all(groups) else params
+    seen = {}
+    for i,pg in enumerate(res if all(groups) else [res]):
+        for p in pg:
+            if not isinstance(p, torch.Tensor):
+                raise TypeError(f"params must be tensors (e.g. model.parameters()) or groups of them, got a {type(p).__name__}"
+                                + (f" in param group {i}" if all(groups) else ""))
+            if id(p) in seen:
+                raise ValueError(f"a param of shape {tuple(p.shape)} is in param group {seen[id(p)]} and in param group {i}: "
+                                 "it would step twice; give each param one group")
+            seen[id(p)] = i
+    return res
 
 # ---------------------------------------------------------------- the optimizer
 class AnnealOptimizer(Optimizer):
@@ -177,9 +206,15 @@ class AnnealOptimizer(Optimizer):
         **defaults                # Hyper-parameters (`lr`, `mom`, `wd`...), as fastai's `Optimizer`
     ):
         store_attr(impl=_check_impl(impl))
+        cbs = list(L(cbs))  # one stepper, as fastai takes it, or a list
+        if not cbs or not all(callable(cb) for cb in cbs):
+            raise TypeError(f"cbs must be one fastai stepper or a list of them (e.g. [weight_decay, sgd_step]), got {cbs!r}")
         self.anneal_cfg = _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
         torch_names = sorted(k for k in defaults if (k in pytorch_hp_map or k == 'betas') and k not in _stepper_args(cbs))
         if torch_names: raise TypeError(f"AnnealOptimizer got torch's hyper name(s) {torch_names}; give fastai's names {_TORCH_NAMES}")
+        if 'lr' not in defaults: raise TypeError("AnnealOptimizer needs lr= (the lr it anneals)")
+        if 'anneal_step' in defaults:
+            raise TypeError("anneal_step is the optimizer's own clock; it starts at 0 (set_hyper('anneal_step', n) sets it after)")
         defaults = _check_hypers(defaults)
         names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(getattr(cb, 'func', cb), 'defaults',
                                                                                                     {})}}
@@ -259,15 +294,58 @@ class AnnealOptimizer(Optimizer):
             with torch.enable_grad(): loss = closure()
         frozen = self._frozen_idx()
         todo = [(i, [p for p in pg if p.grad is not None], hyper) for i,(pg,hyper) in enumerate(zip(self.param_lists, self.hypers))]
-        # every group's path and annealed lr first: a raise changes nothing
-        todo = [(i, ps, hyper, self._path(ps, i), self._checked_lr(hyper, i)) for i,ps,hyper in todo if ps]
+        # every group's state, path and annealed lr first: a raise changes nothing
+        todo = [(i, ps, hyper, self._path(self._state_fits(ps, i), i), self._checked_lr(hyper, i)) for i,ps,hyper in todo if ps]
         for i,ps,hyper,where,lr in todo:
             self._step_group(ps, {**hyper, 'lr': lr}, where)
             if i >= frozen: hyper['anneal_step'] = hyper.get('anneal_step', 0) + 1
         return loss
 
+    def _state_fits(self, ps, i:int) -> list:
+        ("`ps`, or raise when the moments fastai's steppers keep (`grad_avg`, `sqr_avg`) have another shape than their param: torch's "
+         "fused kernels would walk them as raw memory past their end. Checked when group `i`'s shapes or the state dict changed since "
+         "the last check (a param resized through `.data`, `load_state_dict`): 0.15 us a param, a full check 1 us")
+        shapes,seen = [p.shape for p in ps],self.__dict__.get('_fits')
+        if seen is not None and seen[0] is self.state and seen[1].get(i) == shapes: return ps
+        state = self.state
+        for j,p in enumerate(ps):
+            st = state.get(p)
+            if st is None: continue
+            for k in _MOMENTS:
+                v = st.get(k)
+                if isinstance(v, torch.Tensor) and v.shape != p.shape:
+                    raise ValueError(f"param group {i}, param {j}: its optimizer state {k!r} has shape {tuple(v.shape)} and the param "
+                                     f"{tuple(p.shape)}: the state was made for another param (a state dict saved with the params in "
+                                     "another order, or a param resized through .data); call clear_state() or load the matching state")
+        if seen is None or seen[0] is not self.state: seen = self.__dict__['_fits'] = (self.state, {})
+        seen[1][i] = shapes
+        return ps
+
+    def load_state_dict(self, sd:dict):
+        ("Load `sd` (from `state_dict`) as fastai does, after checking its groups, params and moments against this optimizer's (a "
+         "mismatch raises and leaves the optimizer as it was); the hypers are copied, so two optimizers never share an anneal clock")
+        if not isinstance(sd, dict) or not {'hypers', 'state'} <= set(sd):
+            raise TypeError("sd must be a fastai optimizer state dict, with 'hypers' and 'state'" + (
+                            ": this is torch's format ('param_groups'); load it into a torch optimizer" if isinstance(sd, dict)
+                            and 'param_groups' in sd else f", got {type(sd).__name__}" + (f" with keys {sorted(sd)}" if
+                            isinstance(sd, dict) else "")))
+        ps = [p for pg in self.param_lists for p in pg]
+        if len(sd['hypers']) != len(self.param_lists) or len(sd['state']) != len(ps):
+            raise ValueError(f"sd has {len(sd['hypers'])} param group(s) and {len(sd['state'])} param state(s); this optimizer has "
+                             f"{len(self.param_lists)} and {len(ps)}")
+        for j,(p,st) in enumerate(zip(ps, sd['state'])):
+            v = next((st[k] for k in _MOMENTS if isinstance(st, dict) and isinstance(st.get(k), torch.Tensor)
+                      and st[k].shape != p.shape), None)
+            if v is not None: raise ValueError(f"sd's state of param {j} has a moment of shape {tuple(v.shape)}, the param "
+                                               f"{tuple(p.shape)}: it was saved for other params (or in another order)")
+        super().load_state_dict({**sd, 'hypers': copy.deepcopy(sd['hypers'])})
+
     def _checked_lr(self, hyper, i:int):
         "Group `i`'s annealed lr, or raise when it is not finite and >= 0 (a custom `anneal` that returns NaN or a negative lr)"
+        t = hyper.get('anneal_step', 0)
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:  # `set_hyper` or a loaded state set it
+            raise ValueError(f"param group {i}: anneal_step (its anneal clock) must be an int >= 0, got {t!r}; "
+                             "set_hyper('anneal_step', 0) restarts it")
         lr = self._group_lr(hyper)
         if not finite_from(lr):
             _bad_lr(lr, hyper['lr'], f"param group {i} at anneal step {hyper.get('anneal_step', 0)}", self.anneal_cfg['anneal'])
@@ -351,7 +429,12 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     anneal_kwargs = {**anneal_kwargs, **{k: kwargs.pop(k) for k in list(kwargs) if k in anneal_kwargs}}
     # before opt_func sees the params
     _check_anneal(**{k: v for k,v in anneal_kwargs.items() if k != 'impl'}); _check_impl(anneal_kwargs['impl'])
-    opt = opt_func(params, lr=_check_lr(lr), **kwargs)  # building it touches no param: its hypers are checked as it set them
+    params = _as_list(params)
+    if any(isinstance(o, dict) for o in params):
+        raise TypeError("annealed takes fastai-style params (tensors, or lists of them per group); for torch-style group dicts use "
+                        "AdamAnneal, SGDAnneal or RMSPropAnneal")
+    # building it touches no param: its hypers are checked as it set them
+    opt = opt_func(_fastai_params(params), lr=_check_lr(lr), **kwargs)
     for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # what it was given, a `partial`'s, its defaults
         _check_hypers({k: v for k,v in h.items() if k != 'lr'}, per_group=False)
     if isinstance(opt, AnnealOptimizer) or isinstance(getattr(opt, 'opt', None), AnnealOptimizer):
@@ -378,7 +461,10 @@ def annealed(
     if not callable(opt_func) or (isinstance(opt_func, type) and issubclass(opt_func, torch.optim.Optimizer)):
         raise TypeError(f"opt_func must be a fastai optimizer function such as Adam or ranger, got {opt_func!r}")
     _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
-    _check_hypers({k: v for k,v in getattr(opt_func, 'keywords', {}).items() if k != 'lr'})  # `partial(SGD, mom=1.5)`: now
+    keywords = getattr(opt_func, 'keywords', None) or {}
+    _check_hypers({k: v for k,v in keywords.items() if k != 'lr'})  # `partial(SGD, mom=1.5)`: now
     kw = dict(anneal=anneal, anneal_rate=anneal_rate, anneal_every=anneal_every, total_steps=total_steps, lr_min=lr_min,
               impl=_check_impl(impl))
-    return partial(_annealed_opt, opt_func=opt_func, anneal_kwargs=kw)
+    # `partial(Adam, lr=0.1)`: its lr stays the default, where fastai's `Learner.create_opt` reads it too (`learn.lr`)
+    lr = {'lr': _check_lr(keywords['lr'])} if 'lr' in keywords else {}
+    return partial(_annealed_opt, opt_func=opt_func, anneal_kwargs=kw, **lr)

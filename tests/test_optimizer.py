@@ -588,3 +588,78 @@ def test_learns_mnist1d():
         learn = Learner(dls, mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=of, metrics=accuracy)
         quiet_fit(learn, 'fit', epochs, lr)
         assert learn.recorder.values[-1][2] > min_acc, (of, learn.recorder.values[-1])
+
+# ---------------------------------------------------------------- state and params that do not fit (review, seventeenth session)
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('factory', [partial(AdamAnneal, lr=1e-2), partial(SGDAnneal, lr=1e-2, mom=0.9)], ids=['adam', 'sgd'])
+def test_state_of_another_shape_raises_before_anything_steps(factory, impl):
+    ("Moments of another shape than their param (a param resized through `.data`, as a grown vocabulary is): a clear error at "
+     "`step`, before any group steps; torch's fused kernels would walk the smaller buffers past their end (it aborted the process)")
+    emb,other = nn.Parameter(torch.randn(10, 4)),nn.Parameter(torch.randn(3))
+    opt = factory([[other], [emb]], impl=impl)
+    for p in (emb, other): p.grad = torch.randn_like(p)
+    opt.step()
+    emb.data = torch.cat([emb.data, torch.randn(40, 4)])  # the same Parameter, grown: its state was made for 10 rows
+    for p in (emb, other): p.grad = torch.randn_like(p)
+    before,sd = [p.detach().clone() for p in (emb, other)],copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match=r"param group 1, param 0: its optimizer state 'grad_avg' has shape \(10, 4\) and the param "
+                                         r"\(50, 4\).*clear_state\(\)"):
+        opt.step()
+    assert bitwise([emb, other], before) and opt.state_dict()['hypers'] == sd['hypers']  # group 0 did not step, nor its clock
+    opt.clear_state(); opt.step()  # what the message says works
+    assert opt.state[emb]['grad_avg'].shape == emb.shape
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_load_state_dict_checks_and_copies(impl):
+    "A state dict for other params is refused (the optimizer unchanged); a good one loads, its hypers copied: no shared anneal clock"
+    ps = make_params(2)  # shapes (6, 5) and (6,)
+    opt = AdamAnneal(ps, lr=1e-2, impl=impl)
+    set_grads(ps, 0); opt.step()
+    sd = opt.state_dict()
+    rev = AdamAnneal([nn.Parameter(p.detach().clone()) for p in ps[::-1]], lr=1e-2, impl=impl)
+    with pytest.raises(ValueError, match=r"sd.s state of param 0 has a moment of shape \(6, 5\), the param \(6,\)"): rev.load_state_dict(sd)
+    assert rev.anneal_steps == [0] and not any(rev.state[p] for p in rev.param_lists[0])
+    with pytest.raises(ValueError, match=r"sd has 1 param group\(s\) and 2 param state\(s\); this optimizer has 1 and 1"):
+        AdamAnneal([nn.Parameter(torch.zeros(3))], lr=1e-2).load_state_dict(sd)
+    with pytest.raises(TypeError, match=r"torch's format \('param_groups'\)"): opt.load_state_dict(torch.optim.AdamW(ps).state_dict())
+    twin = AdamAnneal([nn.Parameter(p.detach().clone()) for p in ps], lr=1e-2, impl=impl)
+    twin.load_state_dict(sd)  # no deepcopy, as a plain-PyTorch user clones an optimizer
+    set_grads(twin.param_lists[0], 1); twin.step()
+    assert twin.anneal_steps == [2] and opt.anneal_steps == [1]
+
+def test_params_checked_as_torch_checks_them():
+    "Tuples and generators are groups; a module, a non-tensor or a param in two groups raise as the optimizer is built"
+    m = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    opt = AdamAnneal([tuple(m[0].parameters()), (p for p in m[1].parameters())], lr=[1e-3, 1e-2])
+    assert len(opt.param_lists) == 2 and [h['lr'] for h in opt.hypers] == [1e-3, 1e-2]
+    for bad,msg in ((m, 'got a Sequential'), (m[0], 'got a Linear'), ([[m[0].weight], ['w']], 'got a str in param group 1'),
+                    ([m[0].weight, [m[0].bias]], 'got a mix')):
+        with pytest.raises(TypeError, match=msg): AdamAnneal(bad, lr=1e-3)
+    dup = [{'params': m.parameters()}, {'params': m[0].parameters(), 'lr': 1e-3}]  # torch's usual mistake
+    with pytest.raises(ValueError, match=r"param of shape \(4, 3\) is in param group 0 and in param group 1"): SGDAnneal(dup)
+    with pytest.raises(TypeError, match='for torch-style group dicts use'): annealed(RAdam)([{'params': m.parameters()}], lr=1e-3)
+    with pytest.raises(ValueError, match='in param group 0 and in param group 1'):
+        annealed(RAdam)([list(m.parameters()), [m[1].bias]], lr=1e-3)
+
+def test_annealed_keeps_a_partials_lr(dls):
+    "`annealed(partial(Adam, lr=...))` steps at that lr, and a Learner reads it as fastai's `create_opt` reads a partial's"
+    ps = make_params(2)
+    assert annealed(partial(Adam, lr=0.1))(ps).hypers[0]['lr'] == 0.1 == partial(Adam, lr=0.1)(ps).hypers[0]['lr']
+    assert annealed(partial(Adam, lr=0.1))(ps, lr=0.3).hypers[0]['lr'] == 0.3
+    with pytest.raises(ValueError, match=r'lr must be in \[0, inf\), got -5'): annealed(partial(Adam, lr=-5.))
+    learn = Learner(dls, mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=annealed(partial(Adam, lr=0.1)))
+    learn.create_opt()
+    assert learn.lr == 0.1 and learn.opt.hypers[0]['lr'] == 0.1
+
+def test_own_arguments_and_clock_checked():
+    "One stepper as fastai takes it; no stepper, no lr, or a clock given or set below 0 raise (the last at `step`, nothing stepped)"
+    p = nn.Parameter(torch.ones(2))
+    opt = AnnealOptimizer([p], sgd_step, lr=0.1)
+    p.grad = torch.ones(2); opt.step()
+    assert torch.equal(p.detach(), torch.full((2,), 0.9)) and opt.anneal_steps == [1]
+    for kw,msg in ((dict(cbs=[], lr=0.1), 'cbs must be one fastai stepper'), (dict(cbs=[sgd_step]), 'needs lr='),
+                   (dict(cbs=[sgd_step], lr=0.1, anneal_step=5), "anneal_step is the optimizer's own clock")):
+        with pytest.raises(TypeError, match=msg): AnnealOptimizer([p], **kw)
+    opt.set_hyper('anneal_step', -3)
+    with pytest.raises(ValueError, match=r"anneal_step \(its anneal clock\) must be an int >= 0, got -3"): opt.step()
+    assert torch.equal(p.detach(), torch.full((2,), 0.9))
