@@ -33,6 +33,9 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     n_epoch = check_int('n_epoch', n_epoch)
     start_epoch = check_int('start_epoch', start_epoch, 0)
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
+    if start_epoch and check_bool('reset_opt', reset_opt):  # the first run reset it as it started; the checkpoint holds it since
+        raise ValueError(f"reset_opt must be False to resume (start_epoch={start_epoch}): it would drop the optimizer state the "
+                         "checkpoint holds, which the uninterrupted run kept from its start on")
     if wd is not None: wd = group_lrs('wd', wd, n_groups(learn), zero_ok=True)  # one for all groups, or one per group (`set_hypers`)
     step = check_choice('step', step, ('batch', 'epoch'))
     noise = check_noise(noise_range_t, noise_pct, noise_std, noise_type, noise_seed, n_epoch if total_epochs is None else total_epochs,

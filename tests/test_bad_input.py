@@ -58,6 +58,9 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: l.fit_cos_anneal(2, moms=(0.9, 0.8)), 'moms must be a tuple of 3'),
     (lambda l: l.fit_cos_anneal(2, wd=-0.1), r'wd must be in \[0, inf\)'),
     (lambda l: l.fit_cos_anneal(2, start_epoch=2), r'start_epoch must be in \[0, n_epoch=2\)'),
+    # a resume keeps the optimizer state its checkpoint holds (review, seventeenth session: it was dropped silently)
+    (lambda l: l.fit_cos_anneal(3, start_epoch=1, reset_opt=True), r'reset_opt must be False to resume \(start_epoch=1\)'),
+    (lambda l: l.fine_tune_anneal(2, start_epoch=2, reset_opt=True), r'reset_opt must be False to resume \(start_epoch=1\)'),  # phase 2's
     (lambda l: l.fit_cos_anneal(2, start_epoch=-1), 'start_epoch must be >= 0'),
     (lambda l: l.fit_sgdr_anneal(0, 1), 'n_cycles must be >= 1'),
     (lambda l: l.fit_sgdr_anneal(2, 0), 'cycle_len must be >= 1'),
