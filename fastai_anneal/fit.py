@@ -248,8 +248,21 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
             f"checkpoints of the same name (model_0, model_1...): give the branch its own, e.g. cbs=SaveModelCallback(fname='cool', "
             f"every_epoch=True), and take the learner's off for it") if clash else None
     nb = n_iter(learn)  # batches per epoch, for the schedules that count them: as the fit's `pct_train` counts them (a rank's share)
-    return dict(_prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw),
-                warn=warn)
+    res = _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
+    return dict(res, warn=' '.join(w for w in (warn, resume_warning(learn, v.method, res['cbs'], res['start_epoch'])) if w) or None)
+
+def resume_warning(learn, method:str, cbs, start_epoch:int) -> str|None:
+    ("What a resumed fit (`start_epoch > 0`) cannot give back: fastai's trackers (save-on-best, early stopping, fastai's "
+     "`ReduceLROnPlateau`) start their `best` and `wait` afresh, and no checkpoint holds them; None when there is none")
+    if not start_epoch: return None
+    ts = [c for c in L(cbs) + L(learn.cbs) if isinstance(c, TrackerCallback) and getattr(c, 'reset_on_fit', True)
+          and not (isinstance(c, SaveModelCallback) and c.every_epoch)]
+    if not ts: return None
+    names = ', '.join(sorted({f"{type(c).__name__}(monitor={c.monitor!r})" for c in ts}))
+    return (f"{method}: resuming at epoch {start_epoch}, {names} start(s) afresh: fastai keeps a tracker's best value and patience "
+            f"in no checkpoint, so the first epoch trained counts as an improvement (a save-on-best callback writes over the best "
+            f"model saved before the interruption) and a patience counts anew. Give a tracker its best value back: "
+            f"reset_on_fit=False and `cb.best = <the best value so far>` (fastai restarts the patience count at every fit)")
 
 def _fit_tuned(learn, method:str, lr_arg:str, args, kwargs):
     "`Learner.fit_tuned` for a call of `method` whose `lr_arg` is 'auto': tuned, then fitted and watched for a collapse"
@@ -374,6 +387,7 @@ def fine_tune_run(learn, frozen, unfrozen, freeze_epochs:int, start:int, watch=(
         warnings.warn(f"fine_tune_anneal: SaveModelCallback(every_epoch=...) numbers each phase's epochs from 0, so the unfrozen phase's "
                       f"files overwrite the frozen phase's: its `model_k` is epoch {freeze_epochs}+k of the run (resume from it with "
                       f"start_epoch={freeze_epochs}+k+1)")
+    if start and (w := resume_warning(learn, 'fine_tune_anneal', (frozen or unfrozen)['cbs'], start)): warnings.warn(w)
     if learn.opt is None: learn.create_opt()
     if frozen:
         (learn.freeze_to if start == 0 else learn.opt.freeze_to)(-1); _launch(learn, **{**frozen, 'cbs': frozen['cbs'] + L(watch)})

@@ -4,7 +4,7 @@ import contextlib
 from pathlib import Path
 import numpy as np, pytest, torch
 from fastai.basics import *
-from fastai.callback.tracker import SaveModelCallback
+from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai.callback.training import GradientAccumulation
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import ParamScheduler
@@ -219,3 +219,29 @@ def test_a_resume_stopped_in_a_skipped_epoch_leaves_the_trackers_as_they_were(ex
         _quiet_fit(learn, 'fit_cos_anneal', 3, 1e-2, start_epoch=2, cbs=[best, _Raise(1, exc)])
     assert best.run
     assert all(torch.equal(p, q) for p,q in zip(learn.model.parameters(), before))  # nothing trained, nothing loaded
+
+def test_a_resume_says_what_fastais_trackers_lose(tmp_path):
+    ("Resumed with a save-on-best tracker, a fit warns that its best starts afresh (review, seventeenth session: the first resumed "
+     "epoch wrote over the best model); fastai's own way back, reset_on_fit=False and the best value, keeps the file")
+    learn = mk_learner(tmp_path)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_cos_anneal(2, 1e-2, cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+    learn.load('model_0', with_opt=True)
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        learn.fit_cos_anneal(2, 1e-2, start_epoch=1, cbs=SaveModelCallback(monitor='valid_loss', fname='best'))
+        learn.fine_tune_anneal(1, 1e-2, start_epoch=1, cbs=EarlyStoppingCallback(patience=1))
+        learn.fit_cos_anneal(2, 1e-2, start_epoch=1, cbs=SaveModelCallback(every_epoch=True))  # tracks nothing: no warning
+    msgs = [str(x.message) for x in w if 'start(s) afresh' in str(x.message)]
+    assert len(msgs) == 2, msgs
+    assert msgs[0].startswith("fit_cos_anneal: resuming at epoch 1, SaveModelCallback(monitor='valid_loss') start(s) afresh")
+    assert msgs[1].startswith("fine_tune_anneal: resuming at epoch 1, EarlyStoppingCallback(monitor='valid_loss')")
+    best = tmp_path/'models'/'best.pth'
+    saved = best.read_bytes()  # the first resumed fit's
+    cb = SaveModelCallback(monitor='valid_loss', fname='best', reset_on_fit=False)
+    cb.best = -1.  # below any MSE: no epoch beats it, the best file stays
+    learn.load('model_0', with_opt=True)
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn.fit_cos_anneal(2, 1e-2, start_epoch=1, cbs=cb)
+    assert cb.best == -1. and best.read_bytes() == saved
