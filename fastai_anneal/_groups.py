@@ -1,4 +1,4 @@
-"What a `Learner`'s fit will run, without running it (param groups, batches per epoch), and one decision for every rank."
+"What a `Learner`'s fit will run, without running it (param groups, batches per epoch, recorded values), and one decision for every rank."
 import math, sys
 import torch
 from fastcore.foundation import L
@@ -32,6 +32,14 @@ def train_batches(learn) -> int:
     if not n or not bs: return n_iter(learn)
     m = math.ceil(n / num_distrib())
     return m//bs if dl.drop_last else math.ceil(m/bs)
+
+def recorded(learn) -> list:
+    "The values the learner's `Recorder` logs each epoch (its `metric_names` but 'epoch' and 'time'), known before its first fit"
+    rec = learn.cbs.filter(lambda c: c.name == 'recorder')
+    if not rec: return []
+    rec,ms = rec[0],[m.name for m in learn.metrics]
+    if rec.train_metrics and rec.valid_metrics: return [f'{p}_{n}' for p in ('train', 'valid') for n in ['loss'] + ms]
+    return ['train_loss'] + (['valid_loss'] + ms if rec.valid_metrics else ms)  # how `Recorder.before_fit` names them
 
 def _distributed() -> bool: return torch.distributed.is_available() and torch.distributed.is_initialized()
 def _device() -> str: return 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'  # where the backend reduces

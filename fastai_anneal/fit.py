@@ -14,7 +14,7 @@ from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.optimizer import Optimizer, _BaseOptimizer
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
-from ._groups import n_groups, n_iter
+from ._groups import n_groups, n_iter, recorded
 from .registry import Variant, VARIANTS, _add, _redefined, _REGISTERED, _BUILTIN
 
 __all__ = ['ReplayShuffles', 'register_variant']  # and the `Learner` patches, applied on import
@@ -31,6 +31,8 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     ("Validate one fit call with no side effect (`build(lrs)` makes its schedules); returns what `_launch` needs. The noise counts "
      "epochs of a run of `total_epochs` (`n_epoch` if None) of which this fit is the part after `epoch_offset` (fine_tune's phases)")
     n_epoch = check_int('n_epoch', n_epoch)
+    if len(learn.dls.train) == 0: raise ValueError("the fit needs batches: the training DataLoader is empty (fewer items than a batch "
+                                                   "that drop_last drops?)")
     start_epoch = check_int('start_epoch', start_epoch, 0)
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
     if start_epoch and check_bool('reset_opt', reset_opt):  # the first run reset it as it started; the checkpoint holds it since
@@ -47,9 +49,13 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
                 reset_opt=check_bool('reset_opt', reset_opt), step=step, noise=noise and dict(noise, offset=epoch_offset))
 
 def check_callbacks(learn, cbs):
-    "A callback of `cbs` or the learner's that can check itself against the learner (AnnealPlateau's monitor) does it now, untouched"
+    ("A callback of `cbs` or the learner's that can check itself against the learner (AnnealPlateau's monitor) does it now, untouched; "
+     "so does a fastai tracker's monitor (fastai asserts it in `before_fit`, after `fit` reset the Recorder and the lrs)")
     for cb in L(cbs) + L(learn.cbs):  # a class is checked as the instance fastai will create from it
         if hasattr(cb if isinstance(cb, type) else type(cb), 'check_learner'): callback_instance(cb).check_learner(learn)
+        elif isinstance(cb, TrackerCallback) and (names := recorded(learn)) and cb.monitor not in names + ['time']:  # fastai's test
+            raise ValueError(f"{type(cb).__name__}: monitor must be one of the recorded values {names} (fastai's Recorder), got "
+                             f"{cb.monitor!r}")
 
 _F32_MAX = float(np.finfo(np.float32).max)
 

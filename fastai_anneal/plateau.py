@@ -34,7 +34,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.optimizer import OptimWrapper, _BaseOptimizer
 from ._checks import check_int, check_float, check_choice, check_lrs
-from ._groups import n_groups
+from ._groups import n_groups, recorded as _recorded
 
 __all__ = ['AnnealPlateau', 'plateau_state']
 
@@ -61,14 +61,6 @@ def _pop_state(opt) -> dict|None:
     for h in _hyper_dicts(opt):
         for k in [k for k in h if k == STATE_KEY or k.startswith(STATE_KEY + '_')]: del h[k]
     return st
-
-def _recorded(learn) -> list:
-    "The values the learner's `Recorder` logs each epoch (its `metric_names` but 'epoch' and 'time'), known before its first fit"
-    rec = learn.cbs.filter(lambda c: c.name == 'recorder')
-    if not rec: return []
-    rec,ms = rec[0],[m.name for m in learn.metrics]
-    if rec.train_metrics and rec.valid_metrics: return [f'{p}_{n}' for p in ('train', 'valid') for n in ['loss'] + ms]
-    return ['train_loss'] + (['valid_loss'] + ms if rec.valid_metrics else ms)  # how `Recorder.before_fit` names them
 
 class AnnealPlateau(Callback):
     ("Scale every param group's scheduled lr by a factor that `ReduceLROnPlateau`'s rule (torch: `monitor`, `mode`, `factor`, "

@@ -7,6 +7,7 @@ import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel
 from fastai.callback.progress import CSVLogger
+from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai.callback.schedule import SchedCos
 from fastai_anneal.all import *
 from fastai_anneal.cli import compare, find_lr, preview, main
@@ -31,6 +32,8 @@ class _AccPlateau(AnnealPlateau):
     "A callback class whose own check fails on these learners (they record no accuracy)"
     def __init__(self): super().__init__(monitor='accuracy')
 E = (ValueError, TypeError)
+
+_EMPTY = Learner(synth_dbunch(n_train=0), RegModel(), loss_func=MSELossFlat())  # a training set smaller than a batch
 
 BAD = [  # (call on a learner, regex the message must match)
     # ---- fit variants
@@ -58,6 +61,15 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: l.fit_cos_anneal(2, moms=(0.9, 0.8)), 'moms must be a tuple of 3'),
     (lambda l: l.fit_cos_anneal(2, wd=-0.1), r'wd must be in \[0, inf\)'),
     (lambda l: l.fit_cos_anneal(2, start_epoch=2), r'start_epoch must be in \[0, n_epoch=2\)'),
+    # fastai's trackers assert their monitor after `fit` reset the Recorder and the lrs (and `fine_tune` froze the model)
+    (lambda l: l.fit_cos_anneal(2, cbs=SaveModelCallback(monitor='accuracy')),
+     r"SaveModelCallback: monitor must be one of the recorded values \['train_loss', 'valid_loss'\].*got 'accuracy'"),
+    (lambda l: l.fine_tune_anneal(1, cbs=EarlyStoppingCallback(monitor='val_loss')), "EarlyStoppingCallback: monitor must be one of"),
+    (lambda l: l.fit_cyclic(2, cbs=SaveModelCallback(every_epoch=True, monitor='acc')), "SaveModelCallback: monitor must be one of"),
+    # an empty training loader: one message for every fit (some trained nothing and returned, others named an internal argument)
+    (lambda l: _EMPTY.fit_cos_anneal(2), 'the fit needs batches: the training DataLoader is empty'),
+    (lambda l: _EMPTY.fit_cyclic(2), 'the fit needs batches'),
+    (lambda l: _EMPTY.fine_tune_anneal(1), 'the fit needs batches'),
     # a resume keeps the optimizer state its checkpoint holds (review, seventeenth session: it was dropped silently)
     (lambda l: l.fit_cos_anneal(3, start_epoch=1, reset_opt=True), r'reset_opt must be False to resume \(start_epoch=1\)'),
     (lambda l: l.fine_tune_anneal(2, start_epoch=2, reset_opt=True), r'reset_opt must be False to resume \(start_epoch=1\)'),  # phase 2's
