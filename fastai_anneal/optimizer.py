@@ -84,13 +84,15 @@ def _check_lr(lr):
 
 _HYPER_CHECKS = {'mom': check_pct, 'sqr_mom': check_pct, 'eps': check_float, 'wd': partial(check_float, lo=0., lo_open=False)}
 
-def _check_hypers(hypers:dict, per_group:bool=True) -> dict:
-    "Each hyper-parameter through its check (unknown names pass unchecked); `per_group`: a list or tuple holds one value per group"
+def _check_hypers(hypers:dict, per_group:bool=True, eps_zero_ok:bool=False) -> dict:
+    ("Each hyper-parameter through its check (unknown names pass unchecked); `per_group`: a list or tuple holds one value per group; "
+     "`eps_zero_ok`: an optimizer `annealed` wraps may take eps=0 (fastai's `radam_step` does), ours divide by it")
+    checks = {**_HYPER_CHECKS, 'eps': partial(check_float, lo=0., lo_open=False)} if eps_zero_ok else _HYPER_CHECKS
     def check(k, v):
         if k == 'lr': return _check_lr(v)
-        if k not in _HYPER_CHECKS: return v
-        if per_group and isinstance(v, (list, tuple)): return [_HYPER_CHECKS[k](f'{k}[{i}]', x) for i,x in enumerate(v)]  # as `set_hyper`
-        return _HYPER_CHECKS[k](k, v)
+        if k not in checks: return v
+        if per_group and isinstance(v, (list, tuple)): return [checks[k](f'{k}[{i}]', x) for i,x in enumerate(v)]  # as `set_hyper`
+        return checks[k](k, v)
     return {k: check(k, v) for k,v in hypers.items()}
 
 _ANNEAL_ARGS = ('anneal', 'anneal_rate', 'anneal_every', 'total_steps', 'lr_min', 'impl')
@@ -436,7 +438,7 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     # building it touches no param: its hypers are checked as it set them
     opt = opt_func(_fastai_params(params), lr=_check_lr(lr), **kwargs)
     for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # what it was given, a `partial`'s, its defaults
-        _check_hypers({k: v for k,v in h.items() if k != 'lr'}, per_group=False)
+        _check_hypers({k: v for k,v in h.items() if k != 'lr'}, per_group=False, eps_zero_ok=True)
     if isinstance(opt, AnnealOptimizer) or isinstance(getattr(opt, 'opt', None), AnnealOptimizer):
         raise TypeError(f"{getattr(opt_func, '__name__', opt_func)!r} already anneals its lr; pass it directly, not through annealed")
     if isinstance(opt, Lookahead):
@@ -462,7 +464,7 @@ def annealed(
         raise TypeError(f"opt_func must be a fastai optimizer function such as Adam or ranger, got {opt_func!r}")
     _check_anneal(anneal, anneal_rate, anneal_every, total_steps, lr_min)
     keywords = getattr(opt_func, 'keywords', None) or {}
-    _check_hypers({k: v for k,v in keywords.items() if k != 'lr'})  # `partial(SGD, mom=1.5)`: now
+    _check_hypers({k: v for k,v in keywords.items() if k != 'lr'}, eps_zero_ok=True)  # `partial(SGD, mom=1.5)`: now
     kw = dict(anneal=anneal, anneal_rate=anneal_rate, anneal_every=anneal_every, total_steps=total_steps, lr_min=lr_min,
               impl=_check_impl(impl))
     # `partial(Adam, lr=0.1)`: its lr stays the default, where fastai's `Learner.create_opt` reads it too (`learn.lr`)

@@ -189,7 +189,7 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: annealed(3), 'opt_func must be a fastai optimizer function'),
     (lambda l: annealed(partial(SGD, mom=1.5)), r'mom must be in \[0, 1\)'),  # fastai's SGD steps with it: weights to -4e8
     (lambda l: annealed(Adam)(P(), sqr_mom=-0.5), r'sqr_mom must be in \[0, 1\)'),
-    (lambda l: annealed(Adam)(P(), eps=0.), r'eps must be in \(0, inf\)'),
+    (lambda l: annealed(Adam)(P(), eps=-1e-8), r'eps must be in \[0, inf\)'),  # 0 passes, as fastai's and torch's take it
     (lambda l: annealed(partial(RMSProp, wd=-1.))(P()), r'wd must be in \[0, inf\)'),
     # ---- AnnealPlateau (the number of groups and the monitored names are checked when a fit starts: tests/test_plateau.py)
     (lambda l: AnnealPlateau(monitor=3), 'monitor must be the name of a recorded value'),

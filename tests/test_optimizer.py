@@ -663,3 +663,10 @@ def test_own_arguments_and_clock_checked():
     opt.set_hyper('anneal_step', -3)
     with pytest.raises(ValueError, match=r"anneal_step \(its anneal clock\) must be an int >= 0, got -3"): opt.step()
     assert torch.equal(p.detach(), torch.full((2,), 0.9))
+
+def test_annealed_takes_eps_0_as_fastai_does():
+    "fastai's `radam_step` is written for eps=0 (`if eps:`): `annealed(RAdam)` takes it, as fastai's `RAdam` does"
+    ps = make_params(2)
+    opt = annealed(RAdam)(ps, lr=1e-2, eps=0.)
+    assert opt.hypers[0]['eps'] == 0. == RAdam(ps, lr=1e-2, eps=0.).hypers[0]['eps']
+    assert annealed(partial(RAdam, eps=0.))(ps, lr=1e-2).hypers[0]['eps'] == 0.
