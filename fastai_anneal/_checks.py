@@ -247,7 +247,7 @@ def check_torch_device(device, instead:str="None or 'cpu'") -> torch.device|None
 
 def check_out(out) -> Path:
     "`out` as a folder that exists or can be created, and can be written; creates nothing"
-    if not isinstance(out, (str, Path)) or not str(out): raise TypeError(f"out must be a folder path, got {out!r}")
+    if not isinstance(out, (str, Path)) or not str(out).strip(): raise TypeError(f"out must be a folder path, got {out!r}")
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir(): raise ValueError(f"out must be a folder, but {str(out)!r} is a file")
     parent = next(p for p in (out, *out.absolute().parents) if p.exists())

@@ -8,6 +8,7 @@ import argparse, csv, datetime, inspect, json, math, os, pickle, queue, re, sign
 import multiprocessing as mp
 from collections.abc import Mapping
 from contextlib import closing, contextmanager
+from functools import partial
 from importlib.metadata import entry_points
 from pathlib import Path
 import numpy as np, torch
@@ -194,8 +195,15 @@ def _write_results(out:Path, config:dict, runs:list, summary:list) -> list:
         w.writeheader(); w.writerows(runs)
     doc = dict(config=config, budgets={nm: SCHEDULES[nm][1] for nm in config['schedules']}, summary=summary,
                runs=[{k: v for k,v in r.items() if k != 'lrs'} for r in runs])
-    (out/'results.json').write_text(json.dumps(doc, indent=1))
+    (out/'results.json').write_text(json.dumps(_json_safe(doc), indent=1, allow_nan=False))
     return [out/'results.csv', out/'results.json']
+
+def _json_safe(o):
+    "`o` with every float that is not finite (a diverged run's loss) as None: JSON has no NaN, and strict readers refuse Python's"
+    if isinstance(o, float): return o if math.isfinite(o) else None
+    if isinstance(o, dict): return {k: _json_safe(v) for k,v in o.items()}
+    if isinstance(o, (list, tuple)): return [_json_safe(v) for v in o]
+    return o
 
 def _write_plots(out:Path, runs:list, names:list, epochs:int, title:str) -> list:
     "schedules.png (recorded lr of seed 0, overlaid), accuracy.png (valid accuracy per epoch), compare.png (both panels)"
@@ -512,6 +520,11 @@ def _without_hidden(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
         for o in a.option_strings: p._option_string_actions.pop(o, None)
     return p
 
+def _nonempty(type_, s:str):
+    "`type_(s)` for a path flag, refusing '' (which `Path` reads as the current folder): argparse names the flag"
+    if not s.strip(): raise argparse.ArgumentTypeError("an empty path; give a name or a folder, '.' for the current one")
+    return type_(s)
+
 def _parser() -> _Parser:
     "`fastai-anneal` with subcommands compare, lr-find and preview (itself with one subcommand per fit variant)"
     # fastcore's width, epilog kept as written
@@ -525,6 +538,8 @@ def _parser() -> _Parser:
                            epilog=epilog, formatter_class=fmt)
         for a in p._actions:  # the choices come from the registry, not from the docment
             if a.dest == 'schedules': a.help = f"Comma-separated, from: {', '.join(SCHEDULES)} (default: {a.default})"
+        for a in p._actions:  # '' would be the current folder: a results folder there, or its images trained on as a dataset
+            if a.dest in ('data', 'out'): a.type = partial(_nonempty, a.type)
     p = sub.add_parser('preview', help=preview.__doc__, description=preview.__doc__, formatter_class=fmt)
     variants = p.add_subparsers(dest='variant', required=True, metavar='VARIANT')
     for name,build in PREVIEWS.items():
@@ -537,7 +552,8 @@ def _preview_args(vp, v) -> argparse.ArgumentParser:
     vp.add_argument('--epochs', type=int, **(dict(default=5, metavar='(int)', help="Epochs (default: 5)")
                                              if v.n_epoch_of is None else dict(default=None, help=argparse.SUPPRESS)))
     vp.add_argument('--n-batch', dest='n_batch', type=int, default=100, metavar='(int)', help="Training batches per epoch (default: 100)")
-    vp.add_argument('--out', type=Path, default=Path('runs'), metavar='(path)', help="Folder for preview_<variant>.png (default: runs)")
+    vp.add_argument('--out', type=partial(_nonempty, Path), default=Path('runs'), metavar='(path)',
+                    help="Folder for preview_<variant>.png (default: runs)")
     _add_builder_args(vp, v)
     return vp
 

@@ -186,6 +186,9 @@ def check_data(data:str|Path,  # A name in `DATASETS` or an image folder
     if not isinstance(data, (str, Path)):
         raise TypeError(f"data must be one of {list(DATASETS)} or an image folder path, got {type(data).__name__}")
     if isinstance(data, str) and data in DATASETS: return data
+    if isinstance(data, str) and not data.strip():  # `Path('')` is the current folder: its images would train as a dataset
+        raise ValueError(f"data must be one of {', '.join(map(repr, DATASETS))} or an image folder, got an empty string ('.' is the "
+                         "current folder)")
     path = Path(data).expanduser()
     if not path.exists() and isinstance(data, str) and not re.search(r'[/\\~.]', data):  # a bare word: a mistyped name, most likely
         raise ValueError(f"data must be one of {', '.join(map(repr, DATASETS))} or an image folder, got {data!r} (no such name or folder)")

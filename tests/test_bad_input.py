@@ -280,6 +280,8 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: plateau_state(None), 'opt must be an optimizer'),
     (lambda l: AnnealPlateau().step('x'), "value must be a number"),
     (lambda l: check_image_folder(3), 'path must be an image folder path, got int'),
+    (lambda l: check_data(''), r"data must be one of 'mnist1d', 'digits' or an image folder, got an empty string"),
+    (lambda l: compare(out=' ', epochs=1), 'out must be a folder path'),
     (lambda l: save_figure(plot_schedule(cos_anneal_scheds(1e-3), 2, 5), 'f.png', dpi=10**6), r'dpi must be in \[1, 2400\]'),
     (lambda l: plot_comparison({'a': [1e-3]}, {'b': [[.5]]}), r"lrs and hist must name the same schedules in the same order"),
 ]

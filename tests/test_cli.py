@@ -28,7 +28,7 @@ def _image(path, seed=0):
 BAD = ['unknown schedule', 'unknown data name', 'missing folder', 'empty folder', 'one class', 'epochs < 1', 'epochs not int', 'seeds < 1',
        'lr negative', 'lr word', 'device', 'out under a file', 'out is a file', 'lr-find anneal', 'lr-find data', 'preview pct',
        'preview cycles', 'preview variant', 'unknown command', 'too short to tune', 'lr negative exp', 'preview negative', 'unknown flag',
-       'unknown preview flag', 'preview epochs of cycles', 'jobs < 1', 'jobs with a folder']
+       'unknown preview flag', 'preview epochs of cycles', 'jobs < 1', 'jobs with a folder', 'empty data', 'empty out', 'empty preview out']
 
 def _bad_cases(root:Path) -> dict:
     "name: (argv, text the error line must contain); the folders they need are made under `root`"
@@ -70,6 +70,10 @@ def _bad_cases(root:Path) -> dict:
         'jobs < 1':           (['compare', '--jobs', '0', '--out', out], '--jobs must be >= 1, got 0'),
         'jobs with a folder': (['compare', '--data', root/'two_classes', '--jobs', '2', '--lr', '1e-3', '--out', out],
                                '--jobs must be 1 here (runs in parallel need an embedded dataset on the CPU'),
+        # '' is `Path('.')`: `--data "$DATA"` with $DATA unset trained on the current folder's images (review, seventeenth session)
+        'empty data':         (['compare', '--data', '', '--out', out], "argument --data: an empty path; give a name or a folder"),
+        'empty out':          (['lr-find', '--out', ''], "argument --out: an empty path"),
+        'empty preview out':  (['preview', 'fit_cos_anneal', '--out', ' '], "argument --out: an empty path"),
     }
 
 HELP = {
@@ -653,3 +657,15 @@ def test_live_mappings_keep_dict_behaviour():
     from fastai_anneal import cli
     assert isinstance(cli.SCHEDULES.copy(), dict) and list(cli.SCHEDULES | {'x': 1})[-1] == 'x' and ({'x': 1} | cli.PREVIEWS)['x'] == 1
     assert list(pickle.loads(pickle.dumps(cli.PREVIEWS))) == list(cli.PREVIEWS)
+
+def test_results_json_is_strict_json(tmp_path):
+    "A diverged run's NaN or inf loss is null in results.json: JSON has no NaN (strict readers refused the file), the CSV keeps it"
+    from fastai_anneal.cli import _write_results, SCHEDULES
+    nm = next(iter(SCHEDULES))
+    runs = [dict(schedule=nm, seed=0, epochs=1, lr=1e3, accuracy=0.1, valid_loss=math.nan, train_loss=math.inf, lrs=[1e3])]
+    _write_results(tmp_path, dict(schedules=[nm]), runs, [dict(schedule=nm, valid_loss_mean=math.nan, accuracy_mean=0.1)])
+    def refuse(c): raise AssertionError(f"{c} in results.json")
+    doc = json.loads((tmp_path/'results.json').read_text(), parse_constant=refuse)
+    assert doc['runs'][0]['valid_loss'] is None and doc['runs'][0]['train_loss'] is None and doc['runs'][0]['accuracy'] == 0.1
+    assert doc['summary'][0]['valid_loss_mean'] is None
+    assert 'nan' in (tmp_path/'results.csv').read_text()
