@@ -403,7 +403,11 @@ def compare(
             if runs:
                 done = [nm for nm in names if any(r['schedule'] == nm for r in runs)]
                 config = {**_config(data, epochs, lr, lr_source, names, seeds, runs, jobs), 'interrupted': msg}
-                msg += '; wrote ' + ', '.join(map(str, _write_results(out, config, runs, _summary(runs, done)))) + ' (partial)'
+                replaced = (out/'results.json').exists()
+                files = _write_results(out, config, runs, _summary(runs, done))
+                msg += '; wrote ' + ', '.join(map(str, files)) + ' (partial' + (", replacing an earlier run's" if replaced else '') + ')'
+                old = [f for f in _OUTPUTS if f not in {p.name for p in files} and (out/f).exists()]
+                if old: msg += f"; left in {out} from an earlier run, not this one's: {', '.join(old)}"
             raise Interrupted(msg) from None
     summary = _summary(runs, names)
     config = _config(data, epochs, lr, lr_source, names, seeds, runs, jobs)

@@ -400,6 +400,18 @@ def test_compare_interrupted_keeps_the_finished_runs(tmp_path, monkeypatch, caps
     assert res['config']['interrupted'] == 'interrupted after 2 of 4 runs' and [s['schedule'] for s in res['summary']] == ['constant']
     assert _tree(out) == ['results.csv', 'results.json']
 
+def test_compare_interrupted_names_what_it_replaced_and_left(tmp_path, monkeypatch, capsys):
+    "Interrupted in a folder of an earlier run: the partial files say they replaced its results, and its plots are named as left"
+    _interrupt_at(monkeypatch, 1)
+    out = tmp_path/'res'; out.mkdir()
+    for f in ('results.json', 'results.csv', 'compare.png', 'accuracy.png'): (out/f).write_text('an earlier run')
+    assert _main(['compare', '--data', 'digits', '--epochs', '1', '--lr', '1e-3', '--seeds', '1', '--schedules', 'constant,cos_anneal',
+                  '--device', 'cpu', '--no-bar', '--jobs', '1', '--out', str(out)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "(partial, replacing an earlier run's); left in" in err[0], err
+    assert err[0].endswith("from an earlier run, not this one's: accuracy.png, compare.png"), err
+    assert (out/'compare.png').read_text() == 'an earlier run' and (out/'results.json').read_text() != 'an earlier run'
+
 def test_compare_jobs_match_one_process(tmp_path):
     "Runs in 2 processes give one process's results to the bit (each run seeds itself), in schedule-then-seed order, `lr='auto'` too"
     import multiprocessing as mp
