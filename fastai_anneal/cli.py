@@ -108,9 +108,11 @@ def _check_lr(lr):
 def _check_device(device) -> torch.device: return check_device(device, default_device)
 
 def _make_out(out:Path) -> Path:
-    "Create `out` and prove it writable, or raise `OSError` (root may pass `os.access` where the file system refuses)"
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=out): pass
+    "Create `out` and prove it writable, or raise a `ValueError` naming it (root may pass `os.access` where the file system refuses)"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out): pass
+    except OSError as e: raise ValueError(f"out must be a folder this process can create and write in, {str(out)!r}: {e.strerror}") from e
     return out
 
 def _new_folders(out:Path) -> list:
@@ -566,7 +568,10 @@ COMMANDS = {'compare': compare, 'lr-find': find_lr, 'preview': preview}
 def _flag_names(msg:str) -> str:
     "Say `--pct-warmup` where a check says `pct_warmup`: the user typed the flag"
     flags = {k for f in (compare, find_lr, preview, *PREVIEWS.values()) for k in inspect.signature(f).parameters} - {'variant', 'kwargs'}
-    return re.sub(r"^(\w+)(?=[\s\[.])", lambda m: '--' + m[1].replace('_', '-') if m[1] in flags else m[1], msg)
+    msg = re.sub(r"\bn_epoch\b", 'epochs', msg)  # a variant's `n_epoch` is the command's --epochs
+    msg = re.sub(r"^(\w+)(?=[\s\[.])", lambda m: '--' + m[1].replace('_', '-') if m[1] in flags else m[1], msg)
+    # further in, a name with an underscore is a flag's (step_size, cycle_mult); a plain word (lr, epochs) may be prose
+    return re.sub(r"(?<![-\w])([a-z]\w*_\w+)\b", lambda m: '--' + m[1].replace('_', '-') if m[1] in flags else m[1], msg)
 
 # ---------------------------------------------------------------- plugins
 _DESTS = ('command', 'variant')  # what the parser itself parses into: a builder argument of that name would be read as it

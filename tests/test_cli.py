@@ -66,7 +66,7 @@ def _bad_cases(root:Path) -> dict:
         'unknown preview flag': (['preview', 'fit_flat_anneal', '--lr-max', '1', '--out', out],  # fit_flat_anneal's lr is --lr
                                  'unrecognized arguments: --lr-max 1 (see fastai-anneal preview fit_flat_anneal --help)'),
         'preview epochs of cycles': (['preview', 'fit_sgdr_anneal', '--epochs', '3', '--out', out],
-                                     '--epochs of fit_sgdr_anneal follow from n_cycles, cycle_len: give those instead'),
+                                     '--epochs of fit_sgdr_anneal follow from --n-cycles, --cycle-len: give those instead'),
         'jobs < 1':           (['compare', '--jobs', '0', '--out', out], '--jobs must be >= 1, got 0'),
         'jobs with a folder': (['compare', '--data', root/'two_classes', '--jobs', '2', '--lr', '1e-3', '--out', out],
                                '--jobs must be 1 here (runs in parallel need an embedded dataset on the CPU'),
@@ -360,7 +360,7 @@ def test_preview_list_bool_and_choice_flags(tmp_path, capsys):
     assert set(vals) == {'lr'} and vals['lr'][2] == 1e-3 and vals['lr'][0] == 1e-3/4
     capsys.readouterr()
     assert main(['preview', 'fit_step_decay', '--milestones', '3', '1', '--out', str(tmp_path)]) == 2
-    assert '--milestones must be epochs rising strictly in [1, n_epoch=5)' in capsys.readouterr().err
+    assert '--milestones must be epochs rising strictly in [1, epochs=5)' in capsys.readouterr().err
     with pytest.raises(SystemExit): _parser().parse_args(['preview', 'fit_cyclic', '--mode', 'zigzag'])
 
 def test_hidden_fastcore_flags_are_usage_errors(capsys):
@@ -681,3 +681,21 @@ def test_results_json_is_strict_json(tmp_path):
     assert doc['runs'][0]['valid_loss'] is None and doc['runs'][0]['train_loss'] is None and doc['runs'][0]['accuracy'] == 0.1
     assert doc['summary'][0]['valid_loss_mean'] is None
     assert 'nan' in (tmp_path/'results.csv').read_text()
+
+def test_errors_name_flags_inside_the_message():
+    "A check's argument names further in the message are the flags the user typed (review, seventeenth session); prose stays"
+    from fastai_anneal.cli import _flag_names
+    assert _flag_names("give step_size or milestones, not both (got step_size=2, milestones=[1])") == \
+        "give --step-size or milestones, not both (got --step-size=2, milestones=[1])"
+    assert _flag_names("milestones must be epochs rising strictly in [1, n_epoch=4), got [4]") == \
+        "--milestones must be epochs rising strictly in [1, epochs=4), got [4]"
+    assert _flag_names("lr_max must be in (0, inf), a_b_c and not_a_flag stay") == "--lr-max must be in (0, inf), a_b_c and not_a_flag stay"
+
+def test_an_out_folder_that_cannot_be_made_names_out(tmp_path, monkeypatch):
+    "An `OSError` making the folder (root passes `os.access` where /proc refuses) is a usage error naming --out, not raw OS text"
+    import fastai_anneal.cli as cli
+    from pathlib import Path
+    def refuse(self, *args, **kwargs): raise PermissionError(1, 'Operation not permitted')
+    monkeypatch.setattr(Path, 'mkdir', refuse)
+    with pytest.raises(ValueError, match=r"out must be a folder this process can create and write in, '.*x': Operation not permitted"):
+        cli._make_out(tmp_path/'x')
