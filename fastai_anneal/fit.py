@@ -10,6 +10,7 @@ from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
+from fastai.optimizer import pytorch_hp_map
 from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.optimizer import Optimizer, _BaseOptimizer
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
@@ -61,9 +62,12 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 _CHECK_AT = np.linspace(0., 1., 257)[:-1].tolist() + [1. - 1e-9]  # where `_check_scheds` evaluates each schedule
 
+_RANGES = {'lr': (0., np.inf), 'wd': (0., np.inf), 'mom': (0., 1.), 'sqr_mom': (0., 1.), 'eps': (0., np.inf)}  # a schedule's values
+
 def _fine(v:np.ndarray, name:str) -> bool:
-    "Whether every value of `v` is finite in float32 (and, for an lr, >= 0)"
-    return bool(np.all(np.isfinite(v)) and np.all(np.abs(v) <= _F32_MAX) and not (name == 'lr' and np.any(v < 0)))
+    "Whether every value of `v` is finite in float32 and, for a hyper in `_RANGES`, in its range"
+    lo,hi = _RANGES.get(name, (-np.inf, np.inf))
+    return bool(np.all(np.isfinite(v)) and np.all(np.abs(v) <= _F32_MAX) and np.all(v >= lo) and np.all(v <= hi))
 
 def _bad_at(vals, name:str) -> int|None:
     "Index of the first of `vals` that is not `_fine`; None when all are"
@@ -75,13 +79,22 @@ def _bad_at(vals, name:str) -> int|None:
 def _check_scheds(scheds:dict, lr_name:str) -> dict:
     ("`scheds` after checking each at 257 points of training: finite within float32 (an lr >= 0). Arguments each valid alone "
      "can build one that is not (`cycle_decay=1e300`, an `anneal` that returns -1), and the fit would fail, or train, mid-way")
+    if not isinstance(scheds, dict) or not scheds or not all(isinstance(k, str) and callable(f) for k,f in scheds.items()):
+        raise TypeError(f"a fit variant's builder must return a dict of hyper-parameter name: schedule (a callable of the position "
+                        f"in training, 0 to 1), got {str(scheds)[:200]}")
+    torch_names = sorted(k for k in scheds if k in pytorch_hp_map)
+    if torch_names:  # fastai's `set_hyper` would add a hyper no stepper reads
+        raise ValueError(f"a fit variant's builder named schedules {torch_names} as torch does; fastai's optimizers take "
+                         f"{[pytorch_hp_map[k] for k in torch_names]}")
     vals = {n: [f(pos) for pos in _CHECK_AT] for n,f in scheds.items()}
     bad = [(i,n) for n,vs in vals.items() if (i := _bad_at(vs, n)) is not None]
     if bad:
         i,n = min(bad, key=lambda b: b[0])  # the earliest in training, as a fit would meet it
         v,pos = np.asarray(vals[n][i], dtype=np.float64),_CHECK_AT[i]
+        lo,hi = _RANGES.get(n, (None, None))
+        rng = '' if lo is None else f" and in [{lo:g}, {hi:g}]" if np.isfinite(hi) else f" and >= {lo:g}"
         raise ValueError(f"the {n} schedule reaches {v.tolist()!r} at {pos:.0%} of training; scheduled values must be finite in "
-                         f"float32{' and >= 0' if n == 'lr' else ''} (check {lr_name}, `anneal` and the decay arguments)")
+                         f"float32{rng} (check {lr_name}, `anneal` and the decay arguments)")
     return scheds
 
 def _lr_noise(t:int, pct:float=0.67, std:float=1., kind:str='normal', seed:int=42) -> float:

@@ -196,6 +196,27 @@ def test_a_variant_registered_at_run_time_is_a_complete_method(poly_variant):
     with learn.no_bar(), learn.no_logging(): learn.fit_poly(10, 'auto', power=3.)
     assert 1e-7 < learn.lr_tune_result.lr < 10 and learn.lr_tune_result.trials
 
+@pytest.mark.parametrize('out,exc,msg', [
+    ([lambda pos: 1e-2], TypeError, "a fit variant's builder must return a dict of hyper-parameter name: schedule"),
+    ({'lr': 1e-2}, TypeError, "a fit variant's builder must return a dict"),
+    ({'lr': lambda pos: 1e-2, 'momentum': lambda pos: 0.5}, ValueError, "named schedules ['momentum'] as torch does; fastai's optimizers "
+                                                                        "take ['mom']"),
+    ({'lr': lambda pos: 1e-2, 'wd': lambda pos: -0.1}, ValueError, 'the wd schedule reaches -0.1 at 0% of training; scheduled values '
+                                                                  'must be finite in float32 and >= 0'),
+    ({'lr': lambda pos: 1e-2, 'mom': lambda pos: 0.9 + pos}, ValueError, 'the mom schedule reaches 1.0015625 at 10% of training; '
+                                                                        'scheduled values must be finite in float32 and in [0, 1]'),
+])
+def test_what_a_builder_returns_is_checked_before_the_fit(out, exc, msg):
+    ("A builder's output that fastai would fail on mid-fit, or would take silently (a torch name is a new hyper no stepper reads, "
+     "a negative wd, a momentum above 1), is refused naming the fault, the learner untouched (review, seventeenth session)")
+    v = register_variant(_variant('fit_odd', builder=lambda lr: out))
+    try:
+        learn = _learner(); before = learner_state(learn)
+        with pytest.raises(exc) as e: learn.fit_odd(2, 1e-2)
+        assert msg in str(e.value), str(e.value)
+        assert_restored(before, learner_state(learn))
+    finally: del _REGISTERED[v.method]; delattr(Learner, v.method)
+
 def test_reloading_the_module_patches_again():
     "IPython's autoreload re-runs `fit.py`: the package's own methods are made again (in a fresh process: a reload replaces classes)"
     import subprocess, sys
