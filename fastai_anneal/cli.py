@@ -544,8 +544,8 @@ def _parser() -> _Parser:
                            epilog=epilog, formatter_class=fmt)
         for a in p._actions:  # the choices come from the registry, not from the docment
             if a.dest == 'schedules': a.help = f"Comma-separated, from: {', '.join(SCHEDULES)} (default: {a.default})"
-        for a in p._actions:  # '' would be the current folder: a results folder there, or its images trained on as a dataset
-            if a.dest in ('data', 'out'): a.type = partial(_nonempty, a.type)
+            # '' would be the current folder: a results folder there, or its images trained on as a dataset
+            elif a.dest in ('data', 'out'): a.type = partial(_nonempty, a.type)
     p = sub.add_parser('preview', help=preview.__doc__, description=preview.__doc__, formatter_class=fmt)
     variants = p.add_subparsers(dest='variant', required=True, metavar='VARIANT')
     for name,build in PREVIEWS.items():

@@ -10,9 +10,8 @@ from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
-from fastai.optimizer import pytorch_hp_map
 from fastai.callback.tracker import SaveModelCallback, TrackerCallback
-from fastai.optimizer import Optimizer, _BaseOptimizer
+from fastai.optimizer import Optimizer, _BaseOptimizer, pytorch_hp_map
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
 from ._groups import n_groups, n_iter, recorded
@@ -77,7 +76,8 @@ def _bad_at(vals, name:str) -> int|None:
     return next((i for i,x in enumerate(vals) if not _fine(np.asarray(x, dtype=np.float64), name)), None)
 
 def _check_scheds(scheds:dict, lr_name:str) -> dict:
-    ("`scheds` after checking each at 257 points of training: finite within float32 (an lr >= 0). Arguments each valid alone "
+    ("`scheds` after checking each at 257 points of training: finite within float32 (a hyper of `_RANGES` in its range); a dict of "
+     "callables under fastai's names. Arguments each valid alone "
      "can build one that is not (`cycle_decay=1e300`, an `anneal` that returns -1), and the fit would fail, or train, mid-way")
     if not isinstance(scheds, dict) or not scheds or not all(isinstance(k, str) and callable(f) for k,f in scheds.items()):
         raise TypeError(f"a fit variant's builder must return a dict of hyper-parameter name: schedule (a callable of the position "
