@@ -5,10 +5,11 @@ from fastcore.foundation import L
 from fastai.torch_core import num_distrib
 
 def n_groups(learn) -> int:
-    "Number of param groups `learn.opt` has, or would have, without creating it (mirrors fastai's `Optimizer.__init__`)"
+    ("Number of param groups `learn.opt` has, or would have, without creating it (fastai's `Optimizer.__init__` counts lists; this "
+     "package's optimizers take tuples and generators as groups too)")
     if learn.opt is not None: return len(learn.opt.param_lists)
     ps = L(learn.splitter(learn.model))
-    return len(ps) if len(ps) and isinstance(ps[0], (L, list)) else 1
+    return len(ps) if len(ps) and not isinstance(ps[0], torch.Tensor) else 1
 
 def _sharded(learn):
     "fastai's distributed module when `learn` fits under its `DistributedTrainer` (which shards the loaders as a fit starts), else None"

@@ -568,10 +568,13 @@ COMMANDS = {'compare': compare, 'lr-find': find_lr, 'preview': preview}
 def _flag_names(msg:str) -> str:
     "Say `--pct-warmup` where a check says `pct_warmup`: the user typed the flag"
     flags = {k for f in (compare, find_lr, preview, *PREVIEWS.values()) for k in inspect.signature(f).parameters} - {'variant', 'kwargs'}
-    msg = re.sub(r"\bn_epoch\b", 'epochs', msg)  # a variant's `n_epoch` is the command's --epochs
-    msg = re.sub(r"^(\w+)(?=[\s\[.])", lambda m: '--' + m[1].replace('_', '-') if m[1] in flags else m[1], msg)
-    # further in, a name with an underscore is a flag's (step_size, cycle_mult); a plain word (lr, epochs) may be prose
-    return re.sub(r"(?<![-\w])([a-z]\w*_\w+)\b", lambda m: '--' + m[1].replace('_', '-') if m[1] in flags else m[1], msg)
+    flag = lambda m: '--' + m[1].replace('_', '-') if m[1] in flags else m[1]
+    def names(part:str, first:bool) -> str:
+        part = re.sub(r"\bn_epoch\b", 'epochs', part)  # a variant's `n_epoch` is the command's --epochs
+        if first: part = re.sub(r"^(\w+)(?=[\s\[.])", flag, part)
+        return re.sub(r"(?<![-\w])([a-z]\w*_\w+)\b", flag, part)  # further in, only names with an underscore: a plain word is prose
+    parts = re.split(r"('[^']*'|\"[^\"]*\")", msg)  # what the user typed comes back quoted (a path, a value): left as it is
+    return ''.join(p if i % 2 else names(p, i == 0) for i,p in enumerate(parts))
 
 # ---------------------------------------------------------------- plugins
 _DESTS = ('command', 'variant')  # what the parser itself parses into: a builder argument of that name would be read as it

@@ -14,15 +14,19 @@ from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.optimizer import Optimizer, _BaseOptimizer, pytorch_hp_map
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
-from ._groups import n_groups, n_iter, recorded
+from ._groups import n_groups, n_iter, recorded, train_batches
 from .registry import Variant, VARIANTS, _add, _redefined, _REGISTERED, _BUILTIN
 
 __all__ = ['ReplayShuffles', 'register_variant']  # and the `Learner` patches, applied on import
 
 def _group_lrs(learn, lr, name:str) -> np.ndarray:
-    "One lr per param group from a float, a slice (as `Optimizer.set_hyper`) or a list; `learn.lr` if None"
+    ("One lr per param group from a float, a slice (as `Optimizer.set_hyper`) or a list; if None `learn.lr`, or before the first "
+     "optimizer the lr of an `opt_func` partial (fastai's `create_opt` sets `learn.lr` from it)")
     n = n_groups(learn)
-    v = group_lrs(name, learn.lr if lr is None else lr, n)
+    if lr is None:
+        kw = getattr(learn.opt_func, 'keywords', None) or {}
+        lr = kw['lr'] if learn.opt is None and 'lr' in kw else learn.lr
+    v = group_lrs(name, lr, n)
     return np.full(n, v) if np.ndim(v) == 0 else np.array(v, dtype=np.float64)
 
 def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max', cbs=None, reset_opt=False, step='batch',
@@ -31,8 +35,10 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     ("Validate one fit call with no side effect (`build(lrs)` makes its schedules); returns what `_launch` needs. The noise counts "
      "epochs of a run of `total_epochs` (`n_epoch` if None) of which this fit is the part after `epoch_offset` (fine_tune's phases)")
     n_epoch = check_int('n_epoch', n_epoch)
-    if len(learn.dls.train) == 0: raise ValueError("the fit needs batches: the training DataLoader is empty (fewer items than a batch "
-                                                   "that drop_last drops?)")
+    if train_batches(learn) == 0:  # under `distrib_ctx`, each rank's share (every rank computes the same)
+        raise ValueError("the fit needs batches: the training DataLoader is empty (fewer items than a batch that drop_last drops?)"
+                         + (f"; under distrib_ctx each of the {num_distrib()} ranks' share fills no batch of {learn.dls.train.bs}"
+                            if len(learn.dls.train) else ""))
     start_epoch = check_int('start_epoch', start_epoch, 0)
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
     if start_epoch and check_bool('reset_opt', reset_opt):  # the first run reset it as it started; the checkpoint holds it since
@@ -44,7 +50,7 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
                         epochs_name)
     lrs,cbs = _group_lrs(learn, lr, lr_name),check_cbs(cbs)
     check_callbacks(learn, cbs)
-    scheds = _check_scheds(build(lrs), lr_name)
+    scheds = _check_scheds(build(lrs), lr_name, learn.opt.hypers[0] if isinstance(learn.opt, Optimizer) else None)
     return dict(n_epoch=n_epoch, scheds=scheds, wd=wd, start_epoch=start_epoch, cbs=cbs,
                 reset_opt=check_bool('reset_opt', reset_opt), step=step, noise=noise and dict(noise, offset=epoch_offset))
 
@@ -53,7 +59,8 @@ def check_callbacks(learn, cbs):
      "so does a fastai tracker's monitor (fastai asserts it in `before_fit`, after `fit` reset the Recorder and the lrs)")
     for cb in L(cbs) + L(learn.cbs):  # a class is checked as the instance fastai will create from it
         if hasattr(cb if isinstance(cb, type) else type(cb), 'check_learner'): callback_instance(cb).check_learner(learn)
-        elif isinstance(cb, TrackerCallback) and (names := recorded(learn)) and cb.monitor not in names + ['time']:  # fastai's test
+        elif isinstance(cb, TrackerCallback) and (names := recorded(learn)) and cb.monitor not in names:  # 'time' passes fastai's
+            # test, then fails at the first epoch's end: never a recorded value
             raise ValueError(f"{type(cb).__name__}: monitor must be one of the recorded values {names} (fastai's Recorder), got "
                              f"{cb.monitor!r}")
 
@@ -75,14 +82,14 @@ def _bad_at(vals, name:str) -> int|None:
     except (TypeError, ValueError): pass  # ragged values (per-group arrays of different sizes): one by one
     return next((i for i,x in enumerate(vals) if not _fine(np.asarray(x, dtype=np.float64), name)), None)
 
-def _check_scheds(scheds:dict, lr_name:str) -> dict:
+def _check_scheds(scheds:dict, lr_name:str, hypers:dict=None) -> dict:
     ("`scheds` after checking each at 257 points of training: finite within float32 (a hyper of `_RANGES` in its range); a dict of "
      "callables under fastai's names. Arguments each valid alone "
      "can build one that is not (`cycle_decay=1e300`, an `anneal` that returns -1), and the fit would fail, or train, mid-way")
     if not isinstance(scheds, dict) or not scheds or not all(isinstance(k, str) and callable(f) for k,f in scheds.items()):
         raise TypeError(f"a fit variant's builder must return a dict of hyper-parameter name: schedule (a callable of the position "
                         f"in training, 0 to 1), got {str(scheds)[:200]}")
-    torch_names = sorted(k for k in scheds if k in pytorch_hp_map)
+    torch_names = sorted(k for k in scheds if k in pytorch_hp_map and k not in (hypers or {}))  # `hypers`: the optimizer's, if made
     if torch_names:  # fastai's `set_hyper` would add a hyper no stepper reads
         raise ValueError(f"a fit variant's builder named schedules {torch_names} as torch does; fastai's optimizers take "
                          f"{[pytorch_hp_map[k] for k in torch_names]}")

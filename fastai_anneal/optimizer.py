@@ -306,8 +306,8 @@ class AnnealOptimizer(Optimizer):
     def _state_fits(self, ps, i:int) -> list:
         ("`ps`, or raise when the moments fastai's steppers keep (`grad_avg`, `sqr_avg`) have another shape than their param: torch's "
          "fused kernels would walk them as raw memory past their end. Checked when group `i`'s shapes or the state dict changed since "
-         "the last check (a param resized through `.data`, `load_state_dict`): about 0.5 us a param, a full check 1 us")
-        shapes,seen = [p.shape for p in ps],self.__dict__.get('_fits')
+         "the last check (a param resized through `.data`, `load_state_dict`): about 0.6 us a param, a full check 1 us")
+        shapes,seen = [(id(p), p.shape) for p in ps],self.__dict__.get('_fits')  # which params, and their shapes
         if seen is not None and seen[0] is self.state and seen[1].get(i) == shapes: return ps
         state = self.state
         for j,p in enumerate(ps):
@@ -326,6 +326,12 @@ class AnnealOptimizer(Optimizer):
     def load_state_dict(self, sd:dict):
         ("Load `sd` (from `state_dict`) as fastai does, after checking its groups, params and moments against this optimizer's (a "
          "mismatch raises and leaves the optimizer as it was); the hypers are copied, so two optimizers never share an anneal clock")
+        self._check_sd(sd)
+        super().load_state_dict({**sd, 'hypers': copy.deepcopy(sd['hypers'])})
+        self.__dict__.pop('_fits', None)  # `_state_fits`'s memo held the state dict just replaced
+
+    def _check_sd(self, sd:dict):
+        "Raise unless `sd` is a fastai optimizer state dict for this optimizer's groups, params and moment shapes"
         if not isinstance(sd, dict) or not {'hypers', 'state'} <= set(sd):
             got = ("torch's format ('param_groups'): load it into a torch optimizer" if isinstance(sd, dict) and 'param_groups' in sd
                    else f"keys {sorted(sd)}" if isinstance(sd, dict) else f"a {type(sd).__name__}")
@@ -339,8 +345,6 @@ class AnnealOptimizer(Optimizer):
                       and st[k].shape != p.shape), None)
             if v is not None: raise ValueError(f"sd's state of param {j} has a moment of shape {tuple(v.shape)}, the param "
                                                f"{tuple(p.shape)}: it was saved for other params (or in another order)")
-        super().load_state_dict({**sd, 'hypers': copy.deepcopy(sd['hypers'])})
-        self.__dict__.pop('_fits', None)  # `_state_fits`'s memo held the state dict just replaced
 
     def _checked_lr(self, hyper, i:int):
         "Group `i`'s annealed lr, or raise when it is not finite and >= 0 (a custom `anneal` that returns NaN or a negative lr)"
@@ -444,11 +448,24 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     if isinstance(opt, Lookahead):
         opt.opt = AnnealOptimizer.from_optimizer(opt.opt, **anneal_kwargs)
         opt.opt._outer = opt
+        opt.load_state_dict = partial(_lookahead_load, opt)  # fastai's takes `count` and `slow_weights` before the inner check
         return opt
     if type(opt) is not Optimizer:
         raise TypeError("annealed needs an opt_func returning a fastai Optimizer (SGD, RMSProp, Adam, RAdam, QHAdam, Lamb, ranger...), "
                         f"got {type(opt).__name__}")
     return AnnealOptimizer.from_optimizer(opt, **anneal_kwargs)
+
+def _lookahead_load(la:Lookahead, sd:dict):
+    ("fastai's `Lookahead.load_state_dict` once `sd` is checked whole (it sets `count` and `slow_weights`, popped from the caller's "
+     "dict, before its inner optimizer checks the rest): a mismatch raises, and leaves the optimizer and `sd` as they were")
+    if not isinstance(sd, dict) or not {'count', 'slow_weights'} <= set(sd):
+        raise TypeError(f"sd must be a Lookahead state dict (ranger's), with 'count' and 'slow_weights', got "
+                        f"{f'keys {sorted(sd)}' if isinstance(sd, dict) else f'a {type(sd).__name__}'}")
+    la.opt._check_sd({k: v for k,v in sd.items() if k not in ('count', 'slow_weights')})
+    sw,ps = sd['slow_weights'],[p for pg in la.param_lists for p in pg]
+    if sw is not None and [tuple(w.shape) for pg in sw for w in pg] != [tuple(p.shape) for p in ps]:
+        raise ValueError("sd's slow weights were saved for other params (or in another order)")
+    Lookahead.load_state_dict(la, dict(sd))
 
 def annealed(
     opt_func:callable,  # A fastai optimizer function: `SGD`, `RMSProp`, `Adam`, `RAdam`, `QHAdam`, `Lamb`, `ranger`, a `partial` of one...

@@ -38,7 +38,7 @@ def main(out:str):
             with learn.distrib_ctx(cpu=True, sync_bn=False): getattr(learn, m)(2, **kw)
             res[m] = [float(v) for v in learn.recorder.lrs]
     learn = mk_learner(n=24, bs=16)  # 12 items a rank: no full batch of 16
-    for f in (lambda: learn.lr_find(show_plot=False), lambda: learn.lr_tune(3)):
+    for f in (lambda: learn.lr_find(show_plot=False), lambda: learn.lr_tune(3), lambda: learn.fit_cos_anneal(1)):
         try:
             with learn.distrib_ctx(cpu=True, sync_bn=False), learn.no_bar(), learn.no_logging(): f()
         except ValueError as e: res.setdefault('empty_share', []).append(str(e))

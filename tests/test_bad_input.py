@@ -66,6 +66,7 @@ BAD = [  # (call on a learner, regex the message must match)
      r"SaveModelCallback: monitor must be one of the recorded values \['train_loss', 'valid_loss'\].*got 'accuracy'"),
     (lambda l: l.fine_tune_anneal(1, cbs=EarlyStoppingCallback(monitor='val_loss')), "EarlyStoppingCallback: monitor must be one of"),
     (lambda l: l.fit_cyclic(2, cbs=SaveModelCallback(every_epoch=True, monitor='acc')), "SaveModelCallback: monitor must be one of"),
+    (lambda l: l.fit_cos_anneal(2, cbs=SaveModelCallback(monitor='time')), "got 'time'"),  # fastai's assert passes it, then fails
     # an empty training loader: one message for every fit (some trained nothing and returned, others named an internal argument)
     (lambda l: _EMPTY.fit_cos_anneal(2), 'the fit needs batches: the training DataLoader is empty'),
     (lambda l: _EMPTY.fit_cyclic(2), 'the fit needs batches'),

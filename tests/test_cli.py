@@ -690,6 +690,7 @@ def test_errors_name_flags_inside_the_message():
     assert _flag_names("milestones must be epochs rising strictly in [1, n_epoch=4), got [4]") == \
         "--milestones must be epochs rising strictly in [1, epochs=4), got [4]"
     assert _flag_names("lr_max must be in (0, inf), a_b_c and not_a_flag stay") == "--lr-max must be in (0, inf), a_b_c and not_a_flag stay"
+    assert _flag_names("data folder '/tmp/n_epoch/pct_start' does not exist") == "--data folder '/tmp/n_epoch/pct_start' does not exist"
 
 def test_an_out_folder_that_cannot_be_made_names_out(tmp_path, monkeypatch):
     "An `OSError` making the folder (root passes `os.access` where /proc refuses) is a usage error naming --out, not raw OS text"

@@ -121,8 +121,9 @@ def test_what_a_fit_runs_is_sized_on_each_rank_s_share(tmp_path):
     # the schedules read fastai's position, whose epoch is `DistributedDL.__len__` = ceil(len/world) = 13 batches, one more than the
     # 12 a rank runs here: each epoch starts at step 13*e (as fastai's own schedulers do), every other step follows the reference
     for r in res:  # a share that fills no batch (12 items a rank, batches of 16): said so, before anything runs, on every rank
-        assert len(r['empty_share']) == 2 and 'fills no batch of 16' in r['empty_share'][0], r.get('empty_share')
+        assert len(r['empty_share']) == 3 and 'fills no batch of 16' in r['empty_share'][0], r.get('empty_share')
         assert "lr='auto' needs training batches" in r['empty_share'][1]
+        assert "the fit needs batches" in r['empty_share'][2] and "ranks' share fills no batch of 16" in r['empty_share'][2]
     n_it = math.ceil((N_ITEMS//BS)/WORLD)
     for m,ref in (('fit_cyclic', lambda t: _cyclic(t, 1e-3, 1e-2, 5)), ('fit_time_decay', lambda t: 1e-2/(1 + t/4))):
         assert res[0][m] == res[1][m] and len(res[0][m]) == 2*nb

@@ -650,6 +650,14 @@ def test_annealed_keeps_a_partials_lr(dls):
     learn = Learner(dls, mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=annealed(partial(Adam, lr=0.1)))
     learn.create_opt()
     assert learn.lr == 0.1 and learn.opt.hypers[0]['lr'] == 0.1
+    # the package's fits read it before the first optimizer exists, as `create_opt` would: the first fit and the next agree
+    from conftest import mk_learner as _synth, RecordHypers
+    for opt_func in (annealed(partial(Adam, lr=0.1)), partial(Adam, lr=0.1)):
+        learn,peaks = _synth(n_train=2, opt_func=opt_func),[]
+        for _ in range(2):
+            learn.fit_cos_anneal(1, cbs=(rec := RecordHypers()))
+            peaks.append(max(lr for lrs in rec.lrs for lr in lrs))
+        assert peaks == [0.1, 0.1], peaks
 
 def test_own_arguments_and_clock_checked():
     "One stepper as fastai takes it; no stepper, no lr, or a clock given or set below 0 raise (the last at `step`, nothing stepped)"
@@ -670,3 +678,37 @@ def test_annealed_takes_eps_0_as_fastai_does():
     opt = annealed(RAdam)(ps, lr=1e-2, eps=0.)
     assert opt.hypers[0]['eps'] == 0. == RAdam(ps, lr=1e-2, eps=0.).hypers[0]['eps']
     assert annealed(partial(RAdam, eps=0.))(ps, lr=1e-2).hypers[0]['eps'] == 0.
+
+def test_tuple_groups_count_as_the_optimizer_counts_them():
+    "A splitter of tuples gives two groups, and a fit's per-group lrs are checked against two (a slice failed mid-fit)"
+    from conftest import mk_learner as _synth, RecordHypers
+    learn = _synth(n_train=2, opt_func=AdamAnneal)
+    learn.splitter = lambda m: ((m.a,), (m.b,))
+    learn.fit_cos_anneal(1, [1e-3, 1e-2], cbs=(rec := RecordHypers()))
+    assert len(learn.opt.param_lists) == 2 and max(r[1] for r in rec.lrs) == 1e-2
+    learn.fit_cos_anneal(1, slice(1e-4, 1e-2))
+
+def test_the_shape_memo_knows_which_params_stepped():
+    "A resized param stepping after another of the same shapes stepped alone is checked: the memo holds which params, not only shapes"
+    a,b = nn.Parameter(torch.randn(3, 2)),nn.Parameter(torch.randn(2, 3))
+    opt = AdamAnneal([a, b], lr=1e-2)
+    a.grad,b.grad = torch.randn(3, 2),torch.randn(2, 3); opt.step()
+    b.grad = None; opt.step()  # a alone: the memo holds [(3, 2)]
+    b.data = torch.randn(3, 2); b.grad,a.grad = torch.randn(3, 2),None  # b alone, now (3, 2), its moments (2, 3)
+    with pytest.raises(ValueError, match=r"its optimizer state 'grad_avg' has shape \(2, 3\) and the param \(3, 2\)"): opt.step()
+
+def test_a_refused_lookahead_load_changes_nothing():
+    "`annealed(ranger)`: a state dict for other params raises before fastai's Lookahead takes its slow weights (or empties the dict)"
+    ps = make_params(2)
+    opt = annealed(ranger)(ps, lr=1e-2)
+    for k in range(7): set_grads(ps, k); opt.step()
+    sd = copy.deepcopy(opt.state_dict())
+    other = annealed(ranger)([nn.Parameter(p.detach().clone()) for p in ps[::-1]], lr=1e-2)
+    for k in range(3): set_grads(other.param_lists[0], k); other.step()
+    count,slow,keys = other.count,[w.clone() for pg in other.slow_weights for w in pg],sorted(sd)
+    with pytest.raises(ValueError, match="was saved for other params"): other.load_state_dict(sd)
+    assert other.count == count and bitwise([w for pg in other.slow_weights for w in pg], slow) and sorted(sd) == keys
+    set_grads(other.param_lists[0], 4); other.step()  # still steps
+    twin = annealed(ranger)([nn.Parameter(p.detach().clone()) for p in ps], lr=1e-2)
+    twin.load_state_dict(copy.deepcopy(sd))
+    assert twin.count == 7
