@@ -8,6 +8,7 @@ from fastcore.basics import patch, patch_to
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner, SkipToEpoch
+from fastai.torch_core import num_distrib
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, TrackerCallback
