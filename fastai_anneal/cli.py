@@ -221,6 +221,10 @@ def _write_plots(out:Path, runs:list, names:list, epochs:int, title:str) -> list
 
 _OUTPUTS = ('results.csv', 'results.json', 'schedules.png', 'accuracy.png', 'compare.png', 'lr_find.png')  # what `compare` writes
 
+def _left_over(out:Path, ours:set) -> list:
+    "The files of `_OUTPUTS` in `out` that this run did not write (`ours`, names): an earlier run's"
+    return [f for f in _OUTPUTS if f not in ours and (out/f).exists()]
+
 def _resolve_lr(data, lr, dev, out) -> tuple:
     "`(lr, lr_source)`: a given lr, 'auto' (tuned per run) or a suggestion name (one `lr_find`, seed 0, whose value is used)"
     lr_source = 'given' if not isinstance(lr, str) else 'tuned for each run (Learner.fit_tuned)' if lr == 'auto' else None
@@ -408,7 +412,7 @@ def compare(
                 replaced = (out/'results.json').exists()
                 files = _write_results(out, config, runs, _summary(runs, done))
                 msg += '; wrote ' + ', '.join(map(str, files)) + ' (partial' + (", replacing an earlier run's" if replaced else '') + ')'
-                old = [f for f in _OUTPUTS if f not in {p.name for p in files} and (out/f).exists()]
+                old = _left_over(out, {p.name for p in files})
                 if old: msg += f"; left in {out} from an earlier run, not this one's: {', '.join(old)}"
             raise Interrupted(msg) from None
     summary = _summary(runs, names)
@@ -420,7 +424,7 @@ def compare(
     print(f"\nFinal valid accuracy over {seeds} seed{'s'*(seeds > 1)} ({title}):\n{_table(summary)}")
     print('Wrote ' + ', '.join(map(str, files)) + (" (replacing an earlier run's)" if replaced else ''))
     ours = {p.name for p in files} | ({'lr_find.png'} if lr_source.startswith('lr_find') else set())
-    old = [f for f in _OUTPUTS if f not in ours and (out/f).exists()]
+    old = _left_over(out, ours)
     if old: print(f"Left in {out} from an earlier run, not this one's: {', '.join(old)}")
     return dict(config=config, summary=summary, runs=runs)
 

@@ -42,7 +42,8 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
                             if len(learn.dls.train) else ""))
     start_epoch = check_int('start_epoch', start_epoch, 0)
     if start_epoch >= n_epoch: raise ValueError(f"start_epoch must be in [0, n_epoch={n_epoch}), got {start_epoch}")
-    if start_epoch and check_bool('reset_opt', reset_opt):  # the first run reset it as it started; the checkpoint holds it since
+    reset_opt = check_bool('reset_opt', reset_opt)
+    if start_epoch and reset_opt:  # the first run reset it as it started; the checkpoint holds it since
         raise ValueError(f"reset_opt must be False to resume (start_epoch={start_epoch}): it would drop the optimizer state the "
                          "checkpoint holds, which the uninterrupted run kept from its start on")
     if wd is not None: wd = group_lrs('wd', wd, n_groups(learn), zero_ok=True)  # one for all groups, or one per group (`set_hypers`)
@@ -53,7 +54,7 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     check_callbacks(learn, cbs)
     scheds = _check_scheds(build(lrs), lr_name, learn.opt.hypers[0] if isinstance(learn.opt, Optimizer) else None)
     return dict(n_epoch=n_epoch, scheds=scheds, wd=wd, start_epoch=start_epoch, cbs=cbs,
-                reset_opt=check_bool('reset_opt', reset_opt), step=step, noise=noise and dict(noise, offset=epoch_offset))
+                reset_opt=reset_opt, step=step, noise=noise and dict(noise, offset=epoch_offset))
 
 def check_callbacks(learn, cbs):
     ("A callback of `cbs` or the learner's that can check itself against the learner (AnnealPlateau's monitor) does it now, untouched; "
