@@ -188,17 +188,17 @@ def _table(summary:list) -> str:
               + (' *' if s['schedule'] == best else '') for s in summary]
     return '\n'.join(lines)
 
-def _write_results(out:Path, config:dict, runs:list, summary:list) -> list:
-    "results.csv (a row per run), results.json (config, budgets, runs with per-epoch history, summary)"
+def _write_results(out:Path, config:dict, runs:list, summary:list, stem:str='results') -> list:
+    "`stem`.csv (a row per run), `stem`.json (config, budgets, runs with per-epoch history, summary)"
     cols = ['schedule', 'seed', 'epochs', 'lr', 'accuracy', 'valid_loss', 'train_loss', 'time_s', 'tune_s', 'tune_batches', 'fit_batches',
             'device']
-    with open(out/'results.csv', 'w', newline='') as f:
+    with open(out/f'{stem}.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, cols, extrasaction='ignore')
         w.writeheader(); w.writerows(runs)
     doc = dict(config=config, budgets={nm: SCHEDULES[nm][1] for nm in config['schedules']}, summary=summary,
                runs=[{k: v for k,v in r.items() if k != 'lrs'} for r in runs])
-    (out/'results.json').write_text(json.dumps(_json_safe(doc), indent=1, allow_nan=False))
-    return [out/'results.csv', out/'results.json']
+    (out/f'{stem}.json').write_text(json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+    return [out/f'{stem}.csv', out/f'{stem}.json']
 
 def _json_safe(o):
     "`o` with every float that is not finite (a diverged run's loss) as None: JSON has no NaN, and strict readers refuse Python's"
@@ -219,7 +219,16 @@ def _write_plots(out:Path, runs:list, names:list, epochs:int, title:str) -> list
     return paths + [save_figure(plot_comparison(lrs, hist, title=title, zoom=0.5 if epochs >= 4 else None, dashed=dashed),
                                 out/'compare.png')]
 
-_OUTPUTS = ('results.csv', 'results.json', 'schedules.png', 'accuracy.png', 'compare.png', 'lr_find.png')  # what `compare` writes
+_OUTPUTS = ('results.csv', 'results.json', 'schedules.png', 'accuracy.png', 'compare.png', 'lr_find.png',  # what `compare` writes
+            'results.partial.csv', 'results.partial.json')  # and an interrupted one beside an earlier run's results
+
+def _check_out_of(out, data) -> Path:
+    "`check_out(out)`, refused inside an image-folder `data`: the plots written there would train the next run as images"
+    out = _check_out(out)
+    if isinstance(data, Path) and out.resolve().is_relative_to(data.resolve()):
+        raise ValueError(f"out folder {str(out)!r} is inside the data folder {str(data)!r}: its plots would become training images "
+                         "of the next run; give an out folder outside it")
+    return out
 
 def _left_over(out:Path, ours:set) -> list:
     "The files of `_OUTPUTS` in `out` that this run did not write (`ours`, names): an earlier run's"
@@ -393,7 +402,7 @@ def compare(
     "Train the same model once per schedule and seed on the same epoch budget; print a results table, save CSV, JSON and plots"
     with _usage():
         data,epochs,seeds = check_data(data),check_int('epochs', epochs),check_int('seeds', seeds)
-        names,lr,dev,out = _check_schedules(schedules),_check_lr(lr),_check_device(device),_check_out(out)
+        names,lr,dev,out = _check_schedules(schedules),_check_lr(lr),_check_device(device),_check_out_of(out, data)
         jobs = _check_jobs(jobs, data, dev, len(names)*seeds)
         if lr == 'auto': _check_tunable(data, epochs, dev)
         new = _new_folders(out)
@@ -409,16 +418,16 @@ def compare(
             if runs:
                 done = [nm for nm in names if any(r['schedule'] == nm for r in runs)]
                 config = {**_config(data, epochs, lr, lr_source, names, seeds, runs, jobs), 'interrupted': msg}
-                replaced = (out/'results.json').exists()
-                files = _write_results(out, config, runs, _summary(runs, done))
-                msg += '; wrote ' + ', '.join(map(str, files)) + ' (partial' + (", replacing an earlier run's" if replaced else '') + ')'
+                kept = (out/'results.json').exists() or (out/'results.csv').exists()  # an earlier run's results are never overwritten
+                files = _write_results(out, config, runs, _summary(runs, done), 'results.partial' if kept else 'results')
+                msg += '; wrote ' + ', '.join(map(str, files)) + ' (partial' + (", beside an earlier run's results" if kept else '') + ')'
                 old = _left_over(out, {p.name for p in files})
                 if old: msg += f"; left in {out} from an earlier run, not this one's: {', '.join(old)}"
             raise Interrupted(msg) from None
     summary = _summary(runs, names)
     config = _config(data, epochs, lr, lr_source, names, seeds, runs, jobs)
     lr_txt = 'lr tuned per run' if lr == 'auto' else f"lr {lr:.3g}" + ('' if lr_source == 'given' else f" ({lr_source.split(':')[0]})")
-    title = f"{Path(str(data)).name}, {epochs} epoch{'s'*(epochs != 1)}, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
+    title = f"{data.resolve().name if isinstance(data, Path) else data}, {epochs} epoch{'s'*(epochs != 1)}, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
     replaced = (out/'results.json').exists()
     files = _write_results(out, config, runs, summary) + _write_plots(out, runs, names, epochs, title)
     print(f"\nFinal valid accuracy over {seeds} seed{'s'*(seeds > 1)} ({title}):\n{_table(summary)}")
@@ -436,7 +445,8 @@ def find_lr(
 ):
     "Run the LR range test on a fresh model (seed 0), print the four fastai suggestions and save the plot"
     with _usage():
-        data,dev,out = check_data(data),_check_device(device),_check_out(out)
+        data,dev = check_data(data),_check_device(device)
+        out = _check_out_of(out, data)
         get_anneal(anneal, 'anneal', SWEEPS)
         new = _new_folders(out)
         _make_out(out)
@@ -550,6 +560,8 @@ def _parser() -> _Parser:
             if a.dest == 'schedules': a.help = f"Comma-separated, from: {', '.join(SCHEDULES)} (default: {a.default})"
             # '' would be the current folder: a results folder there, or its images trained on as a dataset
             elif a.dest in ('data', 'out'): a.type = partial(_nonempty, a.type)
+            elif a.dest == 'anneal': a.choices = list(SWEEPS)  # a function cannot be given on a command line
+            elif a.dest == 'bar': a.help = a.help.replace('(default: True)', '(default: shown)')
     p = sub.add_parser('preview', help=preview.__doc__, description=preview.__doc__, formatter_class=fmt)
     variants = p.add_subparsers(dest='variant', required=True, metavar='VARIANT')
     for name,build in PREVIEWS.items():

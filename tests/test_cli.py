@@ -259,6 +259,19 @@ def test_compare_image_folder(tmp_path):
     assert len(res['runs']) == 1 and 0 <= res['runs'][0]['accuracy'] <= 1
     check_png(tmp_path/'res'/'compare.png')
 
+@pytest.mark.parametrize('command', ['compare', 'lr-find'])
+def test_out_inside_an_image_folder_is_refused(tmp_path, monkeypatch, capsys, command):
+    "`--data .` with the default `--out runs`: refused at once, naming `--out`, nothing written (the plots would train the next run)"
+    for i in range(12): _image(tmp_path/'pets'/f"{('great_pyrenees', 'Abyssinian')[i % 2]}_{i}.jpg", i)
+    monkeypatch.chdir(tmp_path/'pets')
+    before = _tree(tmp_path)
+    assert _main([command, '--data', '.', '--device', 'cpu']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out folder 'runs' is inside the data folder '.'" in err[0], err
+    assert _tree(tmp_path) == before
+    assert _main([command, '--data', str(tmp_path/'pets'), '--out', str(tmp_path/'pets'/'sub'/'res'), '--device', 'cpu']) == 2
+    assert _tree(tmp_path) == before
+
 def test_preview(tmp_path):
     "The issue's `preview` command: the printed lr at each epoch start is the builder's value, the PNG is written"
     from fastai_anneal.schedules import cos_anneal_scheds
@@ -408,9 +421,11 @@ def test_compare_interrupted_names_what_it_replaced_and_left(tmp_path, monkeypat
     assert _main(['compare', '--data', 'digits', '--epochs', '1', '--lr', '1e-3', '--seeds', '1', '--schedules', 'constant,cos_anneal',
                   '--device', 'cpu', '--no-bar', '--jobs', '1', '--out', str(out)]) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "(partial, replacing an earlier run's); left in" in err[0], err
-    assert err[0].endswith("from an earlier run, not this one's: accuracy.png, compare.png"), err
-    assert (out/'compare.png').read_text() == 'an earlier run' and (out/'results.json').read_text() != 'an earlier run'
+    assert len(err) == 1 and "results.partial.json (partial, beside an earlier run's results); left in" in err[0], err
+    assert err[0].endswith("from an earlier run, not this one's: results.csv, results.json, accuracy.png, compare.png"), err
+    assert all((out/f).read_text() == 'an earlier run' for f in ('results.json', 'results.csv', 'compare.png', 'accuracy.png'))
+    res = json.loads((out/'results.partial.json').read_text())  # the finished run, beside the earlier run's kept results
+    assert res['config']['interrupted'] == 'interrupted after 1 of 2 runs' and len(res['runs']) == 1
 
 def test_compare_jobs_match_one_process(tmp_path):
     "Runs in 2 processes give one process's results to the bit (each run seeds itself), in schedule-then-seed order, `lr='auto'` too"
