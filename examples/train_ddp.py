@@ -8,7 +8,7 @@
 and its multi-CPU mode wants an MPI launcher. `--multi_gpu` only picks accelerate's torchrun launcher; the script
 itself passes `cpu=True` to the `Accelerator` unless `--device cuda`.)
 
-Every rank writes `OUT/rank{r}.json` (`--out OUT`; by default a folder under the system temp dir, printed) with the lr
+Every rank writes `OUT/rank{r}.json` (`--out OUT`; by default a new folder under the system temp dir, printed) with the lr
 it applied at every batch, its final metrics and checksums of its weights before/after `lr_find`; rank 0 also writes
 `OUT/model.pth`. `tests/test_distributed.py` launches this script.
 """
@@ -29,10 +29,11 @@ def _broadcast(self, t, rank):
 DistributedDL._broadcast = _broadcast
 
 def _shared_tmp() -> Path:
-    "One temporary folder for all ranks, named by rank 0 (torchrun's TORCHELASTIC_RUN_ID is the same on every rank)"
-    out = Path(tempfile.gettempdir())/f"train_ddp_{os.environ.get('TORCHELASTIC_RUN_ID', os.getpid())}"
-    if rank_distrib() == 0: print(f'Writing to {out}')
-    return out
+    "A new temporary folder, made by rank 0 and sent to every rank (inside `distrib_ctx`: a launcher's run id can be 'none')"
+    name = [tempfile.mkdtemp(prefix='train_ddp_') if rank_distrib() == 0 else None]
+    if torch.distributed.is_initialized(): torch.distributed.broadcast_object_list(name, src=0)
+    if rank_distrib() == 0: print(f'Writing to {name[0]}')
+    return Path(name[0])
 
 def weights_digest(model) -> str:
     "SHA-256 of every parameter and buffer, in order"
@@ -68,14 +69,14 @@ def main():
     try: lr = args.lr if args.lr == 'auto' else float(args.lr)
     except ValueError: ap.error(f"--lr must be a number or 'auto', got {args.lr!r}")
     rank = rank_distrib()
-    out = Path(args.out) if args.out else _shared_tmp()
-    out.mkdir(parents=True, exist_ok=True)
     set_seed(42, reproducible=True)  # same initial weights and data order on every rank
     device = torch.device('cuda', rank % max(torch.cuda.device_count(), 1)) if args.device == 'cuda' else torch.device('cpu')
     learn = Learner(mnist1d_dls(bs=args.bs, device=device), mnist1d_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=Adam,
                     metrics=[Accuracy(), BalancedAccuracy()])
     res,rec = dict(rank=rank, world=num_distrib()),RecordLRs()
     with learn.distrib_ctx(cpu=args.device == 'cpu', sync_bn=False):
+        out = Path(args.out) if args.out else _shared_tmp()
+        out.mkdir(parents=True, exist_ok=True)
         if args.lr_find:
             before = weights_digest(learn.model)
             with learn.no_bar(): sugg = learn.lr_find(show_plot=False)
