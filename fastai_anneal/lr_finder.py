@@ -1,5 +1,5 @@
 """The LR range test with an annealing-shaped sweep, restored in memory (`snapshot.py`): `AnnealLRFinder`,
-`Learner.lr_find` (a superset of fastai's), crash-free suggestions."""
+`Learner.lr_find` (fastai's call and results; `num_it` < 2 refused), crash-free suggestions."""
 from __future__ import annotations
 import collections, contextvars, math, sys, warnings
 import numpy as np
