@@ -1,5 +1,5 @@
 "What a `Learner`'s fit will run, without running it (param groups, batches per epoch, recorded values), and one decision for every rank."
-import math, sys
+import math, re, sys
 import torch
 from fastcore.foundation import L
 from fastai.torch_core import num_distrib
@@ -41,6 +41,15 @@ def recorded(learn) -> list:
     rec,ms = rec[0],[m.name for m in learn.metrics]
     if rec.train_metrics and rec.valid_metrics: return [f'{p}_{n}' for p in ('train', 'valid') for n in ['loss'] + ms]
     return ['train_loss'] + (['valid_loss'] + ms if rec.valid_metrics else ms)  # how `Recorder.before_fit` names them
+
+# fastai's metrics where lower is better whose names say neither 'loss' nor 'error' (its trackers would maximise them), as fastai names
+# them less a leading '_' (`rmse` is `AccumMetric(_rmse)`, named '_rmse')
+LOWER_IS_BETTER = ('mae', 'mse', 'rmse', 'msle', 'exp_rmspe', 'perplexity')
+
+def lower_is_better(name:str) -> bool:
+    ("Whether lower is better for the recorded value `name`: it says 'loss' or 'error' (fastai's `TrackerCallback` rule) or is one of "
+     "fastai's regression metrics (`LOWER_IS_BETTER`), a 'train_'/'valid_' prefix and leading '_' aside")
+    return 'loss' in name or 'error' in name or re.sub(r'^(train_|valid_)', '', name).lstrip('_') in LOWER_IS_BETTER
 
 def _distributed() -> bool: return torch.distributed.is_available() and torch.distributed.is_initialized()
 def _device() -> str: return 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'  # where the backend reduces

@@ -34,7 +34,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.optimizer import OptimWrapper, _BaseOptimizer
 from ._checks import check_int, check_float, check_choice, check_lrs
-from ._groups import n_groups, recorded as _recorded
+from ._groups import n_groups, recorded as _recorded, lower_is_better
 
 __all__ = ['AnnealPlateau', 'plateau_state']
 
@@ -73,7 +73,7 @@ class AnnealPlateau(Callback):
 
     def __init__(self,
         monitor:str='valid_loss',  # 'train_loss', 'valid_loss' or a metric's name (`Recorder.metric_names`), as fastai's TrackerCallback
-        mode:str=None,             # 'min' | 'max'; None: 'min' if `monitor` names a loss or an error, else 'max' (fastai's rule)
+        mode:str=None,             # 'min' | 'max'; None: 'min' if `monitor` names a loss, an error or a regression metric, else 'max'
         factor:float=0.1,          # Multiplies the scale at each reduction, in (0, 1)
         patience:int=10,           # Epochs without improvement tolerated before a reduction, >= 0
         threshold:float=1e-4,      # Least change that counts as an improvement, >= 0
@@ -84,7 +84,7 @@ class AnnealPlateau(Callback):
     ):
         if not isinstance(monitor, str) or not monitor:
             raise TypeError(f"monitor must be the name of a recorded value such as 'valid_loss', got {monitor!r}")
-        if mode is None: mode = 'min' if 'loss' in monitor or 'error' in monitor else 'max'
+        if mode is None: mode = 'min' if lower_is_better(monitor) else 'max'
         mode,threshold_mode = check_choice('mode', mode, ('min', 'max')),check_choice('threshold_mode', threshold_mode, ('rel', 'abs'))
         factor,threshold = check_float('factor', factor, 0., 1.),check_float('threshold', threshold, 0., lo_open=False)
         patience,cooldown = check_int('patience', patience, 0),check_int('cooldown', cooldown, 0)

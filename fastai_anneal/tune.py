@@ -12,7 +12,7 @@ from fastai.callback.core import Callback, CancelFitException, CancelTrainExcept
 from fastai.callback.schedule import ParamScheduler, SuggestionMethod, SchedNo
 from fastai.callback.progress import CSVLogger
 from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs, bind_args, group_lrs
-from ._groups import n_groups, train_batches, agree as _agree
+from ._groups import n_groups, train_batches, agree as _agree, lower_is_better, LOWER_IS_BETTER
 from .registry import VARIANTS
 from .snapshot import LearnerSnapshot, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
 from .fit import bind_call, prepare_call, held_lrs, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
@@ -87,16 +87,13 @@ def _prefix(phases:list, n:int) -> list:
     return res
 
 # ---------------------------------------------------------------- scores
-# fastai's metrics where lower is better whose names say neither 'loss' nor 'error' (its trackers would maximise them)
-LOWER_IS_BETTER = ('mae', 'mse', '_rmse', 'rmse', 'msle', 'exp_rmspe', 'perplexity')
-
 def _lower_is_better(learn, monitor:str) -> bool:
     ("Whether lower is better for `monitor`, after checking the learner has it: a name with 'loss' or 'error' (fastai's "
      "`TrackerCallback` convention) or one of fastai's regression metrics (`LOWER_IS_BETTER`)")
     names = ['valid_loss'] + [m.name for m in L(learn.metrics)]
     if monitor not in names:
         raise ValueError(f"monitor must be 'valid_loss' or the name of one of the learner's metrics {names[1:]}, got {monitor!r}")
-    return 'loss' in monitor or 'error' in monitor or monitor in LOWER_IS_BETTER
+    return lower_is_better(monitor)
 
 def _vertex(xs, ys) -> float|None:
     "Minimum of the parabola through three points `(xs, ys)` (xs equally spaced), or None when it opens downwards"
@@ -326,8 +323,10 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
         if reset_opt: learn.create_opt()  # as the fit's `Learner.fit(reset_opt=True)`
         sugg = learn.lr_find(start_lr=list(ratios*1e-7) if len(ratios) > 1 else 1e-7, end_lr=list(ratios*10) if len(ratios) > 1 else 10,
                              num_it=n_sweep, show_plot=False, suggest_funcs=(SuggestionMethod.Minimum,))
-        sweep = dict(lrs=[float(np.max(np.atleast_1d(v))) for v in learn.recorder.lrs], losses=[float(v) for v in learn.recorder.losses])
-    top = _range_top(sweep['lrs'], sweep['losses'], float(sugg.minimum), n_sweep, learn.recorder.smooth_loss.beta)
+        # fastai's Recorder logs the last group's lr: in the units of the largest group (the scale) it is over that group's ratio
+        last = float(ratios[-1]) if ratios[-1] > 0 else 1.
+        sweep = dict(lrs=[float(np.atleast_1d(v)[-1])/last for v in learn.recorder.lrs], losses=[float(v) for v in learn.recorder.losses])
+    top = _range_top(sweep['lrs'], sweep['losses'], float(sugg.minimum)/last, n_sweep, learn.recorder.smooth_loss.beta)
     top = math.exp(_agree([math.log(top) if math.isfinite(top) and top > 0 else math.inf])[0])  # every rank agrees, even on failure
     if not math.isfinite(top): raise RuntimeError(f"lr='auto': the range test from 1e-7 to 10 found no lr at which the loss falls")
     trials,cost,valid_cost = [],len(sweep['lrs']),0

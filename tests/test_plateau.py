@@ -44,9 +44,9 @@ def test_scale_equals_torch(mode, threshold_mode, patience, cooldown, threshold,
         reduced += cb.scale < 1
     assert reduced >= 10  # the sequences do trigger reductions
 
-def test_mode_follows_fastais_rule():
-    test_eq([AnnealPlateau(m).mode for m in ('valid_loss', 'train_loss', 'error_rate', 'accuracy', 'mae')], ['min']*3 + ['max']*2)
-    test_eq(AnnealPlateau('mae', mode='min').mode, 'min')
+def test_mode_given_wins():
+    test_eq(AnnealPlateau('mae', mode='max').mode, 'max')
+    test_eq(AnnealPlateau('accuracy', mode='min').mode, 'min')
 
 # ---------------------------------------------------------------- composing with the schedules
 class Monitored(Callback):
@@ -403,3 +403,10 @@ def test_recorded_names_known_before_the_first_fit(train_metrics, valid_metrics)
     before = _recorded(learn)
     quiet_fit(learn, 'fit', 1, 1e-3)
     test_eq(before, [n for n in learn.recorder.metric_names[1:] if n != 'time'])
+
+@pytest.mark.parametrize('monitor,mode', [('valid_loss', 'min'), ('_rmse', 'min'), ('mae', 'min'), ('valid_mse', 'min'),
+                                          ('_exp_rmspe', 'min'), ('perplexity', 'min'), ('error_rate', 'min'), ('accuracy', 'max'),
+                                          ('r2_score', 'max'), ('valid_accuracy', 'max')])
+def test_mode_follows_what_the_monitored_value_is(monitor, mode):
+    "`mode=None` minimises losses, errors and fastai's regression metrics (`_rmse`, `mae`: torch's default 'min'), maximises the rest"
+    assert AnnealPlateau(monitor=monitor).mode == mode

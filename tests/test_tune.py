@@ -305,6 +305,15 @@ def test_a_tuned_cooldown_keeps_the_ratios_the_optimizer_holds():
     after = [h['lr'] for h in learn.opt.hypers]  # the end of the cooldown: each group's start over div_final
     assert after[0]/after[1] == pytest.approx(before[0]/before[1], rel=1e-9)
 
+def test_the_range_test_s_top_does_not_depend_on_the_groups_order():
+    "fastai's Recorder logs the last group's lr: the range test's top is read in the largest group's units, whatever the groups' order"
+    first = _learner(groups=2)  # groups [a], [b]: a at lr, b at lr/100
+    rev = _learner(groups=2)
+    rev.splitter = lambda m: [[m.b], [m.a]]  # the same per-parameter lrs, the groups the other way round
+    ra,rb = first.lr_tune(10, lr_max=[1., 0.01]),rev.lr_tune(10, lr_max=[0.01, 1.])
+    assert ra.top == pytest.approx(rb.top, rel=1e-6) and ra.scale == pytest.approx(rb.scale, rel=1e-6)
+    assert ra.sweep['lrs'][-1] == pytest.approx(rb.sweep['lrs'][-1], rel=1e-9)
+
 def test_monitor_metric():
     "A metric scores the last rung; fastai's regression metrics are minimised (their names say neither loss nor error)"
     learn = _learner(metrics=[mae, rmse, R2Score()])
@@ -312,6 +321,13 @@ def test_monitor_metric():
     r1 = [t for t in res.trials if t['rung'] == 1]
     assert all(t['score_name'] == 'mae' for t in r1) and all(t['score'] > 0 for t in r1)  # the mae itself: minimised
     assert tune._lower_is_better(learn, '_rmse') and not tune._lower_is_better(learn, 'r2_score')
+
+@pytest.mark.parametrize('metric', [mse, rmse, mae, msle, exp_rmspe, Perplexity(), BrierScore(), error_rate])
+def test_fastai_s_lower_is_better_metrics_are_minimised(metric):
+    "Every fastai metric where lower is better, by the name fastai gives it (`exp_rmspe` is '_exp_rmspe'): minimised by the tuner"
+    from fastai.learner import mk_metric
+    learn = _learner(metrics=[metric])
+    assert tune._lower_is_better(learn, mk_metric(metric).name)
 
 def test_a_trial_cut_short_by_another_callback_diverged():
     "fastai's `TerminateOnNaNCallback` cancels a trial before the trial sees the NaN: that trial counts as diverged"
