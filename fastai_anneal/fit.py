@@ -270,14 +270,20 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
                          f"learner has no optimizer yet (no fit ran, or none was loaded)")
     if lr is None: lr = held_lrs(v, learn)  # where the run stands
     own = {c.fname for c in learn.cbs if isinstance(c, SaveModelCallback) and c.every_epoch}  # the run's checkpoints, `<fname>_<k>`
-    clash = v.lr_from_opt and any(isinstance(c, SaveModelCallback) and c.every_epoch and c.fname in own | {'model'}
-                                  for c in L(fit_kw['cbs']) + L(learn.cbs))
-    warn = (f"{v.method}: SaveModelCallback(every_epoch=...) numbers this fit's epochs from 0, so its files overwrite the run's own "
-            f"checkpoints of the same name (model_0, model_1...): give the branch its own, e.g. cbs=SaveModelCallback(fname='cool', "
-            f"every_epoch=True), and take the learner's off for it") if clash else None
+    savers = [c for c in L(fit_kw['cbs']) + L(learn.cbs)
+              if isinstance(c, SaveModelCallback) and c.every_epoch and c.fname in own | {'model'}]
+    if v.lr_from_opt and savers:  # a branch numbers its epochs from 0: its checkpoints would replace the run's, which it branches from
+        n,folder = v.n_epoch(**call),learn.path/learn.model_dir
+        hit = sorted({f"{c.fname}_{e}.pth" for c in savers for e in range(call.get('start_epoch', 0), n) if e % int(c.every_epoch) == 0
+                      and (folder/f"{c.fname}_{e}.pth").exists()})
+        if hit:
+            raise ValueError(f"cbs: {v.method} numbers its epochs from 0, so SaveModelCallback(every_epoch=...) would write over the "
+                             f"run's own checkpoints {', '.join(hit)} in {str(folder)!r}: give the branch its own, e.g. "
+                             f"cbs=SaveModelCallback(fname='cool', every_epoch=True), and take the learner's off for it "
+                             f"(`with learn.removed_cbs(...)`)")
     nb = n_iter(learn)  # batches per epoch, for the schedules that count them: as the fit's `pct_train` counts them (a rank's share)
     res = _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
-    return dict(res, warn=' '.join(w for w in (warn, resume_warning(learn, v.method, res['cbs'], res['start_epoch'])) if w) or None)
+    return dict(res, warn=resume_warning(learn, v.method, res['cbs'], res['start_epoch']))
 
 def resume_warning(learn, method:str, cbs, start_epoch:int) -> str|None:
     ("What a resumed fit (`start_epoch > 0`) cannot give back: fastai's trackers (save-on-best, early stopping, fastai's "

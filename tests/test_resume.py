@@ -180,15 +180,27 @@ def test_a_resumed_fit_leaves_the_skipped_epochs_checkpoints_alone(tmp_path):
     assert all((models/n).read_bytes() == b for n,b in saved.items() if n in ('model_0.pth', 'model_1.pth'))  # untouched
     assert (models/'best.pth').exists() and best.run  # it ran on the epochs that ran, and stands ready for the next fit
 
-def test_a_cooldown_branch_warns_when_it_would_overwrite_the_runs_checkpoints(tmp_path):
-    "`fit_cooldown` numbers its epochs from 0: a learner-level `SaveModelCallback(every_epoch=...)` would write over model_0..."
+def test_a_cooldown_branch_refuses_to_overwrite_the_runs_checkpoints(tmp_path):
+    ("`fit_cooldown` numbers its epochs from 0: a learner-level `SaveModelCallback(every_epoch=...)` would write over model_0...; "
+     "refused before anything runs, the checkpoints untouched; a branch with its own name runs")
     learn = mk_learner(tmp_path)
     with pytest.raises(ValueError, match='lr must be given: with lr=None fit_cooldown starts from the lr the optimizer holds'):
         learn.fit_cooldown(2)  # no optimizer holds an lr yet: `learn.lr` was taken silently
     learn.add_cb(SaveModelCallback(every_epoch=True, with_opt=True))
     _quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, pct_start=1.)
-    with pytest.warns(UserWarning, match=r"fit_cooldown: SaveModelCallback\(every_epoch=...\) numbers this fit's epochs from 0"):
-        _quiet_fit(learn, 'fit_cooldown', 1)
+    models = tmp_path/'models'
+    saved = {f.name: f.read_bytes() for f in models.glob('*.pth')}
+    assert sorted(saved) == ['model_0.pth', 'model_1.pth', 'model_2.pth']
+    learn.load('model_2', with_opt=True)
+    w = [p.detach().clone() for p in learn.model.parameters()]
+    with pytest.raises(ValueError, match=r"cbs: fit_cooldown numbers its epochs from 0, so SaveModelCallback\(every_epoch=...\) would "
+                                         r"write over the run's own checkpoints model_0.pth, model_1.pth in"):
+        _quiet_fit(learn, 'fit_cooldown', 2)
+    assert {f.name: f.read_bytes() for f in models.glob('*.pth')} == saved
+    assert all(torch.equal(a, b) for a,b in zip(w, learn.model.parameters()))
+    with learn.removed_cbs(learn.cbs.filter(lambda c: isinstance(c, SaveModelCallback))):
+        _quiet_fit(learn, 'fit_cooldown', 2, cbs=SaveModelCallback(fname='cool', every_epoch=True))
+    assert {f.name: f.read_bytes() for f in models.glob('model_*.pth')} == saved and (models/'cool_1.pth').exists()
 
 def test_ctrl_c_in_a_noisy_run_leaves_the_lr_without_noise(tmp_path):
     "An interrupt skips `after_fit`, where the noise came off: the optimizer held the noisy lr, and `fit_cooldown` started there"
