@@ -407,6 +407,9 @@ def fine_tune_anneal(self:Learner,
 ):
     rest = (freeze_epochs, lr_mult, pct_warmup, div_final, anneal)
     if isinstance(base_lr, str):  # 'auto' (lr_tune refuses other strings); both phases watched for a collapse, as one fit
+        if (own := sorted({'fit', 'budget', 'monitor', 'show_plot'} & set(kwargs))):  # `fit_tuned`'s options, as the other variants
+            raise TypeError(f"fine_tune_anneal() got an unexpected keyword argument {own[0]!r} (tuning options go to "
+                            f"learn.fit_tuned(..., fit='fine_tune_anneal'))")
         _fit_tuned(self, 'fine_tune_anneal', 'base_lr', (epochs, base_lr, *rest), kwargs); return
     # validate both phases before freezing, so a bad argument leaves the learner untouched
     frozen,unfrozen = fine_tune_phases(self, epochs, base_lr, *rest, **kwargs)

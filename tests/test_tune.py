@@ -903,3 +903,12 @@ def test_snapshot_measures_how_far_the_weights_moved():
     assert snap.moved() == pytest.approx(0.1)
     snap.restore()
     assert snap.moved() == 0. and all(torch.equal(a, p) for a,p in zip(w, learn.model.parameters()))
+
+@pytest.mark.parametrize('method,lr_kw', [('fit_cos_anneal', 'lr_max'), ('fine_tune_anneal', 'base_lr')])
+@pytest.mark.parametrize('opt', [dict(budget=0.5), dict(monitor='valid_loss'), dict(show_plot=True), dict(fit='fit_one_cycle')])
+def test_fit_tuned_s_options_are_not_a_fit_s(method, lr_kw, opt):
+    "`fit_*(n, 'auto')` leaves `lr_tune`'s options at their defaults, fine_tune_anneal too: given, a TypeError naming them, nothing run"
+    learn = _learner()
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{next(iter(opt))}'"):
+        getattr(learn, method)(2, **{lr_kw: 'auto'}, **opt)
+    assert learn.opt is None and getattr(learn, 'lr_tune_result', None) is None
