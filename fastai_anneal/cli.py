@@ -427,7 +427,8 @@ def compare(
     summary = _summary(runs, names)
     config = _config(data, epochs, lr, lr_source, names, seeds, runs, jobs)
     lr_txt = 'lr tuned per run' if lr == 'auto' else f"lr {lr:.3g}" + ('' if lr_source == 'given' else f" ({lr_source.split(':')[0]})")
-    title = f"{data.resolve().name if isinstance(data, Path) else data}, {epochs} epoch{'s'*(epochs != 1)}, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
+    name = data.resolve().name if isinstance(data, Path) else data  # '.' by its folder's name
+    title = f"{name}, {epochs} epoch{'s'*(epochs != 1)}, {lr_txt}, {seeds} seed{'s'*(seeds > 1)}"
     replaced = (out/'results.json').exists()
     files = _write_results(out, config, runs, summary) + _write_plots(out, runs, names, epochs, title)
     print(f"\nFinal valid accuracy over {seeds} seed{'s'*(seeds > 1)} ({title}):\n{_table(summary)}")
