@@ -101,6 +101,8 @@ def _modules(learn) -> list:
     "The modules of the model and of a loss that is a module (a learnable temperature or log-variance), each once"
     return list({id(m): m for o in (learn.model, learn.loss_func) if isinstance(o, nn.Module) for m in o.modules()}.values())
 
+_COUNTERS = ('epoch', 'n_epoch', 'iter', 'n_iter', 'train_iter', 'pct_train')  # where the last fit stood: a `start_epoch` reads it
+
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
      "hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an exception (`restore(swapped=True)`, a `with` block left "
@@ -120,6 +122,8 @@ class LearnerSnapshot:
         self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in params.values()]
         self.modes = [(m, m.training) for m in mods]
         self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
+        self.attrs.update({k: vars(learn)[k] for k in _COUNTERS if k in vars(learn)})
+        self.absent = [k for k in _COUNTERS if k not in vars(learn)]  # a learner that never fitted has none: it gets none back
         self.swapped = {k: getattr(learn, k) for k in ('loss_func', 'model') if hasattr(learn, k)}
         self.loaders = (learn.dls, learn.dls.loaders) if isinstance(getattr(learn.dls, 'loaders', None), list) else None
         self.hooks = [(d, dict(d)) for m in model.modules() for k,d in vars(m).items() if k.endswith('hooks') and isinstance(d, dict)]
@@ -151,6 +155,7 @@ class LearnerSnapshot:
         for m,training in self.modes: m.training = training
         for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
         for k,v in self.attrs.items(): setattr(self.learn, k, v)
+        for k in self.absent: vars(self.learn).pop(k, None)
         random.setstate(self.rng['python']); np.random.set_state(self.rng['numpy']); torch.set_rng_state(self.rng['torch'])
         if self.rng['cuda'] is not None: torch.cuda.set_rng_state_all(self.rng['cuda'])
         for dl,attr,st in self.dl_rngs:
