@@ -299,6 +299,11 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset
     lower = _lower_is_better(learn, monitor)
     has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
     if not has_valid and monitor != 'valid_loss': raise ValueError(f"monitor={monitor!r} needs a validation set; the learner has none")
+    if has_valid and not getattr(learn.recorder, 'valid_metrics', True):  # the Recorder keeps no validation loss or metric to score
+        if monitor != 'valid_loss':
+            raise ValueError(f"monitor={monitor!r} needs the validation metrics, which the learner's Recorder does not record "
+                             f"(valid_metrics=False); monitor 'valid_loss' scores the training loss then")
+        has_valid = False  # rung 1 scores the training loss, as without a validation set
     # A range test needs points (fastai smooths its loss over ~50 batches) and a trial needs batches to tell lrs apart: below these
     # lengths the tuning answers noise, so a short fit pays more than `budget` (with a warning), and a tiny one is refused.
     n_sweep = int(min(100, max(30, round(0.04*n_steps))))
@@ -498,6 +503,7 @@ def _lr_like(name:str, lr):
         if lr != 'auto': raise ValueError(f"{name} must be a float, a slice, a list or 'auto', got {lr!r}")
         return None
     if lr is not None: check_lrs(name, lr, slice_ok=True)  # each value finite and > 0: only their ratios are kept
+    if getattr(lr, 'ndim', None) == 0: lr = float(lr)  # a 0-d array or tensor is the number it holds (fastai's fits take no 0-d array)
     return lr
 
 # fastai's own fits and the name of their lr argument: tuned through the schedules they hand to `Learner.fit`
@@ -608,6 +614,9 @@ def _check_tune_args(learn, budget, monitor, show_plot) -> tuple:
     "`lr_tune`'s own arguments checked (`budget`, `monitor` against the learner's metrics), before anything is planned or touched"
     budget,show_plot = check_float('budget', budget, 0., 1., hi_open=False),check_bool('show_plot', show_plot)
     _lower_is_better(learn, monitor)
+    if not hasattr(learn, 'recorder'):
+        raise ValueError("lr='auto' and lr_tune need the learner's Recorder, which records the trials' losses (create the Learner with "
+                         "default_cbs=True)")
     return budget,show_plot
 
 @patch
