@@ -2,6 +2,7 @@
  "`ParamScheduler`, fit.")
 from __future__ import annotations
 import inspect, math, warnings
+from functools import partial
 from types import FunctionType
 import numpy as np, torch
 from fastcore.basics import patch, patch_to
@@ -12,7 +13,7 @@ from fastai.torch_core import num_distrib
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, TrackerCallback
-from fastai.optimizer import Optimizer, _BaseOptimizer, pytorch_hp_map
+from fastai.optimizer import Optimizer, OptimWrapper, _BaseOptimizer, pytorch_hp_map
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
 from ._groups import n_groups, n_iter, recorded, train_batches
@@ -53,8 +54,24 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     lrs,cbs = _group_lrs(learn, lr, lr_name),check_cbs(cbs)
     check_callbacks(learn, cbs)
     scheds = _check_scheds(build(lrs), lr_name, learn.opt.hypers[0] if isinstance(learn.opt, Optimizer) else None)
+    if (names := _wrapped_names(learn)) is not None and (missing := sorted(set(scheds) - names)):  # fastai's KeyError mid-batch
+        raise ValueError(f"opt_func: the learner's torch optimizer has no hyper-parameter {missing} (fastai's names), which this fit "
+                         f"schedules; fit_cyclic: pass cycle_momentum=False, the others: moms=None")
     return dict(n_epoch=n_epoch, scheds=scheds, wd=wd, start_epoch=start_epoch, cbs=cbs,
                 reset_opt=reset_opt, step=step, noise=noise and dict(noise, offset=epoch_offset))
+
+def _wrapped_names(learn) -> set|None:
+    ("fastai's names of the hyper-parameters a learner's `OptimWrapper` sets (its torch optimizer's, `OptimWrapper.bwd_map`), made or "
+     "to be made by `opt_func=partial(OptimWrapper, opt=<a torch optimizer class>)`; None for any other optimizer")
+    if isinstance(learn.opt, OptimWrapper): return set(learn.opt.bwd_map)
+    f = learn.opt_func
+    if learn.opt is not None or not (isinstance(f, partial) and f.func is OptimWrapper and isinstance(f.keywords.get('opt'), type)):
+        return None
+    ps = inspect.signature(f.keywords['opt']).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in ps.values()): return None  # hypers it may take are not named
+    hp = f.keywords.get('hp_map') or pytorch_hp_map
+    betas = {hp.get(f'betas__{i}', f'betas__{i}') for i in (0, 1)} if 'betas' in ps else set()  # `OptimWrapper` splits the tuple
+    return {hp.get(k, k) for k in ps if k not in ('params', 'betas')} | betas
 
 def check_callbacks(learn, cbs):
     ("A callback of `cbs` or the learner's that can check itself against the learner (AnnealPlateau's monitor) does it now, untouched; "

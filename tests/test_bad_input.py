@@ -352,3 +352,19 @@ def test_noise_arguments_are_only_bounded_when_noise_is_on():
     with learn.no_bar(), learn.no_logging(): learn.fit_cos_anneal(1, 1e-3, noise_std=200.)
     with pytest.raises(ValueError, match='noise_pct must be at least 0.01 x noise_std'): learn.fit_cos_anneal(1, 1e-3, noise_range_t=0,
                                                                                                               noise_std=200.)
+
+@pytest.mark.parametrize('made', [False, True], ids=['opt_func', 'made'])
+@pytest.mark.parametrize('method,kw', [('fit_cyclic', dict(step_size_up=2)), ('fit_cos_anneal', dict(moms=(0.95, 0.85, 0.95)))])
+def test_a_momentum_schedule_needs_an_optimizer_with_momentum(method, kw, made):
+    ("A momentum schedule on a torch optimizer without one (`OptimWrapper(Adagrad)`): refused before the fit, naming `opt_func` and "
+     "how to drop it (fastai's KeyError came from the first batch, the optimizer made); an optimizer with momentum or betas runs")
+    from fastai.optimizer import OptimWrapper
+    learn = _mk_learner(n_train=3, opt_func=partial(OptimWrapper, opt=torch.optim.Adagrad))
+    if made: learn.create_opt()
+    opt = learn.opt
+    with pytest.raises(ValueError, match=r"opt_func: the learner's torch optimizer has no hyper-parameter \['mom'\]"):
+        getattr(learn, method)(1, 1e-2, **kw)
+    assert learn.opt is opt
+    for torch_opt in (torch.optim.SGD, torch.optim.AdamW, torch.optim.RMSprop):
+        learn = _mk_learner(n_train=3, opt_func=partial(OptimWrapper, opt=torch_opt))
+        with learn.no_bar(), learn.no_logging(): getattr(learn, method)(1, 1e-2, **kw)
