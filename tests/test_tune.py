@@ -912,3 +912,43 @@ def test_fit_tuned_s_options_are_not_a_fit_s(method, lr_kw, opt):
     with pytest.raises(TypeError, match=f"unexpected keyword argument '{next(iter(opt))}'"):
         getattr(learn, method)(2, **{lr_kw: 'auto'}, **opt)
     assert learn.opt is None and getattr(learn, 'lr_tune_result', None) is None
+
+def test_where_the_last_fit_stood_comes_back():
+    "`epoch`, `n_epoch`, `iter`, `n_iter`, `train_iter`, `pct_train` (what a `start_epoch` reads) come back after lr_find and lr_tune"
+    keys = ('epoch', 'n_epoch', 'iter', 'n_iter', 'train_iter', 'pct_train')
+    learn = _learner()
+    where = lambda: {k: vars(learn).get(k, 'absent') for k in keys}
+    fresh = where()
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=5, show_plot=False)
+    assert where() == fresh and fresh['epoch'] == 'absent'  # a learner that never fitted gets none
+    quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2)
+    before = where()
+    assert before['epoch'] == 1 and before['pct_train'] == pytest.approx(1.)
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=5, show_plot=False)
+    assert where() == before
+    learn.lr_tune(10, fit='fit_cos_anneal')
+    assert where() == before
+
+def test_a_recorder_without_validation_metrics():
+    ("`Recorder(valid_metrics=False)` keeps no validation loss: rung 1 scores the training loss (every trial scored the last fit's "
+     "stale validation loss, and the largest lr won the tie); a metric to monitor is refused, naming the setting")
+    learn = _learner(metrics=[mae])
+    quiet_fit(learn, 'fit_cos_anneal', 1, 1e-2)
+    learn.recorder.valid_metrics = False
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    r1 = [t for t in res.trials if t['rung'] == 1]
+    assert all(t['score_name'] == 'train_loss' for t in r1) and len({t['score'] for t in r1}) == len(r1)
+    with pytest.raises(ValueError, match=r"monitor='mae' needs the validation metrics, which the learner's Recorder does not record"):
+        learn.lr_tune(10, fit='fit_cos_anneal', monitor='mae')
+
+def test_without_a_recorder_the_tuner_says_so():
+    learn = _learner(default_cbs=False)
+    for f in (lambda: learn.lr_tune(10), lambda: learn.fit_cos_anneal(10, 'auto')):
+        with pytest.raises(ValueError, match=r"lr='auto' and lr_tune need the learner's Recorder"): f()
+    assert learn.opt is None
+
+@pytest.mark.parametrize('lr', [np.array(1e-3), torch.tensor(1e-3)], ids=['numpy', 'torch'])
+def test_a_0d_lr_is_the_number_it_holds(lr):
+    "A 0-d array lr tunes as a float for fastai's fits too (fastai's `set_hyper` failed on it, naming no argument)"
+    res = _learner().lr_tune(10, lr, fit='fit_one_cycle')
+    assert isinstance(res.lr, float) and res.lr == res.scale
