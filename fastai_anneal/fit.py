@@ -14,6 +14,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.optimizer import Optimizer, OptimWrapper, _BaseOptimizer, pytorch_hp_map
+import fastai.optimizer as fastai_optimizer
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
 from ._groups import n_groups, n_iter, recorded, train_batches
@@ -57,6 +58,10 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     if (names := _wrapped_names(learn)) is not None and (missing := sorted(set(scheds) - names)):  # fastai's KeyError mid-batch
         raise ValueError(f"opt_func: the learner's torch optimizer has no hyper-parameter {missing} (fastai's names), which this fit "
                          f"schedules; fit_cyclic: pass cycle_momentum=False, the others: moms=None")
+    if 'mom' in scheds and _reads_no_mom(learn):  # fastai's SGD/RMSProp with mom=0 have no momentum step; torch's SGD reads its momentum
+        warnings.warn("the momentum schedule does nothing here: fastai's SGD and RMSProp with mom=0 (their default) build no momentum "
+                      "step, where torch's SGD(momentum=0) applies a scheduled momentum; give opt_func=partial(SGD, mom=0.9), or "
+                      "cycle_momentum=False (fit_cyclic) / moms=None")
     return dict(n_epoch=n_epoch, scheds=scheds, wd=wd, start_epoch=start_epoch, cbs=cbs,
                 reset_opt=reset_opt, step=step, noise=noise and dict(noise, offset=epoch_offset))
 
@@ -72,6 +77,14 @@ def _wrapped_names(learn) -> set|None:
     hp = f.keywords.get('hp_map') or pytorch_hp_map
     betas = {hp.get(f'betas__{i}', f'betas__{i}') for i in (0, 1)} if 'betas' in ps else set()  # `OptimWrapper` splits the tuple
     return {hp.get(k, k) for k in ps if k not in ('params', 'betas')} | betas
+
+def _reads_no_mom(learn) -> bool:
+    ("Whether the learner's optimizer, made or to be made, is fastai's plain `Optimizer` with no stepper reading `mom` (`SGD`, "
+     "`RMSProp` at mom=0); False when it cannot tell")
+    if learn.opt is not None:
+        return type(learn.opt) is Optimizer and not any('mom' in inspect.signature(cb).parameters for cb in learn.opt.cbs)
+    f,kw = (learn.opt_func.func,learn.opt_func.keywords) if isinstance(learn.opt_func, partial) else (learn.opt_func,{})
+    return f in (fastai_optimizer.SGD, fastai_optimizer.RMSProp) and not kw.get('mom', 0.)
 
 def check_callbacks(learn, cbs):
     ("A callback of `cbs` or the learner's that can check itself against the learner (AnnealPlateau's monitor) does it now, untouched; "

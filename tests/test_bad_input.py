@@ -368,3 +368,16 @@ def test_a_momentum_schedule_needs_an_optimizer_with_momentum(method, kw, made):
     for torch_opt in (torch.optim.SGD, torch.optim.AdamW, torch.optim.RMSprop):
         learn = _mk_learner(n_train=3, opt_func=partial(OptimWrapper, opt=torch_opt))
         with learn.no_bar(), learn.no_logging(): getattr(learn, method)(1, 1e-2, **kw)
+
+@pytest.mark.parametrize('made', [False, True], ids=['opt_func', 'made'])
+def test_a_momentum_schedule_fastai_s_sgd_would_ignore_warns(made):
+    ("fastai's SGD at mom=0 (its default) builds no momentum step: a momentum schedule would change nothing, where torch's "
+     "SGD(momentum=0) under CyclicLR applies it; a warning says so; none with a momentum to schedule or with Adam")
+    import warnings
+    for opt_func,warns in ((SGD, True), (partial(SGD, mom=0.9), False), (RMSProp, True), (Adam, False)):
+        learn = _mk_learner(n_train=3, opt_func=opt_func)
+        if made: learn.create_opt()
+        with warnings.catch_warnings(record=True) as w, learn.no_bar(), learn.no_logging():
+            warnings.simplefilter('always')
+            learn.fit_cyclic(1, 1e-2, step_size_up=2)
+        assert any('the momentum schedule does nothing here' in str(x.message) for x in w) == warns, (opt_func, made)
