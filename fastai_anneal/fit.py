@@ -208,8 +208,9 @@ class _ParamScheduler(ParamScheduler):
 
 class ReplayShuffles(Callback):
     ("Draw the training shuffles of the epochs `SkipToEpoch` skips, so a resumed run sees the batches the uninterrupted run saw; "
-     "fastai's trackers stand aside on those epochs: fastai still sends them `after_epoch`, where `SaveModelCallback(every_epoch=...)` "
-     "wrote the checkpoint just loaded over each earlier epoch's, and a save-on-best one read an empty log (an `IndexError`)")
+     "fastai's trackers and the Recorder's `after_epoch` stand aside on those epochs: fastai still sends it, where "
+     "`SaveModelCallback(every_epoch=...)` wrote the checkpoint just loaded over each earlier epoch's, a save-on-best one read an empty "
+     "log (an `IndexError`), and the Recorder logged an empty row")
     order = SkipToEpoch.order - 1  # before SkipToEpoch cancels the epoch
     def __init__(self, start_epoch:int): self.start_epoch,self.paused = check_int('start_epoch', start_epoch, 0),[]
     def before_epoch(self):
@@ -218,12 +219,19 @@ class ReplayShuffles(Callback):
             new = [c for c in self.learn.cbs if isinstance(c, TrackerCallback) and c.run]
             for c in new: c.run = False
             self.paused += new
+            # the Recorder (order 50, its `before_epoch` already run) logged each skipped epoch as an empty row (CSVLogger: '0,00:00',
+            # the time under train_loss): aside for this epoch's `after_epoch` only, back on after it (this callback runs later)
+            self.rec = next((c for c in self.learn.cbs if c.name == 'recorder' and c.run), None)
+            if self.rec is not None: self.rec.run = False
         else: self._resume()
+    def after_epoch(self):
+        if getattr(self, 'rec', None) is not None: self.rec.run,self.rec = True,None
     def _resume(self):
         ("The trackers back on: at the first epoch that trains, or after an exception (`_launch`). A fit that ends (or is cancelled) "
          "in the skipped epochs leaves it to fastai, which sets `run` back after `after_fit` without calling the trackers' own: "
          "a save-on-best one would load a file this fit never wrote")
         for c in self.paused: c.run = True
+        if getattr(self, 'rec', None) is not None: self.rec.run,self.rec = True,None
         self.paused = []
 
 def _replay_shuffles(dl, n_epoch:int):

@@ -257,3 +257,18 @@ def test_a_resume_says_what_fastais_trackers_lose(tmp_path):
         warnings.simplefilter('ignore')
         learn.fit_cos_anneal(2, 1e-2, start_epoch=1, cbs=cb)
     assert cb.best == -1. and best.read_bytes() == saved
+
+def test_a_resume_logs_only_the_epochs_it_trains(tmp_path):
+    ("fastai's Recorder still ends each epoch `SkipToEpoch` skips: it logged an empty row per skipped epoch (CSVLogger: '0,00:00', "
+     "the time under train_loss) and an empty `values` entry; the resumed fit's log holds the epochs it trained, numbered as run")
+    from fastai.callback.progress import CSVLogger
+    learn = mk_learner(tmp_path)
+    _quiet_fit(learn, 'fit_cos_anneal', 4, 1e-2, cbs=SaveModelCallback(every_epoch=True, with_opt=True))
+    full = learn.recorder.values
+    learn = mk_learner(tmp_path)
+    learn.load('model_1', with_opt=True)
+    with learn.no_bar(): learn.fit_cos_anneal(4, 1e-2, start_epoch=2, cbs=CSVLogger(fname='resumed.csv'))
+    rows = (tmp_path/'resumed.csv').read_text().splitlines()
+    assert rows[0] == 'epoch,train_loss,valid_loss,time' and [r.split(',')[0] for r in rows[1:]] == ['2', '3'], rows
+    assert len(learn.recorder.values) == 2 and [v[1] for v in learn.recorder.values] == pytest.approx([v[1] for v in full[2:]], rel=1e-6)
+    assert learn.recorder.run
