@@ -58,12 +58,13 @@ def _prepare(learn, n_epoch, lr, build, wd=None, start_epoch=0, lr_name='lr_max'
     if (names := _wrapped_names(learn)) is not None and (missing := sorted(set(scheds) - names)):  # fastai's KeyError mid-batch
         raise ValueError(f"opt_func: the learner's torch optimizer has no hyper-parameter {missing} (fastai's names), which this fit "
                          f"schedules; fit_cyclic: pass cycle_momentum=False, the others: moms=None")
+    warns = [_peak_unreached(scheds['lr'], n_epoch) if step == 'epoch' and 'lr' in scheds else None]
     if 'mom' in scheds and _reads_no_mom(learn):  # fastai's SGD/RMSProp with mom=0 have no momentum step; torch's SGD reads its momentum
-        warnings.warn("the momentum schedule does nothing here: fastai's SGD and RMSProp with mom=0 (their default) build no momentum "
-                      "step, where torch's SGD(momentum=0) applies a scheduled momentum; give opt_func=partial(SGD, mom=0.9), or "
-                      "cycle_momentum=False (fit_cyclic) / moms=None")
+        warns.append("the momentum schedule does nothing here: fastai's SGD and RMSProp with mom=0 (their default) build no momentum "
+                     "step, where torch's SGD(momentum=0) applies a scheduled momentum; give opt_func=partial(SGD, mom=0.9), or "
+                     "cycle_momentum=False (fit_cyclic) / moms=None")
     return dict(n_epoch=n_epoch, scheds=scheds, wd=wd, start_epoch=start_epoch, cbs=cbs,
-                reset_opt=reset_opt, step=step, noise=noise and dict(noise, offset=epoch_offset))
+                reset_opt=reset_opt, step=step, noise=noise and dict(noise, offset=epoch_offset), warn=_joined(*warns))
 
 def _wrapped_names(learn) -> set|None:
     ("fastai's names of the hyper-parameters a learner's `OptimWrapper` sets (its torch optimizer's, `OptimWrapper.bwd_map`), made or "
@@ -77,6 +78,15 @@ def _wrapped_names(learn) -> set|None:
     hp = f.keywords.get('hp_map') or pytorch_hp_map
     betas = {hp.get(f'betas__{i}', f'betas__{i}') for i in (0, 1)} if 'betas' in ps else set()  # `OptimWrapper` splits the tuple
     return {hp.get(k, k) for k in ps if k not in ('params', 'betas')} | betas
+
+def _peak_unreached(f, n_epoch:int) -> str|None:
+    "A warning when `step='epoch'`, which holds each epoch at the lr schedule `f`'s value at its start, never trains near `f`'s peak"
+    top = lambda pos: float(np.max(np.atleast_1d(f(pos))))
+    held,peak = max(top(e/n_epoch) for e in range(n_epoch)),max(top(pos) for pos in _CHECK_AT)
+    if held >= 0.9*peak: return None
+    return (f"step='epoch' holds each epoch at the lr schedule's value at its start: this fit never trains above {held:.3g}, "
+            f"{held/peak:.0%} of its peak {peak:.3g} (a warmup shorter than an epoch takes a whole epoch at its start); "
+            f"pass pct_warmup=0 or more epochs")
 
 def _reads_no_mom(learn) -> bool:
     ("Whether the learner's optimizer, made or to be made, is fastai's plain `Optimizer` with no stepper reading `mom` (`SGD`, "
@@ -321,7 +331,9 @@ def prepare_call(v:Variant, learn, call:dict) -> dict:
                              f"(`with learn.removed_cbs(...)`)")
     nb = n_iter(learn)  # batches per epoch, for the schedules that count them: as the fit's `pct_train` counts them (a rank's share)
     res = _prepare(learn, v.n_epoch(**call), lr, lambda lrs: v.scheds(lrs, n_batch=nb, **call), lr_name=v.lr_arg, **fit_kw)
-    return dict(res, warn=resume_warning(learn, v.method, res['cbs'], res['start_epoch']))
+    return dict(res, warn=_joined(res['warn'], resume_warning(learn, v.method, res['cbs'], res['start_epoch'])))
+
+def _joined(*warns) -> str|None: return ' '.join(w for w in warns if w) or None
 
 def resume_warning(learn, method:str, cbs, start_epoch:int) -> str|None:
     ("What a resumed fit (`start_epoch > 0`) cannot give back: fastai's trackers (save-on-best, early stopping, fastai's "

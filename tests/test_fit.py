@@ -183,3 +183,17 @@ def test_a_0d_tensor_or_array_lr_is_the_number_it_holds():
         quiet_fit(learn, 'fit_cos_anneal', 1, lr, wd=wd)
         runs.append([p.detach().clone() for p in learn.model.parameters()])
     assert all(torch.equal(a, b) for a,b in zip(*runs))
+
+@pytest.mark.parametrize('call,warns', [(('fit_cos_anneal', 1, 1e-2, dict(pct_warmup=0.1)), True),   # its one epoch at lr/25
+                                        (('fine_tune_anneal', 2, 2e-3, {}), True),                   # each phase below its peak
+                                        (('fit_cos_anneal', 10, 1e-2, dict(pct_warmup=0.2)), False), # 2 warmup epochs, then the peak
+                                        (('fit_cos_anneal', 2, 1e-2, {}), False),                    # torch's CosineAnnealingLR
+                                        (('fit_sgdr_anneal', 3, 1, 1e-2, dict(cycle_mult=2)), False)])
+def test_epoch_stepping_that_never_reaches_the_peak_warns(call, warns):
+    "`step='epoch'` holds an epoch at its start's lr: a warmup shorter than an epoch takes all of it, and the peak is never trained at"
+    method,*args,kw = call
+    learn = mk_learner()
+    with warnings.catch_warnings(record=True) as w, learn.no_bar(), learn.no_logging():
+        warnings.simplefilter('always')
+        getattr(learn, method)(*args, step='epoch', **kw)
+    assert any("step='epoch' holds each epoch at the lr schedule's value" in str(x.message) for x in w) == warns
