@@ -239,9 +239,13 @@ class _CallbacksKept:
         # through `.data` (timm's, many hand-written ones) leaves torch's version counter as it was
         self.held = [(t, t.detach().to('cpu', copy=True)) for t in ts.values()]
         self.held_modes = [(m, m.training) for m in held]
+        # a callback's own random generator (noise, augmentation, mixing drawn from it): its state, put back in place (`_plain_copy`
+        # shares it), so every trial draws the same numbers and the learner comes back with the stream where it was
+        gens = {id(g): g for c in self.cbs for g in vars(c).values() if isinstance(g, _RNGS) and not isinstance(g, random.SystemRandom)}
+        self.rngs = [(g, _rng_state(g)) for g in gens.values()]
     def restore_modules(self):
         ("The modules the callbacks hold, as they were: an attribute a search set to another module (an EMA model made in `before_fit`) "
-         "back to what it held, and their weights, buffers and modes")
+         "back to what it held, and their weights, buffers and modes; and the callbacks' own random generators")
         for c,d in self.saved:
             for k,v in list(vars(c).items()):
                 if isinstance(v, nn.Module) and not (k in d and d[k] is v):
@@ -250,6 +254,7 @@ class _CallbacksKept:
         with torch.no_grad():
             for t,c in self.held: t.copy_(c)
         for m,training in self.held_modes: m.training = training
+        for g,st in self.rngs: _set_rng_state(g, st)
     def restore(self):
         memo = dict(self.shared)
         for c,d in self.saved:

@@ -952,3 +952,22 @@ def test_a_0d_lr_is_the_number_it_holds(lr):
     "A 0-d array lr tunes as a float for fastai's fits too (fastai's `set_hyper` failed on it, naming no argument)"
     res = _learner().lr_tune(10, lr, fit='fit_one_cycle')
     assert isinstance(res.lr, float) and res.lr == res.scale
+
+class _OwnNoise(Callback):
+    "Input noise from the callback's own generators, as hand-written augmentation callbacks draw it"
+    def __init__(self): self.g,self.npg = torch.Generator().manual_seed(0),np.random.default_rng(0)
+    def before_batch(self):
+        if self.training:
+            self.learn.xb = (self.xb[0] + 0.01*torch.randn(self.xb[0].shape, generator=self.g) + 0.01*float(self.npg.normal()),)
+
+def test_a_callback_s_own_generators_come_back():
+    "A callback's torch and numpy generators are put back after lr_find and lr_tune (in place), so the fit after them is the same"
+    def state(cb): return cb.g.get_state(), copy.deepcopy(cb.npg.bit_generator.state)
+    cb = _OwnNoise()
+    learn = _learner(cbs=cb)
+    g,npg = cb.g,cb.npg
+    before = state(cb)
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=5, show_plot=False)
+    learn.lr_tune(10, fit='fit_cos_anneal')
+    after = state(cb)
+    assert cb.g is g and cb.npg is npg and torch.equal(after[0], before[0]) and after[1] == before[1]
