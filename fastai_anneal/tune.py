@@ -231,6 +231,8 @@ class LRTuneResult:
 
 def lr_scale_like(lr, scale:float):
     "`lr` (a float, a slice, or a list of per-group lrs) scaled so its largest value is `scale`"
+    scale = check_float('scale', scale)
+    if lr is not None: check_lrs('lr', lr, slice_ok=True)  # each value finite and > 0: their ratios are kept
     if isinstance(lr, slice):
         top = lr.stop if lr.start is None else max(lr.start, lr.stop)  # fastai spreads slice(start, stop) either way round
         return slice(None if lr.start is None else lr.start*scale/top, scale if top == lr.stop else lr.stop*scale/top)
@@ -258,7 +260,13 @@ def tune_lr(learn:Learner,
     start = time.perf_counter()
     if not callable(plan): raise TypeError(f"plan must be a callable plan(scale, frac) -> the fit's phases, got {plan!r}")
     n_steps,budget = check_int('n_steps', n_steps),check_float('budget', budget, 0., 1., hi_open=False)
-    reset_opt = check_bool('reset_opt', reset_opt)
+    reset_opt,cbs,lr_like = check_bool('reset_opt', reset_opt),check_cbs(cbs),_lr_like('lr_like', lr_like)
+    if wd is not None: wd = group_lrs('wd', wd, n_groups(learn), zero_ok=True)
+    if ratios is not None:
+        ratios = np.atleast_1d(check_lrs('ratios', ratios)).astype(np.float64)
+        if len(ratios) != n_groups(learn):
+            raise ValueError(f"ratios must hold one value per param group ({n_groups(learn)}), got {len(ratios)}")
+    _lower_is_better(learn, monitor)  # the learner has `monitor`
     # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log, and leaves the last fit's history
     # every callback's state comes back too: a tracker's `run` flag after an interrupt, an EMA or `ActivationStats` the trials fed
     with _csv_loggers_aside(learn), _RecorderKept(learn), _CallbacksKept(learn, cbs, skip=Recorder) as kept, _weights_must_move():

@@ -971,3 +971,15 @@ def test_a_callback_s_own_generators_come_back():
     learn.lr_tune(10, fit='fit_cos_anneal')
     after = state(cb)
     assert cb.g is g and cb.npg is npg and torch.equal(after[0], before[0]) and after[1] == before[1]
+
+def test_the_public_pieces_check_their_arguments():
+    "`tune_lr` and `lr_scale_like` name a bad argument before anything runs (a negative wd trained every trial; 'fast' was ignored)"
+    learn = _learner()
+    plan = lambda scale, frac: []
+    for kw,msg in ((dict(wd=-1.), 'wd'), (dict(cbs='x'), 'cbs must be fastai Callbacks'), (dict(lr_like='fast'), 'lr_like'),
+                   (dict(ratios=[1., 0.5]), r'ratios must hold one value per param group \(1\), got 2'), (dict(ratios=[0.]), 'ratios'),
+                   (dict(monitor='nope'), 'monitor must be')):
+        with pytest.raises((ValueError, TypeError), match=msg): tune_lr(learn, plan, 100, **kw)
+    for lr,scale,msg in (('fast', 1., 'lr must be'), (1e-3, -1., 'scale'), ([0., 0.], 1., r'lr\[0\] must be')):
+        with pytest.raises((ValueError, TypeError), match=msg): lr_scale_like(lr, scale)
+    assert learn.opt is None
