@@ -58,7 +58,7 @@ def _array_dls(x, y, x_valid, y_valid, bs, seed, device):
 
 def mnist1d_dls(bs:int=100,  # Batch size (the paper uses 100)
     seed:int|None=0,         # Seed of the training shuffle (None: unseeded)
-    device=None,             # Device of the batches; fastai's `default_device()` (a GPU when present) if None
+    device:str|torch.device|None=None, # Device of the batches; fastai's `default_device()` (a GPU when present) if None
     data_seed:int=42,        # Seed of the dataset generator (42 is the published dataset)
 ) -> DataLoaders:
     "MNIST-1D `DataLoaders`: x of shape (bs, 1, 40) float32, y int64 labels in [0, 10)"
@@ -84,7 +84,7 @@ def mnist1d_cnn(n_out:int=10,  # Number of classes
 # ---------------------------------------------------------------- scikit-learn digits
 def digits_dls(bs:int=64,  # Batch size
     seed:int|None=0,       # Seed of the training shuffle (None: unseeded)
-    device=None,           # Device of the batches; fastai's `default_device()` (a GPU when present) if None
+    device:str|torch.device|None=None, # Device of the batches; fastai's `default_device()` (a GPU when present) if None
     valid_pct:float=0.2,   # Fraction held out for validation (a fixed split, whatever `seed`)
 ) -> DataLoaders:
     "scikit-learn's bundled 8x8 `load_digits` (1797 images, 10 classes) as (bs, 1, 8, 8) float32 in [0, 1]"
@@ -150,7 +150,7 @@ def image_folder_dls(path:str|Path,  # Folder: `train`/`valid` subfolders, class
     size:int=64,             # Images are resized to `size` x `size`
     seed:int|None=0,         # Seed of the random split
     valid_pct:float=0.2,     # Fraction held out when there is no `valid` subfolder
-    device=None,             # Device of the batches; fastai's `default_device()` (a GPU when present) if None
+    device:str|torch.device|None=None, # Device of the batches; fastai's `default_device()` (a GPU when present) if None
 ) -> DataLoaders:
     "fastai `ImageDataLoaders` over `path`, normalized with ImageNet statistics; one class per subfolder (or per file-name prefix)"
     from fastai.vision.data import ImageDataLoaders, imagenet_stats
@@ -198,7 +198,7 @@ def check_data(data:str|Path,  # A name in `DATASETS` or an image folder
 
 def get_data(data:str|Path='mnist1d',  # 'mnist1d', 'digits' or an image folder
     seed:int|None=0,         # Seed of the shuffle (and of the split of an image folder)
-    device=None,             # Device of the batches; fastai's `default_device()` (a GPU when present) if None
+    device:str|torch.device|None=None, # Device of the batches; fastai's `default_device()` (a GPU when present) if None
 ) -> tuple:
     "`(dls, model)` for `data`: a dataset of `DATASETS` with its model, or an image folder with `image_folder_resnet`"
     data = check_data(data)

@@ -225,7 +225,7 @@ def even_log_sweep(lrs:list, raw_losses:list, beta:float=0.98, div_thresh:float=
 def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     losses:list,            # Smoothed loss of every sweep batch (`Recorder.losses`)
     num_it:int,             # Sweep length asked for: as fastai, the first `num_it//10` points and the last 5 (`num_it` past a NaN) cut
-    suggest_funcs=(SuggestionMethod.Valley,),  # fastai suggestion functions `f(lrs, losses, num_it) -> (lr, (lr, loss))`
+    suggest_funcs:tuple|callable=(SuggestionMethod.Valley,),  # fastai suggestion functions `f(lrs, losses, num_it) -> (lr, (lr, loss))`
     raw_losses:list=None,   # Each batch's loss, unsmoothed (`AnnealLRFinder.raw_losses`): an uneven sweep is resampled from these
     beta:float=0.98,        # The `Recorder`'s smoothing, applied to a resampled sweep
     div_thresh:float=4.,    # A resampled sweep ends where its loss stays above `div_thresh` times the smoothed best (inf: never)
@@ -321,7 +321,7 @@ def lr_find(self:Learner,
     stop_div:bool=True,              # Stop when the smoothed loss passes `div_thresh` times its best, or is NaN/inf
     show_plot:bool=True,             # Plot loss against lr with the suggestions and the sweep
     # fastai suggestion functions (valley, slide, minimum, steep) or your own; None: no suggestion
-    suggest_funcs=(SuggestionMethod.Valley,),
+    suggest_funcs:tuple|callable=(SuggestionMethod.Valley,),
     # Sweep shape: 'exp' (fastai's, bit for bit) | 'cos' (log-space half cosine) | 'lin' | 'sqrt' | 'poly' | f
     anneal:str|callable=DEFAULT_SWEEP,
     div_thresh:float=4.,             # Divergence threshold (fastai's 4); with `stop_div`, it also ends a resampled uneven sweep

@@ -190,7 +190,7 @@ class BalancedAccuracy(_CountMetric):
     "Exact streaming balanced accuracy (macro recall over the classes present in the targets), as fastai's `BalancedAccuracy`"
     def __init__(self,
         axis:int=-1,             # Class dimension of the scores (1 for (N, C, H, W) segmentation outputs)
-        sample_weight=None,      # One weight per target, in epoch order, as fastai's/sklearn's `sample_weight`
+        sample_weight:torch.Tensor|np.ndarray|None=None,  # One weight per target, in epoch order (fastai's/sklearn's `sample_weight`)
         adjusted:bool=False,     # Rescale so chance scores 0 and perfect scores 1 (sklearn's `adjusted`)
         n_classes:int=None,      # Number of classes; needed only to avoid a host sync when `pred` holds class indices
         ignore_index:int=None,   # Target value left out of the confusion matrix

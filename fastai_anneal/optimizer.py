@@ -1,6 +1,7 @@
 "An optimizer that anneals its own learning rate: fastai's `Optimizer` and steppers (fused/foreach kernels in `_multi_tensor.py`)."
 from __future__ import annotations
 import copy, inspect
+from collections.abc import Iterable
 from functools import partial
 import numpy as np, torch
 from fastcore.basics import store_attr
@@ -197,7 +198,7 @@ def _fastai_params(params:list) -> list:
 class AnnealOptimizer(Optimizer):
     "fastai `Optimizer` whose steppers see `lr` x an anneal factor that follows each param group's own step clock"
     def __init__(self,
-        params,                   # Tensors (e.g. `model.parameters()`), lists of tensors (one per group) or torch-style group dicts
+        params:Iterable,          # Tensors (e.g. `model.parameters()`), lists of tensors (one per group) or torch-style group dicts
         cbs:list,                 # fastai steppers, e.g. `[weight_decay, average_grad, momentum_step]`
         anneal:str|callable='exp',  # 'exp' | 'cos' | 'lin' | 'sqrt' | 'poly' | f(start, end, pos): see `anneal_lr`
         anneal_rate:float=None,   # 'exp' only: factor applied every `anneal_every` steps, in (0, 1] (None: 0.9999)
@@ -382,7 +383,7 @@ class AnnealOptimizer(Optimizer):
 
 # ---------------------------------------------------------------- factories (fastai's argument names and defaults)
 @delegates(AnnealOptimizer.__init__)
-def SGDAnneal(params,         # Model parameters, lists of them (groups) or torch-style group dicts
+def SGDAnneal(params:Iterable, # Model parameters, lists of them (groups) or torch-style group dicts
     lr:float|slice=1e-3,      # Learning rate before annealing
     mom:float=0.,             # Momentum, in [0, 1)
     wd:float=0.,              # Weight decay, >= 0
@@ -396,7 +397,7 @@ def SGDAnneal(params,         # Model parameters, lists of them (groups) or torc
     return AnnealOptimizer(params, cbs, lr=lr, mom=mom, wd=wd, **kwargs)
 
 @delegates(AnnealOptimizer.__init__)
-def RMSPropAnneal(params,     # Model parameters, lists of them (groups) or torch-style group dicts
+def RMSPropAnneal(params:Iterable, # Model parameters, lists of them (groups) or torch-style group dicts
     lr:float|slice=1e-3,      # Learning rate before annealing
     mom:float=0.,             # Momentum of the gradient average, in [0, 1)
     sqr_mom:float=0.99,       # Momentum of the squared-gradient average, in [0, 1)
@@ -414,7 +415,7 @@ def RMSPropAnneal(params,     # Model parameters, lists of them (groups) or torc
     return AnnealOptimizer(params, cbs, lr=lr, **h, **kwargs)
 
 @delegates(AnnealOptimizer.__init__)
-def AdamAnneal(params,        # Model parameters, lists of them (groups) or torch-style group dicts
+def AdamAnneal(params:Iterable, # Model parameters, lists of them (groups) or torch-style group dicts
     lr:float|slice=1e-3,      # Learning rate before annealing
     mom:float=0.9,            # β1, in [0, 1)
     sqr_mom:float=0.99,       # β2, in [0, 1)

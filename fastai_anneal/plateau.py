@@ -32,7 +32,7 @@ from fastcore.basics import store_attr
 from fastai.learner import SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
-from fastai.optimizer import OptimWrapper, _BaseOptimizer
+from fastai.optimizer import Optimizer, OptimWrapper, _BaseOptimizer
 from ._checks import check_int, check_float, check_choice, check_lrs
 from ._groups import n_groups, recorded as _recorded, lower_is_better
 
@@ -44,7 +44,7 @@ def _hyper_dicts(opt) -> list:
     "The dicts that hold each param group's hypers and are saved with the optimizer: torch's `param_groups` behind an `OptimWrapper`"
     return opt.opt.param_groups if isinstance(opt, OptimWrapper) else opt.hypers
 
-def plateau_state(opt) -> dict|None:
+def plateau_state(opt:Optimizer|None) -> dict|None:
     ("The `AnnealPlateau` state `opt` carries (in its first param group's hypers, one number per key `anneal_plateau_<field>`, "
      "as a checkpoint saves it), or None")
     if not isinstance(opt, (_BaseOptimizer, torch.optim.Optimizer)):

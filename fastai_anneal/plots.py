@@ -74,7 +74,7 @@ def _style(name, dashed):
 
 def plot_lrs(lrs:dict,  # `{schedule: lr at every training batch}`, all of the same run length
     n_epoch:int=None,        # Epochs of the runs: the x axis is in epochs; fraction of training if None
-    ax=None,                 # Axes to draw on; a new figure if None
+    ax:plt.Axes|None=None,   # Axes to draw on; a new figure if None
     log:bool=False,          # Logarithmic y axis
     dashed:list=None,        # Names drawn dashed on top (e.g. the baselines)
     legend:bool=True,        # Draw a legend on `ax`
@@ -93,7 +93,7 @@ def plot_lrs(lrs:dict,  # `{schedule: lr at every training batch}`, all of the s
     return ax
 
 def plot_history(hist:dict,  # `{schedule: array (seeds, epochs)}` of a per-epoch metric
-    ax=None,                 # Axes to draw on; a new figure if None
+    ax:plt.Axes|None=None,   # Axes to draw on; a new figure if None
     ylabel:str='valid accuracy',  # Name of the metric
     dashed:list=None,        # Names drawn dashed on top (e.g. the baselines)
     legend:bool=True,        # Draw a legend on `ax`
@@ -140,7 +140,7 @@ def plot_comparison(lrs:dict,  # `{schedule: lr at every training batch}`
 
 MAX_DPI = 2400  # `save_figure`'s finest resolution: a 10-inch figure at 10**6 dpi asks for terabytes and dies in the renderer
 
-def save_figure(fig,         # Figure to save
+def save_figure(fig:plt.Figure,  # Figure to save
     path:str|Path,           # File to write (PNG when it ends in .png)
     dpi:int=100,             # Resolution
 ) -> Path:

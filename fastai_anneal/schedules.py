@@ -12,11 +12,11 @@ __all__ = ['sched_sqrt', 'sched_poly', 'ANNEALS', 'WARMUPS', 'get_anneal', 'Phas
            'CYCLIC_MODES', 'step_decay_scheds', 'time_decay_scheds', 'cyclic_scheds']
 
 # ---------------------------------------------------------------- shapes
-def sched_sqrt(start, end, pos):
+def sched_sqrt(start:float, end:float, pos:float) -> float:
     "1-sqrt cooldown from `start` to `end` (Hägele et al. 2024, arXiv 2405.18392)"
     return end + (start-end) * (1 - math.sqrt(pos))
 
-def sched_poly(start, end, pos, power=2.):
+def sched_poly(start:float, end:float, pos:float, power:float=2.) -> float:
     "Polynomial decay of `power` from `start` to `end`: `end + (start-end)*(1-pos)**power` (transformers' convention)"
     return end + (start-end) * (1-pos) ** power
 
@@ -32,7 +32,7 @@ def get_anneal(anneal:str|callable, name:str='anneal', names:dict=ANNEALS) -> ca
 # ---------------------------------------------------------------- phase combiner
 class Phases:
     "Piecewise schedule: phase `i` anneals `fs[i]` from `starts[i]` to `ends[i]` between positions `bounds[i]` and `bounds[i+1]`"
-    def __init__(self, bounds, fs, starts, ends):
+    def __init__(self, bounds:list, fs:list, starts:list, ends:list):
         # Boundaries, not widths: builders pass exact positions such as `epoch/n_epoch`, the very float fastai's
         # `pct_train` takes at an epoch start, so a restart lands on its first batch (a cumsum of widths drifts by an ulp).
         b = [check_float(f"bounds[{i}]", v, 0., 1., lo_open=False, hi_open=False) for i,v in enumerate(bounds)]

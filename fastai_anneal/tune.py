@@ -29,7 +29,7 @@ class TrialScheduler(ParamScheduler):
     # fastai's trackers, loggers and progress callbacks stand aside while a callback named `lr_finder` runs: a trial is a search, not a fit
     @property
     def name(self): return 'lr_finder'
-    def __init__(self, scheds:dict, n_steps:int, validate:bool=False, div_thresh:float=4., snap=None):
+    def __init__(self, scheds:dict, n_steps:int, validate:bool=False, div_thresh:float=4., snap:LearnerSnapshot|None=None):
         if not isinstance(scheds, dict) or not scheds or not all(isinstance(k, str) and callable(f) for k,f in scheds.items()):
             raise TypeError(f"scheds must be a non-empty dict of hyper-parameter name: schedule (a callable of the position), got "
                             f"{scheds!r}")
@@ -180,7 +180,8 @@ class LRTuneResult:
     ("The tuned learning rate of one fit and its evidence: every trial's lr, length, rung, score and loss curve, the stability probes "
      "(`probes`: lr, batches, unstable, loss curve), the cost in batches, and the fit's restarts after a collapse (`restarts`: lr, "
      "batch, loss curve; `fit_*(n, 'auto')` only)")
-    def __init__(self, lr, scale, trials, sweep, top, n_steps, cost, valid_cost, monitor, rule, time_s, probes=()):
+    def __init__(self, lr:float|slice|list, scale:float, trials:list, sweep:dict, top:float, n_steps:int, cost:int, valid_cost:int,
+                 monitor:str, rule:str, time_s:float, probes:tuple|list=()):
         store_attr(); self.restarts = []
     @property
     def cost_ratio(self) -> float: "Training batches spent tuning per training batch of the fit"; return self.cost / self.n_steps
@@ -229,7 +230,7 @@ class LRTuneResult:
         fig.tight_layout()
         return fig if return_fig else None
 
-def lr_scale_like(lr, scale:float):
+def lr_scale_like(lr:float|slice|list|None, scale:float) -> float|slice|list:
     "`lr` (a float, a slice, or a list of per-group lrs) scaled so its largest value is `scale`"
     scale = check_float('scale', scale)
     if lr is not None: check_lrs('lr', lr, slice_ok=True)  # each value finite and > 0: their ratios are kept
@@ -247,12 +248,12 @@ def lr_scale_like(lr, scale:float):
 def tune_lr(learn:Learner,
     plan:callable,            # `plan(scale, frac) -> [(freeze_to, scheds, n_steps), ...]`: the fit's phases at `frac` of its length
     n_steps:int,              # Training batches of the fit being tuned
-    lr_like=None,             # The fit's lr argument (float, slice, list; None: one value): its per-group ratios are kept
-    ratios=None,              # Per-group lr ratios for the range test (largest 1)
+    lr_like:float|slice|list|None=None,  # The fit's lr argument (float, slice, list; None: one value): its per-group ratios are kept
+    ratios:list|None=None,    # Per-group lr ratios for the range test (largest 1)
     budget:float=0.25,        # Training batches of the range test and trials, as a fraction of `n_steps` (each stability probe adds 8%)
     monitor:str='valid_loss', # Score of the last rung: 'valid_loss' or a metric name
-    cbs=None,                 # The fit's extra callbacks (they run in the trials too)
-    wd=None,                  # The fit's weight decay
+    cbs:list|None=None,       # The fit's extra callbacks (they run in the trials too)
+    wd:float|list|None=None,  # The fit's weight decay
     reset_opt:bool=False,     # The fit's `reset_opt`: the range test, every trial and probe start from a new optimizer
 ) -> LRTuneResult:
     ("Range test for the scale, successive halving of compressed trials of the fit itself (the lr minimising the last rung's parabola), "
@@ -444,7 +445,7 @@ class CollapseWatch(Callback):
      "`state` (what a restart puts back) is dropped once the watch is over. With `across_fits` it counts the batches of every fit it "
      "joins (the two phases of `fine_tune_anneal`), else each fit starts it afresh")
     order = 95  # after the Recorder: the batch's loss is final
-    def __init__(self, watch:int, w:int, hold:int, state=None, across_fits:bool=False):
+    def __init__(self, watch:int, w:int, hold:int, state:'_FromStart|None'=None, across_fits:bool=False):
         watch,w,hold = check_int('watch', watch, 0),check_int('w', w),check_int('hold', hold, 0)  # batches: watched, a window, held
         across_fits = check_bool('across_fits', across_fits)
         store_attr('watch,w,hold,state,across_fits')

@@ -55,3 +55,25 @@ def test_the_graph_sees_imports():
 def test_lines_under_140_characters(path):
     long = [(i, len(l)) for i,l in enumerate(path.read_text().splitlines(), 1) if len(l) >= 140]
     assert not long, f"{path.name}: lines (number, length) of 140 characters or more: {long}"
+
+def test_every_public_name_is_documented_and_typed():
+    "Every function and class a module exports has a docstring, and every parameter of its signature a type hint (its docments)"
+    import importlib, inspect
+    from fastai.learner import Learner
+    import fastai_anneal.all  # noqa: F401, the Learner patches
+    def untyped(f):
+        return [k for k,p in inspect.signature(f).parameters.items() if k not in ('self', 'cls')
+                and p.annotation is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    nodoc,bare = [],{}
+    for m in sorted(set(GRAPH) - ENTRY):
+        mod = importlib.import_module(f'fastai_anneal.{m}')
+        for n in getattr(mod, '__all__', []):
+            o = getattr(mod, n)
+            if not (inspect.isfunction(o) or inspect.isclass(o)): continue
+            if not (o.__doc__ or '').strip(): nodoc.append(f'{m}.{n}')
+            f = o.__init__ if inspect.isclass(o) else o
+            if f is object.__init__ or not (inspect.isfunction(f) or inspect.ismethod(f)): continue
+            if (miss := untyped(f)): bare[f'{m}.{n}'] = miss
+    for n in ('lr_find', 'lr_tune', 'fit_tuned', 'fit_cos_anneal', 'fine_tune_anneal'):
+        if (miss := untyped(getattr(Learner, n))): bare[f'Learner.{n}'] = miss
+    assert not nodoc and not bare, (nodoc, bare)
