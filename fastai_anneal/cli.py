@@ -589,6 +589,8 @@ def _flag_names(msg:str) -> str:
     def names(part:str, first:bool) -> str:
         part = re.sub(r"\bn_epoch\b", 'epochs', part)  # a variant's `n_epoch` is the command's --epochs
         if first: part = re.sub(r"^(\w+)(?=[\s\[.])", flag, part)
+        part = re.sub(r"(?<![-\w])([a-z]\w*)(?=[=*])", flag, part)  # a plain word given a value (`milestones=[3]`, `epochs*...`)
+        part = re.sub(r"(\b[a-z]\w*_\w+ or )([a-z]\w*)\b", lambda m: m[1] + flag((None, m[2])), part)  # 'give step_size or milestones'
         return re.sub(r"(?<![-\w])([a-z]\w*_\w+)\b", flag, part)  # further in, only names with an underscore: a plain word is prose
     parts = re.split(r"('[^']*'|\"[^\"]*\")", msg)  # what the user typed comes back quoted (a path, a value): left as it is
     return ''.join(p if i % 2 else names(p, i == 0) for i,p in enumerate(parts))

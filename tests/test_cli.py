@@ -373,7 +373,7 @@ def test_preview_list_bool_and_choice_flags(tmp_path, capsys):
     assert set(vals) == {'lr'} and vals['lr'][2] == 1e-3 and vals['lr'][0] == 1e-3/4
     capsys.readouterr()
     assert main(['preview', 'fit_step_decay', '--milestones', '3', '1', '--out', str(tmp_path)]) == 2
-    assert '--milestones must be epochs rising strictly in [1, epochs=5)' in capsys.readouterr().err
+    assert '--milestones must be epochs rising strictly in [1, --epochs=5)' in capsys.readouterr().err
     with pytest.raises(SystemExit): _parser().parse_args(['preview', 'fit_cyclic', '--mode', 'zigzag'])
 
 def test_hidden_fastcore_flags_are_usage_errors(capsys):
@@ -701,9 +701,10 @@ def test_errors_name_flags_inside_the_message():
     "A check's argument names further in the message are the flags the user typed (review, seventeenth session); prose stays"
     from fastai_anneal.cli import _flag_names
     assert _flag_names("give step_size or milestones, not both (got step_size=2, milestones=[1])") == \
-        "give --step-size or milestones, not both (got --step-size=2, milestones=[1])"
+        "give --step-size or --milestones, not both (got --step-size=2, --milestones=[1])"
     assert _flag_names("milestones must be epochs rising strictly in [1, n_epoch=4), got [4]") == \
-        "--milestones must be epochs rising strictly in [1, epochs=4), got [4]"
+        "--milestones must be epochs rising strictly in [1, --epochs=4), got [4]"
+    assert _flag_names("epochs*n_batch must be <= 10,000,000, got 3*4") == "--epochs*--n-batch must be <= 10,000,000, got 3*4"
     assert _flag_names("lr_max must be in (0, inf), a_b_c and not_a_flag stay") == "--lr-max must be in (0, inf), a_b_c and not_a_flag stay"
     assert _flag_names("data folder '/tmp/n_epoch/pct_start' does not exist") == "--data folder '/tmp/n_epoch/pct_start' does not exist"
 
