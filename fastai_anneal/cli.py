@@ -32,7 +32,7 @@ from .schedules import ANNEALS, WARMUPS, CYCLIC_MODES, get_anneal, sgdr_cycles
 from .registry import VARIANTS, Variant, COMPARE_NAMES
 from .fit import register_variant, _unregister
 from ._checks import check_int, check_lr_or_name, check_device, check_out as _check_out
-from .data import check_data, get_data
+from .data import check_data, check_image_folder, get_data
 from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure, check_size
 
 __all__ = ['UsageError', 'Interrupted', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'compare', 'find_lr', 'PREVIEWS',
@@ -225,9 +225,12 @@ _OUTPUTS = ('results.csv', 'results.json', 'schedules.png', 'accuracy.png', 'com
 def _check_out_of(out, data) -> Path:
     "`check_out(out)`, refused inside an image-folder `data`: the plots written there would train the next run as images"
     out = _check_out(out)
-    if isinstance(data, Path) and out.resolve().is_relative_to(data.resolve()):
-        raise ValueError(f"out folder {str(out)!r} is inside the data folder {str(data)!r}: its plots would become training images "
-                         "of the next run; give an out folder outside it")
+    if not isinstance(data, Path): return out
+    read = [data/'train', data/'valid'] if check_image_folder(data)[1] == 'train/valid' else [data]  # where images are collected
+    # as written (a link inside the folder is followed when its images are listed) and as resolved (`..`, a link to the folder)
+    if any(o.is_relative_to(r) for r in read for o,r in ((out.absolute(), r.absolute()), (out.resolve(), r.resolve()))):
+        raise ValueError(f"out folder {str(out)!r} is inside the data folder {str(data)!r}, where images are read: its plots would "
+                         "become training images of the next run; give an out folder outside it")
     return out
 
 def _left_over(out:Path, ours:set) -> list:
@@ -419,8 +422,11 @@ def compare(
                 done = [nm for nm in names if any(r['schedule'] == nm for r in runs)]
                 config = {**_config(data, epochs, lr, lr_source, names, seeds, runs, jobs), 'interrupted': msg}
                 kept = (out/'results.json').exists() or (out/'results.csv').exists()  # an earlier run's results are never overwritten
-                files = _write_results(out, config, runs, _summary(runs, done), 'results.partial' if kept else 'results')
-                msg += '; wrote ' + ', '.join(map(str, files)) + ' (partial' + (", beside an earlier run's results" if kept else '') + ')'
+                stem = 'results.partial' if kept else 'results'
+                again = (out/f'{stem}.json').exists()  # an earlier interrupted run's partial results (a finished run's are kept)
+                files = _write_results(out, config, runs, _summary(runs, done), stem)
+                msg += ('; wrote ' + ', '.join(map(str, files)) + ' (partial' + (", beside an earlier run's results" if kept else '')
+                        + (", replacing an earlier interrupted run's" if kept and again else '') + ')')
                 old = _left_over(out, {p.name for p in files})
                 if old: msg += f"; left in {out} from an earlier run, not this one's: {', '.join(old)}"
             raise Interrupted(msg) from None

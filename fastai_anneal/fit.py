@@ -75,7 +75,7 @@ def _wrapped_names(learn) -> set|None:
         return None
     ps = inspect.signature(f.keywords['opt']).parameters
     if any(p.kind == p.VAR_KEYWORD for p in ps.values()): return None  # hypers it may take are not named
-    hp = f.keywords.get('hp_map') or pytorch_hp_map
+    hp = pytorch_hp_map if f.keywords.get('hp_map') is None else f.keywords['hp_map']  # as `OptimWrapper` reads it ({}: no mapping)
     betas = {hp.get(f'betas__{i}', f'betas__{i}') for i in (0, 1)} if 'betas' in ps else set()  # `OptimWrapper` splits the tuple
     return {hp.get(k, k) for k in ps if k not in ('params', 'betas')} | betas
 
@@ -86,13 +86,15 @@ def _peak_unreached(f, n_epoch:int) -> str|None:
     if held >= 0.9*peak: return None
     return (f"step='epoch' holds each epoch at the lr schedule's value at its start: this fit never trains above {held:.3g}, "
             f"{held/peak:.0%} of its peak {peak:.3g} (a warmup shorter than an epoch takes a whole epoch at its start); "
-            f"pass pct_warmup=0 or more epochs")
+            f"shorten the warmup, fit more epochs, or step='batch'")
 
 def _reads_no_mom(learn) -> bool:
     ("Whether the learner's optimizer, made or to be made, is fastai's plain `Optimizer` with no stepper reading `mom` (`SGD`, "
      "`RMSProp` at mom=0); False when it cannot tell")
-    if learn.opt is not None:
-        return type(learn.opt) is Optimizer and not any('mom' in inspect.signature(cb).parameters for cb in learn.opt.cbs)
+    if learn.opt is not None:  # fastai's own steppers name what they read (each takes the rest as **kwargs); another may read `mom`
+        fns = [cb.func if isinstance(cb, partial) else cb for cb in learn.opt.cbs]
+        return (type(learn.opt) is Optimizer and all(getattr(f, '__module__', None) == 'fastai.optimizer' for f in fns)
+                and not any('mom' in inspect.signature(cb).parameters for cb in learn.opt.cbs))
     f,kw = (learn.opt_func.func,learn.opt_func.keywords) if isinstance(learn.opt_func, partial) else (learn.opt_func,{})
     return f in (fastai_optimizer.SGD, fastai_optimizer.RMSProp) and not kw.get('mom', 0.)
 

@@ -56,6 +56,7 @@ class TrialScheduler(ParamScheduler):
         if not self.done: raise CancelValidException()  # an epoch inside the trial
     def after_validate(self):
         "The validation loss and every metric, by name (the `Recorder` accumulated them)"
+        if not (self.done and self.validate): return  # fastai ends a cancelled validation too: nothing was accumulated
         rec = self.learn.recorder
         self.valid = {'valid_loss': rec.loss.value, **{m.name: m.value for m in rec.metrics}}
     def after_epoch(self):

@@ -381,3 +381,21 @@ def test_a_momentum_schedule_fastai_s_sgd_would_ignore_warns(made):
             warnings.simplefilter('always')
             learn.fit_cyclic(1, 1e-2, step_size_up=2)
         assert any('the momentum schedule does nothing here' in str(x.message) for x in w) == warns, (opt_func, made)
+
+def test_the_momentum_checks_say_nothing_they_cannot_tell():
+    ("A stepper of the user's own may read `mom` through **kwargs: no warning; an `OptimWrapper` with `hp_map={}` (no mapping: "
+     "torch's own names) has no 'mom': refused before the fit, as fastai reads the map")
+    import warnings
+    from fastai.optimizer import OptimWrapper, Optimizer, sgd_step
+    def my_momentum(p, lr, **kwargs):  # reads mom through kwargs
+        p.data.add_(p.grad.data, alpha=-lr*(1 + kwargs['mom']))
+    learn = _mk_learner(n_train=3, opt_func=lambda params, lr: Optimizer(params, [my_momentum], lr=lr, mom=0.))
+    learn.create_opt()
+    with warnings.catch_warnings(record=True) as w, learn.no_bar(), learn.no_logging():
+        warnings.simplefilter('always')
+        learn.fit_cyclic(1, 1e-2, step_size_up=2)
+    assert not any('the momentum schedule does nothing here' in str(x.message) for x in w)
+    learn = _mk_learner(n_train=3, opt_func=partial(OptimWrapper, opt=torch.optim.SGD, hp_map={}))
+    with pytest.raises(ValueError, match=r"opt_func: the learner's torch optimizer has no hyper-parameter \['mom'\]"):
+        learn.fit_cyclic(1, 1e-2, step_size_up=2)
+    assert learn.opt is None

@@ -270,7 +270,21 @@ def test_out_inside_an_image_folder_is_refused(tmp_path, monkeypatch, capsys, co
     assert len(err) == 1 and "--out folder 'runs' is inside the data folder '.'" in err[0], err
     assert _tree(tmp_path) == before
     assert _main([command, '--data', str(tmp_path/'pets'), '--out', str(tmp_path/'pets'/'sub'/'res'), '--device', 'cpu']) == 2
+    (tmp_path/'elsewhere').mkdir(); (tmp_path/'pets'/'link').symlink_to(tmp_path/'elsewhere')  # listing images follows the link
+    assert _main([command, '--data', '.', '--out', 'link', '--device', 'cpu']) == 2
+    (tmp_path/'pets'/'link').unlink(); (tmp_path/'elsewhere').rmdir()
     assert _tree(tmp_path) == before
+
+def test_out_beside_train_and_valid_is_allowed():
+    "A folder of `train/` and `valid/` is read there only: an --out beside them takes no image from the next run, one inside does"
+    from fastai_anneal.cli import _check_out_of
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        for split in ('train', 'valid'):
+            for i in range(4): _image(d/split/('cat', 'dog')[i % 2]/f'{i}.jpg', i)
+        assert _check_out_of(d/'runs', d) == d/'runs'
+        with pytest.raises(ValueError, match='is inside the data folder'): _check_out_of(d/'train'/'runs', d)
 
 def test_preview(tmp_path):
     "The issue's `preview` command: the printed lr at each epoch start is the builder's value, the PNG is written"
@@ -426,6 +440,10 @@ def test_compare_interrupted_names_what_it_replaced_and_left(tmp_path, monkeypat
     assert all((out/f).read_text() == 'an earlier run' for f in ('results.json', 'results.csv', 'compare.png', 'accuracy.png'))
     res = json.loads((out/'results.partial.json').read_text())  # the finished run, beside the earlier run's kept results
     assert res['config']['interrupted'] == 'interrupted after 1 of 2 runs' and len(res['runs']) == 1
+    monkeypatch.undo(); _interrupt_at(monkeypatch, 1)
+    assert _main(['compare', '--data', 'digits', '--epochs', '1', '--lr', '1e-3', '--seeds', '1', '--schedules', 'constant,cos_anneal',
+                  '--device', 'cpu', '--no-bar', '--jobs', '1', '--out', str(out)]) == 130  # interrupted again: says what it replaced
+    assert "(partial, beside an earlier run's results, replacing an earlier interrupted run's)" in capsys.readouterr().err
 
 def test_compare_jobs_match_one_process(tmp_path):
     "Runs in 2 processes give one process's results to the bit (each run seeds itself), in schedule-then-seed order, `lr='auto'` too"

@@ -935,6 +935,9 @@ def test_a_recorder_without_validation_metrics():
     learn = _learner(metrics=[mae])
     quiet_fit(learn, 'fit_cos_anneal', 1, 1e-2)
     learn.recorder.valid_metrics = False
+    fresh = _learner(metrics=[mae])
+    fresh.recorder.valid_metrics = False
+    fresh.lr_tune(40, fit='fit_cos_anneal')  # trials of several epochs: fastai ends each cancelled validation (it crashed there)
     res = learn.lr_tune(10, fit='fit_cos_anneal')
     r1 = [t for t in res.trials if t['rung'] == 1]
     assert all(t['score_name'] == 'train_loss' for t in r1) and len({t['score'] for t in r1}) == len(r1)
