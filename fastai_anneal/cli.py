@@ -32,7 +32,7 @@ from .schedules import ANNEALS, WARMUPS, CYCLIC_MODES, get_anneal, sgdr_cycles
 from .registry import VARIANTS, Variant, COMPARE_NAMES
 from .fit import register_variant, _unregister
 from ._checks import check_int, check_lr_or_name, check_device, check_out as _check_out
-from .data import check_data, check_image_folder, get_data
+from .data import check_data, image_roots, get_data
 from .plots import schedule_values, plot_schedule, plot_lrs, plot_history, plot_comparison, save_figure, check_size
 
 __all__ = ['UsageError', 'Interrupted', 'sgdr_cycles', 'SCHEDULES', 'DEFAULT_SCHEDULES', 'SUGGESTIONS', 'compare', 'find_lr', 'PREVIEWS',
@@ -226,9 +226,9 @@ def _check_out_of(out, data) -> Path:
     "`check_out(out)`, refused inside an image-folder `data`: the plots written there would train the next run as images"
     out = _check_out(out)
     if not isinstance(data, Path): return out
-    read = [data/'train', data/'valid'] if check_image_folder(data)[1] == 'train/valid' else [data]  # where images are collected
-    # as written (a link inside the folder is followed when its images are listed) and as resolved (`..`, a link to the folder)
-    if any(o.is_relative_to(r) for r in read for o,r in ((out.absolute(), r.absolute()), (out.resolve(), r.resolve()))):
+    # where images are read (`check_data` walked the folder already), as written (a link inside the folder is followed when its
+    # images are listed) and as resolved (`..`, a link to the folder)
+    if any(o.is_relative_to(r) for r in image_roots(data) for o,r in ((out.absolute(), r.absolute()), (out.resolve(), r.resolve()))):
         raise ValueError(f"out folder {str(out)!r} is inside the data folder {str(data)!r}, where images are read: its plots would "
                          "become training images of the next run; give an out folder outside it")
     return out

@@ -110,6 +110,10 @@ def digits_cnn(n_out:int=10,  # Number of classes
 # ---------------------------------------------------------------- image folders
 _NAME_LABEL = r'^(.+)_\d+\.[^.]+$'  # Oxford-IIIT Pets file names: `great_pyrenees_173.jpg` -> `great_pyrenees`
 
+def image_roots(path:Path) -> list:
+    "The folders `check_image_folder` reads images from: `train/` and `valid/` when `path` holds both, else `path` itself"
+    return [path/'train', path/'valid'] if (path/'train').is_dir() and (path/'valid').is_dir() else [path]
+
 def check_image_folder(path:str|Path,  # Folder to check (`~` is expanded)
 ) -> tuple:
     "Layout of image folder `path`: `(path, layout, classes)`, layout 'train/valid', 'subfolders' or 'names'; raises if unusable"
@@ -117,7 +121,7 @@ def check_image_folder(path:str|Path,  # Folder to check (`~` is expanded)
     if not isinstance(path, (str, Path)): raise TypeError(f"path must be an image folder path, got {type(path).__name__}")
     path = Path(path).expanduser()
     if not path.is_dir(): raise ValueError(f"data folder {str(path)!r} does not exist or is not a folder")
-    if (path/'train').is_dir() and (path/'valid').is_dir():
+    if len(image_roots(path)) == 2:
         layout,files = 'train/valid',get_image_files(path, folders=['train', 'valid'])
         for split in 'train','valid':
             if not get_image_files(path/split): raise ValueError(f"data folder {str(path/split)!r} holds no image files")
