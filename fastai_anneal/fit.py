@@ -224,7 +224,7 @@ class ReplayShuffles(Callback):
      "`SaveModelCallback(every_epoch=...)` wrote the checkpoint just loaded over each earlier epoch's, a save-on-best one read an empty "
      "log (an `IndexError`), and the Recorder logged an empty row")
     order = SkipToEpoch.order - 1  # before SkipToEpoch cancels the epoch
-    def __init__(self, start_epoch:int): self.start_epoch,self.paused = check_int('start_epoch', start_epoch, 0),[]
+    def __init__(self, start_epoch:int): self.start_epoch,self.paused,self.rec = check_int('start_epoch', start_epoch, 0),[],None
     def before_epoch(self):
         if self.epoch < self.start_epoch:
             _replay_shuffles(self.dls.train, 1)
@@ -237,13 +237,13 @@ class ReplayShuffles(Callback):
             if self.rec is not None: self.rec.run = False
         else: self._resume()
     def after_epoch(self):
-        if getattr(self, 'rec', None) is not None: self.rec.run,self.rec = True,None
+        if self.rec is not None: self.rec.run,self.rec = True,None
     def _resume(self):
         ("The trackers back on: at the first epoch that trains, or after an exception (`_launch`). A fit that ends (or is cancelled) "
          "in the skipped epochs leaves it to fastai, which sets `run` back after `after_fit` without calling the trackers' own: "
          "a save-on-best one would load a file this fit never wrote")
         for c in self.paused: c.run = True
-        if getattr(self, 'rec', None) is not None: self.rec.run,self.rec = True,None
+        if self.rec is not None: self.rec.run,self.rec = True,None
         self.paused = []
 
 def _replay_shuffles(dl, n_epoch:int):
