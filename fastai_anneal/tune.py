@@ -88,13 +88,24 @@ def _prefix(phases:list, n:int) -> list:
     return res
 
 # ---------------------------------------------------------------- scores
-def _lower_is_better(learn, monitor:str) -> bool:
-    ("Whether lower is better for `monitor`, after checking the learner has it: a name with 'loss' or 'error' (fastai's "
-     "`TrackerCallback` convention) or one of fastai's regression metrics (`LOWER_IS_BETTER`)")
+def _check_monitor(learn, monitor:str) -> tuple:
+    ("`(lower, has_valid)` for `monitor`, after checking the learner can score it: `lower`, whether lower is better (a name with "
+     "'loss' or 'error', fastai's `TrackerCallback` convention, or one of fastai's regression metrics, `LOWER_IS_BETTER`); "
+     "`has_valid`, whether rung 1 scores the validation set (else the training loss)")
     names = ['valid_loss'] + [m.name for m in L(learn.metrics)]
     if monitor not in names:
         raise ValueError(f"monitor must be 'valid_loss' or the name of one of the learner's metrics {names[1:]}, got {monitor!r}")
-    return lower_is_better(monitor)
+    if not hasattr(learn, 'recorder'):
+        raise ValueError("lr='auto' and lr_tune need the learner's Recorder, which records the trials' losses (create the Learner with "
+                         "default_cbs=True)")
+    has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
+    if not has_valid and monitor != 'valid_loss': raise ValueError(f"monitor={monitor!r} needs a validation set; the learner has none")
+    if has_valid and not getattr(learn.recorder, 'valid_metrics', True):  # the Recorder keeps no validation loss or metric to score
+        if monitor != 'valid_loss':
+            raise ValueError(f"monitor={monitor!r} needs the validation metrics, which the learner's Recorder does not record "
+                             f"(valid_metrics=False); monitor 'valid_loss' scores the training loss then")
+        has_valid = False  # rung 1 scores the training loss, as without a validation set
+    return lower_is_better(monitor),has_valid
 
 def _vertex(xs, ys) -> float|None:
     "Minimum of the parabola through three points `(xs, ys)` (xs equally spaced), or None when it opens downwards"
@@ -268,12 +279,12 @@ def tune_lr(learn:Learner,
         ratios = np.atleast_1d(check_lrs('ratios', ratios)).astype(np.float64)
         if len(ratios) != n_groups(learn):
             raise ValueError(f"ratios must hold one value per param group ({n_groups(learn)}), got {len(ratios)}")
-    _lower_is_better(learn, monitor)  # the learner has `monitor`
+    lower,has_valid = _check_monitor(learn, monitor)
     # fastai's `CSVLogger` does not stand aside for `lr_finder`: the tuning writes no log, and leaves the last fit's history
     # every callback's state comes back too: a tracker's `run` flag after an interrupt, an EMA or `ActivationStats` the trials fed
     with _csv_loggers_aside(learn), _RecorderKept(learn), _CallbacksKept(learn, cbs, skip=Recorder) as kept, _weights_must_move():
-        return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, L(c for c in L(cbs) if not _is_csv(c)), wd, reset_opt,
-                     start, kept)
+        return _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, lower, has_valid, L(c for c in L(cbs) if not _is_csv(c)),
+                     wd, reset_opt, start, kept)
 
 # the range test, trials and probes call a rise in the loss divergence only once the weights moved this far from where they began
 # (relative L2, `lr_finder.MIN_MOVE`): a trained model's batch losses can span two decades at bs 8, and fastai's 4x rule, whose best
@@ -304,16 +315,9 @@ class _FromStart(LearnerSnapshot):
      "`best`, not what the range test and the last trial left), and the learner, put back after it")
     def __init__(self, learn, kept): kept.restore(); super().__init__(learn)
 
-def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, cbs, wd, reset_opt, start, kept) -> LRTuneResult:
-    "`tune_lr`'s search, with the fit's callbacks (its CSV loggers excepted); `kept`: their state before it (`_CallbacksKept`)"
-    lower = _lower_is_better(learn, monitor)
-    has_valid = len(learn.dls.valid) > 0 if learn.dls.valid is not None else False
-    if not has_valid and monitor != 'valid_loss': raise ValueError(f"monitor={monitor!r} needs a validation set; the learner has none")
-    if has_valid and not getattr(learn.recorder, 'valid_metrics', True):  # the Recorder keeps no validation loss or metric to score
-        if monitor != 'valid_loss':
-            raise ValueError(f"monitor={monitor!r} needs the validation metrics, which the learner's Recorder does not record "
-                             f"(valid_metrics=False); monitor 'valid_loss' scores the training loss then")
-        has_valid = False  # rung 1 scores the training loss, as without a validation set
+def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, lower, has_valid, cbs, wd, reset_opt, start, kept) -> LRTuneResult:
+    ("`tune_lr`'s search, with the fit's callbacks (its CSV loggers excepted); `kept`: their state before it (`_CallbacksKept`); "
+     "`lower`, `has_valid`: `_check_monitor`'s answer")
     # A range test needs points (fastai smooths its loss over ~50 batches) and a trial needs batches to tell lrs apart: below these
     # lengths the tuning answers noise, so a short fit pays more than `budget` (with a warning), and a tiny one is refused.
     n_sweep = int(min(100, max(30, round(0.04*n_steps))))
@@ -621,12 +625,9 @@ def _tune_call(learn, c:dict, budget, monitor, show_plot) -> LRTuneResult:
     return res
 
 def _check_tune_args(learn, budget, monitor, show_plot) -> tuple:
-    "`lr_tune`'s own arguments checked (`budget`, `monitor` against the learner's metrics), before anything is planned or touched"
+    "`lr_tune`'s own arguments checked (`budget`, `monitor` against the learner), before anything is planned or touched"
     budget,show_plot = check_float('budget', budget, 0., 1., hi_open=False),check_bool('show_plot', show_plot)
-    _lower_is_better(learn, monitor)
-    if not hasattr(learn, 'recorder'):
-        raise ValueError("lr='auto' and lr_tune need the learner's Recorder, which records the trials' losses (create the Learner with "
-                         "default_cbs=True)")
+    _check_monitor(learn, monitor)
     return budget,show_plot
 
 @patch
@@ -634,7 +635,7 @@ def lr_tune(self:Learner,
     *args,                    # The fit's arguments, as you would pass them to `fit` (its lr may be a slice or list: ratios kept)
     fit:str='fit_cos_anneal', # The fit to tune for: a registered variant, or fastai's 'fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fit'
     budget:float=0.25,        # Training batches of the trials (range test included), as a fraction of the fit's; the probe adds 8%
-    monitor:str='valid_loss', # What the last rung optimises: 'valid_loss' or a metric's name (maximised unless `_lower_is_better`)
+    monitor:str='valid_loss', # What the last rung optimises: 'valid_loss' or a metric's name (minimised for losses, errors, mse...)
     show_plot:bool=False,     # Plot the trials (`LRTuneResult.plot`)
     **kwargs,                 # The fit's keyword arguments
 ) -> LRTuneResult:
@@ -647,7 +648,7 @@ def fit_tuned(self:Learner,
     *args,                    # The fit's arguments (its lr: omitted, 'auto', or a slice or list whose ratios are kept)
     fit:str='fit_cos_anneal', # The fit: a registered variant, or fastai's 'fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fit'
     budget:float=0.25,        # Training batches of the trials (range test included), as a fraction of the fit's; the probe adds 8%
-    monitor:str='valid_loss', # What the last rung optimises: 'valid_loss' or a metric's name (maximised unless `_lower_is_better`)
+    monitor:str='valid_loss', # What the last rung optimises: 'valid_loss' or a metric's name (minimised for losses, errors, mse...)
     show_plot:bool=False,     # Plot the trials (`LRTuneResult.plot`)
     **kwargs,                 # The fit's keyword arguments
 ) -> LRTuneResult:

@@ -320,14 +320,14 @@ def test_monitor_metric():
     res = learn.lr_tune(10, fit='fit_flat_anneal', monitor='mae')
     r1 = [t for t in res.trials if t['rung'] == 1]
     assert all(t['score_name'] == 'mae' for t in r1) and all(t['score'] > 0 for t in r1)  # the mae itself: minimised
-    assert tune._lower_is_better(learn, '_rmse') and not tune._lower_is_better(learn, 'r2_score')
+    assert tune._check_monitor(learn, '_rmse')[0] and not tune._check_monitor(learn, 'r2_score')[0]
 
 @pytest.mark.parametrize('metric', [mse, rmse, mae, msle, exp_rmspe, Perplexity(), BrierScore(), error_rate])
 def test_fastai_s_lower_is_better_metrics_are_minimised(metric):
     "Every fastai metric where lower is better, by the name fastai gives it (`exp_rmspe` is '_exp_rmspe'): minimised by the tuner"
     from fastai.learner import mk_metric
     learn = _learner(metrics=[metric])
-    assert tune._lower_is_better(learn, mk_metric(metric).name)
+    assert tune._check_monitor(learn, mk_metric(metric).name)[0]
 
 def test_a_trial_cut_short_by_another_callback_diverged():
     "fastai's `TerminateOnNaNCallback` cancels a trial before the trial sees the NaN: that trial counts as diverged"
@@ -946,8 +946,9 @@ def test_a_recorder_without_validation_metrics():
 
 def test_without_a_recorder_the_tuner_says_so():
     learn = _learner(default_cbs=False)
-    for f in (lambda: learn.lr_tune(10), lambda: learn.fit_cos_anneal(10, 'auto')):
-        with pytest.raises(ValueError, match=r"lr='auto' and lr_tune need the learner's Recorder"): f()
+    plan = lambda scale, frac: []
+    for f in (lambda: learn.lr_tune(10), lambda: learn.fit_cos_anneal(10, 'auto'), lambda: tune_lr(learn, plan, 100)):
+        with pytest.raises(ValueError, match=r"lr='auto' and lr_tune need the learner's Recorder"): f()  # tune_lr: AttributeError
     assert learn.opt is None
 
 @pytest.mark.parametrize('lr', [np.array(1e-3), torch.tensor(1e-3)], ids=['numpy', 'torch'])
