@@ -142,14 +142,18 @@ _BUILTIN = (
     Variant('fit_cos_anneal', cos_anneal_scheds, 'lr_max',
         doc="Fit `self.model` for `n_epoch` with optional warmup then cosine annealing to `lr_max/div_final` (SGDR without restarts, "
             "arXiv 1608.03983)",
-        fastai='fit_one_cycle', reference="torch `CosineAnnealingLR`; transformers cosine with warmup",
+        fastai='fit_one_cycle',
+        reference="torch `CosineAnnealingLR` (one param group, or `div_final=inf`: `eta_min` is one floor for every group); "
+                  "transformers cosine with warmup and a min lr rate",
         budget="fit_cos_anneal(N, lr): one cosine from lr to lr/1e5, no warmup",
         examples=(dict(n_epoch=4, lr_max=1e-2, pct_warmup=0.2),
                   dict(n_epoch=3, lr_max=1e-2, moms=(0.95, 0.85, 0.95), anneal='sqrt', pct_warmup=0.1, warmup='cos'))),
     Variant('fit_sgdr_anneal', sgdr_anneal_scheds, 'lr_max',
         doc="Fit `self.model` with `n_cycles` warm restarts, growing by `cycle_mult` and decaying by `cycle_decay` "
             "(SGDR, arXiv 1608.03983)",
-        fastai='fit_sgdr', reference="timm `CosineLRScheduler`; torch `CosineAnnealingWarmRestarts`",
+        fastai='fit_sgdr',
+        reference="timm `CosineLRScheduler`, torch `CosineAnnealingWarmRestarts` (one param group, or `div_final=inf`; and "
+                  "`pct_warmup=0`: ours is a prefix of the first cycle, not timm's `warmup_t`)",
         budget="fit_sgdr_anneal(*sgdr_cycles(N), lr): sgdr's cycles, each a cosine from lr to lr/1e5",
         epoch_args=('n_cycles', 'cycle_len'), n_epoch_of=sgdr_n_epoch, for_epochs=_sgdr_epochs,
         examples=(dict(n_cycles=3, cycle_len=1, cycle_decay=0.5), dict(n_cycles=4, cycle_len=1, lr_max=3e-3, cycle_mult=1,

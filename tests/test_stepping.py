@@ -56,6 +56,41 @@ def test_partial_warmup_epoch_is_sampled_at_epoch_starts():
     close(ours, [s(e/4)[0] for e in range(4)])
     assert ours[0] == pytest.approx(1e-2/25)
 
+# ---------------------------------------------------------------- two param groups against the references, every batch
+LRS2 = [1e-3, 1e-2]
+
+def ref_lrs(make, n:int) -> np.ndarray:
+    "Each group's lr at each of `n` updates from the reference scheduler `make(opt)` on an optimizer with the groups `LRS2`"
+    opt = torch.optim.SGD([dict(params=[torch.zeros(1, requires_grad=True)], lr=lr) for lr in LRS2])
+    sched,res = make(opt),[]
+    for _ in range(n):
+        res.append([g['lr'] for g in opt.param_groups])
+        opt.step(); sched.step()
+    return np.array(res)
+
+def test_two_groups_cos_anneal_to_zero_is_torch_cosine():
+    "`div_final=inf`: both groups anneal to 0, torch's `CosineAnnealingLR(eta_min=0)` on the same two groups, every batch"
+    n = 6*N_ITER
+    close(fit_lrs('fit_cos_anneal', 6, LRS2, div_final=math.inf, groups=2), ref_lrs(lambda o: CosineAnnealingLR(o, T_max=n), n))
+
+def test_two_groups_cos_anneal_floor_is_per_group_as_transformers():
+    ("A finite `div_final` is each group's own floor, `lr/div_final`: transformers' `min_lr_rate`, with warmup; torch's `eta_min` "
+     "is one floor for every group, which the registry's reference says")
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+    n,w = 8*N_ITER,6
+    ours = fit_lrs('fit_cos_anneal', 8, LRS2, div_final=10., pct_warmup=w/n, div_warmup=math.inf, groups=2)
+    close(ours, ref_lrs(lambda o: get_cosine_with_min_lr_schedule_with_warmup(o, w, n, min_lr_rate=0.1), n))
+    assert ours[-1] == pytest.approx(np.array(LRS2)/10, rel=0.1) and ours[-1, 1]/ours[-1, 0] == pytest.approx(10)  # no shared eta_min
+
+def test_two_groups_sgdr_is_timm():
+    "Warm restarts with `div_final=inf`: timm's `CosineLRScheduler` per update on the same two groups (growing, decaying cycles)"
+    ours = fit_lrs('fit_sgdr_anneal', 3, 1, LRS2, cycle_mult=2, cycle_decay=0.5, div_final=math.inf, groups=2)
+    n = 7*N_ITER
+    def timm(o):
+        s = CosineLRScheduler(o, t_initial=N_ITER, lr_min=0., cycle_mul=2, cycle_decay=0.5, cycle_limit=3, t_in_epochs=False)
+        return type('Stepped', (), dict(step=lambda self, t=[0]: (t.__setitem__(0, t[0]+1), s.step_update(t[0]))))()
+    close(ours, ref_lrs(timm, n))
+
 @pytest.mark.parametrize('n_cycles,cycle_len,cycle_mult', [(3, 1, 2), (3, 2, 1), (2, 2, 2)])
 def test_sgdr_per_epoch_is_torch_warm_restarts(n_cycles, cycle_len, cycle_mult):
     lr = 1e-2
