@@ -35,6 +35,9 @@ class Phases:
     def __init__(self, bounds:list, fs:list, starts:list, ends:list):
         # Boundaries, not widths: builders pass exact positions such as `epoch/n_epoch`, the very float fastai's
         # `pct_train` takes at an epoch start, so a restart lands on its first batch (a cumsum of widths drifts by an ulp).
+        if not len(fs) == len(starts) == len(ends):
+            raise ValueError(f"fs, starts and ends must hold one entry per phase, got {len(fs)}, {len(starts)} and {len(ends)} entries")
+        fs = [get_anneal(f, f"fs[{i}]") for i,f in enumerate(fs)]  # a name ('cos') or an annealer f(start, end, pos)
         b = [check_float(f"bounds[{i}]", v, 0., 1., lo_open=False, hi_open=False) for i,v in enumerate(bounds)]
         if len(b) != len(fs)+1 or b[0] != 0 or b[-1] != 1 or any(x > y for x,y in zip(b, b[1:])):
             raise ValueError(f"bounds must rise from 0 to 1 with one more entry than fs ({len(fs)+1}), got {bounds!r}")
@@ -46,6 +49,8 @@ class Phases:
     @classmethod
     def from_pcts(cls, pcts, fs, starts, ends):
         "`Phases` from each phase's share of training, as fastai's `combine_scheds` (`pcts` must sum to 1 within 1e-9)"
+        pcts = [check_float(f"pcts[{i}]", v, 0., 1., lo_open=False, hi_open=False) for i,v in enumerate(pcts)]
+        if len(pcts) != len(fs): raise ValueError(f"pcts must hold one share per phase ({len(fs)}, as fs), got {len(pcts)}")
         if abs(math.fsum(pcts) - 1) > 1e-9: raise ValueError(f"pcts must sum to 1 (within 1e-9), got {math.fsum(pcts)!r}")
         return cls([0.] + [min(math.fsum(pcts[:i+1]), 1.) for i in range(len(pcts)-1)] + [1.], fs, starts, ends)
 
@@ -77,7 +82,7 @@ def _check_common(lr_max, div_final, pct_warmup, div_warmup, warmup, anneal, lr_
 # ---------------------------------------------------------------- builders, one per fit variant
 def cos_anneal_scheds(
     lr_max:float|np.ndarray,  # Peak learning rate; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
-    div_final:float=1e5,     # Final lr is `lr_max/div_final` (inf: anneal to 0)
+    div_final:float=1e5,     # Final lr is `lr_max/div_final`, per group (inf: anneal to 0)
     pct_warmup:float=0.,     # Fraction of training spent warming up to `lr_max`
     div_warmup:float=25.,    # Warmup starts at `lr_max/div_warmup` (inf: from 0)
     warmup:str|callable='lin',  # Warmup shape: 'lin' | 'cos' | f(start, end, pos)
@@ -142,7 +147,7 @@ def sgdr_anneal_scheds(n_cycles:int,  # Number of cycles (restarts + 1)
     lr_max:float|np.ndarray, # Peak lr of the first cycle; one per param group as an array (the fit: a slice or list; `learn.lr` if None)
     cycle_mult:float=2,      # Cycle `i` lasts `cycle_len*cycle_mult**i` epochs (1: equal cycles)
     cycle_decay:float=1.,    # Cycle `i` peaks at `lr_max*cycle_decay**i`
-    div_final:float=1e5,     # Every cycle ends at `lr_max/div_final` (timm's `lr_min`, torch's `eta_min`)
+    div_final:float=1e5,     # Every cycle ends at `lr_max/div_final`, per group (timm's `lr_min` is one floor for all groups)
     pct_warmup:float=0.,     # Fraction of all training spent warming up, a prefix of the first cycle
     div_warmup:float=25.,    # Warmup starts at `lr_max/div_warmup` (inf: from 0)
     warmup:str|callable='lin',  # Warmup shape

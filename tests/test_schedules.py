@@ -249,6 +249,11 @@ def test_prop_flat(lr, div_final, pct_start, frac_warm, anneal, pos):
     (lambda: Phases.from_pcts([0.5, 0.6], [sched_lin]*2, [0, 0], [1, 1]), 'pcts must sum to 1'),
     (lambda: Phases([0., 0.6, 0.5, 1.], [sched_lin]*3, [0]*3, [1]*3), 'bounds must rise from 0 to 1'),
     (lambda: Phases([0., 1.], [sched_lin]*2, [0]*2, [1]*2), 'bounds must rise from 0 to 1'),
+    (lambda: Phases([0., .5, 1.], [sched_lin]*2, [0], [1]*2), r'fs, starts and ends must hold one entry per phase, got 2, 1 and 2'),
+    (lambda: Phases([0., 1.], ['cosine'], [0], [1]), r"fs\[0\] must be one of 'cos'"),  # an IndexError, or a failure once called
+    (lambda: Phases([0., 1.], [3], [0], [1]), r'fs\[0\] must be a name'),
+    (lambda: Phases.from_pcts([0.5, 0.25, 0.25], [sched_lin]*2, [0]*2, [1]*2), r'pcts must hold one share per phase \(2, as fs\), got 3'),
+    (lambda: Phases.from_pcts([1.5, -0.5], [sched_lin]*2, [0]*2, [1]*2), r'pcts\[0\] must be in \[0, 1\]'),  # it named `bounds`
     (lambda: check_int('n_epoch', True), 'n_epoch must be a whole number'),
     (lambda: check_lrs('lr', []), 'lr must hold at least one value'),
     (lambda: check_lrs('lr', [[1e-3], [1e-2]]), r'lr must be a number or a flat list .* shape \(2, 1\)'),
@@ -256,6 +261,11 @@ def test_prop_flat(lr, div_final, pct_start, frac_warm, anneal, pos):
 ])
 def test_bad_input(call, match):
     with pytest.raises((ValueError, TypeError), match=match): call()
+
+def test_phases_take_anneal_names():
+    "A phase's annealer by name, as `anneal=` takes it everywhere: `Phases` resolves it once, when it is built"
+    f,g = Phases([0., 1.], ['cos'], [1.], [0.]),Phases([0., 1.], [sched_cos], [1.], [0.])
+    assert [f(p/7) for p in range(8)] == [g(p/7) for p in range(8)]
 
 def test_sgdr_cycle_ends_are_the_fsum_of_each_prefix_in_linear_time():
     "The cycles' ends, one pass of exact partials, are the floats a `fsum` per prefix gives (fractional `cycle_mult` too); equal cycles cost O(1)"
