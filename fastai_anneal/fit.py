@@ -423,7 +423,8 @@ def register_variant(v:Variant,
 
 def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_warmup=0.1, div_final=1e5, anneal='cos',
                      **kwargs) -> tuple:
-    "`_launch` arguments of `fine_tune_anneal`'s frozen (None when resumed past it) and unfrozen phases; every argument checked"
+    ("`_launch` arguments of `fine_tune_anneal`'s frozen (None when resumed past it or `freeze_epochs=0`) and unfrozen (None when "
+     "`epochs=0`) phases; every argument checked")
     passed = ('div_warmup', 'warmup', 'moms', 'wd', 'start_epoch', 'cbs', 'reset_opt', 'step', *_NOISE_ARGS)
     unknown = set(kwargs) - set(passed)
     if unknown:
@@ -431,7 +432,8 @@ def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
                         f"passes on {', '.join(passed)}")
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0)
     base_lr,lr_mult = check_float('base_lr', base_lr),check_float('lr_mult', lr_mult, 1., lo_open=False)
-    epochs,start = check_int('epochs', epochs),check_int('start_epoch', kwargs.get('start_epoch', 0), 0)
+    epochs,start = check_int('epochs', epochs, 0),check_int('start_epoch', kwargs.get('start_epoch', 0), 0)
+    VARIANTS['fine_tune_anneal'].n_epoch_of(epochs, freeze_epochs)  # one phase at least: `epochs=0` trains the head only
     if start >= freeze_epochs + epochs:
         raise ValueError(f"start_epoch must be in [0, freeze_epochs+epochs={freeze_epochs+epochs}), got {start}")
     bkw = {k: kwargs[k] for k in ('div_warmup', 'warmup', 'moms') if k in kwargs}
@@ -442,13 +444,13 @@ def fine_tune_phases(learn, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
                **{k: kwargs[k] for k in _NOISE_ARGS if k in kwargs})
     frozen = _prepare(learn, freeze_epochs, slice(base_lr), build, start_epoch=start, **fkw) if start < freeze_epochs else None
     unfrozen = _prepare(learn, epochs, slice(base_lr/2/lr_mult, base_lr/2), build, start_epoch=max(0, start-freeze_epochs),
-                        epoch_offset=freeze_epochs, **fkw)
+                        epoch_offset=freeze_epochs, **fkw) if epochs else None  # `epochs=0`: the model is unfrozen, not trained
     return frozen,unfrozen
 
 @patch
 @delegates(Learner.fit_cos_anneal, but=['n_epoch', 'lr_max', 'pct_warmup', 'div_final', 'anneal'])
 def fine_tune_anneal(self:Learner,
-    epochs:int,               # Epochs of the unfrozen phase
+    epochs:int,               # Epochs of the unfrozen phase (0: train the head only, then unfreeze, as fastai's `fine_tune(0)`)
     base_lr:float|str=2e-3,   # Peak lr of the frozen phase (the unfrozen phase peaks at `base_lr/2`); 'auto': tuned for this call
     freeze_epochs:int=1,      # Epochs of the frozen phase (0: skip it)
     lr_mult:float=100,        # Discriminative lrs of the unfrozen phase span `base_lr/2/lr_mult` to `base_lr/2`
@@ -472,7 +474,7 @@ def fine_tune_run(learn, frozen, unfrozen, freeze_epochs:int, start:int, watch=(
     # The uninterrupted run clears the optimizer state at each freeze/unfreeze (`Learner.freeze_to` does); a resumed run
     # clears it only at the transitions it replays, so the state loaded from a checkpoint mid-phase survives.
     freeze_epochs,start = int(freeze_epochs),int(start)  # checked by `fine_tune_phases`: a whole float counts as its int (`range`)
-    if freeze_epochs and any(isinstance(c, SaveModelCallback) and c.every_epoch for c in L(unfrozen['cbs']) + L(learn.cbs)):
+    if freeze_epochs and unfrozen and any(isinstance(c, SaveModelCallback) and c.every_epoch for c in L(unfrozen['cbs']) + L(learn.cbs)):
         warnings.warn(f"fine_tune_anneal: SaveModelCallback(every_epoch=...) numbers each phase's epochs from 0, so the unfrozen phase's "
                       f"files overwrite the frozen phase's: its `model_k` is epoch {freeze_epochs}+k of the run (resume from it with "
                       f"start_epoch={freeze_epochs}+k+1)")
@@ -482,7 +484,7 @@ def fine_tune_run(learn, frozen, unfrozen, freeze_epochs:int, start:int, watch=(
         (learn.freeze_to if start == 0 else learn.opt.freeze_to)(-1); _launch(learn, **{**frozen, 'cbs': frozen['cbs'] + L(watch)})
         if any(w.fired is not None for w in L(watch)): return
     elif start: _replay_shuffles(learn.dls.train, freeze_epochs)  # the frozen phase's epochs, skipped without a fit
-    (learn.freeze_to if start <= freeze_epochs else learn.opt.freeze_to)(0)
-    _launch(learn, **{**unfrozen, 'cbs': unfrozen['cbs'] + L(watch)})
+    (learn.freeze_to if start <= freeze_epochs else learn.opt.freeze_to)(0)  # unfrozen at the end, as fastai's fine_tune(0) leaves it
+    if unfrozen: _launch(learn, **{**unfrozen, 'cbs': unfrozen['cbs'] + L(watch)})
 
 Learner.fine_tune_anneal.__doc__ = VARIANTS['fine_tune_anneal'].doc

@@ -104,7 +104,12 @@ class Variant:
         "The `epoch_args` (and what else the budget needs) that spend exactly `n` epochs of `n_batch` batches (None: unknown)"
         return self.for_epochs(n, n_batch) if self.for_epochs else {'n_epoch': check_int('n_epoch', n)}
 
-def _fine_tune_epochs(epochs, freeze_epochs): return check_int('freeze_epochs', freeze_epochs, 0) + check_int('epochs', epochs)
+def _fine_tune_epochs(epochs, freeze_epochs) -> int:
+    "Epochs of both phases; fastai's `fine_tune(0, freeze_epochs=k)` trains the head only, and `freeze_epochs=0` skips the frozen phase"
+    n = check_int('freeze_epochs', freeze_epochs, 0) + check_int('epochs', epochs, 0)
+    if n < 1:
+        raise ValueError(f"freeze_epochs+epochs must be >= 1 (a phase that trains), got freeze_epochs={freeze_epochs}, epochs={epochs}")
+    return n
 def _sgdr_epochs(n, n_batch=None): return dict(zip(('n_cycles', 'cycle_len'), sgdr_cycles(n)))
 def _cyclic_epochs(n, n_batch=None):
     "`n` epochs of two whole cycles (a quarter of the batches per step) when `n_batch` is known; torch's step sizes otherwise"

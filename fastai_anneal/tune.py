@@ -584,7 +584,7 @@ def _plan_call(learn, fit:str, args, kwargs) -> dict:
     elif v.two_phase:
         with_lr = lambda lr: {**{k: a for k,a in call.items() if k != 'kwargs'}, lr_arg: lr, **call.get('kwargs', {})}
         phases = fine_tune_phases(learn, **with_lr(lr_scale_like(lr_like, 1e-3)))  # checks every argument, touches nothing
-        probe,n_steps = phases[1],sum(p['n_epoch'] for p in phases if p) * nb
+        probe,n_steps = phases[1] or phases[0],sum(p['n_epoch'] for p in phases if p) * nb  # `epochs=0`: the frozen phase only
         def plan(scale, frac):
             phases = fine_tune_phases(learn, **with_lr(lr_scale_like(lr_like, scale)))
             return [(f, _trial_scheds(p), round(frac * p['n_epoch'] * nb)) for f,p in zip((-1, 0), phases) if p]

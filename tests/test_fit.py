@@ -71,6 +71,18 @@ def test_fine_tune_anneal_freeze_epochs_zero_and_kwargs():
     test_eq(len(rec.lrs), N_ITER)
     assert rec.moms[0][0] == 0.95
 
+def test_fine_tune_anneal_zero_epochs_trains_the_head_only():
+    "`fine_tune_anneal(0, freeze_epochs=k)`, as fastai's `fine_tune(0, freeze_epochs=k)`: the frozen phase alone, then unfrozen (it was refused)"
+    learn,rec = mk_learner(groups=2),RecordHypers()
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune_anneal(0, base_lr=4e-3, freeze_epochs=2, cbs=rec)
+    s,n = cos_anneal_scheds(np.array([4e-4, 4e-3]), pct_warmup=0.1)['lr'],2*N_ITER
+    np.testing.assert_allclose(np.array(rec.lrs), np.stack([s(t/n) for t in range(n)]), rtol=1e-9)
+    ref = mk_learner(groups=2)
+    with ref.no_bar(), ref.no_logging(): ref.fine_tune(0, freeze_epochs=2)
+    assert learn.opt.frozen_idx == ref.opt.frozen_idx == 0  # unfrozen at the end, as fastai leaves it
+    res = _mk_learner(n_train=20, groups=2).lr_tune(0, fit="fine_tune_anneal", freeze_epochs=2)  # "auto" tunes the frozen phase
+    assert res.n_steps == 40 and res.lr > 0
+
 def test_training_improves_and_plot_sched():
     learn = mk_learner(lr=1e-1)
     xb,yb = learn.dls.one_batch()
