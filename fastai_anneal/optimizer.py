@@ -92,9 +92,22 @@ def _check_hypers(hypers:dict, per_group:bool=True, eps_zero_ok:bool=False) -> d
     def check(k, v):
         if k == 'lr': return _check_lr(v)
         if k not in checks: return v
-        if per_group and isinstance(v, (list, tuple)): return [checks[k](f'{k}[{i}]', x) for i,x in enumerate(v)]  # as `set_hyper`
+        if per_group and isinstance(v, slice):  # `set_hyper` spreads it over the groups, as for the lr
+            if v.step is not None or v.stop is None:
+                raise ValueError(f"{k} as a slice must be slice(stop) or slice(start, stop), got {v!r}")
+            return slice(None if v.start is None else checks[k](f'{k}.start', v.start), checks[k](f'{k}.stop', v.stop))
+        if per_group and isinstance(v, np.ndarray) and v.ndim == 1: v = v.tolist()
+        if per_group and isinstance(v, (list, tuple, L)): return [checks[k](f'{k}[{i}]', x) for i,x in enumerate(v)]  # as `set_hyper`
         return checks[k](k, v)
     return {k: check(k, v) for k,v in hypers.items()}
+
+def _check_lengths(hypers:dict, n:int):
+    ("Refuse a per-group list whose length is neither 1 nor `n`, the number of groups: fastai's `set_hyper` asserts it (a bare "
+     "AssertionError), or drops the extra values under `python -O`")
+    for k,v in hypers.items():
+        if isinstance(v, (list, tuple, L)) and len(v) not in (1, n):
+            raise ValueError(f"{k} has {len(v)} values but the optimizer has {n} parameter group(s): give one value, a slice, "
+                             f"or {n} value(s)")
 
 _ANNEAL_ARGS = ('anneal', 'anneal_rate', 'anneal_every', 'total_steps', 'lr_min', 'impl')
 _TORCH_NAMES = "(torch's momentum is mom, betas=(b1, b2) is mom=b1, sqr_mom=b2, alpha is sqr_mom, weight_decay is wd)"
@@ -222,11 +235,7 @@ class AnnealOptimizer(Optimizer):
         names = set(defaults) | {k for cb in cbs for k in {**getattr(cb, 'defaults', {}), **getattr(getattr(cb, 'func', cb), 'defaults',
                                                                                                     {})}}
         param_lists,overrides = _split_groups(params, names)
-        n = len(param_lists) if isinstance(param_lists[0], (list, tuple, L)) else 1  # flat tensors: one group (fastai's rule)
-        for k,v in defaults.items():  # fastai's `set_hyper` asserts this (a bare AssertionError, none under `python -O`)
-            if isinstance(v, (list, tuple)) and len(v) not in (1, n):
-                raise ValueError(f"{k} has {len(v)} values but the optimizer has {n} parameter group(s): give one value, a slice, "
-                                 f"or {n} value(s)")
+        _check_lengths(defaults, len(param_lists) if isinstance(param_lists[0], (list, tuple, L)) else 1)  # flat tensors: one group
         super().__init__(param_lists, cbs, anneal_step=0, **defaults)
         for h,o in zip(self.hypers, overrides or []): h.update(o)
         self._set_fast()
@@ -265,6 +274,14 @@ class AnnealOptimizer(Optimizer):
 
     # -------------------------------------------------------- the clock and the lr it gives
     def _frozen_idx(self): return getattr(getattr(self, '_outer', None) or self, 'frozen_idx', 0)  # a Lookahead freezes itself, not us
+    def _frozen(self, i:int, pg) -> bool:
+        ("Group `i` is frozen: below `frozen_idx`, or every param fastai's `freeze_to` freezes (all but the `force_train` ones, the "
+         "batchnorms `train_bn` keeps training) has `requires_grad` off. The flags survive what resets `frozen_idx` to 0: "
+         "`create_opt` (`learn.export()`, `fit(reset_opt=True)`, `load_learner`) and a `Lookahead` built by hand around us")
+        if i < self._frozen_idx(): return True
+        st = self.state
+        flags = [p.requires_grad for p in pg if not (p in st and st[p].get('force_train', False))]
+        return bool(flags) and not any(flags)
     def _group_lr(self, hyper): return _lr_at(hyper['lr'], hyper.get('anneal_step', 0), **self.anneal_cfg)
 
     @property
@@ -295,13 +312,12 @@ class AnnealOptimizer(Optimizer):
         loss = None
         if closure is not None:
             with torch.enable_grad(): loss = closure()
-        frozen = self._frozen_idx()
         todo = [(i, [p for p in pg if p.grad is not None], hyper) for i,(pg,hyper) in enumerate(zip(self.param_lists, self.hypers))]
         # every group's state, path and annealed lr first: a raise changes nothing
         todo = [(i, ps, hyper, self._path(self._state_fits(ps, i), i), self._checked_lr(hyper, i)) for i,ps,hyper in todo if ps]
         for i,ps,hyper,where,lr in todo:
             self._step_group(ps, {**hyper, 'lr': lr}, where)
-            if i >= frozen: hyper['anneal_step'] = hyper.get('anneal_step', 0) + 1
+            if not self._frozen(i, self.param_lists[i]): hyper['anneal_step'] = hyper.get('anneal_step', 0) + 1
         return loss
 
     def _state_fits(self, ps, i:int) -> list:
@@ -440,8 +456,10 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     if any(isinstance(o, dict) for o in params):
         raise TypeError("annealed takes fastai-style params (tensors, or lists of them per group); for torch-style group dicts use "
                         "AdamAnneal, SGDAnneal or RMSPropAnneal")
+    params,lr,kwargs = _fastai_params(params),_check_lr(lr),_check_hypers(kwargs, eps_zero_ok=True)
+    _check_lengths({'lr': lr, **kwargs}, len(params) if isinstance(params[0], list) else 1)
     # building it touches no param: its hypers are checked as it set them
-    opt = opt_func(_fastai_params(params), lr=_check_lr(lr), **kwargs)
+    opt = opt_func(params, lr=lr, **kwargs)
     for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # what it was given, a `partial`'s, its defaults
         _check_hypers({k: v for k,v in h.items() if k != 'lr'}, per_group=False, eps_zero_ok=True)
     if isinstance(opt, AnnealOptimizer) or isinstance(getattr(opt, 'opt', None), AnnealOptimizer):
