@@ -40,13 +40,14 @@ def check_int(name:str, v, lo:int=1, hi:int|None=INT_MAX) -> int:
         raise ValueError(f"{name} must be in [{lo}, {'2**53' if hi == INT_MAX else hi}]{why}, got {_short(v)}")
     return int(v)
 
-def check_integral(name:str, v, lo:int=None, none_ok:bool=False) -> int|None:
-    "`v` as an int of an integer type (3.0 is refused: an axis or a class index), >= `lo` when given; None when `none_ok`"
+def check_integral(name:str, v, lo:int=None, none_ok:bool=False, hi:int=None) -> int|None:
+    "`v` as an int of an integer type (3.0 is refused: an axis or a class index), in [`lo`, `hi`] when given; None when `none_ok`"
     v = _number(v)
     if v is None and none_ok: return None
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be {'None or ' if none_ok else ''}an int, got {v!r}")
-    return int(v) if lo is None else check_int(name, v, lo, hi=None)
+        rng = '' if lo is None else f" >= {lo}" if hi is None else f" in [{lo}, {hi}]"
+        raise TypeError(f"{name} must be {'None or ' if none_ok else ''}an int{rng}, got {v!r}")
+    return int(v) if lo is None else check_int(name, v, lo, hi=hi)
 
 def check_float(name:str, v, lo:float=0., hi:float=math.inf, lo_open:bool=True, hi_open:bool=True,
                 inf_ok:bool=False) -> float:

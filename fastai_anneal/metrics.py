@@ -196,7 +196,7 @@ class BalancedAccuracy(_CountMetric):
         ignore_index:int=None,   # Target value left out of the confusion matrix
     ):
         self.axis,self.adjusted = check_integral('axis', axis),check_bool('adjusted', adjusted)
-        self.n_classes = None if n_classes is None else check_int('n_classes', check_integral('n_classes', n_classes), 2, MAX_CLASSES)
+        self.n_classes = check_integral('n_classes', n_classes, 2, none_ok=True, hi=MAX_CLASSES)
         self.ignore_index = _check_index('ignore_index', ignore_index)
         self.sample_weight = None if sample_weight is None else self._check_weights(sample_weight)
         self._name = 'balanced_accuracy_score'  # fastai's name, so `monitor='balanced_accuracy_score'` keeps working
@@ -204,9 +204,16 @@ class BalancedAccuracy(_CountMetric):
 
     @staticmethod
     def _check_weights(w):
-        try: w = torch.as_tensor(np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise TypeError(f"sample_weight must be a 1-D array of real numbers, got {type(w).__name__}") from None
+        bad = TypeError(f"sample_weight must be a 1-D array of real numbers, got {type(w).__name__}")
+        if isinstance(w, torch.Tensor):  # through torch: numpy has no bfloat16
+            if w.is_complex(): raise bad  # numpy's cast drops the imaginary part with a warning only
+            w = w.detach().to('cpu', torch.float64, copy=True)  # a copy: the caller's buffer changed later is not what was checked
+        else:
+            try: a = np.asarray(w)
+            except (TypeError, ValueError): raise bad from None
+            if np.iscomplexobj(a): raise bad
+            try: w = torch.tensor(np.array(a, dtype=np.float64))  # copied
+            except (TypeError, ValueError): raise bad from None
         if w.ndim != 1: raise ValueError(f"sample_weight must be 1-D (one weight per target), got shape {tuple(w.shape)}")
         if len(w) == 0: raise ValueError("sample_weight must hold one weight per target of the validation set, got an empty array")
         if not torch.isfinite(w).all(): raise ValueError("sample_weight must hold finite numbers, got NaN or inf")
@@ -313,8 +320,11 @@ class AccuracyMulti(_CountMetric):
         st = self._state_or_new(targ.device)
         if self.sigmoid: pred = (pred.float() if pred.dtype in (torch.float16, torch.bfloat16) else pred).sigmoid()  # fp16 rounds
         tb = targ.bool()  # small logits to exactly 0.5
+        # before the counts change; torch compares no uint16/32/64 tensor with a bool one (a crash with the batch half counted)
+        wide = targ.dtype in (torch.uint16, torch.uint32, torch.uint64)
+        other = None if targ.dtype == torch.bool else ((targ.long() if wide else targ) != tb).sum()
         st['hits'].add_(((pred > self.thresh) == tb).sum()); st['total'].add_(targ.numel())
-        if targ.dtype != torch.bool: st['non_binary'].add_((targ != tb).sum())
+        if other is not None: st['non_binary'].add_(other)
 
     def _reduce(self, st): return {k:_all_reduce(v) for k,v in st.items()}
 

@@ -282,6 +282,36 @@ def test_constructor_ranges(make, msg):
     "Arguments a batch could not use are refused by the constructor, naming them and their range"
     with pytest.raises(ValueError, match=msg): make()
 
+@pytest.mark.parametrize('make,exc,msg', [
+    (lambda: Accuracy(top_k=2.5), TypeError, r'top_k must be an int >= 1, got 2.5'),  # the type errors named no range
+    (lambda: BalancedAccuracy(n_classes=2.5), TypeError, r'n_classes must be None or an int in \[2, 100000000\], got 2.5'),
+    (lambda: BalancedAccuracy(sample_weight=np.array([1+5j, 2, 3])), TypeError, 'sample_weight must be a 1-D array of real numbers'),
+    (lambda: BalancedAccuracy(sample_weight=torch.tensor([1+5j, 2, 3])), TypeError, 'sample_weight must be a 1-D array of real'),
+])
+def test_constructor_types(make, exc, msg):
+    "A complex weight was accepted with its imaginary part dropped (numpy only warns); every type error states the accepted range"
+    with pytest.raises(exc, match=msg): make()
+
+def test_weights_are_a_copy_and_take_half_precision():
+    ("`sample_weight` is copied once checked (a view of the caller's buffer let NaN written later make `value` None), and bf16 "
+     "weights are taken (numpy has no bf16: they were refused as 'not real numbers')")
+    pred,targ = torch.tensor([[2., 1.], [0., 3.], [4., 0.], [1., 2.]]),torch.tensor([0, 0, 1, 1])
+    w = np.array([1., 2., 1., 3.])
+    m = BalancedAccuracy(sample_weight=w)
+    w[:] = np.nan
+    ref = balanced_accuracy_score(targ, pred.argmax(1), sample_weight=[1., 2., 1., 3.])
+    assert m(pred, targ) == pytest.approx(ref)
+    assert BalancedAccuracy(sample_weight=torch.tensor([1., 2., 1., 3.], dtype=torch.bfloat16))(pred, targ) == pytest.approx(ref)
+
+@pytest.mark.parametrize('dtype', [torch.uint16, torch.uint32, torch.uint64])
+def test_multilabel_wide_unsigned_targets(dtype):
+    "0/1 targets held as uint16/32/64 score as fastai's `accuracy_multi` (torch compares none of them with bool: it crashed half-counted)"
+    g = torch.Generator().manual_seed(0)
+    pred,targ = torch.randn(8, 4, generator=g),torch.randint(0, 2, (8, 4), generator=g)
+    assert AccuracyMulti()(pred, targ.to(dtype)) == pytest.approx(fm.accuracy_multi(pred, targ).item(), abs=1e-7)
+    with pytest.raises(ValueError, match='targ must hold 0/1 labels, got 1 other values'):
+        AccuracyMulti()(pred, torch.where(torch.arange(32).view(8, 4) == 5, 2, targ).to(dtype))
+
 def test_weights_that_require_grad_and_fastais_learn_argument():
     "`sample_weight` may require grad (it is only read); `accum_values` takes fastai's `learn` argument and ignores it"
     w = torch.tensor([1., 2., 1., 3.], requires_grad=True)
