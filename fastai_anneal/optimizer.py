@@ -279,9 +279,12 @@ class AnnealOptimizer(Optimizer):
          "batchnorms `train_bn` keeps training) has `requires_grad` off. The flags survive what resets `frozen_idx` to 0: "
          "`create_opt` (`learn.export()`, `fit(reset_opt=True)`, `load_learner`) and a `Lookahead` built by hand around us")
         if i < self._frozen_idx(): return True
-        st = self.state
-        flags = [p.requires_grad for p in pg if not (p in st and st[p].get('force_train', False))]
-        return bool(flags) and not any(flags)
+        st,frozen = self.state,False
+        for p in pg:  # an unfrozen group answers at its first trainable param
+            if p in st and st[p].get('force_train', False): continue
+            if p.requires_grad: return False
+            frozen = True
+        return frozen
     def _group_lr(self, hyper): return _lr_at(hyper['lr'], hyper.get('anneal_step', 0), **self.anneal_cfg)
 
     @property
