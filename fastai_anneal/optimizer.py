@@ -92,11 +92,11 @@ def _check_hypers(hypers:dict, per_group:bool=True, eps_zero_ok:bool=False) -> d
     def check(k, v):
         if k == 'lr': return _check_lr(v)
         if k not in checks: return v
-        if per_group and isinstance(v, slice):  # `set_hyper` spreads it over the groups, as for the lr
+        if per_group and isinstance(v, slice):  # `set_hyper` spreads it over the groups, as for the lr (a start of 0 is no start)
             if v.step is not None or v.stop is None:
                 raise ValueError(f"{k} as a slice must be slice(stop) or slice(start, stop), got {v!r}")
-            return slice(None if v.start is None else checks[k](f'{k}.start', v.start), checks[k](f'{k}.stop', v.stop))
-        if per_group and isinstance(v, np.ndarray) and v.ndim == 1: v = v.tolist()
+            return slice(checks[k](f'{k}.start', v.start) if v.start else None, checks[k](f'{k}.stop', v.stop))
+        if per_group and isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 1: v = v.tolist()
         if per_group and isinstance(v, (list, tuple, L)): return [checks[k](f'{k}[{i}]', x) for i,x in enumerate(v)]  # as `set_hyper`
         return checks[k](k, v)
     return {k: check(k, v) for k,v in hypers.items()}
@@ -110,6 +110,9 @@ def _check_lengths(hypers:dict, n:int):
                              f"or {n} value(s)")
 
 _ANNEAL_ARGS = ('anneal', 'anneal_rate', 'anneal_every', 'total_steps', 'lr_min', 'impl')
+# the mark `freeze_to` leaves on a param it froze: a frozen group keeps its anneal clock (a `train_bn` norm in it steps) after
+# `create_opt` forgets `frozen_idx`; on the param, so `learn.export()` pickles it with the model
+FROZEN = '_fastai_anneal_frozen'
 _TORCH_NAMES = "(torch's momentum is mom, betas=(b1, b2) is mom=b1, sqr_mom=b2, alpha is sqr_mom, weight_decay is wd)"
 
 def _check_kwargs(name:str, takes:str, kwargs:dict):
@@ -275,16 +278,20 @@ class AnnealOptimizer(Optimizer):
     # -------------------------------------------------------- the clock and the lr it gives
     def _frozen_idx(self): return getattr(getattr(self, '_outer', None) or self, 'frozen_idx', 0)  # a Lookahead freezes itself, not us
     def _frozen(self, i:int, pg) -> bool:
-        ("Group `i` is frozen: below `frozen_idx`, or every param fastai's `freeze_to` freezes (all but the `force_train` ones, the "
-         "batchnorms `train_bn` keeps training) has `requires_grad` off. The flags survive what resets `frozen_idx` to 0: "
-         "`create_opt` (`learn.export()`, `fit(reset_opt=True)`, `load_learner`) and a `Lookahead` built by hand around us")
+        ("Group `i` is frozen: below `frozen_idx`, or every param but the `force_train` ones (the norms `train_bn` keeps training) "
+         "was frozen by `freeze_to` (`FROZEN`, on the param) and still is. The mark survives what resets `frozen_idx` to 0, "
+         "`create_opt` (`learn.export()`, `fit(reset_opt=True)`, `load_learner`), and a param a user froze by hand is not one")
         if i < self._frozen_idx(): return True
         st,frozen = self.state,False
         for p in pg:  # an unfrozen group answers at its first trainable param
-            if p in st and st[p].get('force_train', False): continue
-            if p.requires_grad: return False
-            frozen = True
+            if not p.requires_grad and p.__dict__.get(FROZEN, False): frozen = True
+            elif not (p in st and st[p].get('force_train', False)): return False
         return frozen
+    def _set_require_grad(self, rg:bool, p, pg, state:dict, h):
+        "fastai's (`freeze_to` calls it for every param), and the param marked `FROZEN` when it freezes it"
+        super()._set_require_grad(rg, p, pg, state, h)
+        if p.requires_grad: p.__dict__.pop(FROZEN, None)
+        else: p.__dict__[FROZEN] = True
     def _group_lr(self, hyper): return _lr_at(hyper['lr'], hyper.get('anneal_step', 0), **self.anneal_cfg)
 
     @property
@@ -460,7 +467,8 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
         raise TypeError("annealed takes fastai-style params (tensors, or lists of them per group); for torch-style group dicts use "
                         "AdamAnneal, SGDAnneal or RMSPropAnneal")
     params,lr,kwargs = _fastai_params(params),_check_lr(lr),_check_hypers(kwargs, eps_zero_ok=True)
-    _check_lengths({'lr': lr, **kwargs}, len(params) if isinstance(params[0], list) else 1)
+    _check_lengths({k: v for k,v in {'lr': lr, **kwargs}.items() if k == 'lr' or k in _HYPER_CHECKS},  # its own arguments are its own
+                   len(params) if isinstance(params[0], list) else 1)
     # building it touches no param: its hypers are checked as it set them
     opt = opt_func(params, lr=lr, **kwargs)
     for h in getattr(getattr(opt, 'opt', opt), 'hypers', []):  # what it was given, a `partial`'s, its defaults
@@ -470,6 +478,7 @@ def _annealed_opt(params, lr=1e-3, *, opt_func, anneal_kwargs, **kwargs):
     if isinstance(opt, Lookahead):
         opt.opt = AnnealOptimizer.from_optimizer(opt.opt, **anneal_kwargs)
         opt.opt._outer = opt
+        opt._set_require_grad = opt.opt._set_require_grad  # its `freeze_to` marks what it freezes, as ours does
         opt.load_state_dict = partial(_lookahead_load, opt)  # fastai's takes `count` and `slow_weights` before the inner check
         return opt
     if type(opt) is not Optimizer:

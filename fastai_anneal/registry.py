@@ -157,8 +157,8 @@ _BUILTIN = (
         doc="Fit `self.model` with `n_cycles` warm restarts, growing by `cycle_mult` and decaying by `cycle_decay` "
             "(SGDR, arXiv 1608.03983)",
         fastai='fit_sgdr',
-        reference="timm `CosineLRScheduler`, torch `CosineAnnealingWarmRestarts` (one param group, or `div_final=inf`; and "
-                  "`pct_warmup=0`: ours is a prefix of the first cycle, not timm's `warmup_t`)",
+        reference="timm `CosineLRScheduler`; torch `CosineAnnealingWarmRestarts` for a whole `cycle_mult` and `cycle_decay=1` (both: "
+                  "one param group or `div_final=inf`, and `pct_warmup=0`: ours is a prefix of the first cycle, not timm's `warmup_t`)",
         budget="fit_sgdr_anneal(*sgdr_cycles(N), lr): sgdr's cycles, each a cosine from lr to lr/1e5",
         epoch_args=('n_cycles', 'cycle_len'), n_epoch_of=sgdr_n_epoch, for_epochs=_sgdr_epochs,
         examples=(dict(n_cycles=3, cycle_len=1, cycle_decay=0.5), dict(n_cycles=4, cycle_len=1, lr_max=3e-3, cycle_mult=1,

@@ -119,7 +119,8 @@ class LearnerSnapshot:
         self.opts = _optimizers(learn)
         params = {id(p): p for p in [*(t for m,kind,n,t,c in self.tensors if kind == '_parameters'), *_opt_params(self.opts)]}
         self.tensors += [(None, None, None, p, p.detach().clone()) for i,p in params.items() if i not in clones]
-        self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone()) for p in params.values()]
+        # a param's own attributes too: the mark `freeze_to` leaves (`optimizer.FROZEN`), what other libraries set on it
+        self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone(), dict(vars(p))) for p in params.values()]
         self.modes = [(m, m.training) for m in mods]
         self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
         self.attrs.update({k: vars(learn)[k] for k in _COUNTERS if k in vars(learn)})
@@ -127,7 +128,7 @@ class LearnerSnapshot:
         self.swapped = {k: getattr(learn, k) for k in ('loss_func', 'model') if hasattr(learn, k)}
         self.loaders = (learn.dls, learn.dls.loaders) if isinstance(getattr(learn.dls, 'loaders', None), list) else None
         self.hooks = [(d, dict(d)) for m in model.modules() for k,d in vars(m).items() if k.endswith('hooks') and isinstance(d, dict)]
-        memo = {id(o): o for o in self.opts + [p for p,_,_ in self.params]}
+        memo = {id(o): o for o in self.opts + [p[0] for p in self.params]}
         self.opt_states = [_snap_opt(o, memo) for o in self.opts]
         self.rng = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
@@ -151,7 +152,7 @@ class LearnerSnapshot:
             for m,kind,n,t,c in self.tensors:
                 if m is not None: getattr(m, kind)[n] = t  # a fit that swapped a tensor out gets the original object back
                 t.copy_(c)
-        for p,rg,g in self.params: p.requires_grad_(rg); p.grad = g
+        for p,rg,g,d in self.params: p.requires_grad_(rg); p.grad = g; vars(p).clear(); vars(p).update(d)
         for m,training in self.modes: m.training = training
         for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
         for k,v in self.attrs.items(): setattr(self.learn, k, v)

@@ -3,7 +3,8 @@ import copy, math, os, warnings
 from functools import partial
 import numpy as np, pytest, torch
 from torch import nn
-from fastai.basics import Learner, Callback, params, CrossEntropyLossFlat, accuracy
+from fastai.basics import Learner, Callback, DataLoaders, params, CrossEntropyLossFlat, accuracy
+from torch.utils.data import TensorDataset
 from fastai.callback.schedule import ParamScheduler, SchedCos, sched_exp
 from fastai.callback.fp16 import MixedPrecision
 from fastai.optimizer import (Optimizer, Lookahead, SGD, RMSProp, Adam, RAdam, QHAdam, Lamb, Larc, ranger, sgd_step,
@@ -161,6 +162,12 @@ def test_annealed_bad_opt_func():
     with pytest.raises(TypeError, match='needs an opt_func returning a fastai Optimizer'):
         annealed(lambda ps, lr: torch.optim.SGD(ps, lr=lr))(make_params(), lr=1e-3)
 
+def test_annealed_passes_the_opt_func_s_own_arguments():
+    "`annealed` checks the lengths of fastai's per-group hypers only: an opt_func's own tuple argument is its business"
+    def adam_betas(ps, lr, betas=(0.9, 0.99)): return Adam(ps, lr=lr, mom=betas[0], sqr_mom=betas[1])
+    opt = annealed(adam_betas)(make_params(), lr=1e-3, betas=(0.8, 0.9))
+    assert (opt.hypers[0]['mom'], opt.hypers[0]['sqr_mom']) == (0.8, 0.9)
+
 def test_from_optimizer_bad_args():
     with pytest.raises(TypeError, match=r"from_optimizer got unknown argument\(s\) \['anneal_rat'\]"):
         AnnealOptimizer.from_optimizer(RAdam(make_params(), lr=1e-3), anneal_rat=0.5)
@@ -186,7 +193,8 @@ def test_per_group_hyper_lists_as_fastai():
     assert [h['wd'] for h in opt.hypers] == [0., 0.1]
 
 @pytest.mark.parametrize('kw', [dict(wd=slice(1e-3, 1e-1)), dict(wd=slice(0.1)), dict(mom=np.array([0.9, 0.8])),
-                                dict(sqr_mom=slice(0.9, 0.99), eps=np.array([1e-5, 1e-6]))], ids=['wd_slice', 'wd_stop', 'mom_array', 'both'])
+                                dict(sqr_mom=slice(0.9, 0.99), eps=np.array([1e-5, 1e-6])), dict(eps=slice(0, 1e-5))],
+                         ids=['wd_slice', 'wd_stop', 'mom_array', 'both', 'zero_start'])  # a start of 0 is none, as fastai's
 @pytest.mark.parametrize('ours,theirs', [(AdamAnneal, Adam), (annealed(Adam), Adam)], ids=['AdamAnneal', 'annealed'])
 def test_per_group_hypers_as_slices_and_arrays_as_fastai(kw, ours, theirs):
     "A slice or a 1-d array for a hyper, as fastai's `set_hyper` spreads it over the groups (they were refused as 'not a real number')"
@@ -498,22 +506,48 @@ def test_freeze_keeps_body_clock_with_train_bn(dls):
     quiet_fit(learn, 'fit', 1, 1e-2)
     assert learn.opt.anneal_steps == [8, 16]
 
-@pytest.mark.parametrize('how', ['export', 'reset_opt', 'lookahead'])
+@pytest.mark.parametrize('how', ['export', 'load_learner', 'reset_opt', 'ranger_export'])
 def test_frozen_body_keeps_its_clock_when_frozen_idx_is_lost(dls, how, tmp_path):
-    ("A still-frozen body's clock stays put after what resets `frozen_idx` to 0 while the model stays frozen: `learn.export()` and "
-     "`fit(reset_opt=True)` (fastai's `create_opt`), and a `Lookahead` built by hand around us (it keeps `frozen_idx` itself). "
-     "The clock read `frozen_idx` only, and the body's batchnorms (`train_bn`) advanced it")
-    f = (lambda ps, lr: Lookahead(AdamAnneal(ps, lr=lr, anneal_rate=0.9))) if how == 'lookahead' else partial(AdamAnneal, anneal_rate=0.9)
+    ("A still-frozen body's clock stays put after what resets `frozen_idx` to 0 while the model stays frozen: `learn.export()`, "
+     "`load_learner` and `fit(reset_opt=True)` (fastai's `create_opt`), for `annealed(ranger)` too. The clock read `frozen_idx` only, "
+     "and the body's batchnorms (`train_bn`) advanced it; `freeze_to` now marks the params it freezes (`optimizer.FROZEN`)")
+    f = annealed(ranger, anneal_rate=0.9) if how == 'ranger_export' else partial(AdamAnneal, anneal_rate=0.9)
     learn = learner(dls, f, path=tmp_path)
     learn.freeze()
     quiet_fit(learn, 'fit', 1, 1e-2)
-    if how == 'export': learn.export('e.pkl')
+    if how in ('export', 'ranger_export', 'load_learner'): learn.export('e.pkl')
+    if how == 'load_learner':
+        from fastai.learner import load_learner
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            learn = load_learner(tmp_path/'e.pkl')
+        learn.dls = dls
     quiet_fit(learn, 'fit', 1, 1e-2, reset_opt=how == 'reset_opt')
     opt = getattr(learn.opt, 'opt', learn.opt)
-    assert not learn.model.body[0].weight.requires_grad and opt.anneal_steps == [0, 8 if how == 'reset_opt' else 16]
+    assert not learn.model.body[0].weight.requires_grad
+    assert opt.anneal_steps == [0, 8 if how in ('reset_opt', 'load_learner') else 16]  # load_learner: a new optimizer (export keeps none)
     learn.unfreeze()
     quiet_fit(learn, 'fit', 1, 1e-2)
     assert opt.anneal_steps[0] == 8  # unfrozen: the body's clock starts
+
+@pytest.mark.parametrize('how', ['embeddings', 'norms_only'])
+def test_params_frozen_by_hand_are_not_a_frozen_group(how):
+    ("Params a user turns off by hand, without `freeze_to`, leave the group's clock running while what is left of it trains (the "
+     "norms, which fastai's `train_bn` marks): a frozen embedding table beside its LayerNorm, a model whose norms alone train")
+    torch.manual_seed(0)
+    emb,ln,bn,head = nn.Embedding(10, 4),nn.LayerNorm(4),nn.BatchNorm1d(4),nn.Linear(4, 2)
+    class M(nn.Module):
+        def __init__(self): super().__init__(); self.emb,self.ln,self.bn,self.head = emb,ln,bn,head
+        def forward(self, x): return self.head(self.bn(self.ln(self.emb(x))))
+    x,y = torch.randint(0, 10, (64,)),torch.randint(0, 2, (64,))
+    dls = DataLoaders.from_dsets(TensorDataset(x, y), TensorDataset(x[:16], y[:16]), bs=16)
+    split = (lambda m: [params(m.emb) + params(m.ln), params(m.bn) + params(m.head)]) if how == 'embeddings' else params
+    learn = Learner(dls, M(), loss_func=CrossEntropyLossFlat(), opt_func=partial(AdamAnneal, anneal_rate=0.9), splitter=split)
+    learn.create_opt()
+    frozen = [emb.weight] if how == 'embeddings' else [emb.weight, head.weight, head.bias]
+    for p in frozen: p.requires_grad_(False)
+    quiet_fit(learn, 'fit', 1, 1e-2)
+    assert learn.opt.anneal_steps == [4]*len(learn.opt.param_lists)
 
 def test_lr_find_restores_clock(dls):
     learn = learner(dls, partial(AdamAnneal, anneal_rate=0.9))

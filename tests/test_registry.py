@@ -81,7 +81,8 @@ def _bad_calls(v):
     "`(kwargs, message)` that every variant must reject: each starts from its first example"
     ex,first = v.examples[0],v.epoch_args[0]
     n = v.n_epoch(**bind_call(v, _learner(), **ex)) if not v.two_phase else v.n_epoch(**{'freeze_epochs': 1, **ex})
-    rows = [({first: -1 if v.two_phase else 0}, f'{first} must be >= '),  # fine_tune_anneal(0): the frozen phase only, as fastai's ({first: 2.5}, f'{first} must be a whole number'),
+    # fine_tune_anneal(0) trains the frozen phase only, as fastai's fine_tune(0): -1 is its bad count
+    rows = [({first: -1 if v.two_phase else 0}, f'{first} must be >= '), ({first: 2.5}, f'{first} must be a whole number'),
             ({v.lr_arg: 0.}, rf'{v.lr_arg} must be in \(0, inf\)'), ({v.lr_arg: math.nan}, f'{v.lr_arg} must be a finite number'),
             ({'start_epoch': n}, r'start_epoch must be in \[0, '), ({'start_epoch': -1}, 'start_epoch must be >= 0'),
             ({'wd': -0.1}, r'wd must be in \[0, inf\)'), ({'cbs': [5]}, 'cbs must be fastai Callbacks'),

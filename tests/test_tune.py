@@ -987,3 +987,20 @@ def test_the_public_pieces_check_their_arguments():
     for lr,scale,msg in (('fast', 1., 'lr must be'), (1e-3, -1., 'scale'), ([0., 0.], 1., r'lr\[0\] must be')):
         with pytest.raises((ValueError, TypeError), match=msg): lr_scale_like(lr, scale)
     assert learn.opt is None
+
+class _TagsParams(Callback):
+    "Sets an attribute on every param at each fit, as libraries mark params (and as `freeze_to` marks those it froze)"
+    def before_fit(self):
+        for p in self.learn.model.parameters(): p._tagged = getattr(p, '_tagged', 0) + 1
+
+def test_params_own_attributes_come_back():
+    ("A param's attributes come back after `lr_find` and `lr_tune` (the mark `AnnealOptimizer.freeze_to` leaves on what it froze: a "
+     "trial of fine-tuning froze the body, and a restored unfrozen learner kept the mark)")
+    learn = _learner(groups=2, opt_func=partial(AdamAnneal, anneal_rate=0.9), cbs=_TagsParams())
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=5, show_plot=False)
+    learn.lr_tune(0, fit='fine_tune_anneal', freeze_epochs=2)
+    assert all(vars(p) == {} for p in learn.model.parameters()) and all(p.requires_grad for p in learn.model.parameters())
+    learn.freeze()
+    marked = {id(p) for p in learn.model.parameters() if vars(p)}
+    assert marked and learn.lr_tune(0, fit='fine_tune_anneal', freeze_epochs=2)
+    assert {id(p) for p in learn.model.parameters() if vars(p)} == marked
