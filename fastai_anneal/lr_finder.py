@@ -345,7 +345,8 @@ def lr_find(self:Learner,
     cbs_kept = _CallbacksKept(self, skip=Recorder)
     try:
         with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
-    except BaseException: snap.restore(swapped=True); cbs_kept.restore(); raise  # what callbacks swapped, and their state
+    except BaseException:  # what callbacks swapped, their state, and the Recorder's history of the last fit (it held the half sweep)
+        snap.restore(swapped=True); cbs_kept.restore(); kept.__exit__(None, None, None); raise
     finally: cb.restore()
     cbs_kept.restore_modules()
     if not cb.swept:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none

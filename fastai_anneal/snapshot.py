@@ -113,6 +113,13 @@ class LearnerSnapshot:
     def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
         self.learn,model = learn,learn.model
         mods = _modules(learn)  # and below, any other parameter the optimizers train
+        lazy = next((f"{type(m).__name__}.{n}" for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items()
+                     if isinstance(t, nn.parameter.UninitializedTensorMixin)), None)
+        if lazy is not None:  # torch cannot copy it, and the search's first batch would size it
+            raise ValueError(f"the model has a lazy module whose parameters are not sized yet ({lazy}): run one batch through it first, "
+                             f"e.g. `learn.model(learn.dls.one_batch()[0])`, before lr_find or lr='auto'")
+        # each module's own lists of parameters and buffers: a buffer a search registers, or fills where it was None, is taken back
+        self.slots = [(d, dict(d)) for m in mods for d in (m._parameters, m._buffers)]
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
                         for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
@@ -147,12 +154,27 @@ class LearnerSnapshot:
             if self.loaders is not None: self.loaders[0].loaders = self.loaders[1]
             for d,saved in self.hooks: d.clear(); d.update(saved)
         if self.restored: return
-        self.restored = True
+        self.restored,errors = True,[]
+        for f in (self._restore_tensors, self._restore_params, self._restore_rest):  # each runs, whatever an earlier one raised
+            try: f()
+            except Exception as e: errors.append(e)
+        self.tensors = self.params = self.opt_states = self.slots = None  # free the copies
+        if errors: raise errors[0]
+
+    def _restore_tensors(self):
+        for d,saved in self.slots:  # a fit that swapped a tensor out gets the original object back; one it added is dropped
+            if d.keys() != saved.keys() or any(d[k] is not v for k,v in saved.items()): d.clear(); d.update(saved)
         with torch.no_grad():
             for m,kind,n,t,c in self.tensors:
-                if m is not None: getattr(m, kind)[n] = t  # a fit that swapped a tensor out gets the original object back
-                t.copy_(c)
+                # a callback that converts the model for the fit (fastai's `ModelToHalf`) and never ran its undo (an interrupt): the
+                # storage itself comes back (copying into fp16 rounded the weights, then the fp32 grads were refused)
+                if (t.dtype, t.shape, t.device) != (c.dtype, c.shape, c.device): t.data = c
+                else: t.copy_(c)
+
+    def _restore_params(self):
         for p,rg,g,d in self.params: p.requires_grad_(rg); p.grad = g; vars(p).clear(); vars(p).update(d)
+
+    def _restore_rest(self):
         for m,training in self.modes: m.training = training
         for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
         for k,v in self.attrs.items(): setattr(self.learn, k, v)
@@ -163,7 +185,6 @@ class LearnerSnapshot:
             if attr == 'rng': dl.rng = st  # fastai's `DataLoader.randomize` replaces `rng` at every epoch
             else: _set_rng_state(dl, st)  # a sampler's generator
         for dl,order in self.orders: _set_order(dl, order)
-        self.tensors = self.params = self.opt_states = None  # free the copies
 
     def moved(self) -> float:
         "How far the trained parameters moved since the copy, relative to their size (L2 over all of them); 0 once restored"

@@ -610,3 +610,67 @@ def test_raw_losses_only_for_an_uneven_sweep():
         assert cb.raw_losses is None and not cb.swept
         with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=cb)
         assert cb.swept and (cb.raw_losses is None if n is None else 2 <= len(cb.raw_losses) <= n), cb.raw_losses  # fewer: diverged
+
+# ---------------------------------------------------------------- what a sweep changes besides the values (nineteenth session's review)
+def _learner_with(model, **kw):
+    "`model` on MNIST-1D (10 batches of 400), one param group"
+    set_seed(0)
+    return Learner(mnist1d_dls(bs=400), model, loss_func=CrossEntropyLossFlat(), **kw)
+
+class _HalfIO(Callback):
+    "The batch in fp16 and the predictions back in fp32, as fastai's `NonNativeMixedPrecision` does (it asserts a GPU)"
+    order = 10
+    def before_batch(self): self.learn.xb = tuple(x.half() for x in self.xb)
+    def after_pred(self): self.learn.pred = self.pred.float()
+
+@pytest.mark.parametrize('search', ['lr_find', 'lr_tune'])
+def test_interrupted_with_a_model_converted_for_the_fit(search):
+    ("fastai's `ModelToHalf` converts the model to fp16 for the fit and back in `after_fit`, which an interrupt skips: the restore "
+     "copied fp32 values into fp16 storage, then failed on the fp32 grads, and that error replaced the user's KeyboardInterrupt "
+     "and left the grads, modes, optimizer and RNGs as the sweep left them")
+    from fastai.callback.fp16 import ModelToHalf
+    learn = _learner_with(nn.Sequential(nn.Flatten(), nn.Linear(40, 16), nn.ReLU(), nn.Linear(16, 10)), cbs=[ModelToHalf(), _HalfIO()])
+    _pretrain(learn)
+    learn.model[1].weight.grad = torch.randn_like(learn.model[1].weight)
+    before = learner_state(learn)
+    learn.add_cb(_Fault('after_batch', 3, KeyboardInterrupt()))
+    with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt):
+        learn.lr_find(num_it=10, show_plot=False) if search == 'lr_find' else learn.lr_tune(4)
+    assert next(learn.model.parameters()).dtype == torch.float32
+    assert_restored(before, learner_state(learn))
+
+def test_interrupted_sweep_gives_the_recorder_back():
+    "An interrupted `lr_find` leaves the last fit's history in the Recorder (it held the half sweep), as `lr_tune` does"
+    learn = _learner()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    values,lrs = learn.recorder.values,learn.recorder.lrs
+    learn.add_cb(_Fault('after_batch', 3, KeyboardInterrupt()))
+    with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt): learn.lr_find(num_it=10, show_plot=False)
+    assert learn.recorder.values is values and learn.recorder.lrs is lrs and len(values) == 1
+
+class _FillsBuffers(nn.Module):
+    "A buffer registered as None and filled by a training forward, and one registered by the forward itself"
+    def __init__(self):
+        super().__init__(); self.lin = nn.Linear(40, 10); self.register_buffer('seen', None)
+    def forward(self, x):
+        if self.training:
+            self.seen = x.detach().mean(0)
+            if not hasattr(self, 'extra'): self.register_buffer('extra', torch.ones(1))
+        return self.lin(x.flatten(1))
+
+def test_buffers_a_sweep_adds_are_taken_back():
+    "A buffer the sweep filled where it was None, or registered, is taken back: the model's `state_dict` keys are as before"
+    learn = _learner_with(_FillsBuffers())
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=5, show_plot=False)
+    assert learn.model.seen is None and 'extra' not in learn.model._buffers
+    learn.lr_tune(4)
+    assert learn.model.seen is None and list(learn.model.state_dict()) == ['lin.weight', 'lin.bias']
+
+def test_a_lazy_module_not_sized_yet_is_refused_with_what_to_do():
+    "A lazy module's parameters cannot be copied before a first batch sizes them: a clear error, the learner untouched"
+    learn = _learner_with(nn.Sequential(nn.Flatten(), nn.LazyLinear(10)))
+    for f in (lambda: learn.lr_find(show_plot=False), lambda: learn.lr_tune(4), lambda: learn.fit_cos_anneal(4, 'auto')):
+        with pytest.raises(ValueError, match=r"lazy module whose parameters are not sized yet \(LazyLinear.weight\): run one batch"): f()
+    assert learn.opt is None
+    learn.model(learn.dls.one_batch()[0])
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=5, show_plot=False)
