@@ -50,8 +50,9 @@ class _StopAt(Callback):
 class _Fault(Callback):
     "Raise `exc` at `event` of sweep batch `at`"
     order = 55
-    def __init__(self, event, at, exc): store_attr(); self.i = -1
+    def __init__(self, event, at, exc, seen=None): store_attr(); self.i = -1
     def _maybe(self, event):
+        if self.seen is not None: self.seen.append((self.i, event))  # outside the callback: a restore gives callbacks their state back
         if event == self.event and self.i == self.at: raise self.exc
     def before_batch(self): self.i += 1; self._maybe('before_batch')
     def after_pred(self):   self._maybe('after_pred')
@@ -232,12 +233,15 @@ def test_interrupt_at_any_batch(exc):
     "Every event of every batch of a 12-batch sweep with FASTAI_ANNEAL_FULL=1, three batches otherwise; one learner throughout"
     learn = _learner()
     learn.freeze(); _pretrain(learn)
-    before = learner_state(learn)
+    before,history = learner_state(learn),learn.recorder.values
     for event in ('before_batch', 'after_pred', 'after_loss', 'before_step', 'after_step', 'after_batch'):
         for i in (range(12) if FULL else (1, 6, 11)):
-            fault = _Fault(event, i, exc('boom'))
+            seen = []
+            fault = _Fault(event, i, exc('boom'), seen)
             with learn.no_bar(), learn.added_cbs(fault), pytest.raises(exc): learn.lr_find(1e-5, 1e-1, num_it=12, show_plot=False)
-            test_eq(len(learn.recorder.lrs), i + (event == 'after_batch'))
+            test_eq(seen[-1], (i, event))                       # the sweep reached batch `i`...
+            test_eq(sum(e == 'after_step' for _,e in seen), i + (event in ('after_step', 'after_batch')))  # ...stepping `i` times before it
+            test_is(learn.recorder.values, history)             # the Recorder holds the last fit's history again, not the half sweep
             assert_restored(before, learner_state(learn))
 
 def test_callback_alone_restores_after_interrupt():
