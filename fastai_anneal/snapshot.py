@@ -97,6 +97,15 @@ def _opt_params(opts:list) -> list:
         res += [p for g in groups for p in g if isinstance(p, torch.Tensor)]
     return res
 
+def run_all(*fs):
+    ("Call each of `fs`, whatever an earlier one raised (a second KeyboardInterrupt too), then raise the first error: a restore is "
+     "never left half done")
+    errors = []
+    for f in fs:
+        try: f()
+        except BaseException as e: errors.append(e)
+    if errors: raise errors[0]
+
 def _modules(learn) -> list:
     "The modules of the model and of a loss that is a module (a learnable temperature or log-variance), each once"
     return list({id(m): m for o in (learn.model, learn.loss_func) if isinstance(o, nn.Module) for m in o.modules()}.values())
@@ -148,18 +157,17 @@ class LearnerSnapshot:
     def restore(self, swapped:bool=False):
         ("Put everything back, bit for bit, once; with `swapped` (after an exception: callbacks' `after_fit` may not have run) also "
          "the objects and hooks callbacks swap for a fit, even after a first `restore()`")
-        if swapped and not self.swaps_restored:
-            self.swaps_restored = True
-            for k,v in self.swapped.items(): setattr(self.learn, k, v)
-            if self.loaders is not None: self.loaders[0].loaders = self.loaders[1]
-            for d,saved in self.hooks: d.clear(); d.update(saved)
-        if self.restored: return
-        self.restored,errors = True,[]
-        for f in (self._restore_tensors, self._restore_params, self._restore_rest):  # each runs, whatever an earlier one raised
-            try: f()
-            except Exception as e: errors.append(e)
-        self.tensors = self.params = self.opt_states = self.slots = None  # free the copies
-        if errors: raise errors[0]
+        fs = []
+        if swapped and not self.swaps_restored: self.swaps_restored = True; fs.append(self._restore_swaps)
+        if not self.restored: self.restored = True; fs += [self._restore_tensors, self._restore_params, self._restore_rest]
+        try: run_all(*fs)
+        finally:
+            if self.restored: self.tensors = self.params = self.opt_states = self.slots = None  # free the copies
+
+    def _restore_swaps(self):
+        for k,v in self.swapped.items(): setattr(self.learn, k, v)
+        if self.loaders is not None: self.loaders[0].loaders = self.loaders[1]
+        for d,saved in self.hooks: d.clear(); d.update(saved)
 
     def _restore_tensors(self):
         for d,saved in self.slots:  # a fit that swapped a tensor out gets the original object back; one it added is dropped
@@ -167,12 +175,14 @@ class LearnerSnapshot:
         with torch.no_grad():
             for m,kind,n,t,c in self.tensors:
                 # a callback that converts the model for the fit (fastai's `ModelToHalf`) and never ran its undo (an interrupt): the
-                # storage itself comes back (copying into fp16 rounded the weights, then the fp32 grads were refused)
-                if (t.dtype, t.shape, t.device) != (c.dtype, c.shape, c.device): t.data = c
+                # storage itself comes back (copying into fp16 rounded the weights, then the fp32 grads were refused). On the device
+                # the fit put it on, as fastai's: its `TrainEvalCallback` moves the model to the loaders' device for every fit
+                if (t.dtype, t.shape) != (c.dtype, c.shape): t.data = c.to(t.device)
                 else: t.copy_(c)
 
     def _restore_params(self):
-        for p,rg,g,d in self.params: p.requires_grad_(rg); p.grad = g; vars(p).clear(); vars(p).update(d)
+        for p,rg,g,d in self.params:
+            p.requires_grad_(rg); p.grad = None if g is None else g.to(p.device); vars(p).clear(); vars(p).update(d)
 
     def _restore_rest(self):
         for m,training in self.modes: m.training = training

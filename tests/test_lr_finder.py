@@ -678,3 +678,21 @@ def test_a_lazy_module_not_sized_yet_is_refused_with_what_to_do():
     assert learn.opt is None
     learn.model(learn.dls.one_batch()[0])
     with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=5, show_plot=False)
+
+def test_a_second_interrupt_during_the_restore_leaves_no_part_undone(monkeypatch):
+    ("A KeyboardInterrupt while the snapshot puts the weights back (a user pressing Ctrl-C twice) stops that part only: the params' "
+     "flags and grads, the optimizer, the modes, the RNGs, the callbacks and the Recorder come back, and an interrupt reaches the caller")
+    learn = _learner()
+    _pretrain(learn)
+    before,history = learner_state(learn),learn.recorder.values
+    twice,orig = [],LearnerSnapshot._restore_tensors
+    def copy_then_interrupt(self):  # the weights come back, then the second Ctrl-C
+        orig(self); twice.append(1); raise KeyboardInterrupt('again')
+    monkeypatch.setattr(LearnerSnapshot, '_restore_tensors', copy_then_interrupt)
+    learn.add_cb(_Fault('after_step', 3, KeyboardInterrupt('first')))
+    with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt): learn.lr_find(num_it=10, show_plot=False)
+    monkeypatch.undo()
+    test_eq(twice, [1])
+    learn.remove_cb(learn.cbs.filter(lambda c: isinstance(c, _Fault))[0])
+    test_is(learn.recorder.values, history)
+    assert_restored(before, learner_state(learn))
