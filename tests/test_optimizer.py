@@ -11,6 +11,7 @@ from fastai.optimizer import (Optimizer, Lookahead, SGD, RMSProp, Adam, RAdam, Q
                               weight_decay)
 from fastai_anneal.all import *  # the fit variants and the project's `lr_find`
 from fastai_anneal.optimizer import *
+from fastai_anneal.optimizer import FROZEN
 from fastai_anneal._multi_tensor import KERNELS
 from conftest import quiet_fit, CountSteps
 _FUSED_DEVICES = KERNELS.fused_devices
@@ -529,6 +530,23 @@ def test_frozen_body_keeps_its_clock_when_frozen_idx_is_lost(dls, how, tmp_path)
     learn.unfreeze()
     quiet_fit(learn, 'fit', 1, 1e-2)
     assert opt.anneal_steps[0] == 8  # unfrozen: the body's clock starts
+
+@pytest.mark.parametrize('first', ['fastai_adam', 'torch_adamw'])
+def test_frozen_with_another_optimizer_then_annealed(dls, first):
+    ("A learner frozen while it had fastai's own optimizer or a torch one, then given an `AdamAnneal`: only an annealing optimizer "
+     "marks what it freezes (the package patches no fastai name but `lr_find`), so the documented way is to freeze again once the "
+     "annealing optimizer is there; the frozen body then keeps its clock still, and unfreezing leaves no mark")
+    from fastai.optimizer import OptimWrapper
+    learn = learner(dls, Adam if first == 'fastai_adam' else partial(OptimWrapper, opt=torch.optim.AdamW))
+    learn.freeze()
+    learn.opt_func = partial(AdamAnneal, anneal_rate=0.9)
+    learn.create_opt(); learn.freeze()
+    quiet_fit(learn, 'fit', 1, 1e-2)
+    assert learn.opt.anneal_steps == [0, 8]
+    learn.unfreeze()
+    quiet_fit(learn, 'fit', 1, 1e-2)
+    assert learn.opt.anneal_steps == [8, 16]
+    assert not any(FROZEN in vars(p) for p in learn.model.parameters())
 
 @pytest.mark.parametrize('how', ['embeddings', 'norms_only'])
 def test_params_frozen_by_hand_are_not_a_frozen_group(how):
