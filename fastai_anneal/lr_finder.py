@@ -93,7 +93,13 @@ class AnnealLRFinder(ParamScheduler):
             self._range(_n_groups(learn))
             if self._snapshot is None and _in_fit(learn):
                 self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True, _fresh=True)
-        elif self.learn is not None: self.restore()
+        elif (old := self.learn) is not None:
+            try: self.restore()
+            except BaseException:  # fastai's `remove_cb` stops at the raise: detach here, or the learner's next fit would be a sweep
+                self.__dict__['_learner'] = None
+                if vars(old).get(self.name) is self: delattr(old, self.name)
+                if self in old.cbs: old.cbs.remove(self)
+                raise
         self.__dict__['_learner'] = learn
 
     def restore(self):

@@ -1,6 +1,6 @@
 "`LearnerSnapshot`: run anything on a `Learner`, then give it back bit for bit (the LR finder and the lr tuner share it)."
 from __future__ import annotations
-import copy, math, random, warnings
+import copy, math, random, signal, threading, warnings
 import numpy as np, torch
 from torch import nn
 from fastai.optimizer import _BaseOptimizer
@@ -98,13 +98,32 @@ def _opt_params(opts:list) -> list:
     return res
 
 def run_all(*fs):
-    ("Call each of `fs`, whatever an earlier one raised (a second KeyboardInterrupt too), then raise the first error: a restore is "
-     "never left half done")
+    "Call each of `fs`, whatever an earlier one raised, then raise the first error: a restore is never left half done"
     errors = []
     for f in fs:
         try: f()
         except BaseException as e: errors.append(e)
     if errors: raise errors[0]
+
+def _each(f, items):
+    "`f(*item)` for every item, whatever an earlier one raised (`run_all`)"
+    run_all(*(lambda it=it: f(*it) for it in items))
+
+class sigint_held:
+    ("Hold Ctrl-C while the block runs and deliver it after, as the handler in place would have: a restore a second Ctrl-C "
+     "would stop halfway (weights back, grads and optimizer not) runs to its end. Main thread only, where Python takes signals")
+    def __enter__(self):
+        self.old,self.hit = None,False
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not None:
+            self.old = signal.signal(signal.SIGINT, self._hold)
+        return self
+    def _hold(self, signum, frame): self.hit = True
+    def __exit__(self, exc_type, *exc):
+        if self.old is None: return
+        signal.signal(signal.SIGINT, self.old)
+        if not self.hit or exc_type is not None: return  # an error already ends the block: it reaches the caller
+        if callable(self.old): self.old(signal.SIGINT, None)  # Python's default raises KeyboardInterrupt here
+        elif self.old == signal.SIG_DFL: signal.raise_signal(signal.SIGINT)
 
 def _modules(learn) -> list:
     "The modules of the model and of a loss that is a module (a learnable temperature or log-variance), each once"
@@ -157,12 +176,13 @@ class LearnerSnapshot:
     def restore(self, swapped:bool=False):
         ("Put everything back, bit for bit, once; with `swapped` (after an exception: callbacks' `after_fit` may not have run) also "
          "the objects and hooks callbacks swap for a fit, even after a first `restore()`")
-        fs = []
-        if swapped and not self.swaps_restored: self.swaps_restored = True; fs.append(self._restore_swaps)
-        if not self.restored: self.restored = True; fs += [self._restore_tensors, self._restore_params, self._restore_rest]
-        try: run_all(*fs)
-        finally:
-            if self.restored: self.tensors = self.params = self.opt_states = self.slots = None  # free the copies
+        with sigint_held():
+            fs = []
+            if swapped and not self.swaps_restored: self.swaps_restored = True; fs.append(self._restore_swaps)
+            if not self.restored: self.restored = True; fs += [self._restore_tensors, self._restore_params, self._restore_rest]
+            try: run_all(*fs)
+            finally:
+                if self.restored: self.tensors = self.params = self.opt_states = self.slots = None  # free the copies
 
     def _restore_swaps(self):
         for k,v in self.swapped.items(): setattr(self.learn, k, v)
@@ -173,16 +193,22 @@ class LearnerSnapshot:
         for d,saved in self.slots:  # a fit that swapped a tensor out gets the original object back; one it added is dropped
             if d.keys() != saved.keys() or any(d[k] is not v for k,v in saved.items()): d.clear(); d.update(saved)
         with torch.no_grad():
-            for m,kind,n,t,c in self.tensors:
-                # a callback that converts the model for the fit (fastai's `ModelToHalf`) and never ran its undo (an interrupt): the
-                # storage itself comes back (copying into fp16 rounded the weights, then the fp32 grads were refused). On the device
-                # the fit put it on, as fastai's: its `TrainEvalCallback` moves the model to the loaders' device for every fit
-                if (t.dtype, t.shape) != (c.dtype, c.shape): t.data = c.to(t.device)
-                else: t.copy_(c)
+            _each(self._restore_tensor, self.tensors)
+
+    @staticmethod
+    def _restore_tensor(m, kind, n, t, c):
+        # a callback that converts the model for the fit (fastai's `ModelToHalf`) and never ran its undo (an interrupt): the
+        # storage itself comes back (copying into fp16 rounded the weights, then the fp32 grads were refused). On the device
+        # the fit put it on, as fastai's: its `TrainEvalCallback` moves the model to the loaders' device for every fit
+        if (t.dtype, t.shape) != (c.dtype, c.shape): t.data = c.to(t.device)
+        else: t.copy_(c)
 
     def _restore_params(self):
-        for p,rg,g,d in self.params:
-            p.requires_grad_(rg); p.grad = None if g is None else g.to(p.device); vars(p).clear(); vars(p).update(d)
+        _each(self._restore_param, self.params)
+
+    @staticmethod
+    def _restore_param(p, rg, g, d):
+        p.requires_grad_(rg); p.grad = None if g is None else g.to(p.device); vars(p).clear(); vars(p).update(d)
 
     def _restore_rest(self):
         for m,training in self.modes: m.training = training
@@ -199,10 +225,12 @@ class LearnerSnapshot:
     def moved(self) -> float:
         "How far the trained parameters moved since the copy, relative to their size (L2 over all of them); 0 once restored"
         if self.tensors is None: return 0.
-        ps = [(t, c) for m,kind,n,t,c in self.tensors if kind in ('_parameters', None) and t.is_floating_point()]
+        # a copy taken before the fit moved its tensor to the loaders' device (fastai's `TrainEvalCallback`) is compared there
+        ps = [(t, c if c.device == t.device else c.to(t.device)) for m,kind,n,t,c in self.tensors
+              if kind in ('_parameters', None) and t.is_floating_point() and t.shape == c.shape]
         def total(f):  # one sum per device, one host sync each
             per = {}
-            for t,c in ps: per[c.device] = per.get(c.device, 0.) + f(t, c)
+            for t,c in ps: per[t.device] = per.get(t.device, 0.) + f(t, c)
             return sum(float(v) for v in per.values())
         with torch.no_grad():
             d = total(lambda t,c: (t.detach().float() - c.float()).pow(2).sum())

@@ -1,5 +1,5 @@
 "`AnnealLRFinder` and `Learner.lr_find`: fastai parity bit for bit, in-memory restore after every way a sweep can end, RNGs, per-group lrs, bad input, degenerate suggestions."
-import inspect, math, os, random, re, warnings
+import inspect, math, os, random, re, signal, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, pytest, torch
@@ -13,6 +13,7 @@ from fastai.test_utils import synth_learner
 from fastai_anneal.all import *
 from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
 from fastai_anneal.optimizer import AdamAnneal
+from fastai_anneal.snapshot import LearnerSnapshot
 from conftest import RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
@@ -680,19 +681,74 @@ def test_a_lazy_module_not_sized_yet_is_refused_with_what_to_do():
     with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=5, show_plot=False)
 
 def test_a_second_interrupt_during_the_restore_leaves_no_part_undone(monkeypatch):
-    ("A KeyboardInterrupt while the snapshot puts the weights back (a user pressing Ctrl-C twice) stops that part only: the params' "
-     "flags and grads, the optimizer, the modes, the RNGs, the callbacks and the Recorder come back, and an interrupt reaches the caller")
+    ("A Ctrl-C while the snapshot puts the weights back (a user pressing it twice) is held until the restore ends, then reaches the "
+     "caller: the params' flags and grads, the optimizer, the modes, the RNGs and the Recorder all come back (the restore stopped "
+     "where the signal landed)")
     learn = _learner()
     _pretrain(learn)
+    learn.model[0].weight.grad = torch.randn_like(learn.model[0].weight)
     before,history = learner_state(learn),learn.recorder.values
-    twice,orig = [],LearnerSnapshot._restore_tensors
-    def copy_then_interrupt(self):  # the weights come back, then the second Ctrl-C
-        orig(self); twice.append(1); raise KeyboardInterrupt('again')
-    monkeypatch.setattr(LearnerSnapshot, '_restore_tensors', copy_then_interrupt)
-    learn.add_cb(_Fault('after_step', 3, KeyboardInterrupt('first')))
-    with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt): learn.lr_find(num_it=10, show_plot=False)
-    monkeypatch.undo()
-    test_eq(twice, [1])
-    learn.remove_cb(learn.cbs.filter(lambda c: isinstance(c, _Fault))[0])
+    n,orig = [],LearnerSnapshot._restore_tensor
+    def signal_at_second(*a):  # the signal lands while the second tensor is put back
+        n.append(1)
+        if len(n) == 2: signal.raise_signal(signal.SIGINT)
+        orig(*a)
+    fault = _Fault('after_step', 3, RuntimeError('first'))
+    with learn.no_bar(), learn.no_logging(), learn.added_cbs(fault), pytest.raises(KeyboardInterrupt):
+        with monkeypatch.context() as m:
+            m.setattr(LearnerSnapshot, '_restore_tensor', staticmethod(signal_at_second))
+            learn.lr_find(num_it=10, show_plot=False)
+    assert len(n) > 2  # the copies went on after the signal
     test_is(learn.recorder.values, history)
     assert_restored(before, learner_state(learn))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+@pytest.mark.parametrize('part', ['_restore_swaps', 'cbs'])
+def test_an_error_in_lr_finds_cleanup_leaves_no_part_undone(monkeypatch, part):
+    ("After an interrupt `lr_find` puts back what callbacks swapped, the callbacks' state and the Recorder: an error in one of them "
+     "(a second interrupt) leaves the others done and reaches the caller")
+    from fastai_anneal.snapshot import _CallbacksKept
+    learn = _learner()
+    _pretrain(learn)
+    history,fault = learn.recorder.values,_Fault('after_step', 3, KeyboardInterrupt('first'))
+    def again(self): raise KeyboardInterrupt('again')
+    if part == 'cbs': monkeypatch.setattr(_CallbacksKept, 'restore', again)
+    else: monkeypatch.setattr(LearnerSnapshot, part, again)
+    with learn.no_bar(), learn.no_logging(), learn.added_cbs(fault), pytest.raises(KeyboardInterrupt, match='again'):
+        learn.lr_find(num_it=10, show_plot=False)
+    monkeypatch.undo()
+    test_is(learn.recorder.values, history)
+    test_eq(fault.i, 3 if part == 'cbs' else -1)  # the callbacks' state came back unless its own restore failed
+
+def test_a_finder_whose_restore_fails_leaves_the_learner(monkeypatch):
+    ("`fit(cbs=AnnealLRFinder())` whose restore raises (a second Ctrl-C, an error): fastai's `remove_cb` stops at the raise, and "
+     "the finder stayed on the learner, so its next `fit` ran a range test and threw its training away")
+    learn = _learner()
+    _pretrain(learn)
+    monkeypatch.setattr(LearnerSnapshot, '_restore_rest', lambda self: _raise(RuntimeError('restore failed')))
+    with learn.no_bar(), learn.no_logging(), pytest.raises(RuntimeError, match='restore failed'):
+        learn.fit(1, cbs=[_Fault('after_step', 3, KeyboardInterrupt('first')), AnnealLRFinder(num_it=10)])  # the finder removed last
+    monkeypatch.undo()
+    assert not any(isinstance(c, (AnnealLRFinder, _Fault)) for c in learn.cbs) and not hasattr(learn, 'lr_finder')
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    test_eq(learn.recorder.lrs, [1e-3]*len(learn.dls.train))
+
+def _raise(e): raise e
+
+def test_an_error_at_one_tensor_leaves_the_others_restored(monkeypatch):
+    "A restore that fails at one tensor (or param) goes on with the others, then raises that error"
+    learn = _learner()
+    _pretrain(learn)
+    before = learner_state(learn)
+    first = learn.model[0].weight
+    orig = LearnerSnapshot._restore_tensor
+    def fails_at_first(m, kind, n, t, c):
+        if t is first: raise RuntimeError('this tensor')
+        orig(m, kind, n, t, c)
+    monkeypatch.setattr(LearnerSnapshot, '_restore_tensor', staticmethod(fails_at_first))
+    with learn.no_bar(), learn.no_logging(), pytest.raises(RuntimeError, match='this tensor'): learn.lr_find(num_it=10, show_plot=False)
+    monkeypatch.undo()
+    after = learner_state(learn)
+    test_eq({k for k,v in after['tensors'].items() if not torch.equal(v, before['tensors'][k])}, {'0.weight'})  # the sweep's, left
+    after['tensors']['0.weight'] = before['tensors']['0.weight']
+    assert_restored(before, after)  # the rest as it was
