@@ -14,7 +14,7 @@ from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp
 from .schedules import get_anneal, sched_sqrt, sched_poly
 from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs, finite_from
 from ._groups import n_groups as _n_groups, train_batches, agree, agree_len
-from .snapshot import LearnerSnapshot, run_all, _csv_loggers_aside, _RecorderKept, _CallbacksKept
+from .snapshot import LearnerSnapshot, run_all, sigint_held, _csv_loggers_aside, _RecorderKept, _CallbacksKept
 
 __all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
 
@@ -94,12 +94,17 @@ class AnnealLRFinder(ParamScheduler):
             if self._snapshot is None and _in_fit(learn):
                 self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True, _fresh=True)
         elif (old := self.learn) is not None:
+            inflight = sys.exc_info()[1]  # an error the fit ends on: fastai removes its callbacks in a `finally`
             try: self.restore()
-            except BaseException:  # fastai's `remove_cb` stops at the raise: detach here, or the learner's next fit would be a sweep
-                self.__dict__['_learner'] = None
-                if vars(old).get(self.name) is self: delattr(old, self.name)
-                if self in old.cbs: old.cbs.remove(self)
-                raise
+            except BaseException as e:  # fastai's `remove_cb(s)` stops at a raise: the finder and the fit's later callbacks stay
+                if inflight is None or not isinstance(e, Exception):  # alone, or a Ctrl-C: it goes on
+                    self.__dict__['_learner'] = None  # detach, or the learner's next fit would be a sweep
+                    if vars(old).get(self.name) is self: delattr(old, self.name)
+                    if self in old.cbs: old.cbs.remove(self)
+                    raise
+                # else the fit's own error goes on, and fastai's `remove_cbs` detaches every callback
+                inflight.add_note(f"AnnealLRFinder: restoring the learner also failed: {e!r}")
+                warnings.warn(f"AnnealLRFinder: restoring the learner failed ({e!r}) while the fit ended on {inflight!r}")
         self.__dict__['_learner'] = learn
 
     def restore(self):
@@ -352,7 +357,8 @@ def lr_find(self:Learner,
     try:
         with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     except BaseException:  # what callbacks swapped, their state, and the Recorder's history of the last fit (it held the half sweep)
-        run_all(partial(snap.restore, swapped=True), cbs_kept.restore, partial(kept.__exit__, None, None, None)); raise
+        with sigint_held(): run_all(partial(snap.restore, swapped=True), cbs_kept.restore, partial(kept.__exit__, None, None, None))
+        raise
     finally: cb.restore()
     cbs_kept.restore_modules()
     if not cb.swept:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none

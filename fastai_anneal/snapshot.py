@@ -97,17 +97,23 @@ def _opt_params(opts:list) -> list:
         res += [p for g in groups for p in g if isinstance(p, torch.Tensor)]
     return res
 
-def run_all(*fs):
-    "Call each of `fs`, whatever an earlier one raised, then raise the first error: a restore is never left half done"
-    errors = []
-    for f in fs:
-        try: f()
-        except BaseException as e: errors.append(e)
-    if errors: raise errors[0]
-
 def _each(f, items):
-    "`f(*item)` for every item, whatever an earlier one raised (`run_all`)"
-    run_all(*(lambda it=it: f(*it) for it in items))
+    ("`f(*item)` for every item, whatever an earlier one raised, then raise the first error with a note counting the others: a "
+     "restore is never left half done")
+    first,more = None,[]
+    for it in items:
+        try: f(*it)
+        except BaseException as e:
+            if first is None: first = e
+            else: more.append(repr(e))  # not the error: its traceback would keep the copy it restored alive
+    items = it = None  # the error's traceback holds this frame: not the copies, which `restore` frees
+    if first is None: return
+    if more: first.add_note(f"and {len(more)} more error(s) while restoring: {'; '.join(more[:3])}")
+    raise first
+
+def run_all(*fs):
+    "Call each of `fs` (`_each`): every part of a restore runs whatever an earlier one raised"
+    _each(lambda g: g(), ((g,) for g in fs))
 
 class sigint_held:
     ("Hold Ctrl-C while the block runs and deliver it after, as the handler in place would have: a restore a second Ctrl-C "
@@ -118,10 +124,11 @@ class sigint_held:
             self.old = signal.signal(signal.SIGINT, self._hold)
         return self
     def _hold(self, signum, frame): self.hit = True
-    def __exit__(self, exc_type, *exc):
+    def __exit__(self, *exc):
         if self.old is None: return
         signal.signal(signal.SIGINT, self.old)
-        if not self.hit or exc_type is not None: return  # an error already ends the block: it reaches the caller
+        if not self.hit: return
+        # delivered even when the block raised (the error is then the KeyboardInterrupt's context): the user asked to stop
         if callable(self.old): self.old(signal.SIGINT, None)  # Python's default raises KeyboardInterrupt here
         elif self.old == signal.SIG_DFL: signal.raise_signal(signal.SIGINT)
 
@@ -226,11 +233,10 @@ class LearnerSnapshot:
         "How far the trained parameters moved since the copy, relative to their size (L2 over all of them); 0 once restored"
         if self.tensors is None: return 0.
         # a copy taken before the fit moved its tensor to the loaders' device (fastai's `TrainEvalCallback`) is compared there
-        ps = [(t, c if c.device == t.device else c.to(t.device)) for m,kind,n,t,c in self.tensors
-              if kind in ('_parameters', None) and t.is_floating_point() and t.shape == c.shape]
-        def total(f):  # one sum per device, one host sync each
+        ps = [(t, c) for m,kind,n,t,c in self.tensors if kind in ('_parameters', None) and t.is_floating_point() and t.shape == c.shape]
+        def total(f):  # one sum per device, one host sync each; a copy moved one tensor at a time
             per = {}
-            for t,c in ps: per[t.device] = per.get(t.device, 0.) + f(t, c)
+            for t,c in ps: per[t.device] = per.get(t.device, 0.) + f(t, c if c.device == t.device else c.to(t.device))
             return sum(float(v) for v in per.values())
         with torch.no_grad():
             d = total(lambda t,c: (t.detach().float() - c.float()).pow(2).sum())

@@ -720,15 +720,27 @@ def test_an_error_in_lr_finds_cleanup_leaves_no_part_undone(monkeypatch, part):
     test_is(learn.recorder.values, history)
     test_eq(fault.i, 3 if part == 'cbs' else -1)  # the callbacks' state came back unless its own restore failed
 
-def test_a_finder_whose_restore_fails_leaves_the_learner(monkeypatch):
-    ("`fit(cbs=AnnealLRFinder())` whose restore raises (a second Ctrl-C, an error): fastai's `remove_cb` stops at the raise, and "
-     "the finder stayed on the learner, so its next `fit` ran a range test and threw its training away")
+@pytest.mark.parametrize('ends', ['well', 'on_error'])
+def test_a_finder_whose_restore_fails_leaves_the_learner(monkeypatch, ends):
+    ("`fit(cbs=AnnealLRFinder())` whose restore raises (an error, a second Ctrl-C): fastai's `remove_cbs` stops at the raise, and "
+     "the finder stayed on the learner, so its next `fit` ran a range test and threw its training away. A fit that ends well gets "
+     "the restore's error, the finder detached; one that ends on its own error keeps it, the restore's noted on it and warned, "
+     "and fastai detaches every callback of the fit")
     learn = _learner()
     _pretrain(learn)
     monkeypatch.setattr(LearnerSnapshot, '_restore_rest', lambda self: _raise(RuntimeError('restore failed')))
-    with learn.no_bar(), learn.no_logging(), pytest.raises(RuntimeError, match='restore failed'):
-        learn.fit(1, cbs=[_Fault('after_step', 3, KeyboardInterrupt('first')), AnnealLRFinder(num_it=10)])  # the finder removed last
+    cbs = [AnnealLRFinder(num_it=10), _Fault('after_step', 3, RuntimeError('the fit failed'))]
+    if ends == 'well': cbs = cbs[:1]
+    with learn.no_bar(), learn.no_logging(), pytest.raises(RuntimeError) as err:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            learn.fit(1, cbs=cbs)
     monkeypatch.undo()
+    if ends == 'well': assert str(err.value).endswith('restore failed')  # fastai names the event it came from
+    else:
+        assert str(err.value).endswith('the fit failed')
+        assert "restoring the learner also failed: RuntimeError('restore failed')" in err.value.__notes__[0]
+        assert any('restoring the learner failed' in str(x.message) for x in w)
     assert not any(isinstance(c, (AnnealLRFinder, _Fault)) for c in learn.cbs) and not hasattr(learn, 'lr_finder')
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     test_eq(learn.recorder.lrs, [1e-3]*len(learn.dls.train))
@@ -752,3 +764,35 @@ def test_an_error_at_one_tensor_leaves_the_others_restored(monkeypatch):
     test_eq({k for k,v in after['tensors'].items() if not torch.equal(v, before['tensors'][k])}, {'0.weight'})  # the sweep's, left
     after['tensors']['0.weight'] = before['tensors']['0.weight']
     assert_restored(before, after)  # the rest as it was
+
+def test_a_held_ctrl_c_is_delivered_even_when_the_block_raised():
+    ("`sigint_held` delivers a Ctrl-C it held when the block ends, also on an error (the error is its context): a restore that "
+     "failed did not lose the user's interrupt to code that catches `Exception`. Nested, the inner hands it to the outer")
+    from fastai_anneal.snapshot import sigint_held
+    with pytest.raises(KeyboardInterrupt) as err:
+        with sigint_held():
+            signal.raise_signal(signal.SIGINT)
+            raise RuntimeError('the restore failed')
+    assert isinstance(err.value.__context__, RuntimeError)
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_held():
+            with sigint_held(): signal.raise_signal(signal.SIGINT); seen.append('inner')
+            seen.append('outer')  # the inner block's exit gave it to the outer hold
+    test_eq(seen, ['inner', 'outer'])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+def test_a_failed_restore_keeps_no_copies_alive(monkeypatch):
+    "The error of a failed restore, kept by a caller (a notebook keeps the last one), holds at most the copy it failed on"
+    import gc, weakref
+    learn = _learner()
+    _pretrain(learn)
+    snap = LearnerSnapshot(learn)
+    refs = [weakref.ref(c) for *_,c in snap.tensors]
+    assert len(refs) > 3
+    monkeypatch.setattr(LearnerSnapshot, '_restore_tensor', staticmethod(lambda *a: _raise(RuntimeError('every tensor'))))
+    try: snap.restore()
+    except RuntimeError as e: kept = e
+    assert f'and {len(refs)-1} more error(s) while restoring' in kept.__notes__[0], kept.__notes__
+    gc.collect()
+    assert sum(r() is not None for r in refs) <= 1, sum(r() is not None for r in refs)

@@ -1004,3 +1004,23 @@ def test_params_own_attributes_come_back():
     marked = {id(p) for p in learn.model.parameters() if vars(p)}
     assert marked and learn.lr_tune(0, fit='fine_tune_anneal', freeze_epochs=2)
     assert {id(p) for p in learn.model.parameters() if vars(p)} == marked
+
+def test_a_second_ctrl_c_during_a_restart_restore_leaves_the_callbacks_restored(monkeypatch):
+    ("A collapsed fit's restart puts back the learner, its callbacks' state and its CSV logs (`_FitState`): a Ctrl-C while the "
+     "weights are copied back is held until all three are done (it stopped after the learner, a tracker's `best` left as the fit left it)")
+    import signal
+    from fastai_anneal.snapshot import LearnerSnapshot
+    learn = mk_learner()
+    tracker = SaveModelCallback(fname='m')
+    learn.add_cb(tracker)
+    tracker.best = 1.0
+    state = tune._FitState(learn, None)
+    tracker.best = 0.1  # what a fit leaves
+    orig,n = LearnerSnapshot._restore_tensor,[]
+    def signal_at_first(*a):
+        n.append(1)
+        if len(n) == 1: signal.raise_signal(signal.SIGINT)
+        orig(*a)
+    monkeypatch.setattr(LearnerSnapshot, '_restore_tensor', staticmethod(signal_at_first))
+    with pytest.raises(KeyboardInterrupt): state.restore()
+    assert len(n) > 1 and tracker.best == 1.0
