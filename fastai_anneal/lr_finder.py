@@ -14,7 +14,7 @@ from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp
 from .schedules import get_anneal, sched_sqrt, sched_poly
 from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs, finite_from
 from ._groups import n_groups as _n_groups, train_batches, agree, agree_len
-from .snapshot import LearnerSnapshot, run_all, sigint_held, _csv_loggers_aside, _RecorderKept, _CallbacksKept
+from .snapshot import LearnerSnapshot, run_all, _csv_loggers_aside, _RecorderKept, _CallbacksKept
 
 __all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
 
@@ -357,8 +357,7 @@ def lr_find(self:Learner,
     try:
         with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     except BaseException:  # what callbacks swapped, their state, and the Recorder's history of the last fit (it held the half sweep)
-        with sigint_held(): run_all(partial(snap.restore, swapped=True), cbs_kept.restore, partial(kept.__exit__, None, None, None))
-        raise
+        run_all(partial(snap.restore, swapped=True), cbs_kept.restore, partial(kept.__exit__, None, None, None)); raise
     finally: cb.restore()
     cbs_kept.restore_modules()
     if not cb.swept:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none

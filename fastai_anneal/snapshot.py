@@ -111,10 +111,6 @@ def _each(f, items):
     if more: first.add_note(f"and {len(more)} more error(s) while restoring: {'; '.join(more[:3])}")
     raise first
 
-def run_all(*fs):
-    "Call each of `fs` (`_each`): every part of a restore runs whatever an earlier one raised"
-    _each(lambda g: g(), ((g,) for g in fs))
-
 class sigint_held:
     ("Hold Ctrl-C while the block runs and deliver it after, as the handler in place would have: a restore a second Ctrl-C "
      "would stop halfway (weights back, grads and optimizer not) runs to its end. Main thread only, where Python takes signals")
@@ -131,6 +127,10 @@ class sigint_held:
         # delivered even when the block raised (the error is then the KeyboardInterrupt's context): the user asked to stop
         if callable(self.old): self.old(signal.SIGINT, None)  # Python's default raises KeyboardInterrupt here
         elif self.old == signal.SIG_DFL: signal.raise_signal(signal.SIGINT)
+
+def run_all(*fs):
+    "Call each of `fs` with Ctrl-C held (`sigint_held`, `_each`): every part of a restore runs whatever an earlier one raised"
+    with sigint_held(): _each(lambda g: g(), ((g,) for g in fs))
 
 def _modules(learn) -> list:
     "The modules of the model and of a loss that is a module (a learnable temperature or log-variance), each once"
@@ -183,7 +183,7 @@ class LearnerSnapshot:
     def restore(self, swapped:bool=False):
         ("Put everything back, bit for bit, once; with `swapped` (after an exception: callbacks' `after_fit` may not have run) also "
          "the objects and hooks callbacks swap for a fit, even after a first `restore()`")
-        with sigint_held():
+        with sigint_held():  # from the flags on: a Ctrl-C between them and the parts would skip the restore for good
             fs = []
             if swapped and not self.swaps_restored: self.swaps_restored = True; fs.append(self._restore_swaps)
             if not self.restored: self.restored = True; fs += [self._restore_tensors, self._restore_params, self._restore_rest]

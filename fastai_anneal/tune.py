@@ -14,7 +14,7 @@ from fastai.callback.progress import CSVLogger
 from ._checks import check_float, check_bool, check_choice, check_lrs, check_int, check_moms, check_cbs, bind_args, group_lrs
 from ._groups import n_groups, train_batches, agree as _agree, lower_is_better, LOWER_IS_BETTER
 from .registry import VARIANTS
-from .snapshot import LearnerSnapshot, run_all, sigint_held, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
+from .snapshot import LearnerSnapshot, run_all, _RecorderKept, _CallbacksKept, _csv_loggers_aside, _is_csv
 from .fit import bind_call, prepare_call, held_lrs, fine_tune_phases, fine_tune_run, check_callbacks, _group_lrs, _per_epoch, _launch
 # and `Learner.lr_find`, the package's: the range test restores in memory and writes no file
 from .lr_finder import _diverged, _moved, MIN_MOVE
@@ -483,7 +483,7 @@ class _FitState:
         self.logs = [(p, p.stat().st_size if p.exists() else None) for p in
                      {Path(learn.path)/c.fname for c in [*learn.cbs, *L(cbs)] if isinstance(c, CSVLogger) and c.append}]
     def restore(self):
-        with sigint_held(): run_all(self.snap.restore, self.cbs.restore, self._restore_logs)  # all of it, a second Ctrl-C held
+        run_all(self.snap.restore, self.cbs.restore, self._restore_logs)  # all of it, a second Ctrl-C held
     def _restore_logs(self):
         for p,size in self.logs:
             if size is None: p.unlink(missing_ok=True)

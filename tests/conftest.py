@@ -135,3 +135,14 @@ def launch_ranks(script:Path, out:Path, world:int=2, timeout:float=180) -> str:
                      + (out/f'log{r}.txt').read_text()[-tail:] for r,(p,_) in enumerate(procs))
     assert all(p.returncode == 0 for p,_ in procs), logs
     return logs
+
+def ctrl_c_at_tensor(monkeypatch, k:int) -> list:
+    "Send SIGINT while a `LearnerSnapshot` puts back its `k`-th tensor (from 1); the list returned counts the tensors put back"
+    from fastai_anneal.snapshot import LearnerSnapshot
+    orig,n = LearnerSnapshot._restore_tensor,[]
+    def at_k(*a):
+        n.append(1)
+        if len(n) == k: signal.raise_signal(signal.SIGINT)
+        orig(*a)
+    monkeypatch.setattr(LearnerSnapshot, '_restore_tensor', staticmethod(at_k))
+    return n

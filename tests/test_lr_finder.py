@@ -14,7 +14,7 @@ from fastai_anneal.all import *
 from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
 from fastai_anneal.optimizer import AdamAnneal
 from fastai_anneal.snapshot import LearnerSnapshot
-from conftest import RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs
+from conftest import RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs, ctrl_c_at_tensor
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
 fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
@@ -688,15 +688,10 @@ def test_a_second_interrupt_during_the_restore_leaves_no_part_undone(monkeypatch
     _pretrain(learn)
     learn.model[0].weight.grad = torch.randn_like(learn.model[0].weight)
     before,history = learner_state(learn),learn.recorder.values
-    n,orig = [],LearnerSnapshot._restore_tensor
-    def signal_at_second(*a):  # the signal lands while the second tensor is put back
-        n.append(1)
-        if len(n) == 2: signal.raise_signal(signal.SIGINT)
-        orig(*a)
     fault = _Fault('after_step', 3, RuntimeError('first'))
     with learn.no_bar(), learn.no_logging(), learn.added_cbs(fault), pytest.raises(KeyboardInterrupt):
         with monkeypatch.context() as m:
-            m.setattr(LearnerSnapshot, '_restore_tensor', staticmethod(signal_at_second))
+            n = ctrl_c_at_tensor(m, 2)  # the signal lands while the second tensor is put back
             learn.lr_find(num_it=10, show_plot=False)
     assert len(n) > 2  # the copies went on after the signal
     test_is(learn.recorder.values, history)

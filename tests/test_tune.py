@@ -11,7 +11,7 @@ from fastai_anneal.registry import VARIANTS
 import fastai_anneal.tune as tune
 from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds, _unstable, _prefix, _collapsed
 from fastai_anneal.fit import bind_call, prepare_call
-from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs
+from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs, ctrl_c_at_tensor
 
 N_TRAIN = 100  # batches per epoch: 10 epochs = 1000 batches, enough for the default budget
 
@@ -1008,19 +1008,12 @@ def test_params_own_attributes_come_back():
 def test_a_second_ctrl_c_during_a_restart_restore_leaves_the_callbacks_restored(monkeypatch):
     ("A collapsed fit's restart puts back the learner, its callbacks' state and its CSV logs (`_FitState`): a Ctrl-C while the "
      "weights are copied back is held until all three are done (it stopped after the learner, a tracker's `best` left as the fit left it)")
-    import signal
-    from fastai_anneal.snapshot import LearnerSnapshot
     learn = mk_learner()
     tracker = SaveModelCallback(fname='m')
     learn.add_cb(tracker)
     tracker.best = 1.0
     state = tune._FitState(learn, None)
     tracker.best = 0.1  # what a fit leaves
-    orig,n = LearnerSnapshot._restore_tensor,[]
-    def signal_at_first(*a):
-        n.append(1)
-        if len(n) == 1: signal.raise_signal(signal.SIGINT)
-        orig(*a)
-    monkeypatch.setattr(LearnerSnapshot, '_restore_tensor', staticmethod(signal_at_first))
+    n = ctrl_c_at_tensor(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt): state.restore()
     assert len(n) > 1 and tracker.best == 1.0
