@@ -14,7 +14,7 @@ from fastai.callback.schedule import ParamScheduler, SuggestionMethod, sched_exp
 from .schedules import get_anneal, sched_sqrt, sched_poly
 from ._checks import check_int, check_float, check_bool, check_lr_range, check_suggest_funcs, finite_from
 from ._groups import n_groups as _n_groups, train_batches, agree, agree_len
-from .snapshot import LearnerSnapshot, run_all, _csv_loggers_aside, _RecorderKept, _CallbacksKept
+from .snapshot import LearnerSnapshot, run_all, sigint_held, _csv_loggers_aside, _RecorderKept, _CallbacksKept
 
 __all__ = ['LogSweep', 'SWEEPS', 'DEFAULT_SWEEP', 'LearnerSnapshot', 'AnnealLRFinder', 'even_log_points', 'even_log_sweep', 'suggest_lrs']
 
@@ -109,8 +109,9 @@ class AnnealLRFinder(ParamScheduler):
 
     def restore(self):
         "Restore the learner to its state before the sweep (after `fit`, an exception or an interrupt); a no-op once done"
-        snap,self.__dict__['_snapshot'] = self.__dict__.get('_snapshot'),None
-        if snap is not None: snap.restore()
+        with sigint_held():  # a Ctrl-C after the snapshot is taken off the finder and before its restore holds would lose it
+            snap,self.__dict__['_snapshot'] = self.__dict__.get('_snapshot'),None
+            if snap is not None: snap.restore()
 
     def before_fit(self):
         ("Resolve the per-group lrs; snapshot the learner in memory unless this fit's `add_cb` or `lr_find` did (a callback kept "

@@ -698,6 +698,20 @@ def test_a_second_interrupt_during_the_restore_leaves_no_part_undone(monkeypatch
     assert_restored(before, learner_state(learn))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
+def test_a_ctrl_c_as_the_finders_restore_begins_loses_nothing(monkeypatch):
+    ("`fit(cbs=AnnealLRFinder())` ending: a Ctrl-C after the finder took its snapshot off itself and before the snapshot's restore "
+     "held the signal lost the restore for good (the learner kept the sweep's weights). The hold now covers both")
+    learn = _learner()
+    _pretrain(learn)
+    before,orig = learner_state(learn),LearnerSnapshot.restore
+    def ctrl_c_first(self, *a, **kw): signal.raise_signal(signal.SIGINT); return orig(self, *a, **kw)
+    monkeypatch.setattr(LearnerSnapshot, 'restore', ctrl_c_first)
+    with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt): learn.fit(1, cbs=AnnealLRFinder(num_it=10))
+    monkeypatch.undo()
+    assert_restored(before, learner_state(learn))
+    assert not any(isinstance(c, AnnealLRFinder) for c in learn.cbs) and not hasattr(learn, 'lr_finder')
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
 @pytest.mark.parametrize('part', ['_restore_swaps', 'cbs'])
 def test_an_error_in_lr_finds_cleanup_leaves_no_part_undone(monkeypatch, part):
     ("After an interrupt `lr_find` puts back what callbacks swapped, the callbacks' state and the Recorder: an error in one of them "
