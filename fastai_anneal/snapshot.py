@@ -138,9 +138,13 @@ def _modules(learn) -> list:
 
 _COUNTERS = ('epoch', 'n_epoch', 'iter', 'n_iter', 'train_iter', 'pct_train')  # where the last fit stood: a `start_epoch` reads it
 
+# a module's instance attributes that wrap its `forward` for a fit and that no callback takes back: accelerate's mixed precision
+# (fastai's `DistributedTrainer`) wraps it in autocast at every fit, and the searches' dozens of fits nested it to a RecursionError
+_SHADOWS = ('forward', '_original_forward')
+
 class LearnerSnapshot:
-    ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the optimizer (state, "
-     "hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an exception (`restore(swapped=True)`, a `with` block left "
+    ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the modules' children "
+     "and wrapped `forward`s, the optimizer (state, hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an exception (`restore(swapped=True)`, a `with` block left "
      "by one) also what "
      "callbacks swap for a fit and put back only when it ends well: the `loss_func` (fastai's `MixUp`), `model` and `dls.loaders` "
      "objects (its `DistributedTrainer`) and the modules' hooks (`ActivationStats`). A fit that ends well keeps those as its "
@@ -153,8 +157,11 @@ class LearnerSnapshot:
         if lazy is not None:  # torch cannot copy it, and the search's first batch would size it
             raise ValueError(f"the model has a lazy module whose parameters are not sized yet ({lazy}): run one batch through it first, "
                              f"e.g. `learn.model(learn.dls.one_batch()[0])`, before lr_find or lr='auto'")
-        # each module's own lists of parameters and buffers: a buffer a search registers, or fills where it was None, is taken back
-        self.slots = [(d, dict(d)) for m in mods for d in (m._parameters, m._buffers)]
+        # each module's own lists of parameters, buffers and children: a buffer a search registers, or fills where it was None, is
+        # taken back, and so is a child a fit replaced and nothing put back (fastai's `DistributedTrainer` converts every BatchNorm
+        # to a new `SyncBatchNorm` sharing its tensors, at every fit: the modes and hooks of the model's own modules were lost)
+        self.slots = [(d, dict(d)) for m in mods for d in (m._parameters, m._buffers, m._modules)]
+        self.shadows = [(m, {k: vars(m)[k] for k in _SHADOWS if k in vars(m)}) for m in mods]
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
                         for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
@@ -219,6 +226,9 @@ class LearnerSnapshot:
 
     def _restore_rest(self):
         for m,training in self.modes: m.training = training
+        for m,saved in self.shadows:
+            for k in _SHADOWS: vars(m).pop(k, None)
+            vars(m).update(saved)
         for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
         for k,v in self.attrs.items(): setattr(self.learn, k, v)
         for k in self.absent: vars(self.learn).pop(k, None)

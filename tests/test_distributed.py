@@ -133,3 +133,14 @@ def _cyclic(t:int, base:float, top:float, up:int) -> float:
     "torch `CyclicLR`'s triangle (step_size_down = step_size_up) at step `t`, its documented formula"
     cycle = math.floor(1 + t/(2*up)); x = abs(t/up - 2*cycle + 1)
     return base + (top - base)*max(0., 1 - x)
+
+@pytest.mark.distributed
+@needs_gloo
+def test_a_search_leaves_the_model_as_distrib_ctx_left_it(tmp_path):
+    ("Every fit under `distrib_ctx` replaces each BatchNorm by a new `SyncBatchNorm` and wraps `forward` in autocast once more "
+     "(`mixed_precision`): `lr_find` and `lr_tune` left the BatchNorm in training mode (its modes went back to the modules they "
+     "replaced) and a `forward` nested once per trial, to a RecursionError after about 19 tunings")
+    launch_ranks(TESTS/'_ddp_search_worker.py', tmp_path, WORLD, timeout=240)
+    for r in _ranks(tmp_path):
+        assert r['converted'] and not any(r['after_fit']['modes'])
+        for k in ('after_lr_find', 'after_lr_tune'): test_eq(r[k], r['after_fit'])

@@ -671,6 +671,53 @@ def test_buffers_a_sweep_adds_are_taken_back():
     learn.lr_tune(4)
     assert learn.model.seen is None and list(learn.model.state_dict()) == ['lin.weight', 'lin.bias']
 
+class _SyncBN(Callback):
+    ("As fastai's `DistributedTrainer(sync_bn=True)`, at every fit: torch's `convert_sync_batchnorm` replaces each BatchNorm child "
+     "with a new `SyncBatchNorm` sharing its tensors, and nothing puts the old one back (its forward is BatchNorm's: the CPU)")
+    def before_fit(self): nn.SyncBatchNorm.convert_sync_batchnorm(self.learn.model)
+
+class _WrapsForward(Callback):
+    ("As accelerate's mixed precision under fastai's `DistributedTrainer`, at every fit: the model's `forward` wrapped once more "
+     "(`_original_forward` kept), never unwrapped")
+    def before_fit(self):
+        m = self.learn.model
+        m._original_forward,inner = m.forward,m.forward
+        m.forward = lambda *a, **kw: inner(*a, **kw)
+
+def _bn_net(): return nn.Sequential(nn.Flatten(), nn.Linear(40, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+
+@pytest.mark.parametrize('search', ['lr_find', 'lr_tune'])
+def test_children_a_fit_replaces_come_back(monkeypatch, search):
+    ("Under `distrib_ctx` (fastai's `sync_bn=True`) every fit replaces each BatchNorm by a new `SyncBatchNorm`: the modes came back "
+     "on the modules the search replaced, so the model's BatchNorm stayed in training mode after it (found in a 2-process run)")
+    monkeypatch.setattr(nn.SyncBatchNorm, 'forward', nn.modules.batchnorm._BatchNorm.forward)  # SyncBatchNorm needs a GPU to train
+    learn = _learner_with(_bn_net(), cbs=_SyncBN())
+    _pretrain(learn)
+    learn.model.eval()
+    bn,before = learn.model[2],learner_state(learn)
+    assert isinstance(bn, nn.SyncBatchNorm)
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=10, show_plot=False) if search == 'lr_find' else learn.lr_tune(4)
+    assert learn.model[2] is bn and not bn.training
+    assert_restored(before, learner_state(learn))
+
+@pytest.mark.parametrize('search', ['lr_find', 'lr_tune', 'auto'])
+def test_a_forward_wrapped_for_each_fit_comes_back(search):
+    ("accelerate wraps the model's `forward` in autocast at every fit under fastai's `distrib_ctx(mixed_precision=...)`: a search "
+     "of dozens of fits nested it once per fit (a RecursionError after about 19 tunings); now it leaves the `forward` it found, "
+     "and `fit_*(n, 'auto')` wraps it once, as the fit")
+    learn = _learner_with(_bn_net(), cbs=_WrapsForward())
+    assert 'forward' not in vars(learn.model)
+    with learn.no_bar(), learn.no_logging():
+        if search == 'lr_find': learn.lr_find(num_it=10, show_plot=False)
+        elif search == 'lr_tune': learn.lr_tune(4)
+        else: learn.fit_cos_anneal(4, 'auto')
+    if search != 'auto': assert 'forward' not in vars(learn.model) and '_original_forward' not in vars(learn.model)
+    else: assert learn.model._original_forward == type(learn.model).forward.__get__(learn.model)  # one wrapper: the fit's
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    f = vars(learn.model)['forward']
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=10, show_plot=False)
+    assert vars(learn.model)['forward'] is f
+
 def test_a_lazy_module_not_sized_yet_is_refused_with_what_to_do():
     "A lazy module's parameters cannot be copied before a first batch sizes them: a clear error, the learner untouched"
     learn = _learner_with(nn.Sequential(nn.Flatten(), nn.LazyLinear(10)))
