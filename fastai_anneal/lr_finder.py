@@ -239,6 +239,7 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     num_it:int,             # Sweep length asked for: as fastai, the first `num_it//10` points and the last 5 (`num_it` past a NaN) cut
     suggest_funcs:tuple|callable=(SuggestionMethod.Valley,),  # fastai suggestion functions `f(lrs, losses, num_it) -> (lr, (lr, loss))`
     raw_losses:list=None,   # Each batch's loss, unsmoothed (`AnnealLRFinder.raw_losses`): an uneven sweep is resampled from these
+                            # (under distrib_ctx, this rank's own: `lr_find` averages the ranks' first, for one suggestion)
     beta:float=0.98,        # The `Recorder`'s smoothing, applied to a resampled sweep
     div_thresh:float=4.,    # A resampled sweep ends where its loss stays above `div_thresh` times the smoothed best (inf: never)
 ) -> tuple:
