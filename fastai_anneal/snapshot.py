@@ -144,9 +144,9 @@ _SHADOWS = ('forward', '_original_forward')
 
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the modules' children "
-     "and wrapped `forward`s, the optimizer (state, hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an exception (`restore(swapped=True)`, a `with` block left "
-     "by one) also what "
-     "callbacks swap for a fit and put back only when it ends well: the `loss_func` (fastai's `MixUp`), `model` and `dls.loaders` "
+     "and wrapped `forward`s, the optimizer (state, hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an "
+     "exception (`restore(swapped=True)`, a `with` block left by one) also what callbacks swap for a fit and put back only when "
+     "it ends well: the `loss_func` (fastai's `MixUp`), `model` and `dls.loaders` "
      "objects (its `DistributedTrainer`) and the modules' hooks (`ActivationStats`). A fit that ends well keeps those as its "
      "callbacks left them: a model a callback wrapped on purpose stays wrapped")
     def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
