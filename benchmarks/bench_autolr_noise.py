@@ -28,6 +28,7 @@ import fastai_anneal.all  # noqa: F401, the Learner patches
 from fastai.callback.core import Callback, CancelFitException, CancelStepException
 from fastai_anneal.snapshot import LearnerSnapshot
 import bench_autolr_budget as H
+from _provenance import stamp
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'autolr_noise.jsonl')
 KMAX, WARM = 32, 0.05
@@ -202,6 +203,7 @@ if __name__ == '__main__':
         for name in names:
             if name in done: continue
             r = one(name, C, cached[name])
+            r = stamp(r)  # what made the row (the 52 rows cached before the twenty-first session's audit carry none)
             with open(OUT, 'a') as f: f.write(json.dumps(r) + '\n')
             w = r['warm']['B_simple'] if r['warm'] else math.nan
             print(f"{name:<32} pick {r['pick']:.4g} (cache {r['cached_pick']:.4g})  B {r['B']}  Bs init {r['init']['B_simple']:.4g}  "

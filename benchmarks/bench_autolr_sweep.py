@@ -156,13 +156,16 @@ def row(combo, g, autos, lo):
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--combos', default=','.join(COMBOS)); p.add_argument('--seeds', default='0,1')
+    p.add_argument('--combos', default=None, help="comma-separated combinations (default: every one of `--sets`)")
+    p.add_argument('--sets', default=','.join(SETS), help=f"comma-separated sets of combinations, of {', '.join(SETS)} (default: all)")
+    p.add_argument('--seeds', default='0,1')
     p.add_argument('--rerun-auto', action='store_true', help="drop the cached 'auto' rows of these combinations first")
     p.add_argument('--before', default=None, help="a cache file whose 'auto' rows are shown as an earlier method's column")
     p.add_argument('--cache', default=CACHE, help="the cache file (default: benchmarks/results/autolr_sweep.jsonl)")
     p.add_argument('--valley', action='store_true', help="also the same fit at fastai's `lr_find().valley`, each seed (runs what is missing)")
     a = p.parse_args()
-    seeds,combos,start = [int(s) for s in a.seeds.split(',')],a.combos.split(','),time.time()
+    combos = a.combos.split(',') if a.combos else [c for k in a.sets.split(',') for c in SETS[k]]
+    seeds,start = [int(s) for s in a.seeds.split(',')],time.time()
     cache = Cache(a.cache)
     if a.rerun_auto: cache.drop_auto(combos)
     before = Cache(a.before) if a.before else None

@@ -70,12 +70,17 @@ def auto_cost(device, epochs, rounds) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         for r in range(rounds + 1):  # the first round warms the device up and is not counted
-            learn = learner(device, model=mnist1d_cnn, seed=r)
-            with learn.no_bar(), learn.no_logging():
-                sync(); t = time.perf_counter(); learn.fit_cos_anneal(epochs, 'auto'); sync(); t_auto = time.perf_counter() - t
-            res,fixed = learn.lr_tune_result,learner(device, model=mnist1d_cnn, seed=r)
-            with fixed.no_bar(), fixed.no_logging():
-                sync(); t = time.perf_counter(); fixed.fit_cos_anneal(epochs, res.lr); sync(); t_fix = time.perf_counter() - t
+            # the fixed fit needs the tuned lr: an odd round tunes first (`lr_tune`, untimed), then times the fixed fit before the
+            # 'auto' one, so that drift within a round (clocks, caches) does not always favour the same side
+            lr = learner(device, model=mnist1d_cnn, seed=r).lr_tune(epochs).lr if r % 2 else None
+            for kind in (('fixed', 'auto') if r % 2 else ('auto', 'fixed')):
+                learn = learner(device, model=mnist1d_cnn, seed=r)
+                with learn.no_bar(), learn.no_logging():
+                    sync(); t = time.perf_counter(); learn.fit_cos_anneal(epochs, 'auto' if kind == 'auto' else lr); sync()
+                    if kind == 'auto': t_auto,res = time.perf_counter() - t,learn.lr_tune_result
+                    else: t_fix = time.perf_counter() - t
+                if kind == 'auto' and lr is None: lr = res.lr
+            assert lr == res.lr, "the 'auto' fit and the fixed one must run at the same lr"
             if r: ratios.append(t_auto/t_fix); costs.append(res.cost/res.n_steps); lrs.append(res.lr)
     return dict(ratio=statistics.median(ratios), ratios=ratios, extra=statistics.median(costs), lrs=lrs)
 
