@@ -161,6 +161,9 @@ class LearnerSnapshot:
         # taken back, and so is a child a fit replaced and nothing put back (fastai's `DistributedTrainer` converts every BatchNorm
         # to a new `SyncBatchNorm` sharing its tensors, at every fit: the modes and hooks of the model's own modules were lost)
         self.slots = [(d, dict(d)) for m in mods for d in (m._parameters, m._buffers, m._modules)]
+        # and its plain attributes: a child or parameter built on the first forward over a plain `None` (`self.head = None`, then
+        # `self.head = nn.Linear(...)`) leaves the plain attribute for the registered one, which the slots above take back
+        self.plain = [(m, dict(vars(m))) for m in mods]
         self.shadows = [(m, {k: vars(m)[k] for k in _SHADOWS if k in vars(m)}) for m in mods]
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
@@ -196,7 +199,7 @@ class LearnerSnapshot:
             if not self.restored: self.restored = True; fs += [self._restore_tensors, self._restore_params, self._restore_rest]
             try: run_all(*fs)
             finally:
-                if self.restored: self.tensors = self.params = self.opt_states = self.slots = None  # free the copies
+                if self.restored: self.tensors = self.params = self.opt_states = self.slots = self.plain = None  # free the copies
 
     def _restore_swaps(self):
         for k,v in self.swapped.items(): setattr(self.learn, k, v)
@@ -206,6 +209,9 @@ class LearnerSnapshot:
     def _restore_tensors(self):
         for d,saved in self.slots:  # a fit that swapped a tensor out gets the original object back; one it added is dropped
             if d.keys() != saved.keys() or any(d[k] is not v for k,v in saved.items()): d.clear(); d.update(saved)
+        for m,saved in self.plain:  # a plain attribute a search moved into the slots comes back
+            for k in saved.keys() - vars(m).keys():
+                if k not in m._parameters and k not in m._buffers and k not in m._modules: vars(m)[k] = saved[k]
         with torch.no_grad():
             _each(self._restore_tensor, self.tensors)
 

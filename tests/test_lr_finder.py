@@ -718,6 +718,25 @@ def test_a_forward_wrapped_for_each_fit_comes_back(search):
     with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=10, show_plot=False)
     assert vars(learn.model)['forward'] is f
 
+class _LazyHead(nn.Module):
+    "A head and a scale built on the first forward over plain `None`s, a common hand-written lazy pattern"
+    def __init__(self):
+        super().__init__(); self.body = nn.Sequential(nn.Flatten(), nn.Linear(40, 16), nn.ReLU()); self.head = self.scale = None
+    def forward(self, x):
+        h = self.body(x)
+        if self.head is None: self.head,self.scale = nn.Linear(h.shape[-1], 10),nn.Parameter(torch.ones(1))
+        return self.head(h) * self.scale
+
+@pytest.mark.parametrize('search', ['lr_find', 'lr_tune'])
+def test_a_child_built_on_the_first_forward_comes_back_as_it_was(search):
+    ("A child (or parameter) built on the first forward over a plain `None` leaves the plain attribute for a registered one: once "
+     "the restore took the children back, the model had no `head` at all and every later forward raised AttributeError")
+    learn = _learner_with(_LazyHead())
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=10, show_plot=False) if search == 'lr_find' else learn.lr_tune(4)
+    assert learn.model.head is None and learn.model.scale is None and list(learn.model.state_dict()) == ['body.1.weight', 'body.1.bias']
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)  # builds them, as the first fit would have
+    assert isinstance(learn.model.head, nn.Linear)
+
 def test_a_lazy_module_not_sized_yet_is_refused_with_what_to_do():
     "A lazy module's parameters cannot be copied before a first batch sizes them: a clear error, the learner untouched"
     learn = _learner_with(nn.Sequential(nn.Flatten(), nn.LazyLinear(10)))
