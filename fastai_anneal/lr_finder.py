@@ -65,7 +65,7 @@ class AnnealLRFinder(ParamScheduler):
     ):
         "The sweep's 'cos' is log-space, lr(pos)=start*(end/start)**((1-cos(pi*pos))/2), unlike the fit vocabulary's linear-space 'cos'"
         # `swept`: a sweep started; `raw_losses`: each batch's loss of an uneven sweep (None for fastai's even 'exp': not needed)
-        self.__dict__.update(_snapshot=None, _own_snapshot=False, _fresh=False, swept=False, raw_losses=None)
+        self.__dict__.update(_snapshot=None, _own_snapshot=False, _fresh=False, _at_detach=False, swept=False, raw_losses=None)
         self.start_lr,self.end_lr = check_lr_range(start_lr, end_lr)
         self.num_it,self.stop_div = check_int('num_it', num_it, 2),check_bool('stop_div', stop_div)
         self.anneal = get_anneal(anneal, 'anneal', SWEEPS)
@@ -92,7 +92,7 @@ class AnnealLRFinder(ParamScheduler):
         if learn is not None:
             self._range(_n_groups(learn))
             if self._snapshot is None and _in_fit(learn):
-                self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True, _fresh=True)
+                self.__dict__.update(_snapshot=LearnerSnapshot(learn), _own_snapshot=True, _fresh=True, _at_detach=True)
         elif (old := self.learn) is not None:
             inflight = sys.exc_info()[1]  # an error the fit ends on: fastai removes its callbacks in a `finally`
             try: self.restore()
@@ -121,7 +121,7 @@ class AnnealLRFinder(ParamScheduler):
         self.scheds = {'lr': _check_sweep(_Sweep(self.anneal, *self._range(len(self.opt.param_lists))), self.num_it, self.anneal)}
         # an own snapshot not taken as this fit attached the callback is an interrupted sweep's: the learner moved on since
         if self._snapshot is None or (self._own_snapshot and not self._fresh):
-            self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True)
+            self.__dict__.update(_snapshot=LearnerSnapshot(self.learn), _own_snapshot=True, _at_detach=False)
         self.__dict__['_fresh'] = False
         super().before_fit()
         keep = self.anneal is not sched_exp  # fastai's sweep is even in log(lr): its suggestions need no batch losses
@@ -141,9 +141,11 @@ class AnnealLRFinder(ParamScheduler):
     def before_validate(self): raise CancelValidException()
 
     def after_fit(self):
-        "Hand the lrs to the recorder and, as fastai's `LRFinder`, restore at the end of `fit` a snapshot this callback took"
+        ("Hand the lrs to the recorder and, as fastai's `LRFinder`, restore at the end of `fit` a snapshot this callback took; one "
+         "`fit` attached restores as `fit` detaches it, after every callback's `after_fit` (one of a later order may undo there "
+         "what it did to the model in `before_fit`)")
         super().after_fit()
-        if self._own_snapshot: self.restore()
+        if self._own_snapshot and not self._at_detach: self.restore()
 
 def _in_fit(learn) -> bool:
     "Whether `learn.fit` is on the call stack: `fit` attaching its `cbs`, not `Learner(cbs=...)` or `learn.add_cb` before a fit"

@@ -737,6 +737,21 @@ def test_a_child_built_on_the_first_forward_comes_back_as_it_was(search):
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)  # builds them, as the first fit would have
     assert isinstance(learn.model.head, nn.Linear)
 
+class _WrapsAChild(Callback):
+    "Wraps the model's second module for the fit and unwraps it in its own `after_fit`, after the finder's (order 60)"
+    order = 70
+    def before_fit(self): self.learn.model[1] = nn.Sequential(self.learn.model[1])
+    def after_fit(self): self.learn.model[1] = self.learn.model[1][0]
+
+def test_a_finder_fit_attached_restores_after_every_after_fit():
+    ("`fit(cbs=AnnealLRFinder())` restored in its own `after_fit`, so a later callback that undoes in its `after_fit` what it did to "
+     "the model found the model already put back and failed; the finder `fit` attached restores as `fit` detaches it")
+    learn = _learner_with(nn.Sequential(nn.Flatten(), nn.Linear(40, 10)))
+    lin,before = learn.model[1],learner_state(learn)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=[AnnealLRFinder(num_it=10), _WrapsAChild()])
+    assert learn.model[1] is lin
+    assert_restored(before, learner_state(learn))
+
 def test_a_lazy_module_not_sized_yet_is_refused_with_what_to_do():
     "A lazy module's parameters cannot be copied before a first batch sizes them: a clear error, the learner untouched"
     learn = _learner_with(nn.Sequential(nn.Flatten(), nn.LazyLinear(10)))
