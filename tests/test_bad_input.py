@@ -16,6 +16,8 @@ from fastai_anneal.fit import ReplayShuffles
 from fastai_anneal.optimizer import AdamAnneal, anneal_lr
 from fastai_anneal.plateau import plateau_state
 from fastai_anneal.data import check_image_folder
+from fastai_anneal._checks import check_int, check_float, check_noise, group_lrs, check_lr_range
+from fastai_anneal.metrics import Accuracy
 from conftest import mk_learner as _mk_learner, learner_state, assert_restored
 
 def mk_learner(): return _mk_learner(n_train=3, groups=2)
@@ -400,3 +402,35 @@ def test_the_momentum_checks_say_nothing_they_cannot_tell():
     with pytest.raises(ValueError, match=r"opt_func: the learner's torch optimizer has no hyper-parameter \['mom'\]"):
         learn.fit_cyclic(1, 1e-2, step_size_up=2)
     assert learn.opt is None
+
+
+# ---------------------------------------------------------------- behaviour no test pinned (a mutation audit, twenty-first session)
+def test_check_int_upper_bound_is_inclusive():
+    assert check_int('n_epoch', 2**53) == 2**53   # 'must be in [1, 2**53]'
+    with pytest.raises(ValueError, match=r'n_epoch must be in \[1, 2\*\*53\]'): check_int('n_epoch', 2**53 + 1)
+
+def test_check_float_out_of_range_values_are_value_errors():
+    with pytest.raises(ValueError, match=r'div_final must be a finite number in \(0, inf\]'): check_float('div_final', 10**400, inf_ok=True)
+    with pytest.raises(ValueError, match=r'div_final must be a finite number in \(0, inf\], got -inf'):
+        check_float('div_final', -math.inf, inf_ok=True)
+
+def test_noise_seed_and_range_limits():
+    with pytest.raises(ValueError, match=r'noise_seed must be in \[0, 2\*\*62\]'): check_noise(0, 0.67, 1., 'normal', 2**62 + 1, 3)
+    with pytest.raises(ValueError, match=r'noise_range_t must be .* 0 <= lo < hi <= 3, got \(1, 1\)'): check_noise((1, 1), 0.67, 1., 'normal', 42, 3)
+    # the pct/std floor bounds the redraws of 'normal' noise only: 'uniform' draws once
+    assert check_noise(0, 0.001, 1., 'uniform', 42, 3)['pct'] == 0.001
+
+def test_group_lrs_counts():
+    assert group_lrs('lr', [1e-3], 2) == 1e-3                               # one value: every group
+    assert group_lrs('wd', slice(0., 0.1), 2, zero_ok=True) == [0.01, 0.1]  # start 0: fastai's set_hyper, stop/10 then stop
+    with pytest.raises(ValueError, match='lr has 2 values but the optimizer has 3 parameter group'): group_lrs('lr', [1e-3, 1e-2], 3)
+
+def test_sweep_lrs_must_be_above_zero():
+    with pytest.raises(ValueError, match=r'anneal=.* gives the lr 0.0 at batch 0'): AnnealLRFinder(anneal=lambda s, e, p: 0.)
+
+def test_integral_arguments_refuse_bools():
+    with pytest.raises(TypeError, match='axis must be an int, got True'): Accuracy(axis=True)
+
+def test_lr_range_per_group_must_rise():
+    with pytest.raises(ValueError, match=r'end_lr must be greater than start_lr in every group, got end_lr\[0\]=0.001 <= start_lr\[0\]=0.001'):
+        check_lr_range([1e-3, 1e-2], [1e-3, 1.])

@@ -319,3 +319,97 @@ def test_weights_that_require_grad_and_fastais_learn_argument():
     m,ref = BalancedAccuracy(sample_weight=w),BalancedAccuracy(sample_weight=w.detach())
     m.reset(); m.accum_values(pred, targ, None)
     assert m.value == ref(pred, targ) == pytest.approx(balanced_accuracy_score(targ, pred.argmax(1), sample_weight=w.detach()))
+
+
+# ---------------------------------------------------------------- behaviour no test pinned (a mutation audit, twenty-first session)
+_P3,_T3 = torch.tensor([[2., 1., 0.], [0., 3., 1.], [0., 1., 4.], [5., 0., 1.]]),torch.tensor([0, 1, 2, 1])  # 3 of 4 right
+
+def test_ignore_index_bounds_are_int64s():
+    assert Accuracy(ignore_index=-2**63).ignore_index == -2**63 and Accuracy(ignore_index=2**63-1).ignore_index == 2**63-1
+    with pytest.raises(ValueError, match=r'ignore_index must be None or an int in \[-2\*\*63, 2\*\*63\)'): Accuracy(ignore_index=2**63)
+
+def test_targets_differing_by_unit_dims_only():
+    assert Accuracy()(_P3, _T3[:, None]) == 0.75                # (N, 1) targets, as fastai's flatten_check takes them
+    with pytest.raises(ValueError, match='do not match targ of shape'): Accuracy()(_P3, _T3.view(2, 2))  # same size, other shape
+
+def test_axis_and_top_k_at_their_limits():
+    assert Accuracy(axis=-2)(_P3.T, _T3) == 0.75                # axis=-ndim is the first dim
+    assert Accuracy(top_k=3)(_P3, _T3) == 1.                    # top_k=C: every target is a hit
+    assert Accuracy(top_k=2).name == 'top_2_accuracy'
+
+def test_call_is_one_batch_and_value_follows_new_batches():
+    m = Accuracy()
+    assert m(_P3, _T3) == 0.75 and m(_P3[:1], _T3[:1]) == 1.        # `__call__` resets: the second call is its batch alone
+    m.reset()
+    assert m.value is None                                   # read before any batch (a Recorder, a callback)...
+    m.accum_values(_P3[:1], _T3[:1])
+    assert m.value == 1.                                     # ...is not kept once batches arrive
+    m.accum_values(_P3[3:], _T3[3:])
+    assert m.value == 0.5
+
+class _SoloDDL(DistributedDL):
+    def _broadcast(self, t, rank): return t
+
+def test_a_batch_wholly_of_padding_counts_nothing():
+    "n=5 over 4 ranks of 2: rank 3 holds padded positions 6 and 7 only, one batch of 2 that must count nothing"
+    x,y = torch.randn(5, 3),torch.randint(0, 3, (5,))
+    ddl,m = _SoloDDL(TfmdDL(TensorDataset(x, y), bs=2, device='cpu'), rank=3, world_size=4),Accuracy()
+    m.reset()
+    for xb,yb in ddl: m.accumulate(SimpleNamespace(pred=xb, yb=(yb,), y=yb, dl=ddl))
+    assert m._state is None or int(m._state['total']) == 0
+
+def test_float64_tensor_weights_are_copied():
+    "A float64 CPU tensor needs no conversion, so only `copy=True` keeps the caller's later writes out"
+    pred,targ = torch.tensor([[2., 1.], [0., 3.], [4., 0.], [1., 2.]]),torch.tensor([0, 0, 1, 1])
+    w = torch.tensor([1., 2., 1., 3.], dtype=torch.float64)
+    m = BalancedAccuracy(sample_weight=w)
+    w[:] = float('nan')
+    assert m(pred, targ) == pytest.approx(0.5*(1/3) + 0.5*(3/4))   # sklearn's weighted recalls, 1/3 and 3/4
+
+def test_growing_counts_keep_the_out_of_range_and_ignored_bins():
+    m = BalancedAccuracy(); m.reset()
+    m.accum_values(torch.tensor([0]), torch.tensor([-1]))   # a bad target while the counts cover one class
+    m.accum_values(torch.tensor([3]), torch.tensor([3]))    # the counts grow to 4 classes
+    with pytest.raises(ValueError, match=r'1 targets or predicted class indices were outside \[0, 4\)'): m.value
+    m = BalancedAccuracy(ignore_index=255, sample_weight=[1., 1., 1.]); m.reset()
+    m.accum_values(torch.tensor([0, 0]), torch.tensor([0, 255]))
+    m.accum_values(torch.tensor([2]), torch.tensor([2]))
+    assert m.value == 1.                                     # 3 targets seen (one ignored), as sample_weight has
+
+def test_ignored_targets_do_not_size_the_counts():
+    m = BalancedAccuracy(ignore_index=2_000_000)
+    assert m(torch.tensor([0, 1, 2, 0]), torch.tensor([0, 1, 2_000_000, 1])) == 0.75  # class indices: recalls 1 and 1/2
+    assert m._state['cm'].numel() == 2*3 + 2
+
+def test_inferred_class_limit_is_inclusive():
+    assert BalancedAccuracy()(torch.tensor([0, 999_999]), torch.tensor([0, 999_999])) == 1.   # 10**6 classes: the most inferred
+
+@pytest.mark.parametrize('pred,targ', [(_P3, torch.tensor([0, -1, 2, 1])), (torch.tensor([0, 1, 3, 1]), _T3)])
+def test_balanced_accuracy_refuses_negative_targets_and_predictions_at_n_classes(pred, targ):
+    with pytest.raises(ValueError, match=r'1 targets or predicted class indices were outside \[0, 3\)'): BalancedAccuracy(n_classes=3)(pred, targ)
+
+def test_sharded_segmentation_weights_follow_the_pixels():
+    "Sharded (N, C, H) segmentation: a batch at sample position `pos` reads the weights from pixel `pos*H` on, as one process does"
+    g = torch.Generator().manual_seed(0)
+    x,y = torch.randn(10, 3, 2, generator=g),torch.randint(0, 3, (10, 2), generator=g)
+    w = torch.rand(20, generator=g)
+    single = BalancedAccuracy(axis=1, sample_weight=w); single.reset()
+    for i in range(0, 10, 3): single.accum_values(x[i:i+3], y[i:i+3])
+    dl,wcm = TfmdDL(TensorDataset(x, y), bs=3, device='cpu'),0
+    for r in range(2):
+        m,ddl = BalancedAccuracy(axis=1, sample_weight=w),_SoloDDL(dl, rank=r, world_size=2)
+        m.reset()
+        for xb,yb in ddl: m.accumulate(SimpleNamespace(pred=xb, yb=(yb,), y=yb, dl=ddl))
+        wcm = wcm + m._state['wcm']
+    assert torch.allclose(wcm, single._state['wcm'], rtol=0, atol=1e-12)
+
+def test_empty_results_are_none():
+    assert BalancedAccuracy(ignore_index=0)(_P3, torch.zeros(4, dtype=torch.long)) is None   # every target ignored: no recall, no nan
+    assert AccuracyMulti()(torch.zeros(0, 3), torch.zeros(0, 3)) is None                     # no label counted: None, not 0
+
+def test_multilabel_threshold_is_strict_and_complex_targets_refused():
+    "fastai's accuracy_multi predicts `pred > thresh`: a score exactly at the threshold is a 0"
+    assert AccuracyMulti(thresh=0.5, sigmoid=False)(torch.tensor([[0.5, 0.7]]), torch.tensor([[0, 1]])) == 1.
+    assert AccuracyMulti()(torch.tensor([[0., 1.]]), torch.tensor([[0, 1]])) == 1.            # sigmoid(0) is exactly 0.5
+    with pytest.raises(TypeError, match='targ must hold 0/1 labels, got torch.complex64'):
+        AccuracyMulti()(torch.randn(2, 2), torch.ones(2, 2, dtype=torch.complex64))

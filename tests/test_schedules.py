@@ -274,3 +274,51 @@ def test_sgdr_cycle_ends_are_the_fsum_of_each_prefix_in_linear_time():
         assert _cycle_ends(n, cl, m) == [math.fsum(cl*m**j for j in range(i+1)) for i in range(n)]
     assert sgdr_n_epoch(10**9, 1, 1) == 10**9  # the preview's size check then refuses it at once (it summed 10**9 terms)
     assert sgdr_anneal_scheds(20_000, 1, 1e-3, cycle_mult=1)['lr'].n == 20_000  # a phase per cycle (the warmup of length 0 never runs)
+
+
+# ---------------------------------------------------------------- behaviour no test pinned (a mutation audit, twenty-first session)
+def test_phases_refuse_bounds_not_from_0_to_1():
+    with pytest.raises(ValueError, match='bounds must rise from 0 to 1'): Phases([0.2, 1.], [sched_lin], [0.], [1.])
+    with pytest.raises(ValueError, match='bounds must rise from 0 to 1'): Phases([0., 0.5], [sched_lin], [0.], [1.])
+
+def test_phases_refuse_missing_end():
+    with pytest.raises(ValueError, match=r'fs, starts and ends must hold one entry per phase, got 2, 2 and 1'):
+        Phases([0., .5, 1.], [sched_lin]*2, [0.]*2, [1.])
+
+def test_from_pcts_tolerance_is_1e_9():
+    with pytest.raises(ValueError, match='pcts must sum to 1'): Phases.from_pcts([0.5, 0.5 + 1e-8], [sched_lin]*2, [0.]*2, [1.]*2)
+    # within 1e-9 above 1: a join past 1 is clamped to 1, not refused as a bound
+    f = Phases.from_pcts([0.6, 0.4 + 5e-10, 0.], [sched_lin]*3, [0., 1., 2.], [1., 2., 3.])
+    assert f(1.) == 2.
+
+def test_per_group_floor_of_zero_keeps_its_shape():
+    lrs = np.array([1e-3, 1e-2])
+    v = cos_anneal_scheds(lrs, div_final=math.inf)['lr'](1.)
+    assert isinstance(v, np.ndarray) and v.shape == (2,) and np.all(v == 0)
+
+def test_cos_moms_shape_and_end():
+    "The momentum follows the warmup's shape up to its low, then the anneal's shape to moms[2] (not moms[0])"
+    s = cos_anneal_scheds(1e-2, pct_warmup=0.5, warmup='lin', anneal='cos', moms=(0.95, 0.85, 0.9))['mom']
+    assert math.isclose(s(0.125), 0.925, rel_tol=1e-12)                                    # linear warmup, a quarter in
+    assert math.isclose(s(0.625), 0.85 + (0.9-0.85)*(1-math.cos(math.pi*0.25))/2, rel_tol=1e-12)  # cosine, a quarter in
+    assert s(1.) == 0.9
+
+def test_sgdr_n_epoch_exact_sum_and_whole_check():
+    assert sgdr_n_epoch(6, 10**6, 1.2) == 9_929_920   # the geometric formula gives 9929919.999999998: only the exact sum is whole
+    assert sgdr_n_epoch(1, 2**53, 1) == 2**53         # 'at most 2**53 epochs': 2**53 itself is allowed
+    with pytest.raises(ValueError, match='must be a whole number of epochs, got 2.25'): sgdr_n_epoch(2, 1, 1.25)
+
+def test_sgdr_warmup_must_end_before_the_first_restart():
+    with pytest.raises(ValueError, match="pct_warmup must be smaller than the first cycle's share"):
+        sgdr_anneal_scheds(3, 1, 1e-3, pct_warmup=1/7)   # the warmup would take the whole first cycle: it never anneals
+
+def test_cooldown_default_is_1_sqrt():
+    f = cooldown_scheds(1.)['lr']
+    assert math.isclose(f(0.25), 1e-5 + (1-1e-5)*0.5, rel_tol=1e-12)  # 1-sqrt(0.25) = 0.5
+
+def test_cyclic_defaults_are_torchs():
+    "step_size_up=2000 and gamma=1 as torch's CyclicLR: the peak at step 2000, and exp_range without gamma is triangular"
+    s = cyclic_scheds(1, 4000, 1e-2)['lr']
+    assert s(0.) == 2.5e-3 and s(0.5) == 1e-2 and s(1.) == 2.5e-3
+    e,t = cyclic_scheds(2, 4000, 1e-2, mode='exp_range')['lr'],cyclic_scheds(2, 4000, 1e-2)['lr']
+    assert [e(p/8) for p in range(9)] == [t(p/8) for p in range(9)]
