@@ -164,7 +164,6 @@ class LearnerSnapshot:
         # and its plain attributes: a child or parameter built on the first forward over a plain `None` (`self.head = None`, then
         # `self.head = nn.Linear(...)`) leaves the plain attribute for the registered one, which the slots above take back
         self.plain = [(m, dict(vars(m))) for m in mods]
-        self.shadows = [(m, {k: vars(m)[k] for k in _SHADOWS if k in vars(m)}) for m in mods]
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
                         for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
@@ -209,9 +208,12 @@ class LearnerSnapshot:
     def _restore_tensors(self):
         for d,saved in self.slots:  # a fit that swapped a tensor out gets the original object back; one it added is dropped
             if d.keys() != saved.keys() or any(d[k] is not v for k,v in saved.items()): d.clear(); d.update(saved)
-        for m,saved in self.plain:  # a plain attribute a search moved into the slots comes back
-            for k in saved.keys() - vars(m).keys():
-                if k not in m._parameters and k not in m._buffers and k not in m._modules: vars(m)[k] = saved[k]
+        for m,saved in self.plain:  # a plain attribute a search moved into the slots comes back, a `forward` it wrapped too
+            for k in _SHADOWS:
+                if k not in saved: vars(m).pop(k, None)
+            for k,v in saved.items():
+                if k in _SHADOWS or (k not in vars(m) and k not in m._parameters and k not in m._buffers and k not in m._modules):
+                    vars(m)[k] = v
         with torch.no_grad():
             _each(self._restore_tensor, self.tensors)
 
@@ -232,9 +234,6 @@ class LearnerSnapshot:
 
     def _restore_rest(self):
         for m,training in self.modes: m.training = training
-        for m,saved in self.shadows:
-            for k in _SHADOWS: vars(m).pop(k, None)
-            vars(m).update(saved)
         for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
         for k,v in self.attrs.items(): setattr(self.learn, k, v)
         for k in self.absent: vars(self.learn).pop(k, None)
