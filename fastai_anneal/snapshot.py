@@ -172,7 +172,6 @@ class LearnerSnapshot:
         self.tensors += [(None, None, None, p, p.detach().clone()) for i,p in params.items() if i not in clones]
         # a param's own attributes too: the mark `freeze_to` leaves (`optimizer.FROZEN`), what other libraries set on it
         self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone(), dict(vars(p))) for p in params.values()]
-        self.modes = [(m, m.training) for m in mods]
         self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
         self.attrs.update({k: vars(learn)[k] for k in _COUNTERS if k in vars(learn)})
         self.absent = [k for k in _COUNTERS if k not in vars(learn)]  # a learner that never fitted has none: it gets none back
@@ -233,7 +232,7 @@ class LearnerSnapshot:
         p.requires_grad_(rg); p.grad = None if g is None else g.to(p.device); vars(p).clear(); vars(p).update(d)
 
     def _restore_rest(self):
-        for m,training in self.modes: m.training = training
+        for m,saved in self.plain: m.training = saved['training']  # its train/eval mode, from the plain attributes kept above
         for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
         for k,v in self.attrs.items(): setattr(self.learn, k, v)
         for k in self.absent: vars(self.learn).pop(k, None)
