@@ -172,6 +172,7 @@ class LearnerSnapshot:
         self.tensors += [(None, None, None, p, p.detach().clone()) for i,p in params.items() if i not in clones]
         # a param's own attributes too: the mark `freeze_to` leaves (`optimizer.FROZEN`), what other libraries set on it
         self.params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone(), dict(vars(p))) for p in params.values()]
+        self.modes = [(m, m.training) for m in mods]  # read, not taken from `plain`: a scripted module keeps its mode in C++
         self.attrs = {k: getattr(learn, k) for k in ('opt', 'lr', 'training') if hasattr(learn, k)}
         self.attrs.update({k: vars(learn)[k] for k in _COUNTERS if k in vars(learn)})
         self.absent = [k for k in _COUNTERS if k not in vars(learn)]  # a learner that never fitted has none: it gets none back
@@ -197,7 +198,7 @@ class LearnerSnapshot:
             if not self.restored: self.restored = True; fs += [self._restore_tensors, self._restore_params, self._restore_rest]
             try: run_all(*fs)
             finally:
-                if self.restored: self.tensors = self.params = self.opt_states = self.slots = self.plain = None  # free the copies
+                if self.restored: self.tensors = self.params = self.opt_states = self.slots = self.plain = self.modes = None  # free the copies
 
     def _restore_swaps(self):
         for k,v in self.swapped.items(): setattr(self.learn, k, v)
@@ -206,7 +207,8 @@ class LearnerSnapshot:
 
     def _restore_tensors(self):
         for d,saved in self.slots:  # a fit that swapped a tensor out gets the original object back; one it added is dropped
-            if d.keys() != saved.keys() or any(d[k] is not v for k,v in saved.items()): d.clear(); d.update(saved)
+            # (as sets: a scripted module's lists are views that give their keys as a list, and its structure cannot change)
+            if set(d.keys()) != saved.keys() or any(d[k] is not v for k,v in saved.items()): d.clear(); d.update(saved)
         for m,saved in self.plain:  # a plain attribute a search moved into the slots comes back, a `forward` it wrapped too
             for k in _SHADOWS:
                 if k not in saved: vars(m).pop(k, None)
@@ -232,7 +234,7 @@ class LearnerSnapshot:
         p.requires_grad_(rg); p.grad = None if g is None else g.to(p.device); vars(p).clear(); vars(p).update(d)
 
     def _restore_rest(self):
-        for m,saved in self.plain: m.training = saved['training']  # its train/eval mode, from the plain attributes kept above
+        for m,training in self.modes: m.training = training
         for o,saved in zip(self.opts, self.opt_states): _restore_opt(o, saved)
         for k,v in self.attrs.items(): setattr(self.learn, k, v)
         for k in self.absent: vars(self.learn).pop(k, None)

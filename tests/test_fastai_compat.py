@@ -23,7 +23,8 @@ from fastai.test_utils import synth_learner
 from fastai_anneal.all import *
 from fastai_anneal.optimizer import AdamAnneal, SGDAnneal
 from fastai_anneal.registry import VARIANTS as REGISTRY
-from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps, synth_splitter
+from fastai.test_utils import synth_dbunch
+from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps, synth_splitter, learner_state, assert_restored
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
 fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
@@ -280,6 +281,39 @@ def test_an_interrupted_search_gives_back_a_swapped_loss(entry, exc):
     learn.remove_cb(Stop)
     assert learn.loss_func is lf and learn.model is model
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)  # MixUp's loss outside its fit: a dtype error
+
+class _BNNet(nn.Module):
+    def __init__(self): super().__init__(); self.lin,self.bn,self.out = nn.Linear(1, 8),nn.BatchNorm1d(8),nn.Linear(8, 1)
+    def forward(self, x): return self.out(self.bn(self.lin(x)))
+
+def _scripted_learner() -> Learner:
+    "fastai's synthetic regression (20 batches) with a `torch.jit.script` model holding a BatchNorm: the same weights every call"
+    set_seed(0, reproducible=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)  # torch deprecates `torch.jit.script`, still in use
+        return Learner(synth_dbunch(n_train=20, n_valid=1), torch.jit.script(_BNNet()), loss_func=MSELossFlat())
+
+@pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
+def test_a_search_gives_back_a_scripted_model(entry):
+    ("A `torch.jit.script` model's lists of parameters and children are views that give their keys as a list, and its modules' "
+     "train/eval modes live in C++ (not in their attributes): a search ran and gave it back, its BatchNorm left in eval mode too")
+    learn = _scripted_learner()
+    quiet_fit(learn, 'fit', 1, 1e-3)
+    learn.model.train(); learn.model.bn.eval()  # mixed modes, as a frozen BatchNorm leaves them
+    before = learner_state(learn)
+    with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False) if entry == 'lr_find' else learn.lr_tune(2, fit='fit_cos_anneal')
+    assert_restored(before, learner_state(learn))
+    assert not learn.model.bn.training and learn.model.lin.training
+
+def test_auto_on_a_scripted_model_equals_tuning_then_fitting():
+    "`fit_cos_anneal(n, 'auto')` on a scripted model: the same weights as the tuned lr passed to the same fit"
+    res = []
+    for two_steps in (False, True):
+        learn = _scripted_learner()
+        lr = learn.lr_tune(2, fit='fit_cos_anneal').lr if two_steps else 'auto'
+        quiet_fit(learn, 'fit_cos_anneal', 2, lr)
+        res.append([p.detach().clone() for p in learn.model.parameters()])
+    assert all(torch.equal(a, b) for a,b in zip(*res))
 
 def test_lr_find_with_tensorboard(tmp_path):
     "issue 10.1: `TensorBoardCallback` stands aside during the sweep too: no event file is written"
