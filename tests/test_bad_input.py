@@ -29,6 +29,9 @@ class _NeedsArg(Callback):
     def __init__(self, x): self.x = x
 
 def _two_args(lrs, losses): return 1e-3  # a suggestion function fastai cannot call: it passes (lrs, losses, num_it)
+def _private(lrs, losses, num_it): return 1e-3  # its name cannot name a field of fastai's `SuggestedLRs` (a namedtuple)
+def _keyword(lrs, losses, num_it): return 1e-3
+_keyword.__name__ = 'class'  # nor can a keyword
 
 class _AccPlateau(AnnealPlateau):
     "A callback class whose own check fails on these learners (they record no accuracy)"
@@ -288,6 +291,13 @@ BAD = [  # (call on a learner, regex the message must match)
     (lambda l: compare(out=' ', epochs=1), 'out must be a folder path'),
     (lambda l: save_figure(plot_schedule(cos_anneal_scheds(1e-3), 2, 5), 'f.png', dpi=10**6), r'dpi must be in \[1, 2400\]'),
     (lambda l: plot_comparison({'a': [1e-3]}, {'b': [[.5]]}), r"lrs and hist must name the same schedules in the same order"),
+    (lambda l: compare(out=__file__, epochs=1), r"out must be a folder, but '.*test_bad_input\.py' is a file"),
+    (lambda l: plot_lrs({}), 'lrs must be a non-empty dict of schedule name -> values, got dict'),
+    (lambda l: mnist1d_dls(device='meta'), "device must hold data: 'meta' holds shapes only"),
+    (lambda l: l.lr_find(suggest_funcs=_private, show_plot=False), r"suggest_funcs must have names .*got \['_private'\]"),
+    (lambda l: l.lr_find(suggest_funcs=_keyword, show_plot=False), r"suggest_funcs must have names .*got \['class'\]"),
+    # an int of 51 digits is cut to 40 characters in the message
+    (lambda l: plot_lrs({'a': [1e-3, 1e-4]}, n_epoch=-10**50), r'n_epoch must be >= 1, got -10{35}\.\.\.$'),
 ]
 
 @pytest.mark.parametrize('trained', [False, True], ids=['fresh', 'trained'])
@@ -434,3 +444,37 @@ def test_integral_arguments_refuse_bools():
 def test_lr_range_per_group_must_rise():
     with pytest.raises(ValueError, match=r'end_lr must be greater than start_lr in every group, got end_lr\[0\]=0.001 <= start_lr\[0\]=0.001'):
         check_lr_range([1e-3, 1e-2], [1e-3, 1.])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='refused only where torch finds no GPU')
+@pytest.mark.parametrize('call', [lambda: mnist1d_dls(device='cuda'), lambda: digits_dls(device='cuda:0'), lambda: compare(device='cuda', epochs=1)])
+def test_a_gpu_asked_for_without_one_is_refused(call, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"device 'cuda(:0)?' asked for, but torch finds no GPU .*use '?(None|'auto') or 'cpu'"): call()
+    assert not any(tmp_path.iterdir())
+
+def test_an_out_folder_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
+    "The folder's nearest existing parent must be writable (faked: this suite may run as root, whom permissions do not stop)"
+    import fastai_anneal._checks as checks
+    monkeypatch.setattr(checks.os, 'access', lambda p, mode: Path(p) != tmp_path)
+    with pytest.raises(ValueError, match=r"out folder '.*/runs/a' cannot be written: no write permission on '.*'"):
+        compare(out=tmp_path/'runs'/'a', epochs=1)
+    assert not any(tmp_path.iterdir())
+
+def test_an_annealer_without_a_signature_is_trusted():
+    "A builtin that inspect cannot read (`min`) is taken as the annealer f(start, end, pos) it may be"
+    test_eq(get_anneal(min), min)
+    f = cos_anneal_scheds(1e-2, anneal=min)['lr']
+    test_eq(f.fs, [min]); test_eq(f(.5), min(1e-2, 1e-7, .5))
+
+def test_a_callback_class_checked_before_the_fit_leaves_the_rngs_as_they_were():
+    ("A callback class that checks itself against the learner is made once for the check and once by fastai's `add_cb`: the check "
+     "puts back python's, numpy's and torch's RNGs, so the fit's callback draws what it would without the package")
+    class Draws(AnnealPlateau):
+        seen = []
+        def __init__(self):
+            super().__init__()
+            Draws.seen.append((random.random(), float(np.random.rand()), float(torch.rand(1))))
+    learn = _mk_learner(n_train=3)
+    with learn.no_bar(), learn.no_logging(): learn.fit_cos_anneal(1, 1e-3, cbs=Draws)
+    assert len(Draws.seen) == 2 and Draws.seen[0] == Draws.seen[1], Draws.seen
