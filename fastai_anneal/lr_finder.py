@@ -356,14 +356,14 @@ def lr_find(self:Learner,
     kept = _RecorderKept(self); kept.__enter__()  # the last fit's history, put back if no sweep runs
     # after an exception the other callbacks' state comes back too: fastai's trackers stand aside for the sweep (`run=False`) and
     # only their `after_fit`, which an exception skips, puts them back. A sweep that ends leaves their plain state as it left it, as
-    # fastai's, but not the modules they hold: an EMA model the sweep fed (up to its divergence) comes back as it was
+    # fastai's, but not the modules and tensors they hold: an EMA the sweep fed (up to its divergence) comes back as it was
     cbs_kept = _CallbacksKept(self, skip=Recorder)
     try:
         with self.no_logging(), _csv_loggers_aside(self): self.fit(n_epoch, cbs=cb)  # the last fit's CSV log stays as it is
     except BaseException:  # what callbacks swapped, their state, and the Recorder's history of the last fit (it held the half sweep)
         run_all(partial(snap.restore, swapped=True), cbs_kept.restore, partial(kept.__exit__, None, None, None)); raise
     finally: cb.restore()
-    cbs_kept.restore_modules()
+    cbs_kept.restore_held()
     if not cb.swept:  # the finder's `before_fit` never ran: the Recorder holds the last fit's points, or none
         kept.__exit__(None, None, None)
         raise RuntimeError("lr_find: no sweep ran, a callback cancelled the fit (CancelFitException) before the range test started, "

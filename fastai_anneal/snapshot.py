@@ -28,6 +28,9 @@ def _snap_opt(opt, memo):
      "identity through `memo`")
     if isinstance(opt, torch.optim.Optimizer): return copy.deepcopy(opt.state_dict())
     attrs,skipped = {},[]
+    # the state's keys by identity, as the params are: fastai keys a bias's state by `m.bias`, which a pruned or parametrised bias
+    # makes a computed tensor (one torch cannot deep-copy: the whole state was skipped, and the sweep's moments stayed)
+    if isinstance(st := vars(opt).get('state'), dict): memo.update({id(k): k for k in st})
     for k,v in vars(opt).items():
         if k == 'param_lists':  # the params themselves, not copies: a callback may swap them for a fit (fastai's fp32 masters)
             attrs[k] = L(L(list(g)) for g in v); continue
@@ -138,19 +141,19 @@ def _modules(learn) -> list:
 
 _COUNTERS = ('epoch', 'n_epoch', 'iter', 'n_iter', 'train_iter', 'pct_train')  # where the last fit stood: a `start_epoch` reads it
 
-# a module's instance attributes that wrap its `forward` for a fit and that no callback takes back: accelerate's mixed precision
-# (fastai's `DistributedTrainer`) wraps it in autocast at every fit, and the searches' dozens of fits nested it to a RecursionError
-_SHADOWS = ('forward', '_original_forward')
+def _put_back(pairs):
+    "Each container of `pairs` (a dict or set) given back the contents of its copy, in place"
+    for d,saved in pairs: d.clear(); d.update(saved)
 
 class LearnerSnapshot:
     ("In-memory copy of all a fit changes on `learn`: weights, buffers, grads, `requires_grad`, train/eval modes, the modules' children "
-     "and wrapped `forward`s, the optimizer (state, hypers, frozen groups), `lr`, the RNGs and the loaders' orders. After an "
-     "exception (`restore(swapped=True)`, a `with` block left by one) also what callbacks swap for a fit and put back only when "
-     "it ends well: the `loss_func` (fastai's `MixUp`), `model` and `dls.loaders` "
-     "objects (its `DistributedTrainer`) and the modules' hooks (`ActivationStats`). A fit that ends well keeps those as its "
-     "callbacks left them: a model a callback wrapped on purpose stays wrapped")
+     "and plain attributes (a wrapped `forward`, a counter), the optimizer (state, hypers, frozen groups), `lr`, the RNGs and the "
+     "loaders' orders. After an exception (`restore(swapped=True)`, a `with` block left by one) also what callbacks swap for a fit "
+     "and put back only when it ends well: the `loss_func` (fastai's `MixUp`), `model` and `dls.loaders` objects (its "
+     "`DistributedTrainer`) and the modules' hooks (`ActivationStats`). A fit that ends well keeps those as its callbacks left them "
+     "(a model a callback wrapped on purpose stays wrapped), but for the hooks of a module whose structure comes back")
     def __init__(self, learn:Learner):  # The learner to copy; `restore()` puts it back
-        self.learn,model = learn,learn.model
+        self.learn = learn
         mods = _modules(learn)  # and below, any other parameter the optimizers train
         lazy = next((f"{type(m).__name__}.{n}" for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items()
                      if isinstance(t, nn.parameter.UninitializedTensorMixin)), None)
@@ -159,11 +162,15 @@ class LearnerSnapshot:
                              f"e.g. `learn.model(learn.dls.one_batch()[0])`, before lr_find or lr='auto'")
         # each module's own lists of parameters, buffers and children: a buffer a search registers, or fills where it was None, is
         # taken back, and so is a child a fit replaced and nothing put back (fastai's `DistributedTrainer` converts every BatchNorm
-        # to a new `SyncBatchNorm` sharing its tensors, at every fit: the modes and hooks of the model's own modules were lost)
-        self.slots = [(d, dict(d)) for m in mods for d in (m._parameters, m._buffers, m._modules)]
-        # and its plain attributes: a child or parameter built on the first forward over a plain `None` (`self.head = None`, then
-        # `self.head = nn.Linear(...)`) leaves the plain attribute for the registered one, which the slots above take back
-        self.plain = [(m, dict(vars(m))) for m in mods]
+        # to a new `SyncBatchNorm` sharing its tensors, at every fit: the modes and hooks of the model's own modules were lost);
+        # its plain attributes, by reference (a search replaces them: a step counter, a `Dropout.p` a callback anneals, the `weight`
+        # a hook computes for torch's old `weight_norm`/`spectral_norm` and `prune`, the `forward` accelerate wraps in autocast at
+        # every fit, nested to a RecursionError by the searches' dozens of fits); and the contents of its hook lists and of its set
+        # of non-persistent buffers, which are changed in place
+        self.mods = [(m, [(d, dict(d)) for d in (m._parameters, m._buffers, m._modules)], dict(vars(m)),
+                      [(d, copy.copy(d)) for k,d in vars(m).items() if (k.endswith('hooks') and isinstance(d, dict))
+                       or (k == '_non_persistent_buffers_set' and isinstance(d, set))]) for m in mods]
+        self.hooks = [h for m,slots,plain,kept in self.mods for h in kept]  # kept after a first restore, for `restore(swapped=True)`
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
                         for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
@@ -178,7 +185,6 @@ class LearnerSnapshot:
         self.absent = [k for k in _COUNTERS if k not in vars(learn)]  # a learner that never fitted has none: it gets none back
         self.swapped = {k: getattr(learn, k) for k in ('loss_func', 'model') if hasattr(learn, k)}
         self.loaders = (learn.dls, learn.dls.loaders) if isinstance(getattr(learn.dls, 'loaders', None), list) else None
-        self.hooks = [(d, dict(d)) for m in model.modules() for k,d in vars(m).items() if k.endswith('hooks') and isinstance(d, dict)]
         memo = {id(o): o for o in self.opts + [p[0] for p in self.params]}
         self.opt_states = [_snap_opt(o, memo) for o in self.opts]
         self.rng = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
@@ -198,23 +204,25 @@ class LearnerSnapshot:
             if not self.restored: self.restored = True; fs += [self._restore_tensors, self._restore_params, self._restore_rest]
             try: run_all(*fs)
             finally:
-                if self.restored: self.tensors = self.params = self.opt_states = self.slots = self.plain = self.modes = None  # free the copies
+                if self.restored: self.tensors = self.params = self.opt_states = self.mods = self.modes = None  # free the copies
 
     def _restore_swaps(self):
         for k,v in self.swapped.items(): setattr(self.learn, k, v)
         if self.loaders is not None: self.loaders[0].loaders = self.loaders[1]
-        for d,saved in self.hooks: d.clear(); d.update(saved)
+        _put_back(self.hooks)  # hooks put on for the fit (`ActivationStats`'), which `after_fit` takes off
 
     def _restore_tensors(self):
-        for d,saved in self.slots:  # a fit that swapped a tensor out gets the original object back; one it added is dropped
-            # (as sets: a scripted module's lists are views that give their keys as a list, and its structure cannot change)
-            if set(d.keys()) != saved.keys() or any(d[k] is not v for k,v in saved.items()): d.clear(); d.update(saved)
-        for m,saved in self.plain:  # a plain attribute a search moved into the slots comes back, a `forward` it wrapped too
-            for k in _SHADOWS:
-                if k not in saved: vars(m).pop(k, None)
-            for k,v in saved.items():
-                if k in _SHADOWS or (k not in vars(m) and k not in m._parameters and k not in m._buffers and k not in m._modules):
-                    vars(m)[k] = v
+        for m,slots,plain,kept in self.mods:
+            # a fit that swapped a tensor or child out gets the original object back; one it added is dropped (compared as sets: a
+            # scripted module's lists are views that give their keys as a list, and its structure cannot change)
+            changed = [(d, saved) for d,saved in slots if set(d.keys()) != saved.keys() or any(d[k] is not v for k,v in saved.items())]
+            _put_back(changed)
+            # the plain attributes as they were: one the fit added goes (`prune`'s computed `weight` would hide the parameter)
+            for k in set(vars(m)) - plain.keys(): del vars(m)[k]
+            vars(m).update(plain)
+            # a module whose structure comes back gets its hooks back too: a callback that pruned it in `before_fit`, for good, left
+            # a hook that needs the tensors just taken back (one that changes no structure keeps its hooks, as after its own fit)
+            if changed: _put_back(kept)
         with torch.no_grad():
             _each(self._restore_tensor, self.tensors)
 
@@ -281,6 +289,14 @@ def _plain_copy(v, memo:dict):
     memo[id(v)] = res
     return res
 
+def _holds_tensor(v, shared:dict) -> bool:
+    "Whether `v` (a `_plain_copy`) is or holds, in its lists, tuples, sets and dicts, a tensor or array of its own (not one of `shared`)"
+    if isinstance(v, (torch.Tensor, np.ndarray)): return id(v) not in shared
+    if isinstance(v, dict): v = v.values()
+    elif isinstance(v, L): v = v.items
+    elif not isinstance(v, (list, tuple, set, frozenset)): return False
+    return any(_holds_tensor(x, shared) for x in v)
+
 def _held_modules(objs, skip:set) -> list:
     ("The modules `objs` hold (callbacks' attribute values, and the lists, tuples, sets and dicts that keep them), each once; `skip`: ids "
      "left out (the learner's own)")
@@ -300,7 +316,7 @@ class _CallbacksKept:
     ("The plain state of the learner's callbacks and of `cbs` (a fit's own), copied (`_plain_copy`): a tracker's `best` and `run` "
      "flag, a weight EMA kept in tensors, `ActivationStats`' history; and the weights, buffers and modes of every module a callback "
      "holds (an EMA model, a distillation teacher: a copy each, in host memory). `restore()` (also on leaving the block) puts it "
-     "back, as fresh copies each time; `restore_modules()` the modules only. The learner's own tensors (parameters, buffers) and "
+     "back, as fresh copies each time; `restore_held()` only the modules and tensors they hold. The learner's own tensors and "
      "every other object a callback holds stay shared: a dataset, live hooks, a file. `skip`: callback classes left alone (the "
      "`Recorder`, whose history `_RecorderKept` handles)")
     def __init__(self, learn:Learner, cbs=None, skip:tuple=()):
@@ -325,14 +341,20 @@ class _CallbacksKept:
         # shares it), so every trial draws the same numbers and the learner comes back with the stream where it was
         gens = {id(g): g for c in self.cbs for g in vars(c).values() if isinstance(g, _RNGS) and not isinstance(g, random.SystemRandom)}
         self.rngs = [(g, _rng_state(g)) for g in gens.values()]
-    def restore_modules(self):
-        ("The modules the callbacks hold, as they were: an attribute a search set to another module (an EMA model made in `before_fit`) "
-         "back to what it held, and their weights, buffers and modes; and the callbacks' own random generators")
+    def restore_held(self):
+        ("The modules and tensors the callbacks hold, as they were: an attribute a search set to another module (an EMA model made in "
+         "`before_fit`) back to what it held, and their weights, buffers and modes; an attribute holding tensors (an EMA kept as a "
+         "list of them) as a fresh copy of what it held; and the callbacks' own random generators")
+        memo = dict(self.shared)
         for c,d in self.saved:
             for k,v in list(vars(c).items()):
                 if isinstance(v, nn.Module) and not (k in d and d[k] is v):
                     if k in d: setattr(c, k, d[k])
                     else: delattr(c, k)
+            for k,v in d.items():
+                if _holds_tensor(v, self.shared): setattr(c, k, _plain_copy(v, memo))
+        self._restore_held_modules()
+    def _restore_held_modules(self):
         with torch.no_grad():
             for t,c in self.held: t.copy_(c)
         for m,training in self.held_modes: m.training = training
@@ -342,7 +364,7 @@ class _CallbacksKept:
         for c,d in self.saved:
             d = {k: _plain_copy(v, memo) for k,v in d.items()}
             vars(c).clear(); vars(c).update(d)
-        self.restore_modules()
+        self._restore_held_modules()
     def __enter__(self): return self
     def __exit__(self, *exc): self.restore()
 

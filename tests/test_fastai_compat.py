@@ -24,7 +24,7 @@ from fastai_anneal.all import *
 from fastai_anneal.optimizer import AdamAnneal, SGDAnneal
 from fastai_anneal.registry import VARIANTS as REGISTRY
 from fastai.test_utils import synth_dbunch
-from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps, synth_splitter, learner_state, assert_restored
+from conftest import mk_learner, quiet_fit, RecordHypers, CountSteps, synth_splitter, learner_state, assert_restored, bitwise_equal
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
 fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
@@ -314,6 +314,87 @@ def test_auto_on_a_scripted_model_equals_tuning_then_fitting():
         quiet_fit(learn, 'fit_cos_anneal', 2, lr)
         res.append([p.detach().clone() for p in learn.model.parameters()])
     assert all(torch.equal(a, b) for a,b in zip(*res))
+
+def _pruned_net() -> nn.Module:
+    "An MLP for fastai's synthetic regression, its first weight and last bias pruned: each a plain tensor a forward pre-hook computes"
+    import torch.nn.utils.prune as prune
+    m = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1))
+    prune.l1_unstructured(m[0], 'weight', amount=0.5); prune.random_unstructured(m[2], 'bias', amount=0.5)
+    return m
+
+class _Counts(nn.Module):
+    "Keeps a plain Python step counter that scales its output (a warmup inside the model) and a `Dropout` whose `p` a callback sets"
+    def __init__(self): super().__init__(); self.lin,self.drop,self.n = nn.Linear(1, 1),nn.Dropout(0.),0
+    def forward(self, x):
+        if self.training: self.n += 1
+        return self.drop(self.lin(x)) * min(self.n/50, 1.)
+
+class _AnnealDropout(Callback):
+    def before_batch(self): self.learn.model.drop.p = 0.5*self.pct_train
+
+@pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
+@pytest.mark.parametrize('model', ['pruned', 'counts'])
+def test_a_search_gives_back_a_modules_plain_state(entry, model):
+    ("A module's plain attributes a search replaces come back: the `weight` and `bias` torch's `prune` (or the old `weight_norm`, fastai's "
+     "`NormType.Weight`) computes in a forward pre-hook, a step counter, a `Dropout.p` a callback anneals. And a pruned bias, by which "
+     "fastai keys an optimizer state (`m.bias`, a computed tensor), no longer keeps the optimizer's state from coming back: the next "
+     "fit equals the same fit without the search")
+    res = []
+    for search in (True, False):
+        set_seed(0, reproducible=True)
+        net = _pruned_net() if model == 'pruned' else _Counts()
+        learn = Learner(synth_dbunch(n_train=20, n_valid=1), net, loss_func=MSELossFlat(), cbs=_AnnealDropout() if model == 'counts' else None)
+        quiet_fit(learn, 'fit', 1, 1e-3)
+        read = lambda: [learn.model[0].weight.clone(), learn.model[2].bias.clone()] if model == 'pruned' else [learn.model.n, learn.model.drop.p]
+        before,plain = learner_state(learn),read()
+        if search:
+            with learn.no_bar(), warnings.catch_warnings():
+                warnings.filterwarnings('error', message='LearnerSnapshot')  # ours, when an optimizer attribute cannot be copied
+                learn.lr_find(num_it=30, show_plot=False) if entry == 'lr_find' else learn.lr_tune(2, fit='fit_cos_anneal')
+            assert_restored(before, learner_state(learn))
+            assert bitwise_equal(plain, read())
+        quiet_fit(learn, 'fit_cos_anneal', 1, 1e-2)
+        res.append([p.detach().clone() for p in learn.model.parameters()])
+    assert all(torch.equal(a, b) for a,b in zip(*res))
+
+class _PruneOnce(Callback):
+    "Prunes the first layer at its first fit, for good (a parameter renamed, a mask buffer, a pre-hook and a plain `weight`)"
+    def before_fit(self):
+        import torch.nn.utils.prune as prune
+        if not prune.is_pruned(self.learn.model): prune.l1_unstructured(self.learn.model[0], 'weight', amount=0.5)
+
+@pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
+def test_a_search_gives_back_a_module_a_callback_pruned_whole(entry):
+    ("A module whose structure a search changed comes back whole: its parameters and buffers, and with them its hooks and plain "
+     "attributes (half of it, the pruning hook without its mask, failed the next forward). The callback prunes it again at the next fit")
+    set_seed(0, reproducible=True)
+    learn = Learner(synth_dbunch(n_train=20, n_valid=1), nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1)),
+                    loss_func=MSELossFlat(), cbs=_PruneOnce())
+    m,w = learn.model[0],learn.model[0].weight
+    with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False) if entry == 'lr_find' else learn.lr_tune(2, fit='fit_cos_anneal')
+    assert m.weight is w and list(m._parameters) == ['weight', 'bias'] and not m._buffers and not m._forward_pre_hooks
+    assert 'weight' not in vars(m)
+    quiet_fit(learn, 'fit', 1, 1e-3)
+    assert 'weight_mask' in m._buffers and (m.weight == 0).sum() == 8
+
+class _TensorEMA(Callback):
+    "A weight EMA kept as a list of tensors, updated in place, and its step count as a tensor replaced at each step"
+    def before_fit(self):
+        if not hasattr(self, 'shadow'): self.shadow,self.steps = [p.detach().clone() for p in self.learn.model.parameters()],torch.zeros(())
+    def after_batch(self):
+        if not self.training: return
+        with torch.no_grad():
+            for s,p in zip(self.shadow, self.learn.model.parameters()): s.mul_(0.9).add_(p, alpha=0.1)
+        self.steps = self.steps + 1
+
+def test_lr_find_gives_back_the_tensors_a_callback_holds():
+    ("An EMA a callback keeps as tensors (not as a module) comes back after a sweep that ends well, as `lr_tune` gives it back: the "
+     "sweep fed it weights up to its divergence. The callback's other plain state stays as the sweep left it, as fastai's")
+    learn = mk_learner(n_train=20, cbs=(cb := _TensorEMA()))
+    quiet_fit(learn, 'fit', 1, 1e-3)
+    shadow,steps = [s.clone() for s in cb.shadow],cb.steps.clone()
+    with learn.no_bar(): learn.lr_find(end_lr=100, num_it=30, show_plot=False)
+    assert all(torch.equal(a, b) for a,b in zip(cb.shadow, shadow)) and torch.equal(cb.steps, steps)
 
 def test_lr_find_with_tensorboard(tmp_path):
     "issue 10.1: `TensorBoardCallback` stands aside during the sweep too: no event file is written"
