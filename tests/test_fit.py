@@ -1,11 +1,13 @@
 "The `Learner` patches: recorded schedules equal the builders, exact resume, per-group lrs (bad input: tests/test_bad_input.py)."
-import warnings
+import contextlib, warnings
+from functools import partial
 import numpy as np, pytest, torch
 from fastai.basics import *
 from fastai.test_utils import synth_dbunch, RegModel, synth_learner
-from fastai.callback.tracker import SaveModelCallback
+from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai_anneal.all import *
-from fastai_anneal.registry import VARIANTS as REGISTRY
+from fastai_anneal.registry import VARIANTS as REGISTRY, Variant, _REGISTERED
+from fastai_anneal.fit import register_variant
 from conftest import mk_learner as _mk_learner, quiet_fit, RecordHypers
 
 N_ITER = 5  # batches per epoch of the synthetic data
@@ -209,3 +211,152 @@ def test_epoch_stepping_that_never_reaches_the_peak_warns(call, warns):
         warnings.simplefilter('always')
         getattr(learn, method)(*args, step='epoch', **kw)
     assert any("step='epoch' holds each epoch at the lr schedule's value" in str(x.message) for x in w) == warns
+
+# ------------------------------------------------------------------ behaviours a mutation audit found unpinned (twenty-second session)
+def test_fine_tune_noise_counts_the_epochs_of_both_phases():
+    "noise_range_t=(1, 2) with one frozen epoch: the noise is on the unfrozen phase (the run's epoch 1), and not on the frozen one"
+    learn,rec = mk_learner(groups=2),RecordHypers()
+    quiet_fit(learn, 'fine_tune_anneal', 1, base_lr=4e-3, freeze_epochs=1, noise_range_t=(1, 2), cbs=rec)
+    lrs = np.array(rec.lrs)
+    frozen = cos_anneal_scheds(np.array([4e-4, 4e-3]), pct_warmup=0.1)['lr']
+    unfrozen = cos_anneal_scheds(np.array([2e-5, 2e-3]), pct_warmup=0.1)['lr']
+    np.testing.assert_allclose(lrs[:N_ITER], np.stack([frozen(t/N_ITER) for t in range(N_ITER)]), rtol=1e-9)
+    ratio = lrs[N_ITER:] / np.stack([unfrozen(t/N_ITER) for t in range(N_ITER)])
+    assert np.all(np.abs(ratio - 1) > 1e-6)  # every batch of the unfrozen phase is noisy
+
+# ------------------------------------------------------------------ optimizers wrapped or of one's own, and a builder's hyper names
+
+@contextlib.contextmanager
+def registered(method, builder):
+    "A run-time variant `method` of `builder(lr)`, taken out again"
+    v = register_variant(Variant(method, builder, 'lr', doc='A test variant', fastai='fit', reference='its builder',
+                                 examples=(dict(n_epoch=1, lr=1e-2),)))
+    try: yield v
+    finally: del _REGISTERED[v.method]; delattr(Learner, v.method)
+
+class KwSGD(torch.optim.SGD):
+    "A torch optimizer whose momentum comes through **kwargs: which hypers it takes is not in its signature"
+    def __init__(self, params, lr=0.1, **kwargs): super().__init__(params, lr=lr, momentum=kwargs.get('momentum', 0.9))
+
+def test_a_torch_optimizer_taking_kwargs_is_not_refused_a_momentum_schedule():
+    learn = mk_learner(opt_func=partial(OptimWrapper, opt=KwSGD))
+    quiet_fit(learn, 'fit_cyclic', 1, 1e-2)  # cycles the momentum, which KwSGD's param groups hold
+    assert len(learn.recorder.hps['mom']) == N_ITER
+
+def test_an_explicit_hp_map_of_none_is_fastais_default_map():
+    "`OptimWrapper(hp_map=None)` maps torch's names as fastai does by default"
+    learn = mk_learner(opt_func=partial(OptimWrapper, opt=torch.optim.SGD, hp_map=None))
+    quiet_fit(learn, 'fit_cyclic', 1, 1e-2)
+    assert len(learn.recorder.hps['mom']) == N_ITER
+
+def test_a_builder_may_schedule_torch_adams_second_beta():
+    "torch's Adam behind `OptimWrapper` takes `sqr_mom` (its `betas[1]`): a variant scheduling it is not refused"
+    with registered('fit_sqr', lambda lr: {'lr': lambda pos: lr, 'sqr_mom': lambda pos: 0.99 - 0.09*pos}):
+        learn = mk_learner(opt_func=partial(OptimWrapper, opt=torch.optim.Adam))
+        quiet_fit(learn, 'fit_sqr', 1, 1e-2)
+        assert learn.opt.opt.param_groups[0]['betas'][1] == pytest.approx(0.99 - 0.09*(N_ITER-1)/N_ITER)
+
+def alpha_step(p, lr, alpha, **kwargs):
+    "SGD whose step is scaled by a hyper named as torch names RMSprop's"
+    p.data.add_(p.grad.data, alpha=-lr*alpha)
+
+def test_a_hyper_the_optimizer_has_is_not_refused_for_its_torch_like_name():
+    "`alpha` is a torch name (RMSprop's), but this fastai `Optimizer` has a hyper `alpha` of its own: scheduling it is fine"
+    with registered('fit_alpha', lambda lr: {'lr': lambda pos: lr, 'alpha': lambda pos: 1. - pos/2}):
+        learn = mk_learner(opt_func=lambda ps, lr: Optimizer(ps, [alpha_step], lr=lr, alpha=1.))
+        learn.create_opt()
+        quiet_fit(learn, 'fit_alpha', 1, 1e-2)
+        assert learn.opt.hypers[0]['alpha'] == pytest.approx(1. - (N_ITER-1)/N_ITER/2)
+
+def test_epoch_stepping_warns_below_90_percent_of_the_peak():
+    "fit_cos_anneal(2, pct_warmup=0.7, step='epoch'): its second epoch holds 73% of the peak (a linear warmup 5/7 done): warned"
+    learn = mk_learner()
+    with pytest.warns(UserWarning, match=r"never trains above 0\.00726, 73% of its peak 0\.01"):
+        quiet_fit(learn, 'fit_cos_anneal', 2, 1e-2, pct_warmup=0.7, step='epoch')
+
+class CancelAt(Callback):
+    "Cancels the fit after training batch `k` (fastai then skips `after_train` and runs `after_fit`)"
+    order = 70  # after the scheduler recorded the batch
+    def __init__(self, k): self.k = k
+    def after_batch(self):
+        if self.training and self.iter == self.k: raise CancelFitException()
+
+def test_a_noisy_fit_cancelled_mid_epoch_leaves_the_lr_without_noise():
+    "A cancelled fit skips `after_train`: `after_fit` still takes the noise out of the lr the optimizer holds (`fit_cooldown` starts there)"
+    learn = mk_learner()
+    quiet_fit(learn, 'fit_flat_anneal', 2, 1e-2, pct_start=1., noise_range_t=0, cbs=CancelAt(2))
+    assert learn.recorder.hps['lr'][-1] != 1e-2  # the last batch ran noisy
+    assert [h['lr'] for h in learn.opt.hypers] == [1e-2]
+
+def test_reset_opt_makes_a_new_optimizer():
+    learn = mk_learner()
+    quiet_fit(learn, 'fit_cos_anneal', 1)
+    opt = learn.opt
+    quiet_fit(learn, 'fit_cos_anneal', 1, reset_opt=True)
+    assert learn.opt is not opt
+    opt = learn.opt
+    quiet_fit(learn, 'fit_cos_anneal', 1)
+    assert learn.opt is opt  # kept without reset_opt
+
+# ------------------------------------------------------------------ a cooldown branch's checkpoints, a resume's warnings
+def test_a_resumed_cooldown_does_not_count_checkpoints_of_the_epochs_it_skips(tmp_path):
+    "`fit_cooldown(3, lr, start_epoch=1)` with `SaveModelCallback(every_epoch=True)` writes model_1, model_2: a model_0 is no clash"
+    learn = mk_learner(path=tmp_path)
+    learn.save('model_0')  # the interrupted cooldown's own first checkpoint
+    quiet_fit(learn, 'fit_cooldown', 3, 1e-2, start_epoch=1, cbs=SaveModelCallback(every_epoch=True))
+    assert sorted(p.name for p in (tmp_path/'models').iterdir()) == ['model_0.pth', 'model_1.pth', 'model_2.pth']
+
+def test_a_cooldown_checks_only_the_epochs_its_saver_writes(tmp_path):
+    "`SaveModelCallback(every_epoch=2)` over a 2-epoch cooldown writes model_0 alone: the run's model_1 is not in its way"
+    learn = mk_learner(path=tmp_path)
+    learn.save('model_1')
+    quiet_fit(learn, 'fit_cooldown', 2, 1e-2, cbs=SaveModelCallback(every_epoch=2))
+    assert sorted(p.name for p in (tmp_path/'models').iterdir()) == ['model_0.pth', 'model_1.pth']
+
+def test_a_resume_does_not_warn_about_a_tracker_that_keeps_its_best():
+    "A tracker with `reset_on_fit=False` keeps its `best` across fits: the resume has nothing to warn about it"
+    learn = mk_learner()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        quiet_fit(learn, 'fit_cos_anneal', 3, start_epoch=1, cbs=EarlyStoppingCallback(reset_on_fit=False))
+    assert not [x for x in w if 'start(s) afresh' in str(x.message)], [str(x.message) for x in w]
+    with pytest.warns(UserWarning, match=r"fit_cos_anneal: resuming at epoch 1, EarlyStoppingCallback\(monitor='valid_loss'\) start\(s\) afresh"):
+        quiet_fit(mk_learner(), 'fit_cos_anneal', 3, start_epoch=1, cbs=EarlyStoppingCallback())
+
+def test_fine_tune_anneal_defaults_are_fastais():
+    ("`fine_tune_anneal(1)`: one frozen epoch peaking at base_lr=2e-3 (slice: 2e-4 on the earlier group), then base_lr/2 with lr_mult=100 "
+     "between the groups (fastai's `fine_tune` defaults), each phase 10% warmup then a cosine to peak/1e5")
+    learn,rec = mk_learner(groups=2),RecordHypers()
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune_anneal(1, cbs=rec)
+    lrs = np.array(rec.lrs)
+    assert len(lrs) == 2*N_ITER
+    for got,peaks in ((lrs[:N_ITER], [2e-4, 2e-3]), (lrs[N_ITER:], [1e-5, 1e-3])):
+        s = cos_anneal_scheds(np.array(peaks), pct_warmup=0.1, div_final=1e5, anneal='cos')['lr']
+        np.testing.assert_allclose(got, np.stack([s(t/N_ITER) for t in range(N_ITER)]), rtol=1e-9)
+
+# ------------------------------------------------------------------ fine_tune_anneal resumed inside its frozen phase
+class Interrupt(Callback):
+    "The machine dies at the start of epoch `epoch`, counted across fits (fine_tune_anneal runs two)"
+    order = 0
+    def __init__(self, epoch): self.at,self.n = epoch,0
+    def before_epoch(self):
+        if self.n == self.at: raise CancelFitException()
+        self.n += 1
+
+class SaveEveryEpoch(Callback):
+    "`learn.save(f'epoch_{n}', with_opt=True)` after every epoch, `n` counted across both phases"
+    order = SaveModelCallback.order
+    def __init__(self): self.n = 0
+    def after_epoch(self): self.learn.save(f'epoch_{self.n}', with_opt=True); self.n += 1
+
+def test_fine_tune_resumed_inside_its_frozen_phase_is_exact(tmp_path):
+    "freeze_epochs=2, resumed at epoch 1: the optimizer state the checkpoint holds survives the (replayed) freeze, as the run kept it"
+    kw = dict(base_lr=1e-2, freeze_epochs=2)
+    full = mk_learner(groups=2, path=tmp_path/'full')
+    quiet_fit(full, 'fine_tune_anneal', 1, **kw)
+    dying = mk_learner(groups=2, path=tmp_path/'run')
+    quiet_fit(dying, 'fine_tune_anneal', 1, cbs=[SaveEveryEpoch(), Interrupt(1)], **kw)
+    resumed = mk_learner(groups=2, path=tmp_path/'run')
+    resumed.load('epoch_0', with_opt=True)
+    quiet_fit(resumed, 'fine_tune_anneal', 1, start_epoch=1, **kw)
+    for a,b in zip(full.model.parameters(), resumed.model.parameters()): torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

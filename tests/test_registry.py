@@ -282,3 +282,27 @@ def test_preview_flags_follow_a_plugin_builder_s_annotations(tmp_path):
             with pytest.raises(ValueError, match=rf"builder argument\(s\) \['{k}'\] are the console script's own"):
                 cli._check_console(_variant('fit_x', eval(f"lambda lr, {k}=1: {{}}")))
     finally: del _REGISTERED['fit_shaped']; delattr(Learner, 'fit_shaped')
+
+# ------------------------------------------------------------------ behaviours a mutation audit found unpinned (twenty-second session)
+def test_a_builder_without_a_signature_is_a_type_error_naming_the_field():
+    "`inspect.signature` raises ValueError for some callables (a builtin type): the Variant says which field, as a TypeError"
+    with pytest.raises(TypeError, match="Variant 'fit_poly': builder must have an inspectable signature"): _variant(builder=dict)
+
+def _positional_lr(lr, /, power:float=2.): return {'lr': lambda pos: lr*(1-pos)**power}
+
+def test_a_builder_with_a_positional_only_lr_is_refused():
+    "The method forwards every argument by name: a positional-only lr would fail at the fit, so the Variant refuses it"
+    with pytest.raises(ValueError, match=r"Variant 'fit_poly': builder must take named arguments only .* not \['lr'\]"):
+        _variant(builder=_positional_lr)
+
+def test_the_first_example_must_give_every_argument_preview_needs():
+    "Two arguments of its own fix the length: a first example giving only one of them is refused, naming both"
+    with pytest.raises(ValueError, match=r"examples must start with a call that gives the builder's argument\(s\) \['n_cycles', 'cycle_len'\]"):
+        _variant(builder=lambda lr, n_cycles, cycle_len: {}, epoch_args=('n_cycles', 'cycle_len'),
+                 n_epoch_of=lambda n_cycles, cycle_len: n_cycles*cycle_len, examples=(dict(n_cycles=2),))
+
+def test_n_epoch_of_a_call_without_n_epoch_is_refused():
+    "`Variant.n_epoch` of a call that does not give `n_epoch` (and has no `n_epoch_of`) is refused, not taken as 1 epoch"
+    from fastai_anneal.registry import VARIANTS
+    with pytest.raises((TypeError, ValueError), match='n_epoch'): VARIANTS['fit_cos_anneal'].n_epoch(lr_max=1e-2)
+    assert VARIANTS['fit_cos_anneal'].n_epoch(n_epoch=3, lr_max=1e-2) == 3
