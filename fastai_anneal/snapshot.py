@@ -165,12 +165,13 @@ class LearnerSnapshot:
         # to a new `SyncBatchNorm` sharing its tensors, at every fit: the modes and hooks of the model's own modules were lost);
         # its plain attributes, by reference (a search replaces them: a step counter, a `Dropout.p` a callback anneals, the `weight`
         # a hook computes for torch's old `weight_norm`/`spectral_norm` and `prune`, the `forward` accelerate wraps in autocast at
-        # every fit, nested to a RecursionError by the searches' dozens of fits); and the contents of its hook lists and of its set
-        # of non-persistent buffers, which are changed in place
+        # every fit, nested to a RecursionError by the searches' dozens of fits); the contents of its hook lists (`_forward_hooks`
+        # and its `_with_kwargs`, `_always_called` marks) and of its set of non-persistent buffers, which are changed in place; and
+        # its class (torch's `register_parametrization` swaps it for a `Parametrized...` one of its own)
         self.mods = [(m, [(d, dict(d)) for d in (m._parameters, m._buffers, m._modules)], dict(vars(m)),
-                      [(d, copy.copy(d)) for k,d in vars(m).items() if (k.endswith('hooks') and isinstance(d, dict))
-                       or (k == '_non_persistent_buffers_set' and isinstance(d, set))]) for m in mods]
-        self.hooks = [h for m,slots,plain,kept in self.mods for h in kept]  # kept after a first restore, for `restore(swapped=True)`
+                      [(d, d.copy()) for k,d in vars(m).items() if ('hooks' in k and isinstance(d, dict))
+                       or (k == '_non_persistent_buffers_set' and isinstance(d, set))], type(m)) for m in mods]
+        self.hooks = [h for m,slots,plain,kept,cls in self.mods for h in kept]  # kept after a first restore, for `restore(swapped=True)`
         clones = {}  # a tensor shared by two modules is copied once
         self.tensors = [(m, kind, n, t, clones.setdefault(id(t), t.detach().clone()))
                         for m in mods for kind in ('_parameters', '_buffers') for n,t in getattr(m, kind).items() if t is not None]
@@ -212,7 +213,8 @@ class LearnerSnapshot:
         _put_back(self.hooks)  # hooks put on for the fit (`ActivationStats`'), which `after_fit` takes off
 
     def _restore_tensors(self):
-        for m,slots,plain,kept in self.mods:
+        for m,slots,plain,kept,cls in self.mods:
+            if type(m) is not cls: m.__class__ = cls
             # a fit that swapped a tensor or child out gets the original object back; one it added is dropped (compared as sets: a
             # scripted module's lists are views that give their keys as a list, and its structure cannot change)
             changed = [(d, saved) for d,saved in slots if set(d.keys()) != saved.keys() or any(d[k] is not v for k,v in saved.items())]
@@ -324,8 +326,6 @@ class _CallbacksKept:
         mods = _modules(learn)
         tensors = [t for m in mods for t in [*m._parameters.values(), *m._buffers.values()] if t is not None]
         self.shared = {id(o): o for o in tensors + _opt_params(_optimizers(learn))}
-        memo = dict(self.shared)  # one memo: references shared between callbacks stay shared
-        self.saved = [(c, {k: _plain_copy(v, memo) for k,v in vars(c).items()}) for c in self.cbs]
         # a module a callback holds (the trials and the range test feed an EMA model; a NaN sweep would poison it), not the learner's
         own = {id(m) for m in mods}
         held = [s for m in _held_modules([v for c in self.cbs for v in vars(c).values()], own) for s in m.modules() if id(s) not in own]
@@ -336,6 +336,10 @@ class _CallbacksKept:
         # in host memory: a frozen teacher on the GPU costs no device memory. Written back whole at every restore: an EMA updated
         # through `.data` (timm's, many hand-written ones) leaves torch's version counter as it was
         self.held = [(t, t.detach().to('cpu', copy=True)) for t in ts.values()]
+        # a held module's tensors are put back in place: a callback's list of them (an EMA's params) keeps them by identity
+        self.shared.update({id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()] if t is not None})
+        memo = dict(self.shared)  # one memo: references shared between callbacks stay shared
+        self.saved = [(c, {k: _plain_copy(v, memo) for k,v in vars(c).items()}) for c in self.cbs]
         self.held_modes = [(m, m.training) for m in held]
         # a callback's own random generator (noise, augmentation, mixing drawn from it): its state, put back in place (`_plain_copy`
         # shares it), so every trial draws the same numbers and the learner comes back with the stream where it was

@@ -363,19 +363,60 @@ class _PruneOnce(Callback):
         import torch.nn.utils.prune as prune
         if not prune.is_pruned(self.learn.model): prune.l1_unstructured(self.learn.model[0], 'weight', amount=0.5)
 
+class _WeightNormOnce(Callback):
+    "Re-parametrises the first layer's weight at its first fit, for good: torch swaps the module's class for a `ParametrizedLinear`"
+    def before_fit(self):
+        from torch.nn.utils import parametrize, parametrizations
+        if not parametrize.is_parametrized(self.learn.model[0]): parametrizations.weight_norm(self.learn.model[0])
+
 @pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
-def test_a_search_gives_back_a_module_a_callback_pruned_whole(entry):
-    ("A module whose structure a search changed comes back whole: its parameters and buffers, and with them its hooks and plain "
-     "attributes (half of it, the pruning hook without its mask, failed the next forward). The callback prunes it again at the next fit")
+@pytest.mark.parametrize('once', [_PruneOnce, _WeightNormOnce])
+def test_a_search_gives_back_a_module_a_callback_changed_whole(entry, once):
+    ("A module whose structure a search changed comes back whole: its parameters and buffers, and with them its hooks, plain "
+     "attributes and class (half of it, the pruning hook without its mask or the parametrized class without its parametrization, "
+     "failed the next forward). The callback changes it again at the next fit")
     set_seed(0, reproducible=True)
     learn = Learner(synth_dbunch(n_train=20, n_valid=1), nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1)),
-                    loss_func=MSELossFlat(), cbs=_PruneOnce())
+                    loss_func=MSELossFlat(), cbs=once())
     m,w = learn.model[0],learn.model[0].weight
     with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False) if entry == 'lr_find' else learn.lr_tune(2, fit='fit_cos_anneal')
-    assert m.weight is w and list(m._parameters) == ['weight', 'bias'] and not m._buffers and not m._forward_pre_hooks
-    assert 'weight' not in vars(m)
+    assert type(m) is nn.Linear and m.weight is w and list(m._parameters) == ['weight', 'bias'] and not m._buffers
+    assert not m._modules and not m._forward_pre_hooks and 'weight' not in vars(m)
     quiet_fit(learn, 'fit', 1, 1e-3)
-    assert 'weight_mask' in m._buffers and (m.weight == 0).sum() == 8
+    if once is _PruneOnce: assert 'weight_mask' in m._buffers and (m.weight == 0).sum() == 8
+    else: assert type(m) is not nn.Linear and 'parametrizations' in m._modules
+
+def test_the_snapshot_gives_back_a_hook_whole():
+    ("A hook registered `with_kwargs` lives in two of the module's dicts: when its structure comes back the hook comes back in both "
+     "(in one only, the next forward called it without its kwargs)")
+    m = nn.Sequential(nn.Linear(1, 4), nn.Linear(4, 1))
+    seen = []
+    h = m[0].register_forward_hook(lambda mod, args, kwargs, out: seen.append(kwargs), with_kwargs=True, always_call=True)
+    learn = Learner(synth_dbunch(n_train=2, n_valid=1), m, loss_func=MSELossFlat())
+    snap = LearnerSnapshot(learn)
+    h.remove(); m[0].register_buffer('mask', torch.ones(4, 1))  # as a search that took the hook off and changed the structure
+    snap.restore()
+    assert all(h.id in d for d in (m[0]._forward_hooks, m[0]._forward_hooks_with_kwargs, m[0]._forward_hooks_always_called))
+    m(torch.ones(2, 1)); test_eq(seen, [{}])
+
+class _EMAByList(Callback):
+    "An EMA model updated through a list of its parameters, kept beside it: the list must stay the model's parameters"
+    def __init__(self, model): self.ema = copy.deepcopy(model); self.ps = list(self.ema.parameters())
+    def after_batch(self):
+        if not self.training: return
+        with torch.no_grad():
+            for e,p in zip(self.ps, self.learn.model.parameters()): e.mul_(0.5).add_(p, alpha=0.5)
+
+@pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
+def test_a_search_keeps_a_callbacks_list_of_its_modules_tensors(entry):
+    "The EMA model comes back in place, and the callback's list of its parameters still holds them: the EMA follows the next fit"
+    learn = mk_learner(n_train=20)
+    cb = _EMAByList(learn.model); learn.add_cb(cb)
+    before = [p.clone() for p in cb.ema.parameters()]
+    with learn.no_bar(): learn.lr_find(num_it=30, show_plot=False) if entry == 'lr_find' else learn.lr_tune(2, fit='fit_cos_anneal')
+    assert all(a is b for a,b in zip(cb.ps, cb.ema.parameters())) and all(torch.equal(a, b) for a,b in zip(cb.ema.parameters(), before))
+    quiet_fit(learn, 'fit', 1, 1e-3)
+    assert not all(torch.equal(a, b) for a,b in zip(cb.ema.parameters(), before))
 
 class _TensorEMA(Callback):
     "A weight EMA kept as a list of tensors, updated in place, and its step count as a tensor replaced at each step"
