@@ -333,30 +333,3 @@ def test_fine_tune_anneal_defaults_are_fastais():
     for got,peaks in ((lrs[:N_ITER], [2e-4, 2e-3]), (lrs[N_ITER:], [1e-5, 1e-3])):
         s = cos_anneal_scheds(np.array(peaks), pct_warmup=0.1, div_final=1e5, anneal='cos')['lr']
         np.testing.assert_allclose(got, np.stack([s(t/N_ITER) for t in range(N_ITER)]), rtol=1e-9)
-
-# ------------------------------------------------------------------ fine_tune_anneal resumed inside its frozen phase
-class Interrupt(Callback):
-    "The machine dies at the start of epoch `epoch`, counted across fits (fine_tune_anneal runs two)"
-    order = 0
-    def __init__(self, epoch): self.at,self.n = epoch,0
-    def before_epoch(self):
-        if self.n == self.at: raise CancelFitException()
-        self.n += 1
-
-class SaveEveryEpoch(Callback):
-    "`learn.save(f'epoch_{n}', with_opt=True)` after every epoch, `n` counted across both phases"
-    order = SaveModelCallback.order
-    def __init__(self): self.n = 0
-    def after_epoch(self): self.learn.save(f'epoch_{self.n}', with_opt=True); self.n += 1
-
-def test_fine_tune_resumed_inside_its_frozen_phase_is_exact(tmp_path):
-    "freeze_epochs=2, resumed at epoch 1: the optimizer state the checkpoint holds survives the (replayed) freeze, as the run kept it"
-    kw = dict(base_lr=1e-2, freeze_epochs=2)
-    full = mk_learner(groups=2, path=tmp_path/'full')
-    quiet_fit(full, 'fine_tune_anneal', 1, **kw)
-    dying = mk_learner(groups=2, path=tmp_path/'run')
-    quiet_fit(dying, 'fine_tune_anneal', 1, cbs=[SaveEveryEpoch(), Interrupt(1)], **kw)
-    resumed = mk_learner(groups=2, path=tmp_path/'run')
-    resumed.load('epoch_0', with_opt=True)
-    quiet_fit(resumed, 'fine_tune_anneal', 1, start_epoch=1, **kw)
-    for a,b in zip(full.model.parameters(), resumed.model.parameters()): torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

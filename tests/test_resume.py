@@ -272,3 +272,15 @@ def test_a_resume_logs_only_the_epochs_it_trains(tmp_path):
     assert rows[0] == 'epoch,train_loss,valid_loss,time' and [r.split(',')[0] for r in rows[1:]] == ['2', '3'], rows
     assert len(learn.recorder.values) == 2 and [v[1] for v in learn.recorder.values] == pytest.approx([v[1] for v in full[2:]], rel=1e-6)
     assert learn.recorder.run
+
+def test_fine_tune_resumed_inside_its_frozen_phase_is_exact(tmp_path):
+    "freeze_epochs=2, resumed at epoch 1: the optimizer state the checkpoint holds survives the (replayed) freeze, as the run kept it"
+    kw = dict(base_lr=1e-2, freeze_epochs=2)
+    full = _mk_learner(n_train=N_ITER, groups=2, path=tmp_path/'full')
+    _quiet_fit(full, 'fine_tune_anneal', 1, **kw)
+    dying = _mk_learner(n_train=N_ITER, groups=2, path=tmp_path/'run')
+    _quiet_fit(dying, 'fine_tune_anneal', 1, cbs=[SaveEveryEpoch(), Interrupt(1)], **kw)
+    resumed = _mk_learner(n_train=N_ITER, groups=2, path=tmp_path/'run')
+    resumed.load('epoch_0', with_opt=True)
+    _quiet_fit(resumed, 'fine_tune_anneal', 1, start_epoch=1, **kw)
+    for a,b in zip(full.model.parameters(), resumed.model.parameters()): torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
