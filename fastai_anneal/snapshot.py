@@ -330,14 +330,13 @@ class _CallbacksKept:
         own = {id(m) for m in mods}
         held = [s for m in _held_modules([v for c in self.cbs for v in vars(c).values()], own) for s in m.modules() if id(s) not in own]
         held = list({id(m): m for m in held}.values())
-        ts = {id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()]}
+        held_ts = {id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()] if t is not None}
         # meta and inference tensors hold nothing a search can change (an inference tensor refuses in-place writes outside its mode)
-        ts = {i: t for i,t in ts.items() if t is not None and i not in self.shared and not (t.is_meta or t.is_inference())}
+        ts = [t for i,t in held_ts.items() if i not in self.shared and not (t.is_meta or t.is_inference())]
         # in host memory: a frozen teacher on the GPU costs no device memory. Written back whole at every restore: an EMA updated
         # through `.data` (timm's, many hand-written ones) leaves torch's version counter as it was
-        self.held = [(t, t.detach().to('cpu', copy=True)) for t in ts.values()]
-        # a held module's tensors are put back in place: a callback's list of them (an EMA's params) keeps them by identity
-        self.shared.update({id(t): t for m in held for t in [*m._parameters.values(), *m._buffers.values()] if t is not None})
+        self.held = [(t, t.detach().to('cpu', copy=True)) for t in ts]
+        self.shared.update(held_ts)  # put back in place, so kept by identity: a callback's list of an EMA model's params stays live
         memo = dict(self.shared)  # one memo: references shared between callbacks stay shared
         self.saved = [(c, {k: _plain_copy(v, memo) for k,v in vars(c).items()}) for c in self.cbs]
         self.held_modes = [(m, m.training) for m in held]
