@@ -18,6 +18,7 @@ import fastai.optimizer as fastai_optimizer
 from ._checks import (check_int, check_float, check_bool, check_cbs, check_choice, check_noise, group_lrs, callback_instance, bind_args,
                       lr_hint)
 from ._groups import n_groups, n_iter, recorded, train_batches
+from .plateau import AnnealPlateau
 from .registry import Variant, VARIANTS, _add, _redefined, _REGISTERED, _BUILTIN
 
 __all__ = ['ReplayShuffles', 'register_variant']  # and the `Learner` patches, applied on import
@@ -211,6 +212,9 @@ class _ParamScheduler(ParamScheduler):
     # before the validation and `SaveModelCallback`'s `after_epoch` (61): an epoch's checkpoint holds the lr without noise
     def after_train(self): self._unnoise()
     def after_fit(self): super().after_fit(); self._unnoise()  # a fit cancelled mid-epoch skips `after_train`
+    def before_fit(self):
+        super().before_fit()  # the plateaus of this fit, for `_launch` after an exception (the fit's own are removed by then)
+        self.__dict__['plateaus'] = [c for c in self.learn.cbs if isinstance(c, AnnealPlateau)]
     def before_batch(self):
         l = self.learn  # an epoch starts at `pct_train == epoch/n_epoch`, this very float
         self._update_val(l.epoch/l.n_epoch if self.per_epoch else l.pct_train)
@@ -263,7 +267,11 @@ def _launch(learn, n_epoch, scheds, wd, start_epoch, cbs=None, reset_opt=False, 
     before = list(learn.cbs)
     try: learn.fit(n_epoch, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
     except BaseException:  # fastai's `added_cbs` adds the fit's callbacks outside its `try`: one that fails to join leaves the others
-        if learn.opt is not None: sched._unnoise_left(learn)  # Ctrl-C skips `after_fit`: a cooldown starts where the run stands
+        if learn.opt is not None:  # Ctrl-C skips `after_fit`: a cooldown starts where the run stands, and a save holds the plateau
+            plateaus = [(c, c.learn) for c in vars(sched).get('plateaus', ()) if c.run]  # a fit's own: removed, `learn` None
+            for c,_ in plateaus: c.learn = learn; c.after_cancel_fit()  # the schedule's lr back (with its noise),
+            sched._unnoise_left(learn)  # then without the noise,
+            for c,held in plateaus: c.after_fit(); c.learn = held  # then scaled, the plateau's state stashed (as after a cancel)
         if replay is not None: replay._resume()  # and the trackers a skipped epoch set aside
         learn.remove_cbs([c for c in learn.cbs if not any(c is b for b in before)])
         raise

@@ -22,7 +22,9 @@ epoch, not in `before_fit`: `learn.validate()` also sends `before_fit`/`after_fi
 a loaded state alone.
 
 After each epoch's validation (so in that epoch's checkpoint) and after a fit, the optimizer holds the lr the run stands at
-(the last scheduled lr, scaled), so `fit_cooldown()` goes on from the reduced lr, in memory or from a checkpoint; the next
+(the last scheduled lr, scaled), so `fit_cooldown()` goes on from the reduced lr, in memory or from a checkpoint. That holds for
+a fit of this package that Ctrl-C or an exception stops, too (fastai's own fits skip `after_fit` then: the lr and the state of
+the last epoch's checkpoint are right, the optimizer in memory may hold neither); the next
 training phase takes the schedule's lr back, and fastai's fits reset the lr before their first batch, so nothing compounds.
 """
 from __future__ import annotations
@@ -222,6 +224,8 @@ class AnnealPlateau(Callback):
     # one's `after_batch`: the schedule's lr goes back all the same (plain `fit` would scale it again; the run's end would be unscaled)
     def after_cancel_train(self): self._put_back()
     def after_cancel_epoch(self): self._put_back()
+    # and one that cancels the fit mid-batch: before the scheduler's `after_fit` (60) takes timm's noise off the lr it finds
+    def after_cancel_fit(self): self._put_back()
     def after_train(self): self._trained = True
     def after_validate(self):
         "One plateau step with the value the `Recorder` logged for this epoch (none for an epoch cancelled or skipped by a resume)"
@@ -244,4 +248,4 @@ class AnnealPlateau(Callback):
         self._put_back()
         # a stash in place is the last epoch's (or that of the checkpoint `SaveModelCallback` reloaded, 61): its lr is scaled already
         if self._started and self._last is not None and plateau_state(self.opt) is None: self._stand()
-        self._epoch_bases = None
+        self._epoch_bases,self._started = None,False  # `_started` of an ended fit must not make an interrupted next one stand
