@@ -2,9 +2,10 @@
 fastai's fits (the recorded lr is the lr the optimizer used); its state resumes exactly through fastai's checkpoints; it stands
 aside in range tests and tuning trials."""
 import math, warnings
+from decimal import Decimal
 import numpy as np, pytest, torch
 from fastai.basics import *
-from fastai.callback.schedule import SchedNo
+from fastai.callback.schedule import SchedNo, SchedCos, ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, ReduceLROnPlateau as FastaiReduceLROnPlateau
 from fastai.optimizer import Optimizer, sgd_step
 from fastai_anneal.all import *
@@ -197,6 +198,36 @@ def test_noisy_fit_ends_at_the_schedules_lr(tmp_path, checkpoint):
     assert rec.lrs[-1][0] != 1e-2  # the last batch ran at a noisy lr
     if checkpoint: learn = mk_learner(path=tmp_path); learn.load('model_2', with_opt=True)
     test_close([h['lr'] for h in learn.opt.hypers], [1e-2])
+
+class StopAt(Callback):
+    "Raise `exc` in `after_pred` of epoch 2's first training or validation batch (where a Ctrl-C mostly lands: mid-batch)"
+    order = 90
+    def __init__(self, exc, training): self.exc,self.tr = exc,training
+    def after_pred(self):
+        if self.epoch == 2 and self.training == self.tr: raise self.exc
+
+@pytest.mark.parametrize('level', ['fit', 'learner'])
+@pytest.mark.parametrize('noise', [False, True], ids=['no_noise', 'noise'])
+@pytest.mark.parametrize('training', [True, False], ids=['training', 'validation'])
+@pytest.mark.parametrize('exc', [CancelFitException, KeyboardInterrupt], ids=['cancel', 'ctrl_c'])
+def test_a_fit_stopped_mid_epoch_stands_where_the_run_stands(exc, training, noise, level):
+    ("Cancelled or Ctrl-C'd mid-batch, in training or validation, with or without timm's noise, the plateau a fit argument or the "
+     "learner's: the optimizer holds the last scheduled lr, scaled and without noise, and the plateau's state, so `fit_cooldown()` "
+     "and a checkpoint go on from the reduced lr (Ctrl-C skips fastai's `after_fit`: `_launch` stands the plateau; a cancel mid-batch "
+     "puts the noisy lr back before the scheduler takes the noise off)")
+    learn,cb = mk_learner(),AnnealPlateau(factor=0.5, **BAD_EPOCHS)  # epoch 0 sets the best, epoch 1 reduces, epoch 2 is stopped
+    if level == 'learner': learn.add_cb(cb)
+    noise = dict(noise_range_t=0, noise_pct=0.5, noise_seed=3) if noise else {}
+    cbs = [StopAt(exc, training)] + ([cb] if level == 'fit' else [])
+    try: quiet_fit(learn, 'fit_flat_anneal', 4, 1e-2, pct_start=1., cbs=cbs, **noise)
+    except KeyboardInterrupt: assert exc is KeyboardInterrupt
+    test_eq(cb.scale, 0.5)
+    test_close([h['lr'] for h in learn.opt.hypers], [5e-3], eps=1e-12)
+    test_eq(plateau_state(learn.opt), cb.state_dict())
+    if level == 'learner': learn.remove_cb(cb)
+    rec = RecordHypers()
+    quiet_fit(learn, 'fit_cooldown', 1, cbs=rec)
+    test_close(rec.lrs[0], [5e-3], eps=1e-12)
 
 def test_plain_fit_does_not_compound_the_held_lr():
     "Between epochs the optimizer holds the scaled lr (for a checkpoint): a plain `fit` takes its lr back before the next epoch trains"
@@ -410,3 +441,209 @@ def test_recorded_names_known_before_the_first_fit(train_metrics, valid_metrics)
 def test_mode_follows_what_the_monitored_value_is(monitor, mode):
     "`mode=None` minimises losses, errors and fastai's regression metrics (`_rmse`, `mae`: torch's default 'min'), maximises the rest"
     assert AnnealPlateau(monitor=monitor).mode == mode
+
+# ---------------------------------------------------------------- the rule, against torch
+def test_step_takes_a_tensor_or_a_decimal_as_a_float():
+    ("As torch's `step` (`float(metrics)`): a 1-element tensor, a Decimal or a numpy scalar is accounted as a float, and the state "
+     "stays plain numbers (P028: `value = float(value)` -> `value = value`)")
+    cb,(opt,ref) = AnnealPlateau(patience=0, factor=0.5),torch_plateau(patience=0, factor=0.5)
+    for v in (torch.tensor([2.]), Decimal('1.5'), np.float32(3.), torch.tensor(1.), Decimal('4')):
+        cb.step(v); ref.step(v)
+        test_close(cb.scale, opt.param_groups[0]['lr'], eps=1e-12)
+        test_eq((cb.best, cb.num_bad_epochs, cb.cooldown_counter), (ref.best, ref.num_bad_epochs, ref.cooldown_counter))
+    for k,v in cb.state_dict().items(): assert type(v) in (int, float), (k, v)
+
+@pytest.mark.parametrize('v', [torch.tensor([1., 2.]), torch.tensor([1+2j]), torch.empty(1, device='meta')],
+                         ids=['two_values', 'complex', 'meta'])
+def test_step_refuses_a_tensor_that_is_no_number(v):
+    ("float() raises ValueError (two values) or RuntimeError (a complex or a meta tensor): both are the same TypeError naming `value` "
+     "(P029: RuntimeError dropped from the except; P030: ValueError dropped)")
+    with pytest.raises(TypeError, match='value must be a number'): AnnealPlateau().step(v)
+
+def test_a_nan_epoch_is_a_bad_epoch_as_torchs():
+    "A NaN monitored value is no improvement: it counts as a bad epoch and never becomes `best` (P032: NaN counted as an improvement)"
+    kw = dict(patience=1, factor=0.5)
+    cb,(opt,ref) = AnnealPlateau(**kw),torch_plateau(**kw)
+    for v in [1., math.nan, math.nan, 0.5, math.nan, math.nan]:
+        cb.step(v); ref.step(v)
+        test_close(cb.scale, opt.param_groups[0]['lr'], eps=1e-12)
+        test_eq((cb.best, cb.num_bad_epochs, cb.cooldown_counter), (ref.best, ref.num_bad_epochs, ref.cooldown_counter))
+    test_eq(cb.scale, 0.25)
+
+def test_a_drop_of_exactly_eps_is_skipped_as_torchs():
+    "torch takes a reduction only when it lowers the lr by more than `eps` (P040: `max(drops) > eps` -> `>=`)"
+    kw = dict(factor=0.5, eps=0.5, **BAD_EPOCHS)
+    cb,(opt,ref) = AnnealPlateau(**kw),torch_plateau(**kw)
+    for v in (1., 2., 3.):
+        cb.step(v); ref.step(v)
+        test_eq(cb.scale, opt.param_groups[0]['lr'])
+    test_eq(cb.scale, 1.)  # 1 - 0.5 is not > 0.5
+    cb2 = AnnealPlateau(**kw)  # the same with plain `fit`'s constant lrs: the drop of the lr 1.0 is 0.5
+    for v in (1., 2., 3.): cb2.step(v, [1.])
+    test_eq(cb2.scale, 1.)
+
+def test_one_scale_moves_when_any_groups_drop_exceeds_eps():
+    ("Plain `fit` with two groups: the groups share one scale, and a reduction that lowers one group's lr by more than `eps` is "
+     "taken even where the other group's drop is within `eps` (P039: `max(drops)` -> `min(drops)`)")
+    cb = AnnealPlateau(factor=0.1, eps=1e-8, **BAD_EPOCHS)
+    for v in (1., 2.): cb.step(v, [1e-8, 1e-2])  # drops 9e-9 (<= eps) and 9e-3
+    test_close(cb.scale, 0.1, eps=1e-15)
+
+# ---------------------------------------------------------------- min_lr per group
+def test_a_min_lr_list_of_one_value_is_one_floor_for_every_group():
+    "`min_lr=[m]` on two groups is `min_lr=m` (P051: a one-value list is not broadcast, and the fit is refused)"
+    def lrs(min_lr):
+        learn,rec = mk_learner(groups=2),RecordHypers()
+        quiet_fit(learn, 'fit', 6, [1e-3, 1e-2], cbs=[AnnealPlateau(min_lr=min_lr, **PLATEAU), rec])
+        return np.array(rec.lrs)
+    a,b = lrs([4e-4]),lrs(4e-4)
+    np.testing.assert_array_equal(a, b)
+    assert a[-1, 0] == 4e-4  # the floor was reached
+
+def test_fewer_min_lrs_than_groups_are_refused():
+    ("Two values for three groups: refused, as three for two are (P052: `len(min_lr) != n` -> `>`, the third group would be left "
+     "out of `lrs`, so not scaled)")
+    cb = AnnealPlateau(min_lr=[1e-4, 1e-3])
+    test_eq(len(cb.lrs([1e-2, 1e-2])), 2)
+    with pytest.raises(ValueError, match='min_lr has 2 values but the optimizer has 3 parameter group'): cb.lrs([1e-2]*3)
+
+# ---------------------------------------------------------------- what counts as a schedule
+def test_a_momentum_only_scheduler_leaves_eps_on_each_groups_lr():
+    ("Plain `fit` with a `ParamScheduler` that schedules the momentum only: the lr is still constant, so `eps` applies to each "
+     "group's lr as torch's (P060: any ParamScheduler taken for an lr schedule, `eps` then applies to the scale)")
+    kw = dict(**BAD_EPOCHS, factor=0.1, eps=1e-8)
+    learn,rec,mon = mk_learner(n_train=2),RecordHypers(),Monitored()
+    quiet_fit(learn, 'fit', 7, 1e-6, cbs=[AnnealPlateau(**kw), ParamScheduler({'mom': SchedCos(0.95, 0.85)}), rec, mon])
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-6)
+    ref,want = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw),[]
+    for v in mon.fits[0]: want.append(opt.param_groups[0]['lr']); ref.step(v)
+    assert min(want) > 1e-9  # the 1e-8 -> 1e-9 drop is within eps: torch holds the lr
+    np.testing.assert_allclose(np.array(rec.lrs)[::2, 0], want, rtol=1e-9)
+
+# ---------------------------------------------------------------- the state in the optimizer
+def test_plateau_state_reads_a_torch_optimizer():
+    ("`plateau_state` takes a torch optimizer (its signature says so): a fresh one holds no state; behind an `OptimWrapper`, the "
+     "torch optimizer carries the same state as the wrapper (P002: torch optimizers refused; P003: read through `.hypers`)")
+    test_eq(plateau_state(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.)), None)
+    learn = mk_learner(opt_func=torch_sgd)
+    quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, cbs=AnnealPlateau(**PLATEAU))
+    st = plateau_state(learn.opt.opt)
+    assert st is not None and st['scale'] < 1
+    test_eq(st, plateau_state(learn.opt))
+
+# ---------------------------------------------------------------- resume
+RESUME_KW = dict(patience=1, factor=0.5, threshold=10., threshold_mode='abs')  # e0 best; e1 bad 1; e2 bad 2: reduce; e3 bad 1; e4: reduce
+
+def _run_and_resume(tmp_path, k, start=None):
+    ("A 5-epoch run saving every epoch; a new learner loads epoch k's checkpoint and resumes at `start` (None: k+1). Returns both "
+     "runs, their callbacks and the plateau's warnings")
+    full,cb_full = mk_learner(path=tmp_path, model_dir='models'),AnnealPlateau(**RESUME_KW)
+    quiet_fit(full, 'fit_flat_anneal', 5, 1e-2, cbs=[cb_full, SaveModelCallback(every_epoch=True, with_opt=True)])
+    resumed,cb = mk_learner(path=tmp_path, model_dir='models'),AnnealPlateau(**RESUME_KW)
+    resumed.load(f'model_{k}', with_opt=True)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        quiet_fit(resumed, 'fit_flat_anneal', 5, 1e-2, start_epoch=k+1 if start is None else start, cbs=cb)
+    return full,cb_full,resumed,cb,[str(o.message) for o in w if 'AnnealPlateau' in str(o.message)]
+
+def test_resume_in_the_middle_of_the_patience_is_exact(tmp_path):
+    ("A checkpoint taken with one bad epoch counted (patience 1): the resumed run reduces at the same epoch as the uninterrupted "
+     "one (P045: `num_bad_epochs` not loaded)")
+    full,cb_full,resumed,cb,_ = _run_and_resume(tmp_path, 1)
+    test_eq(resumed.recorder.hps['lr'], full.recorder.hps['lr'][10:])
+    test_eq(cb.state_dict(), cb_full.state_dict())
+    test_close(cb.scale, 0.25)
+
+def test_resume_from_the_matching_checkpoint_does_not_warn(tmp_path):
+    ("Epoch k's checkpoint resumed at k+1 is the expected case: no warning about the state's epoch (P047: `epochs` not loaded, "
+     "every exact resume warns that the checkpoint's state is from epoch 0)")
+    *_,warned = _run_and_resume(tmp_path, 2)
+    test_eq(warned, [])
+
+# ---------------------------------------------------------------- standing aside in get_preds
+def test_get_preds_inside_a_fit_does_not_restart_the_plateau():
+    ("A callback that calls `learn.get_preds()` after each epoch (fastai sends `before_fit`/`after_fit` to the learner's callbacks "
+     "then, with `gather_preds` set): the plateau stands aside, as fastai's trackers do, and its decisions are those of the run "
+     "without it (P057: the `gather_preds` test dropped, the plateau restarts at every epoch)")
+    class Preds(Callback):
+        order = 90
+        def after_epoch(self):
+            if not hasattr(self.learn, 'gather_preds'): self.learn.get_preds()
+    class FitScales(Scales):
+        def after_epoch(self):
+            if not hasattr(self.learn, 'gather_preds'): super().after_epoch()  # the fit's epochs, not get_preds'
+    def scales(*extra):
+        plateau = AnnealPlateau(factor=0.5, **BAD_EPOCHS)
+        rec = FitScales(plateau)
+        quiet_fit(mk_learner(n_train=3), 'fit', 4, 1e-2, cbs=[plateau, rec, *extra])
+        return rec.scales
+    test_eq(scales(), [1., 0.5, 0.25, 0.125])
+    test_eq(scales(Preds()), [1., 0.5, 0.25, 0.125])
+
+@pytest.mark.parametrize('k,start', [(3, 2), (0, 3)], ids=['later_checkpoint', 'earlier_checkpoint'])
+def test_resume_from_another_epochs_checkpoint_warns(tmp_path, k, start):
+    ("A checkpoint of epoch k resumed at another epoch than k+1, later or earlier: warned (P064: `epochs != skip` -> `<`, a "
+     "checkpoint from a later epoch is not warned about)")
+    *_,warned = _run_and_resume(tmp_path, k, start)
+    test_eq(len(warned), 1)
+    assert f"plateau state is from epoch {k+1}, the fit resumes at epoch {start}" in warned[0], warned
+
+# ---------------------------------------------------------------- cancelled epochs and validations
+def test_epochs_cancelled_whole_from_after_batch():
+    ("A callback that cancels the whole epoch (`CancelEpochException`) from `after_batch`, before this one's: the schedule's lr "
+     "goes back all the same, so plain `fit` does not compound the scale over the cancelled epochs (P072: `after_cancel_epoch` "
+     "does not put the lr back)")
+    class Short(Callback):
+        def after_batch(self):
+            if self.training and self.epoch >= 2 and self.iter >= 1: raise CancelEpochException
+    plateau,learn = AnnealPlateau(factor=0.5, **BAD_EPOCHS),mk_learner(n_train=4)
+    sched,used = LrAt(AnnealPlateau.order - 1),LrAt(AnnealPlateau.order + 1)
+    quiet_fit(learn, 'fit', 5, 1e-2, cbs=[plateau, sched, used, Short()])
+    test_eq(plateau.scale, 0.5)  # one reduction, at the end of epoch 1: the cancelled epochs are not validated, not accounted
+    assert len(used.lrs) == 2*4 + 3*2
+    assert all(lr == 1e-2 for _,lr in sched.lrs)  # the constant lr, never scaled twice
+    for (e,lr),(_,base) in zip(used.lrs, sched.lrs): test_close(lr, base*(0.5 if e >= 2 else 1.), eps=1e-15)
+    test_close(learn.opt.hypers[0]['lr'], 5e-3, eps=1e-15)  # where the run stands: the lr, scaled
+
+def test_an_epoch_whose_validation_is_cancelled_is_not_accounted():
+    ("fastai's Recorder logs no validation values for an epoch whose validation is cancelled (`CancelValidException`): the plateau "
+     "takes no step for it (P077: the `cancel_valid` test dropped, the step reads past the end of the log)")
+    class NoValid(Callback):
+        def before_validate(self):
+            if self.epoch == 1: raise CancelValidException
+    plateau = AnnealPlateau(factor=0.5, **BAD_EPOCHS)
+    rec = Scales(plateau)
+    quiet_fit(mk_learner(n_train=3), 'fit_flat_anneal', 4, 1e-2, pct_start=1., cbs=[plateau, rec, NoValid()])
+    test_eq(rec.scales, [1., 1., 0.5, 0.25])  # epoch 0 sets the best, epoch 1 is not accounted, 2 and 3 reduce
+    test_eq(plateau.epochs, 4)
+
+def test_a_fit_cancelled_from_after_batch_stands_at_the_lr_scaled_once():
+    ("A callback of lower order that cancels the fit (`CancelFitException`) from `after_batch` skips this one's `after_batch`: "
+     "`after_fit` puts the schedule's lr back before it stands, so the optimizer holds the lr scaled once, and the state "
+     "(P084: no `_put_back` in `after_fit`, the held lr is scaled twice)")
+    class Stop(Callback):
+        def after_batch(self):
+            if self.training and self.epoch == 2 and self.iter == 1: raise CancelFitException
+    plateau,learn = AnnealPlateau(factor=0.5, **BAD_EPOCHS),mk_learner(n_train=4)
+    quiet_fit(learn, 'fit', 5, 1e-2, cbs=[plateau, Stop()])
+    test_eq(plateau.scale, 0.5)
+    test_close(learn.opt.hypers[0]['lr'], 5e-3, eps=1e-15)
+    test_eq(plateau_state(learn.opt), plateau.state_dict())
+
+def test_validate_after_loading_a_checkpoint_without_a_state_leaves_the_optimizer(tmp_path):
+    ("A Learner-level callback whose fit reduced; then a checkpoint saved before that fit (no plateau state) is loaded and "
+     "validated: `validate()` sends `after_fit`, which must not stand the loaded optimizer at the old fit's scale "
+     "(P086: `self._started and` dropped from `after_fit`'s test)")
+    learn = mk_learner(path=tmp_path, model_dir='models')
+    quiet_fit(learn, 'fit_flat_anneal', 1, 1e-2, pct_start=1.)
+    learn.save('before', with_opt=True)
+    cb = AnnealPlateau(factor=0.5, **BAD_EPOCHS)
+    learn.add_cb(cb)
+    quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, pct_start=1.)
+    assert cb.scale < 1
+    learn.load('before', with_opt=True)
+    assert plateau_state(learn.opt) is None
+    lrs = [h['lr'] for h in learn.opt.hypers]
+    with learn.no_bar(): learn.validate()
+    test_eq([h['lr'] for h in learn.opt.hypers], lrs)
+    assert plateau_state(learn.opt) is None

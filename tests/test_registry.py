@@ -145,6 +145,17 @@ def _variant(method='fit_poly', builder=_poly_scheds, lr_arg='lr', **kw):
     # an argument of its own that fixes the length: `preview` (and every command of the console script) takes it from the first example
     (dict(builder=lambda lr, n_cycles: {}, epoch_args=('n_cycles',), n_epoch_of=lambda n_cycles: n_cycles, examples=()), ValueError,
      "Variant 'fit_poly': examples must start with a call that gives the builder's argument(s) ['n_cycles']"),
+    # and a later example that gives it is not enough: `preview` takes the first
+    (dict(builder=lambda lr, n_cycles: {}, epoch_args=('n_cycles',), n_epoch_of=lambda n_cycles: n_cycles,
+          examples=(dict(lr=1e-2), dict(n_cycles=2))), ValueError,
+     "Variant 'fit_poly': examples must start with a call that gives the builder's argument(s) ['n_cycles']"),
+    (dict(reference=None), TypeError, "Variant 'fit_poly': reference must be a non-empty string"),
+    (dict(fastai=''), TypeError, "Variant 'fit_poly': fastai must be a non-empty string"),
+    (dict(fixed_lr_args='base_lr'), TypeError, "Variant 'fit_poly': fixed_lr_args must be a tuple"),
+    (dict(epoch_args=()), ValueError, "Variant 'fit_poly': epoch_args must name the arguments that fix the length"),
+    (dict(for_epochs=3), TypeError, "Variant 'fit_poly': for_epochs must be None or callable"),
+    (dict(budget=3), TypeError, "Variant 'fit_poly': budget must be None or a string"),
+    (dict(in_default_compare='yes'), TypeError, "Variant 'fit_poly': in_default_compare must be True or False"),
 ])
 def test_a_bad_variant_is_refused_naming_the_field(kw, exc, msg):
     with pytest.raises(exc) as e: _variant(**kw)
@@ -306,3 +317,17 @@ def test_n_epoch_of_a_call_without_n_epoch_is_refused():
     from fastai_anneal.registry import VARIANTS
     with pytest.raises((TypeError, ValueError), match='n_epoch'): VARIANTS['fit_cos_anneal'].n_epoch(lr_max=1e-2)
     assert VARIANTS['fit_cos_anneal'].n_epoch(n_epoch=3, lr_max=1e-2) == 3
+
+def test_a_builder_taking_n_epoch_needs_no_example_giving_it():
+    ("`n_epoch` is the method's own argument (preview gives its epochs): a builder that requires it is accepted with examples that "
+     "leave it out (R020: 'n_epoch' dropped from what the first example need not give)")
+    v = _variant(builder=lambda lr, n_epoch, power=2.: {}, examples=(dict(lr=1e-2),))
+    assert v.n_epoch(n_epoch=3) == 3
+
+def test_n_epoch_takes_the_builders_defaults():
+    ("The epochs of a call that leaves an epoch argument out are counted at the builder's default (what the fit runs), not at "
+     "`n_epoch_of`'s own (R033: only the call's arguments passed to `n_epoch_of`)")
+    v = _variant(builder=lambda lr, n_cycles, cycle_len=2: {}, epoch_args=('n_cycles', 'cycle_len'),
+                 n_epoch_of=lambda n_cycles, cycle_len=1: n_cycles*cycle_len, examples=(dict(n_cycles=2),))
+    assert v.n_epoch(n_cycles=3) == 6
+    assert v.n_epoch(n_cycles=3, cycle_len=1) == 3
