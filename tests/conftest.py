@@ -19,6 +19,11 @@ def pytest_xdist_auto_num_workers(config):
     n = min(n, mem // 2**31)
     return n if n > 1 else 0
 
+def pytest_configure(config):
+    ("A run started with Ctrl-C ignored (`nohup pytest &`, a background job of a non-interactive shell) has no Python handler for "
+     "SIGINT, so the tests that send one to check what a Ctrl-C does would see nothing: they get Python's own, as in a terminal")
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN: signal.signal(signal.SIGINT, signal.default_int_handler)
+
 def pytest_pycollect_makeitem(collector, name, obj):
     "Collect only tests defined in the test module itself: `from fastai.basics import *` brings fastcore's `test_eq`, `test_fail`..."
     if inspect.isfunction(obj) and name.startswith('test') and obj.__module__ != collector.obj.__name__: return []

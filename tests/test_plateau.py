@@ -445,7 +445,7 @@ def test_mode_follows_what_the_monitored_value_is(monitor, mode):
 # ---------------------------------------------------------------- the rule, against torch
 def test_step_takes_a_tensor_or_a_decimal_as_a_float():
     ("As torch's `step` (`float(metrics)`): a 1-element tensor, a Decimal or a numpy scalar is accounted as a float, and the state "
-     "stays plain numbers (P028: `value = float(value)` -> `value = value`)")
+     "stays plain numbers (caught: `value = float(value)` -> `value = value`)")
     cb,(opt,ref) = AnnealPlateau(patience=0, factor=0.5),torch_plateau(patience=0, factor=0.5)
     for v in (torch.tensor([2.]), Decimal('1.5'), np.float32(3.), torch.tensor(1.), Decimal('4')):
         cb.step(v); ref.step(v)
@@ -457,11 +457,11 @@ def test_step_takes_a_tensor_or_a_decimal_as_a_float():
                          ids=['two_values', 'complex', 'meta'])
 def test_step_refuses_a_tensor_that_is_no_number(v):
     ("float() raises ValueError (two values) or RuntimeError (a complex or a meta tensor): both are the same TypeError naming `value` "
-     "(P029: RuntimeError dropped from the except; P030: ValueError dropped)")
+     "(caught: RuntimeError dropped from the except; also caught: ValueError dropped)")
     with pytest.raises(TypeError, match='value must be a number'): AnnealPlateau().step(v)
 
 def test_a_nan_epoch_is_a_bad_epoch_as_torchs():
-    "A NaN monitored value is no improvement: it counts as a bad epoch and never becomes `best` (P032: NaN counted as an improvement)"
+    "A NaN monitored value is no improvement: it counts as a bad epoch and never becomes `best` (caught: NaN counted as an improvement)"
     kw = dict(patience=1, factor=0.5)
     cb,(opt,ref) = AnnealPlateau(**kw),torch_plateau(**kw)
     for v in [1., math.nan, math.nan, 0.5, math.nan, math.nan]:
@@ -471,7 +471,7 @@ def test_a_nan_epoch_is_a_bad_epoch_as_torchs():
     test_eq(cb.scale, 0.25)
 
 def test_a_drop_of_exactly_eps_is_skipped_as_torchs():
-    "torch takes a reduction only when it lowers the lr by more than `eps` (P040: `max(drops) > eps` -> `>=`)"
+    "torch takes a reduction only when it lowers the lr by more than `eps` (caught: `max(drops) > eps` -> `>=`)"
     kw = dict(factor=0.5, eps=0.5, **BAD_EPOCHS)
     cb,(opt,ref) = AnnealPlateau(**kw),torch_plateau(**kw)
     for v in (1., 2., 3.):
@@ -484,14 +484,14 @@ def test_a_drop_of_exactly_eps_is_skipped_as_torchs():
 
 def test_one_scale_moves_when_any_groups_drop_exceeds_eps():
     ("Plain `fit` with two groups: the groups share one scale, and a reduction that lowers one group's lr by more than `eps` is "
-     "taken even where the other group's drop is within `eps` (P039: `max(drops)` -> `min(drops)`)")
+     "taken even where the other group's drop is within `eps` (caught: `max(drops)` -> `min(drops)`)")
     cb = AnnealPlateau(factor=0.1, eps=1e-8, **BAD_EPOCHS)
     for v in (1., 2.): cb.step(v, [1e-8, 1e-2])  # drops 9e-9 (<= eps) and 9e-3
     test_close(cb.scale, 0.1, eps=1e-15)
 
 # ---------------------------------------------------------------- min_lr per group
 def test_a_min_lr_list_of_one_value_is_one_floor_for_every_group():
-    "`min_lr=[m]` on two groups is `min_lr=m` (P051: a one-value list is not broadcast, and the fit is refused)"
+    "`min_lr=[m]` on two groups is `min_lr=m` (caught: a one-value list is not broadcast, and the fit is refused)"
     def lrs(min_lr):
         learn,rec = mk_learner(groups=2),RecordHypers()
         quiet_fit(learn, 'fit', 6, [1e-3, 1e-2], cbs=[AnnealPlateau(min_lr=min_lr, **PLATEAU), rec])
@@ -501,7 +501,7 @@ def test_a_min_lr_list_of_one_value_is_one_floor_for_every_group():
     assert a[-1, 0] == 4e-4  # the floor was reached
 
 def test_fewer_min_lrs_than_groups_are_refused():
-    ("Two values for three groups: refused, as three for two are (P052: `len(min_lr) != n` -> `>`, the third group would be left "
+    ("Two values for three groups: refused, as three for two are (caught: `len(min_lr) != n` -> `>`, the third group would be left "
      "out of `lrs`, so not scaled)")
     cb = AnnealPlateau(min_lr=[1e-4, 1e-3])
     test_eq(len(cb.lrs([1e-2, 1e-2])), 2)
@@ -510,7 +510,7 @@ def test_fewer_min_lrs_than_groups_are_refused():
 # ---------------------------------------------------------------- what counts as a schedule
 def test_a_momentum_only_scheduler_leaves_eps_on_each_groups_lr():
     ("Plain `fit` with a `ParamScheduler` that schedules the momentum only: the lr is still constant, so `eps` applies to each "
-     "group's lr as torch's (P060: any ParamScheduler taken for an lr schedule, `eps` then applies to the scale)")
+     "group's lr as torch's (caught: any ParamScheduler taken for an lr schedule, `eps` then applies to the scale)")
     kw = dict(**BAD_EPOCHS, factor=0.1, eps=1e-8)
     learn,rec,mon = mk_learner(n_train=2),RecordHypers(),Monitored()
     quiet_fit(learn, 'fit', 7, 1e-6, cbs=[AnnealPlateau(**kw), ParamScheduler({'mom': SchedCos(0.95, 0.85)}), rec, mon])
@@ -523,7 +523,7 @@ def test_a_momentum_only_scheduler_leaves_eps_on_each_groups_lr():
 # ---------------------------------------------------------------- the state in the optimizer
 def test_plateau_state_reads_a_torch_optimizer():
     ("`plateau_state` takes a torch optimizer (its signature says so): a fresh one holds no state; behind an `OptimWrapper`, the "
-     "torch optimizer carries the same state as the wrapper (P002: torch optimizers refused; P003: read through `.hypers`)")
+     "torch optimizer carries the same state as the wrapper (caught: torch optimizers refused; also caught: read through `.hypers`)")
     test_eq(plateau_state(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.)), None)
     learn = mk_learner(opt_func=torch_sgd)
     quiet_fit(learn, 'fit_flat_anneal', 3, 1e-2, cbs=AnnealPlateau(**PLATEAU))
@@ -548,14 +548,14 @@ def _run_and_resume(tmp_path, k, start=None):
 
 def test_resume_in_the_middle_of_the_patience_is_exact(tmp_path):
     ("A checkpoint taken with one bad epoch counted (patience 1): the resumed run reduces at the same epoch as the uninterrupted "
-     "one (P045: `num_bad_epochs` not loaded)")
+     "one (caught: `num_bad_epochs` not loaded)")
     full,cb_full,resumed,cb,_ = _run_and_resume(tmp_path, 1)
     test_eq(resumed.recorder.hps['lr'], full.recorder.hps['lr'][10:])
     test_eq(cb.state_dict(), cb_full.state_dict())
     test_close(cb.scale, 0.25)
 
 def test_resume_from_the_matching_checkpoint_does_not_warn(tmp_path):
-    ("Epoch k's checkpoint resumed at k+1 is the expected case: no warning about the state's epoch (P047: `epochs` not loaded, "
+    ("Epoch k's checkpoint resumed at k+1 is the expected case: no warning about the state's epoch (caught: `epochs` not loaded, "
      "every exact resume warns that the checkpoint's state is from epoch 0)")
     *_,warned = _run_and_resume(tmp_path, 2)
     test_eq(warned, [])
@@ -564,7 +564,7 @@ def test_resume_from_the_matching_checkpoint_does_not_warn(tmp_path):
 def test_get_preds_inside_a_fit_does_not_restart_the_plateau():
     ("A callback that calls `learn.get_preds()` after each epoch (fastai sends `before_fit`/`after_fit` to the learner's callbacks "
      "then, with `gather_preds` set): the plateau stands aside, as fastai's trackers do, and its decisions are those of the run "
-     "without it (P057: the `gather_preds` test dropped, the plateau restarts at every epoch)")
+     "without it (caught: the `gather_preds` test dropped, the plateau restarts at every epoch)")
     class Preds(Callback):
         order = 90
         def after_epoch(self):
@@ -582,7 +582,7 @@ def test_get_preds_inside_a_fit_does_not_restart_the_plateau():
 
 @pytest.mark.parametrize('k,start', [(3, 2), (0, 3)], ids=['later_checkpoint', 'earlier_checkpoint'])
 def test_resume_from_another_epochs_checkpoint_warns(tmp_path, k, start):
-    ("A checkpoint of epoch k resumed at another epoch than k+1, later or earlier: warned (P064: `epochs != skip` -> `<`, a "
+    ("A checkpoint of epoch k resumed at another epoch than k+1, later or earlier: warned (caught: `epochs != skip` -> `<`, a "
      "checkpoint from a later epoch is not warned about)")
     *_,warned = _run_and_resume(tmp_path, k, start)
     test_eq(len(warned), 1)
@@ -591,7 +591,7 @@ def test_resume_from_another_epochs_checkpoint_warns(tmp_path, k, start):
 # ---------------------------------------------------------------- cancelled epochs and validations
 def test_epochs_cancelled_whole_from_after_batch():
     ("A callback that cancels the whole epoch (`CancelEpochException`) from `after_batch`, before this one's: the schedule's lr "
-     "goes back all the same, so plain `fit` does not compound the scale over the cancelled epochs (P072: `after_cancel_epoch` "
+     "goes back all the same, so plain `fit` does not compound the scale over the cancelled epochs (caught: `after_cancel_epoch` "
      "does not put the lr back)")
     class Short(Callback):
         def after_batch(self):
@@ -607,7 +607,7 @@ def test_epochs_cancelled_whole_from_after_batch():
 
 def test_an_epoch_whose_validation_is_cancelled_is_not_accounted():
     ("fastai's Recorder logs no validation values for an epoch whose validation is cancelled (`CancelValidException`): the plateau "
-     "takes no step for it (P077: the `cancel_valid` test dropped, the step reads past the end of the log)")
+     "takes no step for it (caught: the `cancel_valid` test dropped, the step reads past the end of the log)")
     class NoValid(Callback):
         def before_validate(self):
             if self.epoch == 1: raise CancelValidException
@@ -620,7 +620,7 @@ def test_an_epoch_whose_validation_is_cancelled_is_not_accounted():
 def test_a_fit_cancelled_from_after_batch_stands_at_the_lr_scaled_once():
     ("A callback of lower order that cancels the fit (`CancelFitException`) from `after_batch` skips this one's `after_batch`: "
      "`after_fit` puts the schedule's lr back before it stands, so the optimizer holds the lr scaled once, and the state "
-     "(P084: no `_put_back` in `after_fit`, the held lr is scaled twice)")
+     "(caught: no `_put_back` in `after_fit`, the held lr is scaled twice)")
     class Stop(Callback):
         def after_batch(self):
             if self.training and self.epoch == 2 and self.iter == 1: raise CancelFitException
@@ -633,7 +633,7 @@ def test_a_fit_cancelled_from_after_batch_stands_at_the_lr_scaled_once():
 def test_validate_after_loading_a_checkpoint_without_a_state_leaves_the_optimizer(tmp_path):
     ("A Learner-level callback whose fit reduced; then a checkpoint saved before that fit (no plateau state) is loaded and "
      "validated: `validate()` sends `after_fit`, which must not stand the loaded optimizer at the old fit's scale "
-     "(P086: `self._started and` dropped from `after_fit`'s test)")
+     "(caught: `self._started and` dropped from `after_fit`'s test)")
     learn = mk_learner(path=tmp_path, model_dir='models')
     quiet_fit(learn, 'fit_flat_anneal', 1, 1e-2, pct_start=1.)
     learn.save('before', with_opt=True)
