@@ -149,13 +149,15 @@ class LrAt(Callback):
     def before_batch(self):
         if self.training: self.lrs.append((self.epoch, self.opt.hypers[0]['lr']))
 
+@pytest.mark.parametrize('exc', [CancelTrainException, CancelEpochException], ids=['train', 'epoch'])
 @pytest.mark.parametrize('method', ['fit', 'fit_flat_anneal'])
-def test_epochs_cancelled_from_after_batch(method):
-    ("A callback that ends an epoch's training from `after_batch` before this one's (fastai's `ShortEpochCallback`): the schedule's "
-     "lr goes back all the same: plain `fit` does not scale it again, and the fit ends at its last lr, scaled")
+def test_epochs_cancelled_from_after_batch(method, exc):
+    ("A callback that ends an epoch's training, or the whole epoch, from `after_batch` before this one's (fastai's "
+     "`ShortEpochCallback`): the schedule's lr goes back all the same: plain `fit` does not scale it again (it would compound over "
+     "the cancelled epochs), and the fit ends at its last lr, scaled")
     class Short(Callback):
         def after_batch(self):
-            if self.training and self.epoch >= 2 and self.iter >= 1: raise CancelTrainException
+            if self.training and self.epoch >= 2 and self.iter >= 1: raise exc
     plateau,learn = AnnealPlateau(factor=0.5, **BAD_EPOCHS),mk_learner(n_train=4)
     sched,used = LrAt(AnnealPlateau.order - 1),LrAt(AnnealPlateau.order + 1)
     quiet_fit(learn, method, 5, 1e-2, cbs=[plateau, sched, used, Short()])
@@ -589,22 +591,6 @@ def test_resume_from_another_epochs_checkpoint_warns(tmp_path, k, start):
     assert f"plateau state is from epoch {k+1}, the fit resumes at epoch {start}" in warned[0], warned
 
 # ---------------------------------------------------------------- cancelled epochs and validations
-def test_epochs_cancelled_whole_from_after_batch():
-    ("A callback that cancels the whole epoch (`CancelEpochException`) from `after_batch`, before this one's: the schedule's lr "
-     "goes back all the same, so plain `fit` does not compound the scale over the cancelled epochs (caught: `after_cancel_epoch` "
-     "does not put the lr back)")
-    class Short(Callback):
-        def after_batch(self):
-            if self.training and self.epoch >= 2 and self.iter >= 1: raise CancelEpochException
-    plateau,learn = AnnealPlateau(factor=0.5, **BAD_EPOCHS),mk_learner(n_train=4)
-    sched,used = LrAt(AnnealPlateau.order - 1),LrAt(AnnealPlateau.order + 1)
-    quiet_fit(learn, 'fit', 5, 1e-2, cbs=[plateau, sched, used, Short()])
-    test_eq(plateau.scale, 0.5)  # one reduction, at the end of epoch 1: the cancelled epochs are not validated, not accounted
-    assert len(used.lrs) == 2*4 + 3*2
-    assert all(lr == 1e-2 for _,lr in sched.lrs)  # the constant lr, never scaled twice
-    for (e,lr),(_,base) in zip(used.lrs, sched.lrs): test_close(lr, base*(0.5 if e >= 2 else 1.), eps=1e-15)
-    test_close(learn.opt.hypers[0]['lr'], 5e-3, eps=1e-15)  # where the run stands: the lr, scaled
-
 def test_an_epoch_whose_validation_is_cancelled_is_not_accounted():
     ("fastai's Recorder logs no validation values for an epoch whose validation is cancelled (`CancelValidException`): the plateau "
      "takes no step for it (caught: the `cancel_valid` test dropped, the step reads past the end of the log)")

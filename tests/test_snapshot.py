@@ -74,24 +74,17 @@ def test_an_attribute_the_sweep_adds_to_the_optimizer_is_taken_back():
 
 
 # ------------------------------------------------------------------ loaders' generators
-def test_the_snapshot_restores_an_unbatched_loaders_samplers_generator():
-    "A torch `DataLoader(batch_size=None)` has no batch sampler: its sampler's own generator comes back too"
-    learn = mk_learner()
-    g = torch.Generator().manual_seed(0)
-    data = list(range(8))
-    learn.dls = DataLoaders(tud.DataLoader(data, sampler=tud.RandomSampler(data, generator=g), batch_size=None), learn.dls.valid)
-    st = g.get_state()
-    with LearnerSnapshot(learn): list(learn.dls.train)
-    assert torch.equal(g.get_state(), st)
+LOADERS = {  # a torch DataLoader whose shuffle draws from `g`, where the snapshot must find it
+    'unbatched': lambda data, g: tud.DataLoader(data, sampler=tud.RandomSampler(data, generator=g), batch_size=None),  # no batch sampler
+    'batch_sampler': lambda data, g: tud.DataLoader(data, batch_sampler=tud.BatchSampler(tud.RandomSampler(data, generator=g), 2, False)),
+}
 
-
-def test_the_snapshot_restores_the_generator_of_a_batch_samplers_sampler():
-    "`DataLoader(batch_sampler=BatchSampler(RandomSampler(ds, generator=g), ...))`: the loader's `sampler` is another (sequential)"
-    learn = mk_learner()
-    g = torch.Generator().manual_seed(0)
-    data = list(range(8))
-    learn.dls = DataLoaders(tud.DataLoader(data, batch_sampler=tud.BatchSampler(tud.RandomSampler(data, generator=g), 2, False)),
-                            learn.dls.valid)
+@pytest.mark.parametrize('kind', LOADERS)
+def test_the_snapshot_restores_a_samplers_generator(kind):
+    ("The generator of a torch `DataLoader`'s random sampler comes back: that of its `sampler` when it batches nothing "
+     "(`batch_size=None`), that of its batch sampler's sampler (its own `sampler` is then another, sequential one)")
+    learn,g,data = mk_learner(),torch.Generator().manual_seed(0),list(range(8))
+    learn.dls = DataLoaders(LOADERS[kind](data, g), learn.dls.valid)
     st = g.get_state()
     with LearnerSnapshot(learn): list(learn.dls.train)
     assert torch.equal(g.get_state(), st)
