@@ -331,3 +331,75 @@ def test_n_epoch_takes_the_builders_defaults():
                  n_epoch_of=lambda n_cycles, cycle_len=1: n_cycles*cycle_len, examples=(dict(n_cycles=2),))
     assert v.n_epoch(n_cycles=3) == 6
     assert v.n_epoch(n_cycles=3, cycle_len=1) == 3
+
+# ------------------------------------------------------------------ the last registry mutants left unclassified (twenty-fourth session)
+@pytest.mark.parametrize('n,n_batch', [(4, 10), (3, 5), (1, 1), (2, 3), (60, 40)])
+def test_compare_runs_fit_cyclic_as_two_whole_cycles(n, n_batch):
+    ("`compare`'s budget for `fit_cyclic`: the step size nearest a quarter of the run's batches, at least one batch, so the lr goes "
+     "up and down twice (R040: an eighth, R041: a step of 0, R042: truncated, R058: torch's default 2000)")
+    kw = VARIANTS['fit_cyclic'].epoch_kwargs(n, n_batch)
+    assert set(kw) == {'n_epoch', 'step_size_up'} and kw['n_epoch'] == n and kw['step_size_up'] >= 1
+    assert abs(4*kw['step_size_up'] - n*n_batch) <= 2 or kw['step_size_up'] == 1  # within half a batch per step of the quarter
+    assert VARIANTS['fit_cyclic'].epoch_kwargs(n) == {'n_epoch': n}  # batches unknown: torch's step sizes
+
+def test_compare_s_fit_cyclic_peaks_twice():
+    "What `compare --schedules cyclic` runs: 4 epochs of 4 batches, the lr at its top after batches 4 and 12 and back at its base at 8"
+    from fastai.test_utils import synth_learner
+    learn = synth_learner(n_trn=4)
+    assert len(learn.dls.train) == 4
+    with learn.no_bar(), learn.no_logging(): cli.SCHEDULES['cyclic'][0](learn, 4, 1e-2)
+    lrs = np.array(learn.recorder.lrs)
+    assert len(lrs) == 16 and [i for i in range(1, 15) if lrs[i] > max(lrs[i-1], lrs[i+1])] == [4, 12]
+    np.testing.assert_allclose(lrs[[0, 8]], 1e-2/4)
+    np.testing.assert_allclose(lrs[[4, 12]], 1e-2)
+
+def test_a_budget_s_epochs_and_batches_are_checked():
+    ("`epoch_kwargs` refuses a count that is not a positive whole number, naming it, for a variant with and without its own budget "
+     "(R035: unchecked; R043: 0 batches taken as unknown)")
+    for n in (0, 2.5):
+        with pytest.raises((TypeError, ValueError), match='n_epoch must be'): VARIANTS['fit_cos_anneal'].epoch_kwargs(n)
+        with pytest.raises((TypeError, ValueError), match='n_epoch must be'): VARIANTS['fit_cyclic'].epoch_kwargs(n, 10)
+    with pytest.raises(ValueError, match='n_batch must be >= 1, got 0'): VARIANTS['fit_cyclic'].epoch_kwargs(3, 0)
+
+def test_the_classic_schedules_are_offered_by_compare_by_name():
+    "Left out of the default run, `step_decay`, `time_decay` and `cyclic` are still `compare --schedules` choices (R059: no budget)"
+    assert {'step_decay', 'time_decay', 'cyclic'} <= set(cli.SCHEDULES) - set(cli.DEFAULT_SCHEDULES)
+
+def test_a_compare_name_is_free_for_a_variant_compare_does_not_run():
+    "`budget=None` keeps a variant out of `compare`, so it may share a name with one of compare's own schedules (R052)"
+    with pytest.raises(ValueError, match="compare` already has a schedule named 'constant'"):
+        register_variant(_variant('fit_constant', budget='fit_constant(N, lr)'))
+    v = register_variant(_variant('fit_constant'))
+    try: assert VARIANTS['fit_constant'] is v and 'constant' in COMPARE_NAMES and cli.SCHEDULES['constant'][1].startswith('fastai')
+    finally: del _REGISTERED['fit_constant']; delattr(Learner, 'fit_constant')
+
+def test_a_builder_of_the_same_name_defined_elsewhere_is_another_builder():
+    ("Only the same module and qualified name count as a builder defined again: one of that name from another module, or nested in "
+     "a function, is refused as another (R047: by name; R048: module ignored)")
+    v = register_variant(_variant())
+    try:
+        ns = {'__name__': 'a_users_module'}
+        exec("def _poly_scheds(lr, power:float=2.):\n    return {'lr': lambda pos: lr*(1-pos)**power}", ns)
+        def nest():
+            def _poly_scheds(lr, power:float=2.): return {'lr': lambda pos: lr*(1-pos)**power}
+            return _poly_scheds
+        for other in (ns['_poly_scheds'], nest()):
+            assert other.__name__ == _poly_scheds.__name__
+            with pytest.raises(ValueError, match="Variant 'fit_poly': method is already registered"): register_variant(_variant(builder=other))
+            assert VARIANTS['fit_poly'] is v
+    finally: del _REGISTERED['fit_poly']; delattr(Learner, 'fit_poly')
+
+def test_the_tuner_s_names_are_reserved_before_it_patches_them():
+    ("With only `fastai_anneal.fit` imported, `lr_tune`, `fit_tuned` and `lr_tune_result` are not yet `Learner`'s: the registry "
+     "refuses them itself, as the package's (R044, R050, R051)")
+    import subprocess, sys
+    code = ("from fastai.learner import Learner\nimport fastai_anneal.fit as f\nfrom fastai_anneal.registry import Variant\n"
+            "from fastai_anneal.schedules import cooldown_scheds\n"
+            "for m in ('lr_tune', 'fit_tuned', 'lr_tune_result'):\n    assert not hasattr(Learner, m), m\n"
+            "    try: f.register_variant(Variant(m, cooldown_scheds, 'lr', doc='d', fastai='fit', reference='r', "
+            "examples=(dict(n_epoch=2, lr=1e-2),)))\n"
+            "    except ValueError as e: print(e)\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"Variant {m!r}: method is already a method of the package; give the variant its own name"
+                                       for m in ('lr_tune', 'fit_tuned', 'lr_tune_result')]
