@@ -445,3 +445,21 @@ def test_a_sweep_gives_back_the_mode_of_a_module_a_callback_holds():
     cb = _TrainsItsTeacher(learn.model); learn.add_cb(cb)
     with learn.no_bar(): learn.lr_find(num_it=10, show_plot=False)
     assert not cb.teacher.training
+
+
+# ------------------------------------------------------------------ the 29 snapshot mutants the last audit did not run (twenty-fourth session)
+class _SetsTheLearnersLr(Callback):
+    "Sets `learn.lr`, the lr fastai's fits default to, for its fit (a warm start picked by a callback), and leaves it there"
+    def before_fit(self): self.learn.lr = 0.5
+
+
+@pytest.mark.parametrize('entry', ['lr_find', 'lr_tune'])
+def test_a_search_gives_back_the_learners_lr(entry):
+    "`learn.lr` as it was before the search, whatever a callback set it to for a sweep or a trial (S45: `lr` left out of the copy)"
+    learn = mk_learner(n_train=20)
+    learn.lr = 3e-3
+    learn.add_cb(_SetsTheLearnersLr())
+    with learn.no_bar():
+        if entry == 'lr_find': learn.lr_find(num_it=10, show_plot=False)
+        else: learn.lr_tune(2, fit='fit_cos_anneal')
+    assert learn.lr == 3e-3
