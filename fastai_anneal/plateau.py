@@ -26,6 +26,7 @@ After each epoch's validation (so in that epoch's checkpoint) and after a fit, t
 a fit of this package that Ctrl-C or an exception stops, too (fastai's own fits skip `after_fit` then: the lr and the state of
 the last epoch's checkpoint are right, the optimizer in memory may hold neither); the next
 training phase takes the schedule's lr back, and fastai's fits reset the lr before their first batch, so nothing compounds.
+A fit stopped before its first trained batch changed nothing: the state it took out of the optimizer goes back as it was.
 """
 from __future__ import annotations
 import math, warnings
@@ -154,9 +155,11 @@ class AnnealPlateau(Callback):
         return self.min_lr
 
     # -------------------------------------------------------- the state in the optimizer's hypers (see the module's docstring)
-    def _stash(self):
+    def _stash(self, st:dict|None=None):
+        "The state `st` (None: this callback's) in the optimizer's hypers, where a checkpoint saves it"
         if getattr(self.learn, 'opt', None) is not None:
-            _hyper_dicts(self.learn.opt)[0].update({f'{STATE_KEY}_{k}': v for k,v in self.state_dict().items()})
+            st = self.state_dict() if st is None else st
+            _hyper_dicts(self.learn.opt)[0].update({f'{STATE_KEY}_{k}': v for k,v in st.items()})
 
     def _unstash(self) -> dict|None: return _pop_state(self.learn.opt)
 
@@ -175,7 +178,7 @@ class AnnealPlateau(Callback):
         self.run = not hasattr(self.learn, 'lr_finder') and not hasattr(self.learn, 'gather_preds')  # fastai's TrackerCallback test
         if not self.run: return
         self.idx = self.check_learner(self.learn)
-        self._started,self._trained = False,False
+        self._started,self._trained,self._taken = False,False,None
         # a schedule moves the lr (warmups, anneals, restarts): a reduction scales lrs of the rest of the fit that no batch so far
         # bounds, so `eps` applies to the scale; with the lr constant (plain `fit`) it applies to each group's lr, as torch's
         self._scheduled = any(isinstance(c, ParamScheduler) and 'lr' in c.scheds for c in self.learn.cbs)
@@ -184,6 +187,7 @@ class AnnealPlateau(Callback):
         "At the fit's first trained epoch (`learn.validate()` also sends `before_fit`): start fresh, or resume from the checkpoint"
         saved,skip = self._unstash(),max([cb._skip_to for cb in self.learn.cbs if isinstance(cb, SkipToEpoch)], default=0)
         self.reset()
+        self._taken = saved  # what the optimizer held: it goes back as it was if the fit ends before a batch trained
         self._started = True
         if not skip: return
         if self.monitor == 'train_loss':
@@ -247,5 +251,9 @@ class AnnealPlateau(Callback):
         "The optimizer left where the run stands (`_stand`): as the last validation left it, or at once for a fit cancelled mid-epoch"
         self._put_back()
         # a stash in place is the last epoch's (or that of the checkpoint `SaveModelCallback` reloaded, 61): its lr is scaled already
-        if self._started and self._last is not None and plateau_state(self.opt) is None: self._stand()
-        self._epoch_bases,self._started = None,False  # `_started` of an ended fit must not make an interrupted next one stand
+        if self._started and plateau_state(self.opt) is None:
+            if self._last is not None: self._stand()
+            # a fit stopped before its first trained batch (a resume cancelled at once) changed nothing: the checkpoint's state goes back
+            elif self._taken is not None: self._stash(self._taken)
+        # `_started` of an ended fit must not make an interrupted next one stand
+        self._epoch_bases,self._started,self._taken = None,False,None

@@ -231,6 +231,30 @@ def test_a_fit_stopped_mid_epoch_stands_where_the_run_stands(exc, training, nois
     quiet_fit(learn, 'fit_cooldown', 1, cbs=rec)
     test_close(rec.lrs[0], [5e-3], eps=1e-12)
 
+class StopFirstBatch(Callback):
+    "Raise `exc` at the fit's first training batch, before the scheduler (60) and the plateau (64) see it"
+    order = 0
+    def __init__(self, exc): self.exc = exc
+    def before_batch(self):
+        if self.training: raise self.exc
+
+@pytest.mark.parametrize('exc', [CancelFitException, KeyboardInterrupt], ids=['cancel', 'ctrl_c'])
+def test_a_resume_stopped_before_its_first_batch_keeps_the_checkpoints_state(tmp_path, exc):
+    ("A resumed fit that trains nothing (cancelled or Ctrl-C'd at its first batch) leaves the optimizer holding the checkpoint's "
+     "plateau state: a save after it resumes at the reduced scale, not at 1 (P087: the state taken out at the first epoch was lost)")
+    run = mk_learner(path=tmp_path)
+    quiet_fit(run, 'fit_flat_anneal', 4, 1e-2, pct_start=1., cbs=[AnnealPlateau(factor=0.5, **BAD_EPOCHS),
+                                                                   SaveModelCallback(every_epoch=True, with_opt=True)])
+    learn = mk_learner(path=tmp_path)
+    learn.load('model_1', with_opt=True)
+    saved = plateau_state(learn.opt)
+    test_eq((saved['scale'], saved['epochs']), (0.5, 2))
+    cb = AnnealPlateau(factor=0.5, **BAD_EPOCHS)
+    try: quiet_fit(learn, 'fit_flat_anneal', 4, 1e-2, pct_start=1., start_epoch=2, cbs=[cb, StopFirstBatch(exc)])
+    except KeyboardInterrupt: assert exc is KeyboardInterrupt
+    assert cb._started is False and not learn.recorder.lrs  # no batch trained
+    test_eq(plateau_state(learn.opt), saved)
+
 def test_plain_fit_does_not_compound_the_held_lr():
     "Between epochs the optimizer holds the scaled lr (for a checkpoint): a plain `fit` takes its lr back before the next epoch trains"
     learn,rec = mk_learner(),RecordHypers()
