@@ -309,6 +309,22 @@ class _wd_as:
 
 MIN_TRIAL = 8  # batches of a rung-0 trial at least (rung 1: 2.5x): shorter ones answer noise
 MIN_FIT = 5*MIN_TRIAL  # training batches of the shortest fit `lr='auto'` tunes
+SWEEP = (30, 0.04, 100)  # the range test's batches: 4% of the fit, at least 30 (fastai smooths over ~50) and at most 100
+
+def _n_sweep(n:int) -> int: return int(min(SWEEP[2], max(SWEEP[0], round(SWEEP[1]*n))))
+def _rung0(n:int, budget:float) -> int:
+    "Batches of each rung-0 trial of a fit of `n` batches: what `budget` leaves after the range test, for ~8 trials and 4 of 2.5x"
+    return int((budget*n - _n_sweep(n)) // (8 + 4*2.5))
+
+def _shortest_tuned(n:int, budget:float) -> int:
+    ("The fewest training batches above `n` whose trials reach `MIN_TRIAL` within `budget` (the short-fit warning's advice: the "
+     "range test grows with the fit, so the answer is searched while it grows, and solved once it stays at its longest)")
+    longest = math.ceil((SWEEP[2] - 0.5)/SWEEP[1])  # from here on the range test is `SWEEP[2]` batches
+    for m in range(n + 1, longest):
+        if _rung0(m, budget) >= MIN_TRIAL: return m
+    m = max(n + 1, longest, math.floor((SWEEP[2] + MIN_TRIAL*(8 + 4*2.5)) / budget))
+    while _rung0(m, budget) < MIN_TRIAL: m += 1  # a step or two: the division's rounding
+    return m
 
 class _FromStart(LearnerSnapshot):
     ("A trial or probe starts as the fit would: the callbacks' state as it was before the tuning (`kept`: an EMA model, a tracker's "
@@ -320,14 +336,13 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, lower, has_val
      "`lower`, `has_valid`: `_check_monitor`'s answer")
     # A range test needs points (fastai smooths its loss over ~50 batches) and a trial needs batches to tell lrs apart: below these
     # lengths the tuning answers noise, so a short fit pays more than `budget` (with a warning), and a tiny one is refused.
-    n_sweep = int(min(100, max(30, round(0.04*n_steps))))
+    n_sweep = _n_sweep(n_steps)
     n_probe = max(1, round(PROBE * n_steps))  # the stability probe (step 6), on top of the budget
-    left = budget*n_steps - n_sweep
-    t0 = int(left // (8 + 4*2.5))  # rung 0: about 8 trials; rung 1: at most 4, 2.5x longer
+    t0 = _rung0(n_steps, budget)  # rung 0: about 8 trials; rung 1: at most 4, 2.5x longer
     if t0 < MIN_TRIAL:
         if n_steps < MIN_FIT:
             raise ValueError(f"lr='auto' needs a fit of at least {MIN_FIT} training batches to run trials, this one has {n_steps}")
-        need = math.ceil((n_sweep + MIN_TRIAL*(8+4*2.5)) / budget)
+        need = _shortest_tuned(n_steps, budget)
         warnings.warn(f"lr='auto': the fit has {n_steps} training batches; tuning within budget={budget} needs {need}. The trials "
                       f"take their minimum length, {MIN_TRIAL} and {round(2.5*MIN_TRIAL)} batches: tuning costs more than the budget")
         t0 = MIN_TRIAL

@@ -10,6 +10,7 @@ import copy  # after the star import: fastai exports shutil's `copy`
 from fastai_anneal.registry import VARIANTS
 import fastai_anneal.tune as tune
 from fastai_anneal.tune import _vertex, _agree, lr_scale_like, TrialScheduler, _trial_scheds, _unstable, _prefix, _collapsed
+from fastai_anneal.tune import _shortest_tuned, _rung0, MIN_TRIAL
 from fastai_anneal.fit import bind_call, prepare_call
 from conftest import mk_learner, quiet_fit, RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs, ctrl_c_at_tensor
 
@@ -559,7 +560,19 @@ def test_too_small_a_fit():
     learn = mk_learner(n_train=2)
     with pytest.raises(ValueError, match="at least .* training batches"): learn.fit_cos_anneal(3, 'auto')
     learn = mk_learner(n_train=10)
-    with pytest.warns(UserWarning, match='costs more than the budget'): learn.lr_tune(10, fit='fit_cos_anneal')
+    with pytest.warns(UserWarning, match=r'budget=0.25 needs 696\. .* costs more than the budget'): learn.lr_tune(10, fit='fit_cos_anneal')
+    with pytest.warns(UserWarning, match=r'budget=0.1 needs 2400\. '): learn.lr_tune(10, fit='fit_cos_anneal', budget=0.1)
+
+def test_the_short_fit_warning_names_the_shortest_fit_it_tunes():
+    ("The length the warning advises is the first above the fit whose trials reach their minimum within the budget: the range test "
+     "grows with the fit (30 to 100 batches), so at budget=0.1 the first answer (2140) warned again, with 2300, then 2360")
+    for budget in (1., 0.3, 0.25, 0.1, 0.05, 0.041, 0.04, 0.01):
+        for n in (40, 700, 1740, 3000):
+            if _rung0(n, budget) >= MIN_TRIAL: continue
+            need = _shortest_tuned(n, budget)
+            assert _rung0(need, budget) >= MIN_TRIAL and not any(_rung0(m, budget) >= MIN_TRIAL for m in range(n+1, need)), (budget, n)
+    test_eq([_shortest_tuned(40, b) for b in (0.25, 0.1, 0.05)], [696, 2400, 4880])
+    test_eq(_shortest_tuned(40, 1e-6), 244_000_000)  # solved, not searched, once the range test stays at 100
 
 class _Boom(Callback):
     "Raise `exc` at the `at`-th training batch of a trial"
