@@ -5,6 +5,7 @@ from fastai.basics import *
 from fastai.callback.schedule import SchedCos, SchedNo, ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback, TerminateOnNaNCallback
 from fastai.callback.progress import CSVLogger
+from fastai.test_utils import synth_dbunch, RegModel
 from fastai_anneal.all import *
 import copy  # after the star import: fastai exports shutil's `copy`
 from fastai_anneal.registry import VARIANTS
@@ -1030,3 +1031,464 @@ def test_a_second_ctrl_c_during_a_restart_restore_leaves_the_callbacks_restored(
     n = ctrl_c_at_tensor(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt): state.restore()
     assert len(n) > 1 and tracker.best == 1.0
+
+# ---------------------------------------------------------------- what a mutation audit of tune.py found unpinned (twenty-fourth session)
+# `kills <id>`: the audit's mutant(s) of tune.py that the test fails on (each checked)
+
+# kills T02
+def test_a_trial_refuses_an_empty_dict_of_schedules():
+    "A trial with no schedule would run at whatever lr the optimizer holds: refused, as a list is"
+    with pytest.raises(TypeError, match='scheds must be a non-empty dict'): TrialScheduler({}, 5)
+
+class _ValidOffset(Callback):
+    "Adds 100 to the loss of every validation batch (before the Recorder reads it): the validation loss stands far above the training loss"
+    order = 1
+    def after_loss(self):
+        if not self.training: self.learn.loss = self.learn.loss + 100.
+
+# kills T14
+def test_the_last_rung_scores_the_validation_loss():
+    "monitor='valid_loss' scores each last-rung trial by the loss on the validation set, not by the training loss"
+    res = _learner().lr_tune(10, fit='fit_cos_anneal', cbs=_ValidOffset())
+    r1 = [t for t in res.trials if t['rung'] == 1 and not t['diverged']]
+    assert r1 and all(t['score_name'] == 'valid_loss' and t['score'] > 100 for t in r1)
+    assert all(t['score'] < 100 for t in res.trials if t['rung'] == 0 and not t['diverged'])  # rung 0: the training loss
+
+# kills T12, TU19
+def test_only_the_end_of_a_scored_trial_validates():
+    ("A trial longer than an epoch skips the validation of the epochs inside it: the validation batches the tuning runs are those "
+     "`valid_cost` counts, one validation set per trial of the last rung that did not diverge")
+    seen = []  # outside the callback: the tuner gives each callback its state back
+    spy = type('Spy', (Callback,), {'after_batch': lambda self: seen.append(1) if not self.training else None})()
+    learn = mk_learner(n_train=5)  # epochs of 5 batches: every trial spans epochs
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # a short fit's "tuning costs more than the budget"
+        res = learn.lr_tune(10, fit='fit_cos_anneal', cbs=spy)
+    scored = [t for t in res.trials if t['rung'] == 1 and not t['diverged']]
+    assert scored and res.valid_cost == len(scored)*len(learn.dls.valid) == len(seen)
+
+# kills R01
+def test_a_frozen_phase_too_short_for_a_trial_is_left_out():
+    ("fine_tune_anneal with one frozen epoch of 5 batches before 200 unfrozen ones: a short trial's share of the frozen phase rounds "
+     "to 0 batches, and that trial runs the unfrozen phase only (a trial of 0 batches raised)")
+    learn = mk_learner(n_train=5, groups=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        res = learn.lr_tune(40, fit='fine_tune_anneal')
+    assert res.n_steps == 205 and res.lr > 0 and min(t['steps'] for t in res.trials) == tune.MIN_TRIAL
+
+# kills TU15, TU17, TU50, R10 (cost); PC11 (phases' freezing); TU04, TU09 (trial lengths); TU18 (rung-0 score); TU58 (time_s)
+def test_the_cost_counts_every_training_batch_the_tuning_ran():
+    ("`cost` is every training batch of the range test, the trials (both phases of a fine-tune's, a diverged one's up to where it "
+     "stopped) and the probes; rung 0 scores the mean training loss of a trial's last quarter; the trials' lengths fit the budget")
+    seen = []  # outside the callback: the tuner gives each callback its state back
+    def record(self):  # each training batch: whether a trial ran it, and frozen
+        if self.training: seen.append((isinstance(getattr(self.learn, 'lr_finder', None), TrialScheduler), self.opt.frozen_idx > 0))
+    spy = type('Spy', (Callback,), {'after_batch': record})()
+    learn = mk_learner(n_train=N_TRAIN, groups=2)
+    res = learn.lr_tune(8, fit='fine_tune_anneal', freeze_epochs=2, cbs=spy)  # 1000 batches: 200 frozen, 800 not
+    assert res.cost == len(seen) == len(res.sweep['lrs']) + sum(len(t['losses']) for t in res.trials) + sum(p['steps'] for p in res.probes)
+    assert any(t['diverged'] for t in res.trials) and all(len(t['losses']) == t['steps'] for t in res.trials if not t['diverged'])
+    assert {frozen for trial,frozen in seen if trial} == {True, False}  # a trial runs both phases, the first frozen
+    t0 = int((0.25*1000 - 40) // (8 + 4*2.5))  # the budget less the range test's 40 batches: about 8 trials of rung 0, 4 of rung 1 2.5x longer
+    assert {t['steps'] for t in res.trials if t['rung'] == 0} == {t0} and {t['steps'] for t in res.trials if t['rung'] == 1} == {round(2.5*t0)}
+    for t in res.trials:
+        if t['rung'] == 0 and not t['diverged']: assert t['score'] == pytest.approx(np.mean(t['losses'][-(len(t['losses'])//4):]))
+    assert res.time_s > 0
+
+class _Stop(Exception): "Raised by a stub to end a tuning once it has what the test looks at"
+
+# kills TU01 (the suite: only test_distributed's sizes test), TU02, TU10
+@pytest.mark.parametrize('epochs,n_sweep', [(5, 30), (10, 40), (15, 60), (30, 100)])
+def test_the_range_test_sweeps_4_percent_of_the_fit(epochs, n_sweep, monkeypatch):
+    "The range test runs from 1e-7 to 10 over 4% of the fit's batches, 30 at least (fastai smooths over ~50), 100 at most"
+    got = {}
+    def stop(lrs, *a, **k): got['lrs'] = lrs; raise _Stop()
+    monkeypatch.setattr(tune, '_range_top', stop)
+    with warnings.catch_warnings(), pytest.raises(_Stop):
+        warnings.simplefilter('ignore')
+        _learner().lr_tune(epochs, fit='fit_cos_anneal')
+    lrs = got['lrs']
+    assert len(lrs) == n_sweep and lrs[0] == pytest.approx(1e-7) and lrs[1]/lrs[0] == pytest.approx((10/1e-7)**(1/n_sweep))  # to 10
+
+# ---------------------------------------------------------------- the search on known scores (no training but the range test)
+def _known_scores(monkeypatch, rung0, rung1, top=1., monitor='valid_loss', probe=None):
+    ("The search on known scores: the range test's top is `top`, a rung-0 trial at lr `lr` scores `rung0(lr)`, a rung-1 trial "
+     "`rung1(lr)` (its `monitor`), a probe's loss is flat at `probe(lr)` (default `rung0`); inf: the trial or probe diverged, NaN: "
+     "the monitored metric of a rung-1 trial is NaN")
+    monkeypatch.setattr(tune, '_range_top', lambda *a, **k: top)
+    probe = probe or rung0
+    def run_phases(learn, phases, cbs, wd, validate, reset_opt=False, snap=None):
+        lr,n = phases[0][1]['lr'](0.),sum(p[2] for p in phases)
+        s = (rung1 if validate else rung0 if n != round(tune.PROBE*1000) else probe)(lr)
+        if validate and math.isnan(s): return [1.]*n,False,{monitor: s}  # a metric gone NaN: the trial itself went well
+        if not math.isfinite(s): return [math.nan],True,None
+        return ([1.]*n,False,{monitor: s}) if validate else ([s]*n,False,None)
+    monkeypatch.setattr(tune, '_run_phases', run_phases)
+
+def _plan(n:int=1000):
+    "A fit of `n` batches at a constant lr: `plan(scale, frac)` for `tune_lr`"
+    return lambda scale, frac: [(None, {'lr': lambda pos, s=scale: s}, max(1, round(frac*n)))]
+
+def _search(learn=None, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return tune_lr(learn or _learner(), _plan(), 1000, **kw)
+
+def _at(lr, best): return math.log2(lr/best)**2  # a score whose minimum is at `best`, a parabola in log2(lr)
+
+_A0 = [1, 1/4, 1/16, 1/64, 1/8, 1/32]  # rung 0 when its best is 1/16: the factor-4 grid below the top, then the best's factor-2 neighbours
+_B = 4.**-9/2  # rung 0's best when the lowest lr always wins: the grid extended 6 times downwards, then its lower neighbour
+_SCENARIOS = {  # rung 0's scores, rung 1's, then the lrs each rung tries (in order), the pick and the rule
+    'interior':     (lambda lr: _at(lr, 0.05), lambda lr: _at(lr, 0.07) + 1, _A0, [1/32, 1/16, 1/8], 0.07, 'parabola vertex'),
+    'lowest_wins':  (lambda lr: lr, lambda lr: lr, [4.**-k for k in range(10)] + [2*4.**-9, _B], [_B/2, _B, 2*_B, _B/4], _B/4, 'best trial'),
+    'rung1_higher': (lambda lr: _at(lr, 0.05), lambda lr: _at(lr, 0.2), _A0, [1/32, 1/16, 1/8, 1/4], 1/4, 'best trial'),
+    'diverged_neighbour': (lambda lr: _at(lr, 0.05), lambda lr: math.inf if lr > 0.1 else _at(lr, 0.07) + 1, _A0, [1/32, 1/16, 1/8],
+                           1/32, 'best trial, capped at 1/4 of 0.125 (its trial diverged)'),
+    'within_tolerance': (lambda lr: _at(lr, 0.05), lambda lr: {1/32: 1., 1/16: 1.0005, 1/8: 1.0015}.get(lr, 2.), _A0, [1/32, 1/16, 1/8],
+                         1/32, 'parabola vertex'),
+}
+
+# kills TU25, TU26, TU27, TU28, TU31, TU35, TU37, TU40, TU41, TU42, BE02
+@pytest.mark.parametrize('case', list(_SCENARIOS))
+def test_the_search_on_known_scores(case, monkeypatch):
+    ("Rung 0: a factor-4 grid below the range test's top, extended (6 times at most) while its best is at an edge, then the best's "
+     "factor-2 neighbours; rung 1: the best and its neighbours, one more step at an edge; the pick: the vertex of rung 1's parabola "
+     "(kept within its three lrs, and only through finite scores), else the best trial, capped below a trial that diverged")
+    r0,r1,lrs0,lrs1,scale,rule = _SCENARIOS[case]
+    _known_scores(monkeypatch, r0, r1)
+    res = _search()
+    assert [t['lr'] for t in res.trials if t['rung'] == 0] == pytest.approx(lrs0, rel=1e-12)
+    assert [t['lr'] for t in res.trials if t['rung'] == 1] == pytest.approx(lrs1, rel=1e-12)
+    assert res.scale == pytest.approx(scale, rel=1e-9) and res.rule == rule and res.probes == []  # far below the top: no probe
+
+# kills BE01
+def test_every_trial_diverging_first_tries_lower_lrs(monkeypatch):
+    "When every rung-0 trial diverges the grid goes down 6 more factors of 4 before the tuner gives up, naming the lrs it tried"
+    _known_scores(monkeypatch, lambda lr: math.inf, lambda lr: math.inf)
+    with pytest.raises(RuntimeError, match=r"every trial diverged, from lr 3.81e-06 to 1;"): _search()
+
+# kills TU20
+def test_a_metric_where_higher_is_better_is_maximised(monkeypatch):
+    "monitor='r2_score': rung 1 scores minus the metric, and the pick is where the metric peaks"
+    _known_scores(monkeypatch, lambda lr: _at(lr, 0.05), lambda lr: 1 - _at(lr, 0.07)/100, monitor='r2_score')
+    res = _search(_learner(metrics=[R2Score()]), monitor='r2_score')
+    r1 = [t for t in res.trials if t['rung'] == 1]
+    assert all(t['score'] == pytest.approx(-(1 - _at(t['lr'], 0.07)/100)) for t in r1)
+    assert res.scale == pytest.approx(0.07) and res.rule == 'parabola vertex'
+
+# kills TU05, TU06 (the suite: test_fit's fine-tune of 40 batches), TU07, TU08
+def test_a_short_fit_runs_trials_of_the_minimum_length(monkeypatch):
+    ("A fit too short for trials of 8 batches within the budget: the trials take 8 and 20 batches, with a warning saying how long a "
+     "fit tunes within the budget; 40 batches are the least `lr='auto'` tunes")
+    _known_scores(monkeypatch, lambda lr: _at(lr, 0.05), lambda lr: _at(lr, 0.07) + 1)
+    for n in (40, 695):  # 695: (0.25*695 - 30) // 18 = 7 batches a trial
+        with pytest.warns(UserWarning, match=f"the fit has {n} training batches; tuning within budget=0.25 needs 696"):
+            res = tune_lr(_learner(), _plan(n), n)
+        assert {t['steps'] for t in res.trials if t['rung'] == 0} == {8} and {t['steps'] for t in res.trials if t['rung'] == 1} == {20}
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter('always')
+        tune_lr(_learner(), _plan(696), 696)  # the fit the warning asks for: no warning
+    assert not [w for w in got if 'costs more than the budget' in str(w.message)]
+    with pytest.raises(ValueError, match='needs a fit of at least 40 training batches to run trials, this one has 39'):
+        tune_lr(_learner(), _plan(39), 39)
+
+# kills TU14
+def test_a_range_test_that_finds_no_lr_stops_the_tuning(monkeypatch):
+    _known_scores(monkeypatch, lambda lr: _at(lr, 0.05), lambda lr: _at(lr, 0.07) + 1, top=math.nan)
+    with pytest.raises(RuntimeError, match='the range test from 1e-7 to 10 found no lr at which the loss falls'): _search()
+
+# kills TU49
+def test_the_probe_runs_the_fits_own_first_batches(monkeypatch):
+    "The stability probe runs the first 8% of the fit's batches at the positions the fit has there, not the whole schedule compressed"
+    _known_scores(monkeypatch, lambda lr: _at(lr, 0.05), lambda lr: _at(lr, 0.07) + 1, top=0.1)  # the pick 0.07 is near the top
+    run,ends = tune._run_phases,[]
+    def spy(learn, phases, *a, **k):
+        if sum(p[2] for p in phases) == round(tune.PROBE*1000): ends.append(phases[0][1]['lr'](1.))  # the lr at the probe's end
+        return run(learn, phases, *a, **k)
+    monkeypatch.setattr(tune, '_run_phases', spy)
+    plan = lambda scale, frac: [(None, {'lr': lambda pos, s=scale: s*(1 - pos)}, round(frac*1000))]  # a linear decay over the fit
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        res = tune_lr(_learner(), plan, 1000)
+    assert len(res.probes) == 1 and ends == [pytest.approx(res.scale*(1 - tune.PROBE))]
+
+# kills TU51, TU54, TU55, TU56
+def test_the_rule_says_how_often_the_probe_halved_the_pick(monkeypatch):
+    ("A probe that diverges is unstable (its loss ended above its start); the rule counts the halvings (3 at most, though a 4th "
+     "probe may be unstable too) and quotes the give-back of the last probe that halved")
+    _known_scores(monkeypatch, lambda lr: _at(lr, 0.05), lambda lr: _at(lr, 0.07) + 1, top=0.1,
+                  probe=lambda lr: math.inf if lr > 0.05 else 1.)
+    res = _search()
+    assert [p['lr'] for p in res.probes] == pytest.approx([0.07, 0.035]) and [p['unstable'] for p in res.probes] == [True, False]
+    assert res.scale == pytest.approx(0.035) and res.rule.endswith(', halved 1x: the fit\'s first 80 batches at the lr above ended above their start')
+    _known_scores(monkeypatch, lambda lr: _at(lr, 0.05), lambda lr: _at(lr, 0.07) + 1, top=0.1)  # every probe's loss flat
+    backs = iter([0.5, 0.7, 0.9, 0.95])
+    monkeypatch.setattr(tune, '_unstable', lambda losses: (True, next(backs)))
+    res = _search()
+    assert len(res.probes) == 4 and res.scale == pytest.approx(0.07/8)
+    assert res.rule.endswith(", halved 3x: the fit's first 80 batches at the lr above gave back 90% of their fall")
+
+# ---------------------------------------------------------------- the range test's fall and the probe's climb, at their thresholds
+# kills RT01, RT02, RT06, RT07
+def test_the_range_test_s_fall_at_its_thresholds():
+    ("A fall counts when the window after the first tenth of the sweep drops 2% of the head's |loss| below it (1% does not, nor half "
+     "a percent of a loss below zero) and beyond the batch noise measured from the first 4 batches at least")
+    end = [3., 5., 8., 13., 20.]  # diverging
+    lrs = list(np.geomspace(1e-7, 1., 30))
+    def top(raw):
+        sm = _smoothed(raw); m = 3 + int(np.argmin(sm[3:-5]))  # fastai's minimum, after the first tenth and before the last 5
+        return tune._range_top(lrs, sm, lrs[m]/10, 30),lrs[m]
+    flat = lrs[-1]/10
+    assert top(np.r_[np.full(3, 1.), np.full(22, 0.99), end])[0] == flat                 # 1% below, noiseless: no fall
+    assert top(np.r_[np.full(3, -100.), np.full(22, -100.5), -np.array(end)])[0] == flat  # 0.5% below a negative head
+    for seed in (3, 5):  # one batch at 1, then 0.95 with noise 0.01: a fall, its lowest loss the top
+        t,at_min = top(np.r_[1., 0.95 + 0.01*np.random.RandomState(seed).randn(24), end])
+        assert t == pytest.approx(at_min) and t != flat
+
+# kills U01, U03, U04
+def test_the_probe_s_climb_at_its_thresholds():
+    ("A probe is unstable when its last window climbs 5% of |its low| above it, gives back 10% of its fall, and passes the windows' "
+     "noise (windows of 4 batches at least)")
+    assert not _unstable_([2, 1.5, 1, .8, .7, .6, .6, .6, .6, .6, .6, .6, .6, .6, 2, 2])  # 16 batches, windows of 4: two spikes are noise
+    assert not _unstable_(np.r_[np.full(8, -90.), np.full(48, -100.), np.full(8, -98.)])  # 2% of a low below zero
+    assert not _unstable_(np.r_[np.full(8, 10.), np.full(48, 1.), np.full(8, 1.5)])       # 50% above its low, 5.6% of its fall
+    assert _unstable_(np.r_[np.full(8, 10.), np.full(48, 1.), np.full(8, 2.)])            # 11% of its fall
+
+def _unstable_(losses): return tune._unstable(list(losses))[0]
+
+# ---------------------------------------------------------------- the result, and the fit it watches
+def _result(lr=0.1, n_steps=1000, trials=()):
+    "An `LRTuneResult` as the search would leave it: `lr` (its largest value the scale), 250 batches spent"
+    scale = lr.stop if isinstance(lr, slice) else lr
+    return tune.LRTuneResult(lr, scale, list(trials), {}, 1., n_steps, 250, 0, 'valid_loss', 'best trial', 0.5)
+
+# kills L03, L09, L12, L02, L04 (and L10, L11)
+def test_a_fit_that_collapses_every_time_restarts_three_times_then_runs_unwatched():
+    ("Each collapse restarts the fit at half the lr (a slice keeps its ratios), counting the batches it ran; after `MAX_RESTART` "
+     "restarts the fit runs once more, unwatched. The watch: the first half of the fit, windows of 1/8 of the probe's batches")
+    learn,logs = _learner(),[]
+    learn.logger = logs.append
+    res,calls = _result(slice(1e-3, 0.1)),[]
+    def launch(lr, watch):  # as if every watched fit collapsed at batch 50
+        calls.append((lr.start, lr.stop, [(w.watch, w.w, w.hold) for w in watch]))
+        for w in watch: w.fired = 50
+    res._watched_fit(learn, launch, None, 'fit_cos_anneal')
+    watched = [(500, 10, 40)]  # WATCH*1000; PROBE*1000//8; max(2*10, HOLD*1000)
+    assert [c[2] for c in calls] == [watched]*3 + [[]]
+    assert [c[:2] for c in calls] == [pytest.approx((1e-3/2**i, 0.1/2**i)) for i in range(4)]
+    assert res.lr.stop == res.scale == pytest.approx(0.1/8) and res.lr.start == pytest.approx(1e-3/8)
+    assert [r['lr'] for r in res.restarts] == pytest.approx([0.1, 0.05, 0.025]) and [r['batch'] for r in res.restarts] == [50]*3
+    assert res.cost == 250 + 3*50 and len(logs) == 3 and all('collapsed' in l for l in logs)
+
+# kills L07
+def test_an_error_in_the_watched_fit_is_raised():
+    "A fit that fails (not a collapse) raises its error: no restart, nothing swallowed"
+    res = _result()
+    def launch(lr, watch): raise RuntimeError('boom')
+    with pytest.raises(RuntimeError, match='boom'): res._watched_fit(_learner(), launch, None, 'fit_cos_anneal')
+    assert res.restarts == [] and res.scale == 0.1
+
+class _CancelAt(Callback):
+    "Cancels the fit at training batch `at`, its loss made `loss` first (None: left as it is)"
+    def __init__(self, at, loss=None): self.at,self.loss = at,loss
+    def after_loss(self):
+        if self.training and self.train_iter == self.at:
+            if self.loss is not None: self.learn.loss = self.learn.loss*0 + self.loss
+            raise CancelFitException()
+
+# kills CW05, CW07
+@pytest.mark.parametrize('at,loss,fired', [(30, None, None), (30, math.nan, 31), (60, math.nan, None)],
+                         ids=['finite_cancel', 'nan_in_the_watch', 'nan_after_the_watch'])
+def test_only_a_bad_loss_within_the_watch_is_a_collapse(at, loss, fired):
+    ("A fit another callback cancels is a collapse only when its loss went NaN or inf within the watched batches: an early stop on a "
+     "finite loss, or a NaN once the watch is over, restarts nothing")
+    learn = _learner()
+    watch = CollapseWatch(40, 10, 10, tune._FitState(learn, None))
+    quiet_fit(learn, 'fit', 1, 1e-3, cbs=[watch, _CancelAt(at, loss)])
+    assert watch.fired == fired and (watch.state is None) == (at >= 40)
+
+# kills FS02
+def test_a_restart_removes_the_log_a_collapsed_fit_started(tmp_path):
+    "An appending `CSVLogger` whose file did not exist before the fit: the restart removes the file the collapsed fit wrote"
+    learn = _learner(path=tmp_path, cbs=CSVLogger(append=True))
+    log = tmp_path/'history.csv'
+    state = tune._FitState(learn, None)
+    log.write_text('epoch,train_loss\n0,1.0\n')  # what the collapsed fit wrote
+    state.restore()
+    assert not log.exists()
+
+# kills L01, L16
+def test_the_result_s_repr():
+    assert repr(_result()) == "LRTuneResult(lr=0.1, 0 trials, 250 extra training batches (0.25x the fit's 1000), rule='best trial')"
+    assert _result().cost_ratio == 0.25
+
+_TRIALS = [dict(lr=lr, steps=s, rung=r, score_name=n, score=v, diverged=not math.isfinite(v), losses=[1., 0.5])
+           for lr,s,r,n,v in [(0.01, 8, 0, 'train_loss', 1.), (0.1, 8, 0, 'train_loss', 0.5), (1., 8, 0, 'train_loss', math.inf),
+                              (0.05, 20, 1, 'valid_loss', 0.4), (0.1, 20, 1, 'valid_loss', 0.3), (0.2, 20, 1, 'valid_loss', 0.35)]]
+
+# kills PL01, PL02, PL03
+def test_the_plot_shows_each_rung_the_diverged_trials_and_the_pick():
+    fig = _result(0.08, trials=_TRIALS).plot(return_fig=True)
+    ax,ax2 = fig.axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ['rung 0: 8 batches, train loss', 'rung 1: 20 batches, valid_loss', 'tuned 0.08']
+    crosses = [l for l in ax.lines if l.get_marker() == 'x']
+    assert [(list(l.get_xdata()), list(l.get_ydata())) for l in crosses] == [([1.], [1.])]  # at rung 0's worst finite score
+    assert [list(l.get_xdata()) for l in ax.lines if l.get_linestyle() == '--'] == [[0.08, 0.08]]
+    assert len(ax2.lines) == len(_TRIALS)
+    plt.close(fig)
+
+class _Stub(Exception): "Raised by a stub of `tune_lr`: the call got past every check"
+
+def _stub_tune_lr(monkeypatch):
+    "`tune_lr` replaced: it records its arguments and raises `_Stub`"
+    got = {}
+    def stub(learn, plan, n_steps, lr_like, ratios, budget, monitor, **kw): got.update(kw, budget=budget, n_steps=n_steps); raise _Stub()
+    monkeypatch.setattr(tune, 'tune_lr', stub)
+    return got
+
+# kills CT01, FC01, FC02 (lr_tune); TL02 (tune_lr)
+@pytest.mark.parametrize('kw', [dict(budget=1.), dict(fit='fit_one_cycle', pct_start=0.), dict(fit='fit_one_cycle', pct_start=1.),
+                                dict(fit='fit_one_cycle', start_epoch=0), dict(fit='fit_sgdr', n_cycles=2, cycle_len=1, cycle_mult=2)],
+                         ids=['budget_1', 'pct_start_0', 'pct_start_1', 'start_epoch_0', 'cycle_mult_2'])
+def test_the_bounds_of_the_arguments_are_accepted(kw, monkeypatch):
+    "The values at the edge of each range `lr_tune` checks pass its checks (the tuning itself stubbed out)"
+    _stub_tune_lr(monkeypatch)
+    args = () if kw.get('fit') == 'fit_sgdr' else (10,)
+    with pytest.raises(_Stub): _learner().lr_tune(*args, **kw)
+
+# pins `tune_lr`'s own bound (its mutant TL02 was killed by test_bad_input; this names the behaviour)
+def test_tune_lr_takes_the_whole_fit_as_budget(monkeypatch):
+    got = {}
+    monkeypatch.setattr(tune, '_tune', lambda learn, plan, n_steps, lr_like, ratios, budget, *a: got.update(budget=budget))
+    tune_lr(_learner(), _plan(), 1000, budget=1.)
+    assert got == {'budget': 1.}
+
+# kills FF01, FF02, FF05
+@pytest.mark.parametrize('fit', ['fit', 'fit_one_cycle', 'fit_flat_cos'])
+def test_fastai_fits_hand_their_wd_and_reset_opt_to_the_trials(fit, monkeypatch):
+    got = _stub_tune_lr(monkeypatch)
+    with pytest.raises(_Stub): _learner().lr_tune(10, fit=fit, wd=0.3, reset_opt=True)
+    assert list(np.atleast_1d(got['wd'])) == [0.3] and got['reset_opt'] is True and got['n_steps'] == 10*N_TRAIN
+
+# kills PL05
+def test_show_plot_plots_the_result(monkeypatch):
+    res,shown = _result(),[]
+    monkeypatch.setattr(tune, 'tune_lr', lambda *a, **k: res)
+    monkeypatch.setattr(tune.LRTuneResult, 'plot', lambda self, return_fig=False: shown.append(self))
+    learn = _learner()
+    assert learn.lr_tune(10, show_plot=True) is res and shown == [res]
+    assert learn.lr_tune(10) is res and shown == [res]
+
+# kills FT01
+def test_fit_tuned_logs_the_tuned_lr(monkeypatch):
+    "`fit_tuned` says what it tuned before it fits"
+    res,logs = _result(),[]
+    monkeypatch.setattr(tune, 'tune_lr', lambda *a, **k: res)
+    monkeypatch.setattr(tune.LRTuneResult, '_watched_fit', lambda self, *a: None)
+    learn = _learner()
+    learn.logger = logs.append
+    assert learn.fit_tuned(10) is res
+    assert logs == ["fit_cos_anneal: lr_max tuned to 0.1 (0 trials, 250 extra training batches)"]
+
+# kills S02, S04, S05
+def test_scale_like_keeps_the_lr_s_type_and_scales_its_largest_value():
+    assert lr_scale_like(slice(1e-4, 1e-2), 1e-4).stop == 1e-4  # the scale itself, to the bit (1e-2*1e-4/1e-2 is not)
+    assert lr_scale_like((1e-3, 1e-2), 0.1) == pytest.approx((0.01, 0.1)) and isinstance(lr_scale_like((1e-3, 1e-2), 0.1), tuple)
+    arr = lr_scale_like(np.array([1e-3, 1e-2]), 0.1)
+    assert isinstance(arr, np.ndarray) and arr == pytest.approx([0.01, 0.1])
+    assert lr_scale_like([1e-2, 1e-4], 1.) == pytest.approx([1., 0.01])  # the largest value need not be the last
+
+# kills BE02, BE03
+def test_best_takes_the_largest_lr_within_a_tenth_of_a_percent():
+    assert tune._best({0.1: 1.0, 0.2: 1.0009, 0.4: 1.002}) == 0.2
+    assert tune._best({0.1: -1.0, 0.2: -0.9991, 0.4: -0.99}) == 0.2  # of |the lowest score|
+    assert tune._best({0.1: math.inf, 0.2: math.inf}) == 0.1
+
+def _no_valid_learner(**kw):
+    set_seed(0, reproducible=True)
+    return Learner(synth_dbunch(n_train=N_TRAIN, n_valid=0), RegModel(), loss_func=MSELossFlat(), **kw)
+
+# kills C03, C04, C05, TU33
+def test_without_a_validation_set_rung_1_scores_the_training_loss():
+    "A learner without validation batches: rung 1 scores the training loss; monitoring a metric is refused, naming the reason"
+    learn = _no_valid_learner(metrics=[mae])
+    res = learn.lr_tune(10, fit='fit_cos_anneal')
+    assert {t['score_name'] for t in res.trials} == {'train_loss'} and res.valid_cost == 0
+    with pytest.raises(ValueError, match="monitor='mae' needs a validation set; the learner has none"):
+        learn.lr_tune(10, fit='fit_cos_anneal', monitor='mae')
+
+# kills PC07 in one process (the suite kills it only in test_distributed's multi-process run)
+def test_a_fit_without_training_batches_is_refused():
+    with pytest.raises(ValueError, match="lr='auto' needs training batches"): mk_learner(n_train=0).lr_tune(10)
+
+# kills TL01
+def test_tune_lr_refuses_a_plan_that_is_not_callable():
+    "Named before anything runs (it failed after the range test, on calling an int)"
+    learn = _learner()
+    with pytest.raises(TypeError, match=r'plan must be a callable plan\(scale, frac\)'): tune_lr(learn, 5, 1000)
+    assert learn.opt is None
+
+# kills TL10
+def test_the_range_test_takes_the_learners_wd_when_the_fit_gives_none():
+    "A fit without its own `wd` takes the learner's (fastai's `fit`): so does the range test, as the trials do"
+    seen = []  # outside the callback: the tuner gives each callback its state back
+    class Spy(Callback):
+        def before_batch(self):
+            if self.training and self.iter == 0: seen.append((type(getattr(self.learn, 'lr_finder', None)).__name__, self.opt.hypers[0]['wd']))
+    learn = _learner(wd=0.3)
+    learn.lr_tune(10, fit='fit_cos_anneal', cbs=Spy())
+    assert seen[0] == ('AnnealLRFinder', 0.3) and all(w == 0.3 for _,w in seen) and learn.wd == 0.3
+
+# kills TU21
+def test_a_nan_metric_scores_inf_without_diverging(monkeypatch):
+    "A rung-1 trial whose metric is NaN scores inf (never the pick) and is no divergence: nothing is capped below it"
+    _known_scores(monkeypatch, lambda lr: _at(lr, 0.05), lambda lr: math.nan if lr > 0.1 else _at(lr, 0.07) + 1)
+    res = _search()
+    nan = [t for t in res.trials if t['rung'] == 1 and t['lr'] > 0.1]
+    assert len(nan) == 1 and nan[0]['score'] == math.inf and not nan[0]['diverged']
+    assert res.scale == 1/16 and res.rule == 'best trial'  # its neighbour's score is not finite: no parabola, and no cap
+
+# kills TU38
+def test_a_nan_metric_on_every_last_trial_is_an_error_whatever_rung_0_did(monkeypatch):
+    "Rung 0 had trials that diverged (at the top), rung 1's metric is NaN on every trial: the error names the metric"
+    _known_scores(monkeypatch, lambda lr: math.inf if lr >= 1 else _at(lr, 0.05), lambda lr: math.nan)
+    with pytest.raises(RuntimeError, match="monitor='valid_loss' was NaN or infinite after every trial of the last rung"): _search()
+
+# kills TU45
+def test_the_pick_is_capped_at_twice_the_range_test_s_top(monkeypatch):
+    "Rung 1's vertex at 3.5x the range test's top: the pick is 2x the top, whatever lies between 2x and more"
+    _known_scores(monkeypatch, lambda lr: _at(lr, 0.05), lambda lr: _at(lr, 0.07) + 1, top=0.02)
+    res = _search()
+    assert res.scale == pytest.approx(0.04) and res.rule == "parabola vertex, capped at 2x the range test's top 0.02"
+    assert [p['lr'] for p in res.probes] == [pytest.approx(0.04)]  # the capped pick is probed, and holds
+
+# kills CW02
+def test_the_watch_counts_training_batches_only():
+    "The watch's batches are the fit's training batches: a validation batch neither counts nor joins a window"
+    learn = _learner()
+    watch = CollapseWatch(500, 10, 10)
+    quiet_fit(learn, 'fit', 2, 1e-3, cbs=watch)
+    assert len(watch.losses) + len(watch.new) == 2*N_TRAIN and watch.fired is None
+
+# kills PC01
+@pytest.mark.parametrize('wd', [np.array(0.1), torch.tensor(0.1)], ids=['numpy', 'torch'])
+def test_a_0d_wd_reaches_fastai_s_fit_as_the_number_it_holds(wd, monkeypatch):
+    "`fit_tuned(..., fit='fit_one_cycle', wd=<0-d array>)`: fastai's fit after the tuning takes the number (it failed on `len()`)"
+    res = _result(1e-2)
+    monkeypatch.setattr(tune, 'tune_lr', lambda *a, **k: res)  # the tuning's outcome: the fit is what this test runs
+    learn = mk_learner(n_train=20, groups=2)
+    with learn.no_bar(), learn.no_logging(): learn.fit_tuned(2, fit='fit_one_cycle', wd=wd)
+    assert [h['wd'] for h in learn.opt.hypers] == pytest.approx([0.1, 0.1])
+
+# kills TC01
+def test_the_range_test_keeps_the_groups_lr_ratios():
+    "With discriminative lrs the range test sweeps every group at the fit's ratios (the largest from 1e-7), as the trials run them"
+    seen = []  # outside the callback: the tuner gives each callback its state back
+    class Spy(Callback):
+        order = 99  # after the sweep set the batch's lrs
+        def before_batch(self):
+            if self.training and self.iter == 0 and type(getattr(self.learn, 'lr_finder', None)).__name__ == 'AnnealLRFinder':
+                seen.append([h['lr'] for h in self.opt.hypers])
+    _learner(groups=2).lr_tune(10, lr_max=[1., 0.01], cbs=Spy())
+    assert seen == [pytest.approx([1e-7, 1e-9])]
