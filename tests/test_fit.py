@@ -333,3 +333,28 @@ def test_fine_tune_anneal_defaults_are_fastais():
     for got,peaks in ((lrs[:N_ITER], [2e-4, 2e-3]), (lrs[N_ITER:], [1e-5, 1e-3])):
         s = cos_anneal_scheds(np.array(peaks), pct_warmup=0.1, div_final=1e5, anneal='cos')['lr']
         np.testing.assert_allclose(got, np.stack([s(t/N_ITER) for t in range(N_ITER)]), rtol=1e-9)
+
+# ---------------------------------------------------------------- `_groups`: what a fit will run (twenty-fourth session's audit)
+# kills G003
+@pytest.mark.parametrize('drop_last,expect', [(True, 1), (False, 2)])
+def test_a_rank_s_share_is_batched_as_its_loader_drops_the_rest(drop_last, expect, monkeypatch):
+    "under `DistributedTrainer` (no process group needed to count): 80 items over 3 ranks is 27 each, in batches of 16"
+    from fastai.distributed import DistributedTrainer
+    from conftest import mk_learner
+    from fastai_anneal._groups import train_batches
+    learn = mk_learner(n_train=5)  # 80 items, bs 16
+    learn.add_cb(DistributedTrainer())
+    learn.dls.train.drop_last = drop_last
+    monkeypatch.setenv('WORLD_SIZE', '3')
+    assert train_batches(learn) == expect
+
+# kills G002
+def test_n_groups_counts_the_optimizer_s_groups_once_it_exists():
+    "a fit without `reset_opt` steps the optimizer it has: its groups count, whatever the splitter now says"
+    from fastai.basics import trainable_params
+    from conftest import mk_learner
+    from fastai_anneal._groups import n_groups
+    learn = mk_learner(n_train=2, groups=2)
+    assert n_groups(learn) == 2
+    learn.create_opt(); learn.splitter = trainable_params
+    assert n_groups(learn) == 2

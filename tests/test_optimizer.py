@@ -8,11 +8,11 @@ from torch.utils.data import TensorDataset
 from fastai.callback.schedule import ParamScheduler, SchedCos, sched_exp
 from fastai.callback.fp16 import MixedPrecision
 from fastai.optimizer import (Optimizer, Lookahead, SGD, RMSProp, Adam, RAdam, QHAdam, Lamb, Larc, ranger, sgd_step,
-                              weight_decay)
+                              weight_decay, average_grad, momentum_step)
 from fastai_anneal.all import *  # the fit variants and the project's `lr_find`
 from fastai_anneal.optimizer import *
 from fastai_anneal.optimizer import FROZEN
-from fastai_anneal._multi_tensor import KERNELS
+from fastai_anneal._multi_tensor import KERNELS, Kernels, fast_kind, path as fast_path
 from conftest import quiet_fit, CountSteps
 _FUSED_DEVICES = KERNELS.fused_devices
 
@@ -797,3 +797,230 @@ def test_a_refused_lookahead_load_changes_nothing():
     twin = annealed(ranger)([nn.Parameter(p.detach().clone()) for p in ps], lr=1e-2)
     twin.load_state_dict(copy.deepcopy(sd))
     assert twin.count == 7
+
+# ---------------------------------------------------------------- what a mutation audit of optimizer.py and _multi_tensor.py found
+# unpinned (twenty-fourth session); `kills <id>`: the audit's mutant(s) the test fails on (each checked)
+def hole(s, e, p): return math.nan if 0.4 < p < 0.6 else s + (e - s)*p  # a custom anneal that breaks mid-course only
+
+# ---------------------------------------------------------------- the anneal and its checks
+# kills O009
+def test_a_shaped_anneal_never_raises_an_lr_below_lr_min():
+    "as 'exp' does: a group whose lr is below `lr_min` (a warmup, a discriminative lr) keeps it, it is not annealed up to the floor"
+    for t in (0, 50, 100, 150):
+        assert anneal_lr(1e-4, t, anneal='cos', total_steps=100, lr_min=1e-3) == 1e-4
+        assert anneal_lr(1e-4, t, anneal='lin', total_steps=100, lr_min=1e-3) == 1e-4
+
+# kills O012 (AdamAnneal: only the ends of the course tried) and O051 (annealed: from_optimizer tries nothing); O013 and O049 fail
+# it too, but test_bad_input's all-NaN annealer already kills them
+@pytest.mark.parametrize('make', [AdamAnneal, annealed(RAdam, anneal=hole, total_steps=100)], ids=['AdamAnneal', 'annealed'])
+def test_a_custom_anneal_bad_mid_course_is_refused_at_construction(make):
+    kw = dict(anneal=hole, total_steps=100) if make is AdamAnneal else {}
+    with pytest.raises(ValueError, match=r"gave the lr nan from the lr 0.1 \(param group 0 at 41% of total_steps\)"):
+        make(make_params(), lr=0.1, **kw)
+
+# kills O011
+def test_an_anneal_that_fails_at_lr_0_is_left_to_the_first_step():
+    "lr=0 is the placeholder a fit replaces (fastai's `SchedExp` cannot start from it): built, then checked at the lr it steps with"
+    zero_nan = lambda s, e, p: math.nan if s == 0 else s*(1 - p)
+    ps = make_params()
+    opt = AdamAnneal(ps, lr=0., anneal=zero_nan, total_steps=10)
+    set_grads(ps, 0)
+    with pytest.raises(ValueError, match=r'gave the lr nan from the lr 0.0 \(param group 0 at anneal step 0\)'): opt.step()
+    opt.set_hyper('lr', 1e-2); opt.step()
+    assert opt.anneal_steps == [1]
+
+# kills O060
+def test_anneal_factors_are_1_at_lr_0():
+    assert AdamAnneal(make_params(), lr=0.).anneal_factors == [1.]
+
+# ---------------------------------------------------------------- hypers per group
+# kills O020, O024
+@pytest.mark.parametrize('wd', [slice(0.1), [0.1]], ids=['slice', 'list'])
+def test_a_group_dict_takes_one_value_per_hyper(wd):
+    "a torch-style group dict is one group: a slice or a list for its hyper is refused as the optimizer is built, not at step"
+    ps = make_params()
+    with pytest.raises(TypeError, match=r'wd must be a real number in \[0, inf\)'):
+        AdamAnneal([{'params': ps[:2], 'wd': wd}, {'params': ps[2:]}])
+
+# kills O025, O026
+def test_per_group_lists_of_one_value_spread_and_short_lists_raise():
+    "a list of one value is spread over the groups (fastai's `set_hyper`); a list shorter than the groups raises ValueError, not a bare assert"
+    ps = make_params()
+    assert [h['wd'] for h in AdamAnneal([ps[:2], ps[2:]], wd=[0.1]).hypers] == [0.1, 0.1]
+    with pytest.raises(ValueError, match=r'wd has 2 values but the optimizer has 3 parameter group\(s\)'):
+        AdamAnneal([ps[:1], ps[1:2], ps[2:]], wd=[0.1, 0.2])
+
+# kills O036
+def test_betas_must_be_a_pair():
+    with pytest.raises(TypeError, match=r'param group 0: betas must be a pair \(mom, sqr_mom\), got \(0.9, 0.99, 0.5\)'):
+        AdamAnneal([{'params': make_params(), 'betas': (0.9, 0.99, 0.5)}])
+
+# kills O030
+def test_a_group_s_fastai_mom_picks_the_momentum_steppers():
+    "a group dict may say `mom` (fastai's name) as well as `momentum`: that group steps with momentum, as torch's SGD"
+    ours = run(lambda ps: SGDAnneal([{'params': ps[:2], 'mom': 0.9}, {'params': ps[2:]}], lr=1e-2, anneal_rate=1), n=10)[0]
+    ref = run(lambda ps: torch.optim.SGD([{'params': ps[:2], 'momentum': 0.9}, {'params': ps[2:]}], lr=1e-2), n=10)[0]
+    assert all(torch.allclose(a, b, rtol=1e-6, atol=1e-7) for a,b in zip(ours, ref))
+
+# kills O031
+def test_rmsprop_group_betas_turn_its_momentum_on():
+    "RMSPropAnneal: a group's `betas=(mom, sqr_mom)` asks for momentum: its gradient average runs, as fastai's RMSProp with that mom"
+    ps = run(lambda ps: RMSPropAnneal([{'params': ps[:2], 'betas': (0.9, 0.9)}, {'params': ps[2:]}], lr=1e-3, anneal_rate=1), n=10)[0]
+    ref = run(lambda ps: RMSProp([ps[:2], ps[2:]], lr=1e-3, mom=[0.9, 0.], sqr_mom=[0.9, 0.99]), n=10)[0]
+    assert bitwise(ps, ref)
+
+# kills O027
+@pytest.mark.parametrize('make', [AdamAnneal, SGDAnneal, RMSPropAnneal])
+def test_a_factory_names_itself_when_refusing_torch_s_betas(make):
+    "the factory refuses `betas=` as the unknown argument it is (not the `AnnealOptimizer` it would build), with torch's names"
+    with pytest.raises(TypeError, match=rf"{make.__name__} got unknown argument\(s\) \['betas'\].*betas=\(b1, b2\) is mom=b1"):
+        make(make_params(), betas=(0.9, 0.99))
+
+# kills O034
+def test_an_empty_group_dict_is_refused():
+    "a group dict whose 'params' is empty (a filter that matched nothing) would be a group with a clock and no param"
+    with pytest.raises(ValueError, match='param group 0 holds no parameters'): AdamAnneal([{'params': []}, {'params': make_params()}])
+
+# kills O046
+def test_a_torch_name_a_stepper_takes_is_its_own_hyper():
+    "a custom stepper whose parameter is named `momentum` takes momentum=: only names no stepper takes are refused as torch's"
+    def heavy_ball(p, lr, momentum, buf=None, **kwargs):
+        buf = p.grad.clone() if buf is None else buf.mul_(momentum).add_(p.grad)
+        p.data.add_(buf, alpha=-lr)
+        return {'buf': buf}
+    p = nn.Parameter(torch.ones(2))
+    opt = AnnealOptimizer([p], [heavy_ball], lr=0.1, momentum=0.5, anneal_rate=1)
+    for _ in range(2): p.grad = torch.ones(2); opt.step()
+    assert opt.hypers[0]['momentum'] == 0.5 and torch.allclose(p.detach(), torch.full((2,), 1 - 0.1 - 0.1*1.5))
+
+# ---------------------------------------------------------------- frozen groups
+def _norms_then_linear(make):
+    "clocks of a group holding norms only (`force_train`, as a Learner's `train_bn` marks them) and a linear: 3 steps, `freeze_to(1)`, 2 steps"
+    torch.manual_seed(0)
+    bn,lin = nn.BatchNorm1d(3),nn.Linear(3, 2)
+    opt = make([list(bn.parameters()), list(lin.parameters())])
+    inner = getattr(opt, 'opt', opt)
+    for p in bn.parameters(): inner.state[p]['force_train'] = True
+    res = []
+    for n,freeze in ((3, False), (2, True)):
+        if freeze: opt.freeze_to(1)
+        for _ in range(n):
+            for p in [*bn.parameters(), *lin.parameters()]:
+                if p.requires_grad: p.grad = torch.randn_like(p)
+            opt.step(); opt.zero_grad()
+        res.append(list(inner.anneal_steps))
+    return res
+
+# kills O054, O057 (AdamAnneal) and O053, O085 (annealed(ranger): the Lookahead's frozen_idx)
+@pytest.mark.parametrize('make', [partial(AdamAnneal, lr=1e-2, anneal_rate=0.9), partial(annealed(ranger, anneal_rate=0.9), lr=1e-2)],
+                         ids=['AdamAnneal', 'annealed(ranger)'])
+def test_a_group_of_norms_only_counts_its_steps_until_frozen(make):
+    "its norms still train when frozen (`train_bn`), no param carries the frozen mark: `frozen_idx` alone stops its clock"
+    assert _norms_then_linear(make) == [[3, 3], [3, 5]]
+
+# ---------------------------------------------------------------- state that does not fit, the clock
+# kills O071
+def test_a_state_dict_for_a_transposed_param_is_refused_at_load():
+    a,b = nn.Parameter(torch.randn(6, 5)),nn.Parameter(torch.randn(5, 6))
+    src,dst = AdamAnneal([a], lr=1e-2),AdamAnneal([b], lr=1e-2)
+    a.grad = torch.randn(6, 5); src.step()
+    with pytest.raises(ValueError, match=r"sd's state of param 0 has a moment of shape \(6, 5\), the param \(5, 6\)"):
+        dst.load_state_dict(copy.deepcopy(src.state_dict()))
+    assert dst.anneal_steps == [0] and not dst.state[b]
+
+# kills O072, O073
+def test_the_clock_takes_numpy_ints_and_refuses_bools():
+    "a clock read back as a numpy int (a checkpoint written through numpy) steps on; True is no clock"
+    p = nn.Parameter(torch.ones(2))
+    opt = AdamAnneal([p], lr=0.1, anneal_rate=0.5)
+    opt.hypers[0]['anneal_step'] = np.int64(2)
+    p.grad = torch.ones(2); opt.step()
+    assert opt.anneal_steps == [3]
+    opt.set_hyper('anneal_step', True)
+    with pytest.raises(ValueError, match=r'anneal_step \(its anneal clock\) must be an int >= 0, got True'): opt.step()
+
+# kills O052
+@pytest.mark.parametrize('make', [AdamAnneal, annealed(RAdam)], ids=['AdamAnneal', 'annealed'])
+def test_the_clock_is_in_the_hypers_from_the_start(make):
+    "a state dict saved before the first step holds the clock (0), whether the optimizer was built or taken over (`from_optimizer`)"
+    assert make(make_params(), lr=0.1).state_dict()['hypers'][0]['anneal_step'] == 0
+
+# kills O061
+def test_zero_grad_detaches_a_grad_made_with_create_graph():
+    "as fastai's `zero_grad`: a grad from `backward(create_graph=True)` is detached, not kept in the graph as a zeroed node"
+    p = nn.Parameter(torch.ones(2))
+    opt = AdamAnneal([p], lr=0.1)
+    (p*p).sum().backward(create_graph=True)
+    assert p.grad.requires_grad
+    opt.zero_grad()
+    assert p.grad.grad_fn is None and not p.grad.requires_grad and torch.equal(p.grad, torch.zeros(2))
+
+# kills O070
+def test_a_state_dict_without_state_is_refused_by_name():
+    opt = AdamAnneal(make_params(), lr=0.1)
+    with pytest.raises(TypeError, match=r"sd must be a fastai optimizer state dict, with 'hypers' and 'state', got keys \['hypers'\]"):
+        opt.load_state_dict({'hypers': opt.state_dict()['hypers']})
+
+# ---------------------------------------------------------------- sparse grads and L2 per group
+def _sparse_l2(wd):
+    "SGDAnneal with L2 (`decouple_wd=False`) over [linear, sparse embedding]: one step; returns (error or None, linear changed)"
+    torch.manual_seed(0)
+    lin,emb = nn.Linear(3, 1),nn.Embedding(10, 3, sparse=True)
+    opt = SGDAnneal([list(lin.parameters()), list(emb.parameters())], lr=0.1, mom=0.9, wd=wd, decouple_wd=False)
+    lin(emb(torch.tensor([1, 2]))).sum().backward()
+    before = lin.weight.detach().clone()
+    try: opt.step(); err = None
+    except RuntimeError as e: err = str(e)
+    return err,not torch.equal(before, lin.weight),opt.anneal_steps
+
+# kills O075 (group 0's wd read for group 1), O076 (refused at wd=0)
+def test_a_sparse_grad_is_refused_by_its_own_group_s_l2():
+    "fastai's `l2_reg` skips wd=0: the sparse group steps when its own wd is 0, and is refused, before any group steps, when it is not"
+    err,changed,clocks = _sparse_l2([0., 0.1])
+    assert "got a sparse grad in param group 1: this optimizer's `l2_reg` stepper" in err and not changed and clocks == [0, 0]
+    for wd in ([0.1, 0.], 0.): assert _sparse_l2(wd)[0] is None and _sparse_l2(wd)[2] == [1, 1]
+
+# ---------------------------------------------------------------- annealed(...)
+# kills O084
+def test_annealed_checks_the_hypers_its_opt_func_sets():
+    "an opt_func setting a bad hyper itself (no keyword `annealed` could read): refused as built, as a keyword is"
+    def sgd_mom15(ps, lr): return SGD(ps, lr=lr, mom=1.5)
+    with pytest.raises(ValueError, match=r'mom must be in \[0, 1\), got 1.5'): annealed(sgd_mom15)(make_params(), lr=0.1)
+
+# kills O087
+def test_a_ranger_state_dict_saved_before_any_step_loads():
+    "fastai's Lookahead has no slow weights before its first step (`slow_weights` is None in its state dict)"
+    sd = copy.deepcopy(annealed(ranger)(make_params(2), lr=1e-2).state_dict())
+    assert sd['slow_weights'] is None
+    ps = make_params(2)
+    opt = annealed(ranger)(ps, lr=1e-2)
+    opt.load_state_dict(sd)
+    set_grads(ps, 0); opt.step()
+    assert opt.opt.anneal_steps == [1]
+
+# ---------------------------------------------------------------- the fast paths
+# kills M037
+def test_sgd_steppers_without_a_mom_hyper_take_the_fast_path():
+    "`AnnealOptimizer([weight_decay, sgd_step])` has no `mom` hyper: the fast path steps as fastai's Optimizer with those steppers"
+    ps = run(lambda ps: AnnealOptimizer(ps, [weight_decay, sgd_step], lr=0.1, wd=0.1, anneal_rate=1), n=10)[0]
+    ref = run(lambda ps: Optimizer(ps, [weight_decay, sgd_step], lr=0.1, wd=0.1), n=10)[0]
+    assert bitwise(ps, ref)
+
+# kills M004 (a dampened average) and M002 (a partial of weight_decay)
+@pytest.mark.parametrize('cbs', [[weight_decay, partial(average_grad, dampening=True), momentum_step],
+                                 [partial(weight_decay, do_wd=False), sgd_step]], ids=['dampened_average', 'partial_wd'])
+def test_steppers_the_fast_paths_do_not_implement_run_as_steppers(cbs):
+    "only fastai's exact Adam/SGD steppers go fast: a dampened gradient average or a `partial` with its own arguments steps as written"
+    assert fast_kind(cbs) is None
+    ps = run(lambda ps: AnnealOptimizer(ps, cbs, lr=0.1, mom=0.9, wd=0.1, anneal_rate=1), n=10)[0]
+    ref = run(lambda ps: Optimizer(ps, cbs, lr=0.1, mom=0.9, wd=0.1), n=10)[0]
+    assert bitwise(ps, ref)
+
+# kills M008
+def test_forced_fused_needs_fused_kernels_on_the_params_device():
+    "a torch with fused kernels, but not on this device (torch < 2.4 on the CPU): impl='fused' raises, impl='auto' takes foreach"
+    ps = make_params(2)
+    set_grads(ps, 0)
+    kind,k = fast_kind(AdamAnneal(ps).cbs),Kernels(True, ['cpu'], ['cuda'])
+    with pytest.raises(RuntimeError, match=r"impl='fused': this torch has no fused kernels on 'cpu'"): fast_path(kind, 'fused', ps, k)
+    assert fast_path(kind, 'auto', ps, k) == 'foreach'
