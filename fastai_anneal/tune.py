@@ -310,11 +310,12 @@ class _wd_as:
 MIN_TRIAL = 8  # batches of a rung-0 trial at least (rung 1: 2.5x): shorter ones answer noise
 MIN_FIT = 5*MIN_TRIAL  # training batches of the shortest fit `lr='auto'` tunes
 SWEEP = (30, 0.04, 100)  # the range test's batches: 4% of the fit, at least 30 (fastai smooths over ~50) and at most 100
+TRIALS = 8 + 4*2.5  # the trials in rung-0 lengths: about 8 of rung 0, at most 4 of rung 1, 2.5x longer
 
 def _n_sweep(n:int) -> int: return int(min(SWEEP[2], max(SWEEP[0], round(SWEEP[1]*n))))
 def _rung0(n:int, budget:float) -> int:
-    "Batches of each rung-0 trial of a fit of `n` batches: what `budget` leaves after the range test, for ~8 trials and 4 of 2.5x"
-    return int((budget*n - _n_sweep(n)) // (8 + 4*2.5))
+    "Batches of each rung-0 trial of a fit of `n` batches: what `budget` leaves after the range test, shared by `TRIALS`"
+    return int((budget*n - _n_sweep(n)) // TRIALS)
 
 def _shortest_tuned(n:int, budget:float) -> int:
     ("The fewest training batches above `n` whose trials reach `MIN_TRIAL` within `budget` (the short-fit warning's advice: the "
@@ -322,7 +323,7 @@ def _shortest_tuned(n:int, budget:float) -> int:
     longest = math.ceil((SWEEP[2] - 0.5)/SWEEP[1])  # from here on the range test is `SWEEP[2]` batches
     for m in range(n + 1, longest):
         if _rung0(m, budget) >= MIN_TRIAL: return m
-    m = max(n + 1, longest, math.floor((SWEEP[2] + MIN_TRIAL*(8 + 4*2.5)) / budget))
+    m = max(n + 1, longest, math.floor((SWEEP[2] + MIN_TRIAL*TRIALS) / budget))
     while _rung0(m, budget) < MIN_TRIAL: m += 1  # a step or two: the division's rounding
     return m
 
