@@ -275,16 +275,20 @@ def test_an_annealed_lr_gone_bad_mid_training_is_refused_before_any_group_steps(
     assert bitwise(ps, before)
     assert AdamAnneal(make_params(), lr=0., anneal=sched_exp, total_steps=10).hypers[0]['lr'] == 0  # fastai's exp at 0: left to step
 
-def test_group_momentum_picks_the_momentum_steppers():
-    "torch-style groups asking for momentum get it (torch's SGD), while a group without it steps as plain SGD"
-    def go(make):
+@pytest.mark.parametrize('key', ['momentum', 'mom', 'betas'])
+def test_group_momentum_picks_the_momentum_steppers(key):
+    ("torch-style groups asking for momentum (torch's `momentum`, fastai's `mom`, `betas=(mom, sqr_mom)`) get it (torch's SGD, "
+     "fastai's RMSProp with that mom), while a group without it steps as plain SGD (the s24 audit's O030, O031)")
+    def go(make, key='momentum'):
         ps = make_params()
-        opt = make([{'params': ps[:2], 'momentum': 0.9}, {'params': ps[2:]}])
+        opt = make([{'params': ps[:2], key: (0.9, 0.9) if key == 'betas' else 0.9}, {'params': ps[2:]}])
         for k in range(10): set_grads(ps, k); opt.step(); opt.zero_grad()
         return ps
-    assert rel_err(go(lambda g: SGDAnneal(g, lr=1e-2, anneal_rate=1)), go(lambda g: torch.optim.SGD(g, lr=1e-2))) < 1e-6
-    ps,ref = go(lambda g: RMSPropAnneal(g, lr=1e-3, anneal_rate=1)),go(lambda g: RMSProp([g[0]['params'], g[1]['params']], lr=1e-3,
-                                                                                          mom=[0.9, 0.]))
+    if key != 'betas':  # torch's SGD has no `betas`
+        assert rel_err(go(lambda g: SGDAnneal(g, lr=1e-2, anneal_rate=1), key), go(lambda g: torch.optim.SGD(g, lr=1e-2))) < 1e-6
+    ps = go(lambda g: RMSPropAnneal(g, lr=1e-3, anneal_rate=1), key)
+    sqr_mom = [0.9, 0.99] if key == 'betas' else 0.99  # `betas` gives the group its sqr_mom too
+    ref = go(lambda g: RMSProp([g[0]['params'], g[1]['params']], lr=1e-3, mom=[0.9, 0.], sqr_mom=sqr_mom))
     assert bitwise(ps, ref)
 
 # ---------------------------------------------------------------- the anneal factor
@@ -854,20 +858,6 @@ def test_per_group_lists_of_one_value_spread_and_short_lists_raise():
 def test_betas_must_be_a_pair():
     with pytest.raises(TypeError, match=r'param group 0: betas must be a pair \(mom, sqr_mom\), got \(0.9, 0.99, 0.5\)'):
         AdamAnneal([{'params': make_params(), 'betas': (0.9, 0.99, 0.5)}])
-
-# kills O030
-def test_a_group_s_fastai_mom_picks_the_momentum_steppers():
-    "a group dict may say `mom` (fastai's name) as well as `momentum`: that group steps with momentum, as torch's SGD"
-    ours = run(lambda ps: SGDAnneal([{'params': ps[:2], 'mom': 0.9}, {'params': ps[2:]}], lr=1e-2, anneal_rate=1), n=10)[0]
-    ref = run(lambda ps: torch.optim.SGD([{'params': ps[:2], 'momentum': 0.9}, {'params': ps[2:]}], lr=1e-2), n=10)[0]
-    assert all(torch.allclose(a, b, rtol=1e-6, atol=1e-7) for a,b in zip(ours, ref))
-
-# kills O031
-def test_rmsprop_group_betas_turn_its_momentum_on():
-    "RMSPropAnneal: a group's `betas=(mom, sqr_mom)` asks for momentum: its gradient average runs, as fastai's RMSProp with that mom"
-    ps = run(lambda ps: RMSPropAnneal([{'params': ps[:2], 'betas': (0.9, 0.9)}, {'params': ps[2:]}], lr=1e-3, anneal_rate=1), n=10)[0]
-    ref = run(lambda ps: RMSProp([ps[:2], ps[2:]], lr=1e-3, mom=[0.9, 0.], sqr_mom=[0.9, 0.99]), n=10)[0]
-    assert bitwise(ps, ref)
 
 # kills O027
 @pytest.mark.parametrize('make', [AdamAnneal, SGDAnneal, RMSPropAnneal])

@@ -33,6 +33,12 @@ def test_scale_like():
     assert lr_scale_like(slice(1e-3), 1e-2) == slice(None, 1e-2)
     assert lr_scale_like([1e-4, 1e-3], 1e-2) == pytest.approx([1e-3, 1e-2])
     assert lr_scale_like(torch.tensor([1e-4, 1e-3]), 1e-2) == pytest.approx([1e-3, 1e-2])  # per-group values as a tensor
+    # the type kept, the largest value scaled wherever it is, and the scale itself to the bit (the s24 audit's S02, S04, S05)
+    assert lr_scale_like(slice(1e-4, 1e-2), 1e-4).stop == 1e-4  # 1e-2*1e-4/1e-2 is not
+    assert lr_scale_like((1e-3, 1e-2), 0.1) == pytest.approx((0.01, 0.1)) and isinstance(lr_scale_like((1e-3, 1e-2), 0.1), tuple)
+    arr = lr_scale_like(np.array([1e-3, 1e-2]), 0.1)
+    assert isinstance(arr, np.ndarray) and arr == pytest.approx([0.01, 0.1])
+    assert lr_scale_like([1e-2, 1e-4], 1.) == pytest.approx([1., 0.01])
 
 def test_agree_without_a_group(): assert _agree([1., math.inf]) == [1., math.inf]
 
@@ -1096,16 +1102,16 @@ def test_the_cost_counts_every_training_batch_the_tuning_ran():
         if t['rung'] == 0 and not t['diverged']: assert t['score'] == pytest.approx(np.mean(t['losses'][-(len(t['losses'])//4):]))
     assert res.time_s > 0
 
-class _Stop(Exception): "Raised by a stub to end a tuning once it has what the test looks at"
+class _Stub(Exception): "Raised by a stub (of `_range_top`, `tune_lr`): the call got where the test looks, past every check"
 
 # kills TU01 (the suite: only test_distributed's sizes test), TU02, TU10
 @pytest.mark.parametrize('epochs,n_sweep', [(5, 30), (10, 40), (15, 60), (30, 100)])
 def test_the_range_test_sweeps_4_percent_of_the_fit(epochs, n_sweep, monkeypatch):
     "The range test runs from 1e-7 to 10 over 4% of the fit's batches, 30 at least (fastai smooths over ~50), 100 at most"
     got = {}
-    def stop(lrs, *a, **k): got['lrs'] = lrs; raise _Stop()
+    def stop(lrs, *a, **k): got['lrs'] = lrs; raise _Stub()
     monkeypatch.setattr(tune, '_range_top', stop)
-    with warnings.catch_warnings(), pytest.raises(_Stop):
+    with warnings.catch_warnings(), pytest.raises(_Stub):
         warnings.simplefilter('ignore')
         _learner().lr_tune(epochs, fit='fit_cos_anneal')
     lrs = got['lrs']
@@ -1250,12 +1256,10 @@ def test_the_range_test_s_fall_at_its_thresholds():
 def test_the_probe_s_climb_at_its_thresholds():
     ("A probe is unstable when its last window climbs 5% of |its low| above it, gives back 10% of its fall, and passes the windows' "
      "noise (windows of 4 batches at least)")
-    assert not _unstable_([2, 1.5, 1, .8, .7, .6, .6, .6, .6, .6, .6, .6, .6, .6, 2, 2])  # 16 batches, windows of 4: two spikes are noise
-    assert not _unstable_(np.r_[np.full(8, -90.), np.full(48, -100.), np.full(8, -98.)])  # 2% of a low below zero
-    assert not _unstable_(np.r_[np.full(8, 10.), np.full(48, 1.), np.full(8, 1.5)])       # 50% above its low, 5.6% of its fall
-    assert _unstable_(np.r_[np.full(8, 10.), np.full(48, 1.), np.full(8, 2.)])            # 11% of its fall
-
-def _unstable_(losses): return tune._unstable(list(losses))[0]
+    assert not _unstable([2, 1.5, 1, .8, .7, .6, .6, .6, .6, .6, .6, .6, .6, .6, 2, 2])[0]  # 16 batches, windows of 4: two spikes are noise
+    assert not _unstable(np.r_[np.full(8, -90.), np.full(48, -100.), np.full(8, -98.)])[0]  # 2% of a low below zero
+    assert not _unstable(np.r_[np.full(8, 10.), np.full(48, 1.), np.full(8, 1.5)])[0]       # 50% above its low, 5.6% of its fall
+    assert _unstable(np.r_[np.full(8, 10.), np.full(48, 1.), np.full(8, 2.)])[0]            # 11% of its fall
 
 # ---------------------------------------------------------------- the result, and the fit it watches
 def _result(lr=0.1, n_steps=1000, trials=()):
@@ -1338,8 +1342,6 @@ def test_the_plot_shows_each_rung_the_diverged_trials_and_the_pick():
     assert len(ax2.lines) == len(_TRIALS)
     plt.close(fig)
 
-class _Stub(Exception): "Raised by a stub of `tune_lr`: the call got past every check"
-
 def _stub_tune_lr(monkeypatch):
     "`tune_lr` replaced: it records its arguments and raises `_Stub`"
     got = {}
@@ -1390,14 +1392,6 @@ def test_fit_tuned_logs_the_tuned_lr(monkeypatch):
     learn.logger = logs.append
     assert learn.fit_tuned(10) is res
     assert logs == ["fit_cos_anneal: lr_max tuned to 0.1 (0 trials, 250 extra training batches)"]
-
-# kills S02, S04, S05
-def test_scale_like_keeps_the_lr_s_type_and_scales_its_largest_value():
-    assert lr_scale_like(slice(1e-4, 1e-2), 1e-4).stop == 1e-4  # the scale itself, to the bit (1e-2*1e-4/1e-2 is not)
-    assert lr_scale_like((1e-3, 1e-2), 0.1) == pytest.approx((0.01, 0.1)) and isinstance(lr_scale_like((1e-3, 1e-2), 0.1), tuple)
-    arr = lr_scale_like(np.array([1e-3, 1e-2]), 0.1)
-    assert isinstance(arr, np.ndarray) and arr == pytest.approx([0.01, 0.1])
-    assert lr_scale_like([1e-2, 1e-4], 1.) == pytest.approx([1., 0.01])  # the largest value need not be the last
 
 # kills BE02, BE03
 def test_best_takes_the_largest_lr_within_a_tenth_of_a_percent():
