@@ -440,7 +440,8 @@ def _tune(learn, plan, n_steps, lr_like, ratios, budget, monitor, lower, has_val
             losses,div,_ = _run_phases(learn, _prefix(plan(scale, 1.), n_probe), cbs, wd, False, reset_opt, snap)
         cost += len(losses)
         bad,back = _unstable(losses) if not div else (True, math.inf)
-        bad = _agree([float(bad)])[0] > 0  # distributed: one decision (unstable on any rank)
+        bad,back = _agree([float(bad), back])  # distributed: one decision (unstable on any rank), the give-back of the ranks' mean
+        bad = bad > 0
         probes.append(dict(lr=scale, steps=len(losses), unstable=bad, give_back=back, losses=losses))
         if not bad or len(probes) > MAX_HALVE: break
         scale /= 2

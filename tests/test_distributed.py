@@ -88,6 +88,24 @@ def test_auto_lr_is_one_decision_for_every_rank(tmp_path):
 
 @pytest.mark.distributed
 @needs_gloo
+def test_the_tuner_decides_once_when_the_ranks_see_different_things(tmp_path):
+    ("Each rank scores its own batches: when rank 1 alone reads a range test's top twice as high, a trial as diverged or its first "
+     "probe as unstable, both ranks still take one decision (the top's geometric mean, diverged on any rank, unstable on any rank)")
+    launch_ranks(TESTS/'_ddp_agree_worker.py', tmp_path, WORLD)
+    res = _ranks(tmp_path)
+    assert res[0]['world'] == WORLD
+    for case in ('same', 'top', 'diverged', 'probe'): test_eq(res[0][case], res[1][case])  # the lr, the trials, the probes, the rule
+    same,top,div,probe = (res[0][k] for k in ('same', 'top', 'diverged', 'probe'))
+    assert top['top'] == pytest.approx(same['top'] * 2**0.5, rel=1e-9)
+    assert top['trials'][0][0] == top['top']
+    t = div['trials'][1]
+    assert t[2] and t[3] == math.inf and not same['trials'][1][2]  # rank 0's trial did not diverge: it counts as diverged
+    assert div['lr'] == pytest.approx(t[0] / 4) and 'its trial diverged' in div['rule']  # the margin below it, on every rank
+    test_eq([p[1] for p in probe['probes']], [True, False])  # rank 0's first probe passed; the pick halved on both ranks
+    assert probe['lr'] == pytest.approx(probe['probes'][0][0] / 2) and 'halved 1x' in probe['rule']
+
+@pytest.mark.distributed
+@needs_gloo
 def test_plateau_is_one_decision_for_every_rank(tmp_path):
     "`AnnealPlateau` under `distrib_ctx`: fastai gathers the validation loss over the ranks, so each rank takes torch's decisions"
     from _ddp_plateau_worker import PLATEAU
