@@ -1,7 +1,8 @@
 """One rank of `test_distributed.py::test_the_tuner_decides_once_when_the_ranks_see_different_things`: `python _ddp_agree_worker.py OUT`.
 fastai's Recorder averages the smoothed loss over the ranks, but each rank scores its own batches: a range test, a trial's divergence
 or the stability probe can read differently on two ranks. Here rank 1 alone is told something else, one decision at a time (its
-range test's top doubled, one trial diverged, its first probe unstable), and each tuning's decisions are written for the test."""
+range test's top doubled, one trial diverged, its first probe unstable, the watched fit collapsed at its first check), and each
+tuning's decisions are written for the test."""
 import json, math, sys, warnings
 from pathlib import Path
 from fastai.basics import *
@@ -42,9 +43,16 @@ def first_probe_unstable(f):
         return (True, 0.5) if n[0] == 1 else f(losses)
     return unstable
 
+def first_check_collapsed(f):
+    n = [0]
+    def collapsed(*a, **k):
+        n[0] += 1
+        return n[0] == 1 or f(*a, **k)
+    return collapsed
+
 def decisions(r) -> dict:
     return dict(lr=r.scale, top=r.top, rule=r.rule, trials=[[t['lr'], t['rung'], t['diverged'], t['score']] for t in r.trials],
-                probes=[[p['lr'], p['unstable']] for p in r.probes])
+                probes=[[p['lr'], p['unstable']] for p in r.probes], restarts=[[x['lr'], x['batch']] for x in r.restarts])
 
 def main(out:str):
     from fastai.distributed import DistributedDL
@@ -53,14 +61,17 @@ def main(out:str):
     init(out)
     res = dict(world=num_distrib())
     for case,name,wrap in (('same', None, None), ('top', '_range_top', top_doubled), ('diverged', '_run_phases', second_trial_diverged),
-                           ('probe', '_unstable', first_probe_unstable)):
+                           ('probe', '_unstable', first_probe_unstable), ('collapse', '_collapsed', first_check_collapsed)):
         learn = mk_learner()
         orig = on_rank1(name, wrap) if name else None
         try:
             with learn.distrib_ctx(cpu=True, sync_bn=False), learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
                 warnings.simplefilter('ignore')  # a short fit: its trials run at their minimum length
                 tune.PROBE_NEAR = 0. if case == 'probe' else 0.5  # every pick probed: the probe runs whatever the pick
-                res[case] = decisions(learn.lr_tune(6, fit='fit_cos_anneal'))
+                if case == 'collapse':  # the fit itself, watched: it restarts at half the lr on every rank
+                    learn.fit_cos_anneal(6, 'auto')
+                    res[case] = dict(decisions(learn.lr_tune_result), fit_lrs=[float(v) for v in learn.recorder.lrs])
+                else: res[case] = decisions(learn.lr_tune(6, fit='fit_cos_anneal'))
         finally:
             if name: setattr(tune, name, orig)
     (out/f'rank{rank_distrib()}.json').write_text(json.dumps(res))

@@ -90,11 +90,12 @@ def test_auto_lr_is_one_decision_for_every_rank(tmp_path):
 @needs_gloo
 def test_the_tuner_decides_once_when_the_ranks_see_different_things(tmp_path):
     ("Each rank scores its own batches: when rank 1 alone reads a range test's top twice as high, a trial as diverged or its first "
-     "probe as unstable, both ranks still take one decision (the top's geometric mean, diverged on any rank, unstable on any rank)")
+     "probe as unstable, or its watched fit as collapsed, both ranks still take one decision (the top's geometric mean, diverged, "
+     "unstable or collapsed on any rank)")
     launch_ranks(TESTS/'_ddp_agree_worker.py', tmp_path, WORLD)
     res = _ranks(tmp_path)
     assert res[0]['world'] == WORLD
-    for case in ('same', 'top', 'diverged', 'probe'): test_eq(res[0][case], res[1][case])  # the lr, the trials, the probes, the rule
+    for case in ('same', 'top', 'diverged', 'probe', 'collapse'): test_eq(res[0][case], res[1][case])  # lr, trials, probes, rule
     same,top,div,probe = (res[0][k] for k in ('same', 'top', 'diverged', 'probe'))
     assert top['top'] == pytest.approx(same['top'] * 2**0.5, rel=1e-9)
     assert top['trials'][0][0] == top['top']
@@ -103,6 +104,9 @@ def test_the_tuner_decides_once_when_the_ranks_see_different_things(tmp_path):
     assert div['lr'] == pytest.approx(t[0] / 4) and 'its trial diverged' in div['rule']  # the margin below it, on every rank
     test_eq([p[1] for p in probe['probes']], [True, False])  # rank 0's first probe passed; the pick halved on both ranks
     assert probe['lr'] == pytest.approx(probe['probes'][0][0] / 2) and 'halved 1x' in probe['rule']
+    col = res[0]['collapse']  # rank 0's fit went on well: it restarted with rank 1's, at half the lr, and ran the whole fit
+    assert len(col['restarts']) == 1 and col['lr'] == pytest.approx(same['lr'] / 2) and 'restarted at half' in col['rule']
+    assert len(col['fit_lrs']) == 6 * 512 // 16 // WORLD and max(col['fit_lrs']) == pytest.approx(col['lr'], rel=1e-6)
 
 @pytest.mark.distributed
 @needs_gloo
