@@ -253,7 +253,7 @@ def suggest_lrs(lrs:list,   # lr of every sweep batch (`Recorder.lrs`)
     lrs,losses = tensor(list(lrs)),tensor(list(losses))
     if len(lrs) != len(losses):
         raise ValueError(f"lrs and losses must have one value per sweep batch each, got {len(lrs)} lrs and {len(losses)} losses")
-    if not _even_in_log(lrs) and not _increasing(lrs.double().numpy()):
+    if len(lrs) > 1 and not _increasing(lrs.double().numpy()):  # whatever the spacing: one that falls evenly in log(lr) too
         warnings.warn("suggest_lrs: the sweep's lrs do not increase batch after batch; its points are used as recorded, not resampled")
     elif not _even_in_log(lrs):  # a 'cos' (or 'lin', 'sqrt'...) sweep: its finite points resampled evenly in log(lr), then cut
         if raw_losses is not None: lrs,losses = even_log_sweep(lrs, raw_losses, beta, div_thresh)

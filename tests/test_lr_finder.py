@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt
 from torch import nn
 from fastai.basics import *
 import copy  # after the star import: fastai exports shutil's `copy`
+from types import SimpleNamespace
+from fastai.learner import AvgSmoothLoss
 from fastai.callback.schedule import LRFinder, SchedExp, SuggestionMethod, sched_exp, valley, slide, minimum, steep
 from fastai.optimizer import OptimWrapper, ranger
 from fastai.test_utils import synth_learner
@@ -14,7 +16,7 @@ from fastai_anneal.all import *
 from fastai_anneal.data import mnist1d_dls, mnist1d_cnn
 from fastai_anneal.optimizer import AdamAnneal
 from fastai_anneal.snapshot import LearnerSnapshot
-from conftest import RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs, ctrl_c_at_tensor
+from conftest import RecordHypers, learner_state, assert_restored, bitwise_equal, DrawsRNGs, ctrl_c_at_tensor, mk_learner, quiet_fit
 
 FUNCS = (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep)
 fastai_lr_find = Learner._orig_lr_find  # fastcore's `patch` keeps the method it replaced
@@ -212,15 +214,17 @@ class _CancelBeforeFit(Callback):
     order = 10
     def before_fit(self): raise CancelFitException()
 
+@pytest.mark.parametrize('order', [10, 55])  # 55: after the Recorder's `before_fit` (50) reset its history, before the finder's (60)
 @pytest.mark.parametrize('fitted', [False, True])
-def test_no_sweep_when_a_callback_cancels_before_fit(fitted):
+def test_no_sweep_when_a_callback_cancels_before_fit(fitted, order):
     "No sweep ran: a clear error, not the last fit's Recorder read as a sweep (or a crash on a fresh learner); the learner is as it was"
     learn = _learner()
     if fitted:
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     rec = {k: getattr(learn.recorder, k) for k in ('lrs', 'losses', 'values') if k in vars(learn.recorder)}
     before = learner_state(learn)
-    learn.add_cb(_CancelBeforeFit())
+    cb = _CancelBeforeFit(); cb.order = order
+    learn.add_cb(cb)
     with learn.no_bar(), pytest.raises(RuntimeError, match='no sweep ran.*before_fit'): learn.lr_find(num_it=10)
     assert_restored(before, learner_state(learn))
     test_eq({k: getattr(learn.recorder, k) for k in ('lrs', 'losses', 'values') if k in vars(learn.recorder)}, rec)
@@ -262,9 +266,11 @@ def test_callback_alone_restores_the_optimizers_own_hypers():
     _pretrain(learn)
     learn.opt.set_hyper('lr', 4.3e-4); learn.opt.set_hyper('wd', 3e-3)
     before = learner_state(learn)
-    with learn.no_bar(): learn.fit(3, cbs=AnnealLRFinder(1e-5, 1., 20))
-    test_eq([(h['lr'], h['wd']) for h in learn.opt.hypers], [(4.3e-4, 3e-3)]*2)
-    assert_restored(before, learner_state(learn))
+    cb = AnnealLRFinder(1e-5, 1., 20)
+    for _ in range(2):  # the same finder passed to a second fit: the same again
+        with learn.no_bar(): learn.fit(3, cbs=cb)
+        test_eq([(h['lr'], h['wd']) for h in learn.opt.hypers], [(4.3e-4, 3e-3)]*2)
+        assert_restored(before, learner_state(learn))
     with learn.no_bar(): learn.lr_find(1e-5, 1., num_it=20, show_plot=False)  # the same through `lr_find`
     assert_restored(before, learner_state(learn))
 
@@ -359,6 +365,7 @@ def test_divergence_rule_for_losses_below_zero():
     from fastai_anneal.lr_finder import _diverged
     assert not _diverged(3.9, 1.) and _diverged(4.1, 1.) and _diverged(float('nan'), 1.) and _diverged(float('inf'), -1.)
     assert not _diverged(-1.9, -2.) and not _diverged(3.9, -2.) and _diverged(4.1, -2.)
+    assert not _diverged(4., 1.) and not _diverged(4., -2.)  # at exactly the limit: not yet (fastai's `>`)
     lrs = np.geomspace(1e-5, 1., 60)**1.2  # uneven in log(lr)
     raw = np.r_[np.linspace(-1., -3., 50), np.full(10, 20.)]  # a Gaussian NLL that falls below zero, then breaks
     got,_ = even_log_sweep(lrs, raw)
@@ -370,7 +377,8 @@ def test_divergence_rule_for_losses_below_zero():
     (np.array([1e-6, 1e-5]), 1., [1e-6, 1e-5], [1., 1.]),
     (slice(1e-6, 1e-4), slice(1e-2, 1.), [1e-6, 1e-4], [1e-2, 1.]),
     (slice(1e-5), 1., [1e-6, 1e-5], [1., 1.]),
-    ([1e-6], 1., [1e-6, 1e-6], [1., 1.])])
+    ([1e-6], 1., [1e-6, 1e-6], [1., 1.]),
+    (1e-6, slice(1e-2, 1.), [1e-6, 1e-6], [1e-2, 1.])])  # a slice at the end only: resolved when the sweep starts
 def test_per_group_lrs(start, end, ref_start, ref_end):
     learn,rec = _learner(),RecordHypers()
     learn.add_cb(rec)
@@ -484,6 +492,9 @@ def test_lr_find_on_a_run_that_diverges_at_once():
 def test_no_suggestion_funcs_returns_none():
     learn = _learner()
     with learn.no_bar(): test_eq(learn.lr_find(num_it=10, suggest_funcs=None, show_plot=False), None)
+    plt.close('all')
+    with learn.no_bar(): test_eq(learn.lr_find(num_it=10, suggest_funcs=None), None)
+    test_eq(len(plt.get_fignums()), 1)  # the sweep is still plotted, without suggestions
 
 # ------------------------------------------------------------------ plot
 def test_plot_marks_suggestions_and_shows_sweep():
@@ -505,6 +516,7 @@ def test_plot_marks_suggestions_and_shows_sweep():
     test_eq([t.get_text() for t in ax.get_legend().get_texts()], ['valley', 'steep: none'])
     test_eq(len(ax.lines), 3)  # loss curve, valley, the legend entry of the NaN suggestion (no data)
     test_eq(len(learn.recorder.plot_lr_sweep(show_sweep=False, return_fig=True).axes), 1)
+    test_eq(list(learn.recorder.plot_lr_sweep(skip_end=0, return_fig=True).axes[0].lines[0].get_xdata()), learn.recorder.lrs)  # every point
 
 def test_sweep_panel_lines_at_the_suggested_lrs():
     "fastai's `minimum` marks the loss minimum's lr and suggests a tenth of it: the sweep panel's line is at the suggestion"
@@ -559,12 +571,14 @@ def test_uneven_sweeps_resample_their_raw_losses():
         suggest_lrs(lrs['cos'], [0.]*100, 100, funcs, raw_losses=raw['cos'][:99])
     with pytest.raises(ValueError, match="beta"): suggest_lrs(lrs['cos'], [0.]*100, 100, funcs, raw_losses=raw['cos'], beta=1.)
     with pytest.raises(ValueError, match="div_thresh"): even_log_sweep(lrs['cos'], raw['cos'], div_thresh=0.5)
-    for bad in (lrs['cos'][::-1], [1e-3, 1e-3] + lrs['cos'][2:], [-1.] + lrs['cos'][1:], lrs['cos'][:-1] + [math.inf]):
+    for bad in (lrs['cos'][::-1], lrs['cos'][:1]*2 + lrs['cos'][2:], [-1.] + lrs['cos'][1:], lrs['cos'][:-1] + [math.inf]):
         with pytest.raises(ValueError, match="lrs must be finite, positive and strictly increasing"): even_log_sweep(bad, raw['cos'])
     # fastai's 'exp' sweep is used as recorded, whatever else is passed
     test_eq(suggest_lrs(lrs['exp'], list(_smooth(np.array(raw['exp']), 0.98)), 100, funcs, raw_losses=[0.]*100, beta=0.5)[0], exp)
     with pytest.warns(UserWarning, match="do not increase"):  # a sweep that goes back and forth: its points as recorded
         res,_ = suggest_lrs(lrs['cos'][:50] + lrs['cos'][:50], [2.]*100, 100, funcs, raw_losses=[2.]*100)
+    for down in (lrs['exp'][::-1], lrs['cos'][::-1]):  # a sweep that falls, evenly in log(lr) or not: fastai's functions read it rising
+        with pytest.warns(UserWarning, match="do not increase"): suggest_lrs(down, raw['exp'], 100, funcs)
 
 def test_lr_find_resamples_an_uneven_sweep_from_its_batches(monkeypatch):
     "`lr_find` resamples an uneven sweep from its batch losses (no cut when `stop_div=False`), and plots the resampled curve"
@@ -581,6 +595,9 @@ def test_lr_find_resamples_an_uneven_sweep_from_its_batches(monkeypatch):
     assert all(math.isfinite(v) for v in seen[-1]['raw_losses'])
     with learn.no_bar(): learn.lr_find(num_it=30, anneal='cos', show_plot=False, stop_div=False)
     test_eq(seen[-1]['div_thresh'], math.inf)
+    learn.recorder.smooth_loss.beta = 0.9  # the Recorder's smoothing and the call's threshold reach the resampling
+    with learn.no_bar(): learn.lr_find(num_it=30, anneal='cos', show_plot=False, div_thresh=3.)
+    test_eq((seen[-1]['beta'], seen[-1]['div_thresh']), (0.9, 3.))
     plt.close('all')
     with learn.no_bar(): learn.lr_find(num_it=30, anneal='cos')
     labels = [l.get_label() for l in plt.figure(plt.get_fignums()[-1]).axes[0].get_lines()]
@@ -606,6 +623,11 @@ def test_uneven_sweeps_are_resampled_in_log_lr():
     a,b = even_log_points(torch.tensor([SWEEPS['cos'](1e-7, 10, p) for p in pos]), losses)
     steps = torch.diff(torch.log(a.double()))
     assert torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-4) and len(a) == 100
+    near = lrs.clone(); near[50:] *= 1.01  # one log step 5% longer than the others: not fastai's sweep, resampled
+    a,_ = even_log_points(near, losses)
+    assert a is not near and torch.allclose(torch.diff(torch.log(a.double())), torch.diff(torch.log(lrs.double())).mean().expand(99), rtol=1e-3)
+    a,b = even_log_points(torch.tensor([1e-3, 1e-2, 1.]), torch.tensor([3., 2., 1.]))  # three uneven points: resampled too
+    test_close(a, torch.tensor([1e-3, 10**-1.5, 1.]), eps=1e-6); test_close(b, torch.tensor([3., 1.75, 1.]), eps=1e-6)
 
 def test_raw_losses_only_for_an_uneven_sweep():
     "The finder keeps each batch's loss for an uneven sweep (its suggestions resample them); fastai's even 'exp' sweep needs none: None"
@@ -832,6 +854,7 @@ def test_a_finder_whose_restore_fails_leaves_the_learner(monkeypatch, ends):
         assert "restoring the learner also failed: RuntimeError('restore failed')" in err.value.__notes__[0]
         assert any('restoring the learner failed' in str(x.message) for x in w)
     assert not any(isinstance(c, (AnnealLRFinder, _Fault)) for c in learn.cbs) and not hasattr(learn, 'lr_finder')
+    assert cbs[0].learn is None  # detached, as fastai's `remove_cb` leaves a callback
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     test_eq(learn.recorder.lrs, [1e-3]*len(learn.dls.train))
 
@@ -886,3 +909,215 @@ def test_a_failed_restore_keeps_no_copies_alive(monkeypatch):
     assert f'and {len(refs)-1} more error(s) while restoring' in kept.__notes__[0], kept.__notes__
     gc.collect()
     assert sum(r() is not None for r in refs) <= 1, sum(r() is not None for r in refs)
+
+# ------------------------------------------------------------------ from the mutation audit of lr_finder.py (twenty-fifth session)
+def _mlp_learner(**kw):
+    "MNIST-1D (10 batches of 400) and a small MLP: its loss diverges within a sweep from 1e-3 to 1e4"
+    set_seed(0)
+    return Learner(mnist1d_dls(bs=400), nn.Sequential(nn.Flatten(), nn.Linear(40, 16), nn.ReLU(), nn.Linear(16, 10)),
+                   **{'loss_func': CrossEntropyLossFlat(), **kw})
+
+def _cos(n=100, s=1e-7, e=10.): return [SWEEPS['cos'](s, e, i/(n-1)) for i in range(n)]
+def _curve(lr): return 2.5 - np.tanh(np.log10(lr) + 3.) + 0.5*np.exp(2.*(np.log10(lr) + 0.5))  # falls around 1e-3, blows up near 1
+
+# ------------------------------------------------------------------ the sweep's check (S07, S09, S10)
+def test_a_custom_sweep_is_checked_at_every_batch_it_runs():
+    "A bad lr at the sweep's last batch, or at one batch mid-sweep, is refused before anything runs; pos=1, which no batch runs, is not tried"
+    learn = mk_learner()
+    last = lambda s, e, p: -1. if p > 0.985 else s*(e/s)**p  # num_it=100: batch 99 only (pos 0.99)
+    mid = lambda s, e, p: -1. if 0.305 < p < 0.315 else s*(e/s)**p  # batch 31 only
+    for f,i in ((last, 99), (mid, 31)):
+        with pytest.raises(ValueError, match=f'gives the lr -1.0 at batch {i} of the sweep'): learn.lr_find(anneal=f, show_plot=False)
+    assert learn.opt is None
+    zero_at_end = lambda s, e, p: 0. if p >= 1 else s*(e/s)**p  # 0 only at pos 1: the sweep stops one batch before
+    quiet_fit(learn, 'lr_find', num_it=20, anneal=zero_at_end, show_plot=False, suggest_funcs=None)
+    test_eq(len(learn.recorder.lrs), 20)
+
+# ------------------------------------------------------------------ where the sweep stops (C02, B07, B08)
+def test_div_thresh_and_stop_div_set_where_the_sweep_stops():
+    ("The sweep stops at the first batch whose smoothed loss passes `div_thresh` times its best so far (2, fastai's 4), inf: only at "
+     "NaN/inf; `stop_div=False` runs every batch, as fastai's `lr_find(stop_div=False)`")
+    n = {}
+    for d in (2., 4., math.inf):
+        learn = _mlp_learner()
+        quiet_fit(learn, 'lr_find', 1e-3, 1e4, num_it=40, div_thresh=d, show_plot=False, suggest_funcs=None)
+        losses = [float(x) for x in learn.recorder.losses]
+        best = np.minimum.accumulate(losses)
+        over = [i for i,(l,b) in enumerate(zip(losses, best)) if not math.isfinite(l) or l > d*b]
+        test_eq(len(losses), over[0] + 1 if over else 40)
+        n[d] = len(losses)
+    assert n[2.] < n[4.] < n[math.inf] == 40
+    for f in ('_orig_lr_find', 'lr_find'):  # fastai's, ours
+        learn = _mlp_learner()
+        quiet_fit(learn, f, 1e-3, 1e4, num_it=40, stop_div=False, show_plot=False)
+        test_eq(len(learn.recorder.lrs), 40)
+
+# ------------------------------------------------------------------ no Recorder (A14, F02)
+def test_without_a_recorder_the_finder_says_so():
+    "A learner made with `default_cbs=False` has no Recorder: `lr_find` and `fit(cbs=AnnealLRFinder())` say so before a batch runs"
+    learn = mk_learner(default_cbs=False)
+    with pytest.raises(ValueError, match=r"lr_find needs the learner's Recorder"): learn.lr_find(show_plot=False)
+    assert learn.opt is None
+    with pytest.raises(ValueError, match=r"AnnealLRFinder needs the learner's Recorder"): learn.fit(1, cbs=AnnealLRFinder(num_it=10))
+
+# ------------------------------------------------------------------ lr_find's output (F07, F17, F18)
+def test_lr_find_prints_nothing():
+    "As fastai's, `lr_find` logs no epoch table, also for a sweep longer than an epoch (30 batches, 10 per epoch)"
+    import contextlib, io
+    learn = _mlp_learner()
+    out = io.StringIO()
+    with learn.no_bar(), contextlib.redirect_stdout(out): learn.lr_find(num_it=30, show_plot=False)
+    test_eq(out.getvalue(), '')
+
+def test_a_sweep_that_goes_back_and_forth_suggests_from_its_points():
+    "A custom sweep whose lr rises then falls cannot be resampled in log(lr): `lr_find` warns and suggests from its points as recorded"
+    tri = lambda s, e, p: s*(e/s)**(1 - abs(2*p - 1))
+    learn = _mlp_learner()
+    with learn.no_bar(), pytest.warns(UserWarning, match='do not increase'): res = learn.lr_find(1e-5, 1., num_it=30, anneal=tri, show_plot=False)
+    test_eq(len(learn.recorder.lrs), 30)
+    test_eq(tuple(res), tuple(suggest_lrs(learn.recorder.lrs, learn.recorder.losses, 30)[0]))
+
+class _StopAfterRecorder(Callback):
+    "Raises `exc` in `after_batch` of training batch `n`: after the Recorder (order 50) logged it, before the finder (60) did"
+    order = 55
+    def __init__(self, n, exc=CancelFitException): self.n,self.exc = n,exc
+    def after_batch(self):
+        if self.train_iter >= self.n: raise self.exc()
+
+def test_a_sweep_cancelled_between_the_recorder_and_the_finder_suggests():
+    "An uneven sweep another callback cancels after the Recorder logged a batch the finder did not: suggestions from the batches both have"
+    learn = _mlp_learner()
+    with learn.no_bar(), learn.added_cbs(_StopAfterRecorder(20)): res = learn.lr_find(1e-5, 1., num_it=30, anneal='cos', show_plot=False)
+    test_eq(len(learn.recorder.lrs), 20)  # the finder saw 19
+    assert res.valley > 0
+
+# ------------------------------------------------------------------ suggestions (G05, G06, G01, E16, G07, G13, G15)
+def test_suggest_lrs_resamples_with_its_beta_and_div_thresh():
+    ("`suggest_lrs(..., raw_losses, beta, div_thresh)` suggests from `even_log_sweep` with that beta (0: no smoothing) and threshold: "
+     "a loss 3x its best for 10 batches ends the curve there at 2, not at 4, where what follows (a lower loss) is suggested from")
+    lrs = _cos()
+    raw = [_curve(lr)*(1. if i < 60 else 3. if i < 70 else 0.3) for i,lr in enumerate(lrs)]
+    for beta,d in ((0.5, 2.), (0.5, 4.), (0.98, 4.), (0., 4.)):
+        g,sm = even_log_sweep(lrs, raw, beta, d)
+        ours,_ = suggest_lrs(lrs, [0.]*100, 100, FUNCS, raw_losses=raw, beta=beta, div_thresh=d)
+        test_eq(tuple(ours), tuple(suggest_lrs(g, sm, 100, FUNCS)[0]))
+    assert len(even_log_sweep(lrs, raw, 0.5, 2.)[0]) < 70 and len(even_log_sweep(lrs, raw, 0.5, 4.)[0]) == 100
+
+def test_each_batch_counts_at_its_nearest_even_point():
+    ("Resampling averages each batch onto the nearest of the even log(lr) points: a loss linear in log(lr), unsmoothed (beta=0), comes "
+     "back within half a step of the line at every point; an even sweep comes back as it is, smoothed as fastai's Recorder smooths")
+    lrs = _cos()
+    g,sm = even_log_sweep(lrs, list(np.log(lrs)), beta=0., div_thresh=math.inf)
+    lg = np.log(g.double().numpy())
+    step = (lg[-1] - lg[0])/99
+    assert np.abs(sm.double().numpy() - lg).max() <= 0.5*step + 1e-5
+    exp = [SWEEPS['exp'](1e-7, 10., i/100) for i in range(100)]
+    g,sm = even_log_sweep(exp, [_curve(lr) for lr in exp], div_thresh=math.inf)
+    test_close(g.double(), tensor(exp).double(), eps=1e-6*10.)
+    avg,ref = AvgSmoothLoss(0.98),[]  # fastai's Recorder smoothing, fed the same losses
+    avg.reset()
+    for lr in exp: avg.accumulate(SimpleNamespace(loss=tensor(float(_curve(lr))))); ref.append(float(avg.value))
+    test_close(sm, tensor(ref), eps=1e-5)
+
+def test_an_uneven_sweep_without_raw_losses_ends_at_its_first_nan():
+    "The smoothed losses of an uneven sweep, NaN from point 60 on: resampled from the 60 finite points, as if the sweep had stopped there"
+    lrs = _cos()
+    losses = [float(_curve(lr)) for lr in lrs[:60]] + [float('nan')]*40
+    test_eq(tuple(suggest_lrs(lrs, losses, 100, FUNCS)[0]), tuple(suggest_lrs(lrs[:60], losses[:60], 100, FUNCS)[0]))
+
+def test_a_sweep_shorter_than_the_points_left_out_suggests_nothing():
+    ("fastai leaves out the first `num_it//10` points and the last 5: a 10-batch sweep that stopped after 4 has none left, so every "
+     "suggestion is NaN with a warning, not one computed from the 2 points in between")
+    lrs = [1e-7*(1e8)**(i/10) for i in range(4)]
+    with pytest.warns(UserWarning, match='no `valley` suggestion'): res,_ = suggest_lrs(lrs, [2., 1.9, 1.5, 1.2], 10, FUNCS)
+    assert all(math.isnan(v) for v in res)
+
+def nan_rule(lrs, losses, num_it): return float('nan'), (float('nan'), float('nan'))
+def inf_rule(lrs, losses, num_it): return float('inf'), (float('inf'), 1.)
+
+def test_a_suggestion_function_that_returns_no_number_gives_nan_and_a_warning():
+    "A suggestion function (a user's) that returns NaN or inf: NaN and a warning naming it, as for one that fails"
+    lrs = [1e-7*(1e8)**(i/100) for i in range(100)]
+    losses = [2. - math.sin(math.pi*i/100) for i in range(100)]
+    with pytest.warns(UserWarning) as w: res,pnts = suggest_lrs(lrs, losses, 100, (valley, nan_rule, inf_rule))
+    assert res.valley > 0 and math.isnan(res.nan_rule) and math.isnan(res.inf_rule)
+    msgs = [str(x.message) for x in w]
+    assert any('no `nan_rule` suggestion' in m for m in msgs) and any('no `inf_rule` suggestion' in m for m in msgs)
+
+# ------------------------------------------------------------------ attaching (A01)
+def test_a_finder_with_the_wrong_group_count_is_refused_when_attached():
+    "`add_cb(AnnealLRFinder(...))` with 3 per-group lrs on a 2-group learner is refused at once, as `lr_find` refuses it, not at the next fit"
+    learn = mk_learner(groups=2)
+    cb = AnnealLRFinder([1e-7]*3, 1.)
+    with pytest.raises(ValueError, match='start_lr has 3 values but the optimizer has 2'): learn.add_cb(cb)
+    assert cb not in learn.cbs and not hasattr(learn, 'lr_finder')
+
+def test_a_finder_kept_on_the_learner_snapshots_afresh_after_an_interrupted_sweep():
+    ("A finder attached outside `fit` (`add_cb`) whose sweep was interrupted: the next sweep gives back the learner as that sweep "
+     "found it (weights loaded since), not as the interrupted one found it")
+    learn = mk_learner()
+    learn.add_cb(AnnealLRFinder(1e-5, 1., 10))
+    with learn.no_bar(), learn.no_logging(), learn.added_cbs(_StopAfterRecorder(3, KeyboardInterrupt)), pytest.raises(KeyboardInterrupt): learn.fit(3)
+    with torch.no_grad():
+        for p in learn.model.parameters(): p.mul_(0.5)  # the user moves on: a checkpoint loaded
+    before = learner_state(learn)
+    quiet_fit(learn, 'fit', 3)
+    after = learner_state(learn)
+    for k in ('tensors', 'grads', 'rg', 'modes'): assert bitwise_equal(before[k], after[k]), k
+
+class _Estimator:
+    "A user's scikit-learn style wrapper: its own `fit` builds a learner with a finder attached (`Learner(cbs=...)`) and runs the sweep"
+    def fit(self):
+        self.learn = mk_learner(cbs=AnnealLRFinder(1e-5, 1., 10))
+        self.before = learner_state(self.learn)
+        quiet_fit(self.learn, 'fit', 3)
+        return self
+
+def test_a_finder_attached_within_another_objects_fit_restores_after_its_sweep():
+    "Only the learner's own `fit` on the call stack makes the finder's attachment a fit's: one attached within another `fit` restores as usual"
+    est = _Estimator().fit()
+    after = learner_state(est.learn)
+    for k in ('tensors', 'grads', 'rg', 'modes'): assert bitwise_equal(est.before[k], after[k]), k
+
+# ------------------------------------------------------------------ what the finder records, when it stops (B04, B15)
+class _BatchLosses(Callback):
+    "Each training batch's loss as the batch computed it"
+    def __init__(self): self.losses = []
+    def after_batch(self):
+        if self.training: self.losses.append(float(self.learn.loss.detach()))
+
+def test_an_uneven_sweep_keeps_each_batchs_own_loss():
+    "`raw_losses` holds each batch's own loss (`learn.loss`), not the Recorder's smoothed one: the resampling smooths once, as fastai's Recorder does"
+    learn,cb,rec = _mlp_learner(),AnnealLRFinder(num_it=20, anneal='cos'),_BatchLosses()
+    quiet_fit(learn, 'fit', 2, cbs=[cb, rec])
+    test_eq(len(cb.raw_losses), len(learn.recorder.lrs))
+    test_eq(cb.raw_losses, rec.losses)
+
+class _NanAfter:
+    "Cross-entropy that turns NaN after `n` calls"
+    def __init__(self, n): self.n,self.calls = n,0
+    def __call__(self, pred, targ):
+        self.calls += 1
+        return nn.functional.cross_entropy(pred, targ) * (float('nan') if self.calls > self.n else 1.)
+
+def test_a_nan_loss_stops_the_sweep_whatever_min_move():
+    "Under the tuner's `MIN_MOVE` (a rise is divergence only once the weights moved that much), a NaN loss still stops the sweep at once"
+    from fastai_anneal.lr_finder import MIN_MOVE
+    learn = _mlp_learner(loss_func=_NanAfter(5))
+    tok = MIN_MOVE.set(10.)  # a move the weights never make
+    try: quiet_fit(learn, 'lr_find', 1e-6, 1e-4, num_it=20, show_plot=False, suggest_funcs=None)
+    finally: MIN_MOVE.reset(tok)
+    test_eq(len(learn.recorder.losses), 6)
+    assert math.isnan(learn.recorder.losses[-1])
+
+# ------------------------------------------------------------------ where a resampled sweep is cut (E20, E21, E22)
+def test_a_resampled_sweeps_best_counts_from_its_first_tenth():
+    ("The cut compares each point with the smoothed best from the first tenth on (at least 3 points in): a lucky batch before that "
+     "sets no best, a low within the second tenth does. An even sweep (each batch its own point), unsmoothed (beta=0)")
+    ev = lambda n: [SWEEPS['exp'](1e-7, 10., i/n) for i in range(n)]
+    lucky = [0.01] + [0.2]*99  # the first batch: 20x lower than the rest
+    test_eq(len(even_log_sweep(ev(100), lucky, beta=0.)[0]), 100)
+    short = [0.2, 0.2, 0.01] + [0.2]*17  # 20 points: the first tenth is 2 points, the best counts from the 4th on
+    test_eq(len(even_log_sweep(ev(20), short, beta=0.)[0]), 20)
+    low = [0.15]*10 + [0.05]*10 + [0.3]*80  # a low from point 10 on, then 6x it: cut at the rise's second point
+    test_eq(len(even_log_sweep(ev(100), low, beta=0.)[0]), 21)
