@@ -1,8 +1,9 @@
 "The `fastai-anneal` console script, run as a user runs it: in a process of its own, checking its exit status, output and files."
 import csv, json, math, os, signal, subprocess, sys
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-import numpy as np, pytest
+import numpy as np, pytest, torch
 from PIL import Image
 
 CLI = [sys.executable, '-m', 'fastai_anneal.cli']  # the console script's `main`, without depending on PATH
@@ -285,6 +286,8 @@ def test_out_beside_train_and_valid_is_allowed():
             for i in range(4): _image(d/split/('cat', 'dog')[i % 2]/f'{i}.jpg', i)
         assert _check_out_of(d/'runs', d) == d/'runs'
         with pytest.raises(ValueError, match='is inside the data folder'): _check_out_of(d/'train'/'runs', d)
+        (d/'link').symlink_to(d/'train')  # a link that resolves into train/: its plots would land among the images too
+        with pytest.raises(ValueError, match='is inside the data folder'): _check_out_of(d/'link'/'runs', d)
 
 def test_preview(tmp_path):
     "The issue's `preview` command: the printed lr at each epoch start is the builder's value, the PNG is written"
@@ -376,6 +379,8 @@ def test_preview_list_bool_and_choice_flags(tmp_path, capsys):
     assert parse('fit_time_decay', '--staircase')['staircase'] is True and parse('fit_time_decay', '--no-staircase')['staircase'] is False
     a = parse('fit_cyclic', '--no-cycle-momentum', '--mode', 'exp_range', '--step-size-up', '3')
     assert a['cycle_momentum'] is False and a['mode'] == 'exp_range' and a['step_size_up'] == 3
+    assert parse('fit_cos_anneal', '--moms', '0.95', '0.85', '0.95')['moms'] == [0.95, 0.85, 0.95]  # a tuple: three floats
+    assert main(['preview', 'fit_cos_anneal', '--moms', '0.95', '0.85', '0.95', '--out', str(tmp_path)]) == 0
     assert main(['preview', 'fit_step_decay', '--epochs', '6', '--n-batch', '3', '--milestones', '2', '4', '--out', str(tmp_path)]) == 0
     vals = preview('fit_step_decay', epochs=6, n_batch=3, out=tmp_path, milestones=[2, 4])
     s = step_decay_scheds(6, 3, 1e-3, milestones=[2, 4])['lr']
@@ -514,8 +519,9 @@ def test_compare_jobs_unpicklable_error(tmp_path, monkeypatch):
         def __reduce__(self): raise TypeError('not picklable')
     def learner(*args, **kwargs): raise Odd('odd failure')
     monkeypatch.setattr(cli, '_learner', learner)
-    with pytest.raises(RuntimeError, match='Odd: odd failure'):
+    with pytest.raises(RuntimeError, match='Odd: odd failure') as e:
         compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path/'res')
+    assert 'raised in a compare worker process' in e.value.__notes__[0] and 'in learner\n' in e.value.__notes__[0]  # its traceback
 
 class _TwoArgError(Exception):
     "An error whose `__init__` takes other arguments than its message: it pickles, but cannot be rebuilt from its args"
@@ -701,6 +707,8 @@ def test_live_mappings_keep_dict_behaviour():
     import pickle
     from fastai_anneal import cli
     assert isinstance(cli.SCHEDULES.copy(), dict) and list(cli.SCHEDULES | {'x': 1})[-1] == 'x' and ({'x': 1} | cli.PREVIEWS)['x'] == 1
+    assert list({'x': 1} | cli.PREVIEWS)[0] == 'x'  # a dict's `|`: the left operand's keys first, the right one's values win
+    assert ({'fit_cos_anneal': 0} | cli.PREVIEWS)['fit_cos_anneal'] is cli.PREVIEWS['fit_cos_anneal']
     assert list(pickle.loads(pickle.dumps(cli.PREVIEWS))) == list(cli.PREVIEWS)
 
 def test_results_json_is_strict_json(tmp_path):
@@ -713,7 +721,9 @@ def test_results_json_is_strict_json(tmp_path):
     doc = json.loads((tmp_path/'results.json').read_text(), parse_constant=refuse)
     assert doc['runs'][0]['valid_loss'] is None and doc['runs'][0]['train_loss'] is None and doc['runs'][0]['accuracy'] == 0.1
     assert doc['summary'][0]['valid_loss_mean'] is None
-    assert 'nan' in (tmp_path/'results.csv').read_text()
+    assert 'nan' in (tmp_path/'results.csv').read_text() and 'lrs' not in doc['runs'][0]  # the per-batch lrs: not in the file
+    with open(tmp_path/'results.csv') as f: assert next(csv.reader(f)) == ['schedule', 'seed', 'epochs', 'lr', 'accuracy', 'valid_loss',
+        'train_loss', 'time_s', 'tune_s', 'tune_batches', 'fit_batches', 'device']
 
 def test_errors_name_flags_inside_the_message():
     "A check's argument names further in the message are the flags the user typed (review, seventeenth session); prose stays"
@@ -734,3 +744,303 @@ def test_an_out_folder_that_cannot_be_made_names_out(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, 'mkdir', refuse)
     with pytest.raises(ValueError, match=r"out must be a folder this process can create and write in, '.*x': Operation not permitted"):
         cli._make_out(tmp_path/'x')
+    monkeypatch.undo()
+    def no_file(*args, **kwargs): raise PermissionError(13, 'Read-only file system')
+    monkeypatch.setattr(cli.tempfile, 'TemporaryFile', no_file)  # the folder made, but no file in it (a read-only mount)
+    with pytest.raises(ValueError, match=r"out must be a folder this process can create and write in, '.*y': Read-only file system"):
+        cli._make_out(tmp_path/'y')
+
+# ---------------------------------------------------------------- from the mutation audit of cli.py (twenty-fifth session)
+def _fake_runs(monkeypatch, acc=lambda nm, seed: 0.5, seen=None):
+    ("`cli._run` replaced by a run that trains nothing: accuracy `acc(schedule, seed)`, 2 batches per epoch at the lr it was "
+     "given; `seen` (a list) gets the lr of each run made in this process")
+    import fastai_anneal.cli as cli
+    def run(data, epochs, lr, nm, seed, dev, bar):
+        if seen is not None: seen.append(lr)
+        a = acc(nm, seed)
+        h = dict(train_loss=[1.]*epochs, valid_loss=[1.]*epochs, accuracy=[a]*epochs)
+        return dict(schedule=nm, seed=seed, epochs=epochs, lr=lr, accuracy=a, valid_loss=1., train_loss=1., time_s=1., tune_s=0.,
+                    tune_batches=0, fit_batches=2*epochs, history=h, lrs=[lr]*2*epochs, device='cpu')
+    monkeypatch.setattr(cli, '_run', run)
+
+# ---------------------------------------------------------------- the argument checks
+def test_the_checks_errors_are_usage_errors():
+    "U01, U02: `_usage` turns a check's `TypeError` and an `OSError` (a folder it cannot stat) into the one-line `UsageError`"
+    from fastai_anneal.cli import _usage, UsageError
+    for e in (TypeError('out must be a folder path'), PermissionError(13, 'Permission denied')):
+        with pytest.raises(UsageError, match='out must be a folder path|Permission denied'):
+            with _usage(): raise e
+
+def test_schedule_names_are_stripped_checked_and_not_repeated():
+    "C01-C03: `--schedules 'one_cycle, cos_anneal'` is two names; an empty list and a repeated name are refused"
+    from fastai_anneal.cli import _check_schedules
+    assert _check_schedules(' one_cycle , cos_anneal') == ['one_cycle', 'cos_anneal']
+    with pytest.raises(ValueError, match='schedules must be a comma-separated list'): _check_schedules([])
+    with pytest.raises(ValueError, match="schedules must not repeat a name, got 'constant,constant'"): _check_schedules('constant,constant')
+
+def test_default_jobs(monkeypatch):
+    ("J03-J05: without `jobs`, one process per core, at most `MAX_JOBS` (8) and the number of runs; 1 on an image folder or a GPU, "
+     "where `jobs=1` is still accepted")
+    from fastai_anneal import cli
+    cpu = torch.device('cpu')
+    monkeypatch.setattr(cli.os, 'sched_getaffinity', lambda pid: set(range(16)))
+    assert cli._check_jobs(None, 'digits', cpu, 100) == 8 and cli._check_jobs(None, 'digits', cpu, 3) == 3
+    assert cli._check_jobs(None, Path('pets'), cpu, 100) == 1 and cli._check_jobs(None, 'digits', torch.device('cuda'), 100) == 1
+    assert cli._check_jobs(1, Path('pets'), cpu, 100) == 1 and cli._check_jobs(1, 'digits', torch.device('cuda'), 100) == 1
+
+def test_jobs_count_the_runs_of_every_schedule(tmp_path, monkeypatch):
+    "J10: `--jobs 2` for 2 schedules of 1 seed runs 2 processes (the runs are schedules x seeds, not seeds)"
+    from fastai_anneal.cli import compare
+    _fake_runs(monkeypatch)
+    res = compare('digits', epochs=1, lr=1e-3, seeds=1, schedules='constant,cos_anneal', device='cpu', bar=False, jobs=2, out=tmp_path)
+    assert res['config']['jobs'] == 2 and [r['schedule'] for r in res['runs']] == ['constant', 'cos_anneal']
+
+@pytest.mark.parametrize('min_fit,ok', [(46, True), (47, False)])
+def test_lr_auto_needs_fits_of_the_tuner_s_minimum(monkeypatch, min_fit, ok):
+    "J07: a fit of exactly `tune.MIN_FIT` batches is long enough for `--lr auto` (digits: 2 epochs of 23 batches = 46)"
+    from fastai_anneal import cli, tune
+    monkeypatch.setattr(tune, 'MIN_FIT', min_fit)
+    if ok: cli._check_tunable('digits', 2, torch.device('cpu'))
+    else:
+        with pytest.raises(ValueError, match='epochs must be >= 3 with --lr auto'): cli._check_tunable('digits', 2, torch.device('cpu'))
+
+# ---------------------------------------------------------------- what a run reports
+def test_lr_auto_tunes_the_schedule_s_own_fit(monkeypatch):
+    "S01: `--lr auto` tunes and runs each schedule's own method (`fit_tuned(fit=...)`) with the epochs a given lr would run"
+    from fastai.learner import Learner
+    from fastai.test_utils import synth_learner
+    from fastai_anneal.cli import SCHEDULES
+    calls = []
+    monkeypatch.setattr(Learner, 'fit_tuned', lambda self, *a, **kw: calls.append(kw), raising=False)
+    for nm in ('one_cycle', 'sgdr', 'cos_anneal', 'constant'):
+        SCHEDULES[nm][0](synth_learner(n_trn=4), 3, 'auto')
+    assert [c.pop('fit') for c in calls] == ['fit_one_cycle', 'fit_sgdr', 'fit_cos_anneal', 'fit']
+    assert calls[0] == calls[3] == {'n_epoch': 3} and calls[1] == {'n_cycles': 2, 'cycle_len': 1}
+
+def test_a_run_reports_its_last_epoch(tmp_path):
+    "R04-R06: a run of 2 epochs reports the last epoch's accuracy and losses, and the batches of both epochs"
+    from fastai_anneal.cli import _run
+    r = _run('digits', 2, 1e-3, 'constant', 0, torch.device('cpu'), False)
+    h = r['history']
+    assert len(h['accuracy']) == 2 and h['valid_loss'][0] != h['valid_loss'][1]
+    assert (r['accuracy'], r['valid_loss'], r['train_loss']) == (h['accuracy'][-1], h['valid_loss'][-1], h['train_loss'][-1])
+    assert r['fit_batches'] == 2*23 == len(r['lrs']) and r['tune_batches'] == 0 and r['lr'] == 1e-3 and r['device'] == 'cpu'
+
+def test_the_summary_and_the_table(tmp_path):
+    ("M01, M02, M06, M07, M11, M12: per schedule the mean (not the median) of 3 seeds, the valid loss and time averaged, the seeds "
+     "counted per schedule; the best mean accuracy starred")
+    from fastai_anneal.cli import _summary, _table
+    run = lambda nm, seed, acc, loss, t: dict(schedule=nm, seed=seed, lr=1e-3, accuracy=acc, valid_loss=loss, train_loss=9., time_s=t,
+                                               tune_s=0., tune_batches=0)
+    runs = [run('a', 0, .1, 1., 1.), run('a', 1, .2, 2., 2.), run('a', 2, .9, 6., 6.), run('b', 0, .3, 1., 1.), run('b', 1, .4, 1., 1.)]
+    a,b = _summary(runs, ['a', 'b'])
+    assert (a['seeds'], b['seeds']) == (3, 2)
+    assert a['accuracy_mean'] == pytest.approx(0.4) and a['valid_loss_mean'] == pytest.approx(3.) and a['time_s_mean'] == pytest.approx(3.)
+    assert (a['accuracy_min'], a['accuracy_max'], a['accuracy_std']) == (.1, .9, pytest.approx(np.std([.1, .2, .9], ddof=1)))
+    rows = {l.split()[0]: l for l in _table([a, b]).splitlines()[1:]}
+    assert rows['a'].endswith(' *') and not rows['b'].endswith('*')  # a's mean 0.4 beats b's 0.35 (a's median, 0.2, would not)
+    rows = {l.split()[0]: l for l in _table([b]).splitlines()[1:]}
+    assert rows['b'].endswith(' *')
+
+def test_the_outputs_an_earlier_run_left(tmp_path):
+    "W05-W07: every file `compare` may write, less this run's, is named as an earlier run's, in `_OUTPUTS` order"
+    from fastai_anneal.cli import _left_over, _OUTPUTS
+    for f in _OUTPUTS: (tmp_path/f).write_text('x')
+    assert _left_over(tmp_path, {'results.csv', 'results.json', 'schedules.png', 'accuracy.png', 'compare.png'}) == \
+        ['lr_find.png', 'results.partial.csv', 'results.partial.json']
+    (tmp_path/'lr_find.png').unlink()
+    assert _left_over(tmp_path, {'results.partial.csv', 'results.partial.json'}) == \
+        ['results.csv', 'results.json', 'schedules.png', 'accuracy.png', 'compare.png']
+
+# ---------------------------------------------------------------- the lr of a recipe
+Sugg = namedtuple('SuggestedLRs', ['valley', 'slide', 'minimum', 'steep'])
+
+def test_a_suggestion_name_uses_that_suggestion(tmp_path, monkeypatch, capsys):
+    "R02: `--lr steep` runs at lr_find's steep suggestion, not the valley's"
+    import fastai_anneal.cli as cli
+    seen = []
+    _fake_runs(monkeypatch, seen=seen)
+    monkeypatch.setattr(cli, '_suggest', lambda *a: Sugg(1e-3, 2e-3, 3e-3, 4e-3))
+    res = cli.compare('digits', epochs=1, lr='steep', seeds=1, schedules='constant', device='cpu', bar=False, jobs=1, out=tmp_path)
+    assert seen == [4e-3] and res['config']['lr'] == 4e-3 and res['config']['lr_source'].startswith('lr_find steep: ')
+
+def test_no_suggestion_is_a_failed_run_not_a_usage_error(tmp_path, monkeypatch, capsys):
+    "R01, X01: lr_find giving no valley (NaN) stops `compare` before any run: one line, status 1, nothing trained"
+    import fastai_anneal.cli as cli
+    seen = []
+    _fake_runs(monkeypatch, seen=seen)
+    monkeypatch.setattr(cli, '_suggest', lambda *a: Sugg(math.nan, 2e-3, 3e-3, 4e-3))
+    assert cli.main(['compare', '--data', 'digits', '--lr', 'valley', '--epochs', '1', '--seeds', '1', '--schedules', 'constant',
+                     '--device', 'cpu', '--no-bar', '--jobs', '1', '--out', str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['fastai-anneal compare: lr_find gave no valley suggestion (the loss never fell); give --lr a number'] and seen == []
+
+def test_lr_find_sweeps_the_shape_it_was_given(tmp_path, monkeypatch, capsys):
+    "L06: `lr-find --anneal cos` runs a cos sweep (the plot and the suggestions are of the sweep asked for)"
+    import matplotlib.pyplot as plt
+    from fastai.learner import Learner
+    from fastai_anneal.cli import find_lr
+    asked = []
+    def lr_find(self, anneal, suggest_funcs):
+        asked.append(anneal); plt.figure(); return Sugg(1e-3, 2e-3, 3e-3, 4e-3)
+    monkeypatch.setattr(Learner, 'lr_find', lr_find)
+    find_lr('digits', anneal='cos', out=tmp_path, device='cpu')
+    assert asked == ['cos'] and (tmp_path/'lr_find.png').exists()
+
+# ---------------------------------------------------------------- an interrupted run beside an earlier one
+def test_an_earlier_csv_alone_is_not_overwritten_by_an_interrupted_run(tmp_path, monkeypatch, capsys):
+    "K02: a folder holding only an earlier run's results.csv keeps it: the interrupted run writes results.partial.*"
+    import fastai_anneal.cli as cli
+    out = tmp_path/'res'; out.mkdir(); (out/'results.csv').write_text('an earlier run')
+    made = []
+    def run(*args, **kwargs):
+        if made: raise KeyboardInterrupt
+        made.append(1); return orig(*args, **kwargs)
+    _fake_runs(monkeypatch); orig = cli._run; monkeypatch.setattr(cli, '_run', run)
+    assert cli.main(['compare', '--data', 'digits', '--epochs', '1', '--lr', '1e-3', '--seeds', '1', '--schedules', 'constant,cos_anneal',
+                     '--device', 'cpu', '--no-bar', '--jobs', '1', '--out', str(out)]) == 130
+    assert (out/'results.csv').read_text() == 'an earlier run' and (out/'results.partial.csv').exists()
+    assert "(partial, beside an earlier run's results)" in capsys.readouterr().err
+
+# ---------------------------------------------------------------- preview
+def test_preview_makes_its_folder_and_prints_every_20th_of_the_epochs(tmp_path, capsys):
+    "V03, V04: `preview --out` a folder not there yet creates it; 40 epochs print a row every 2 epochs, then the end"
+    from fastai_anneal.cli import preview
+    preview('fit_cos_anneal', epochs=40, n_batch=2, out=tmp_path/'a'/'b')
+    assert (tmp_path/'a'/'b'/'preview_fit_cos_anneal.png').exists()
+    rows = [l.split()[0] for l in capsys.readouterr().out.splitlines() if l[:1].isdigit() or l.startswith('end')]
+    assert rows == [str(e) for e in range(0, 40, 2)] + ['end']
+
+# ---------------------------------------------------------------- the worker pool
+def test_the_pool_feeds_every_task_to_workers_of_one_thread(monkeypatch):
+    ("P08, P17: 7 runs in 2 processes: every run comes back (tasks are fed as results arrive), each made in a worker of one torch "
+     "thread. A watchdog (SIGALRM) ends a pool that waits for a run it never handed out")
+    import fastai_anneal.cli as cli
+    monkeypatch.setattr(cli, '_run', lambda i, bar: dict(i=i, threads=torch.get_num_threads(), pid=os.getpid()))
+    def hung(*_): raise TimeoutError('the pool waits for runs it never handed out')
+    old,n = signal.signal(signal.SIGALRM, hung),torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        signal.alarm(60)
+        done = list(cli._run_parallel([(i,) for i in range(7)], 2))
+    finally: signal.alarm(0); signal.signal(signal.SIGALRM, old); torch.set_num_threads(n)
+    assert sorted(r['i'] for r in done) == list(range(7))
+    assert all(r['threads'] == 1 and r['pid'] != os.getpid() for r in done)
+
+def test_threads_are_one_on_the_cpu_for_embedded_data_and_restored():
+    "L01, L02: `_threads` sets one torch thread for an embedded dataset on the CPU only, and restores the count after"
+    from fastai_anneal.cli import _threads
+    n = torch.get_num_threads(); torch.set_num_threads(2)
+    try:
+        for data,dev,inside in (('digits', 'cpu', 1), (Path('pets'), 'cpu', 2), ('digits', 'cuda', 2)):
+            with _threads(data, torch.device(dev)): assert torch.get_num_threads() == inside, (data, dev)
+            assert torch.get_num_threads() == 2
+    finally: torch.set_num_threads(n)
+
+# ---------------------------------------------------------------- plugins
+_MODULE_PLUGIN = '''
+from fastai_anneal.registry import Variant
+from fastai_anneal.fit import register_variant
+def ok(lr):
+    "lr held"
+    return {'lr': lambda pos: lr}
+KW = dict(doc='x', fastai='fit', reference='its builder', examples=(dict(n_epoch=2, lr=1e-2),))
+MOD = Variant('fit_held_mod', ok, 'lr', **KW)
+register_variant(MOD)  # on import
+NAMED_CONSTANT = Variant('fit_constant', ok, 'lr', **KW)  # compare's 'constant', but no budget: preview only
+CALLS = []
+def registers():  # registers, returns None: called once per process
+    CALLS.append(1); register_variant(Variant('fit_held_fn', ok, 'lr', **KW))
+class Klass: pass  # a class is not called: it is not a Variant
+'''
+_MODULE_BAD = '''
+from fastai_anneal.registry import Variant
+from fastai_anneal.fit import register_variant
+def lin(lr, out:float=0.1):
+    "lr to lr*out"
+    return {'lr': lambda pos: lr*(1 + (out-1)*pos)}
+register_variant(Variant('fit_lin_mod', lin, 'lr', doc='x', fastai='fit', reference='its builder', examples=(dict(n_epoch=2, lr=1e-2),)))
+'''
+
+def test_a_module_plugin_registers_on_import(plugins, tmp_path, capsys):
+    ("G01-G03, G07, G08: a module entry point that registers its variant on import loads (also named again as a `Variant`); a "
+     "budget-less variant may take a `compare` name; a module whose variant `preview` cannot offer is skipped, nothing of it left; "
+     "a class is not called; a function that registers is run once per process")
+    from fastai_anneal.registry import VARIANTS
+    (tmp_path/'mod_plugin.py').write_text(_MODULE_PLUGIN); (tmp_path/'mod_bad.py').write_text(_MODULE_BAD)
+    eps = {'mod': 'mod_plugin', 'again': 'mod_plugin:MOD', 'const': 'mod_plugin:NAMED_CONSTANT', 'bad': 'mod_bad',
+           'fn': 'mod_plugin:registers', 'klass': 'mod_plugin:Klass'}
+    assert plugins(eps) == ['again', 'const', 'fn', 'mod']
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "plugin 'bad'" in err[0] and 'conflicting option string: --out' in err[0], err
+    assert "plugin 'klass'" in err[1] and 'it gave a type, not a Variant' in err[1], err
+    assert {'fit_held_mod', 'fit_constant', 'fit_held_fn'} <= set(VARIANTS) and 'fit_lin_mod' not in VARIANTS
+    assert plugins({'fn': 'mod_plugin:registers'}) == ['fn'] and capsys.readouterr().err == ''
+    import mod_plugin
+    assert mod_plugin.CALLS == [1]  # each entry point is loaded once per process
+
+def test_a_run_s_weights_depend_on_its_seed():
+    "L03: `_learner(seed)` seeds the model's initial weights too (not only the shuffle): the same seed twice is the same model"
+    from fastai_anneal.cli import _learner
+    w = lambda s: torch.cat([p.detach().flatten() for p in _learner('digits', s, torch.device('cpu'), bar=False).model.parameters()])
+    assert torch.equal(w(1), w(1)) and not torch.equal(w(0), w(1))
+
+# ---------------------------------------------------------------- worker processes
+def test_a_worker_whose_parent_is_gone_exits_at_once():
+    "P02: a worker started for a parent that is no longer its parent (it died before `prctl` took effect) exits with status 1"
+    from fastai_anneal.cli import _die_with_parent
+    pid = os.fork()
+    if pid == 0:
+        try: _die_with_parent(os.getppid() + 1)  # as if the parent had died: the worker's parent is another process
+        finally: os._exit(0)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 1
+
+def test_a_worker_ignores_ctrl_c(monkeypatch):
+    ("P06: a Ctrl-C reaching a worker (the terminal signals the whole process group) is ignored there, even while it waits for a "
+     "task: the parent handles it and stops the workers. Sent while the worker's SIGINT is still blocked, as `_run_parallel` forks")
+    import multiprocessing as mp, queue
+    import fastai_anneal.cli as cli
+    monkeypatch.setattr(cli, '_run', lambda i, bar: dict(i=i))
+    ctx = mp.get_context('fork')
+    todo,results = ctx.SimpleQueue(),ctx.Queue()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try: p = ctx.Process(target=cli._worker, args=(todo, results, os.getpid()), daemon=True); p.start()
+    finally: signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    try:
+        os.kill(p.pid, signal.SIGINT)
+        todo.put((7,))
+        got = None
+        while got is None and p.is_alive():
+            try: got = cli.pickle.loads(results.get(timeout=1))
+            except queue.Empty: pass
+        assert got == (True, dict(i=7)), p.exitcode  # the worker is still there, and runs what it is given
+        todo.put(None); p.join(60)
+        assert p.exitcode == 0
+    finally:
+        if p.is_alive(): p.kill(); p.join()
+
+def test_a_worker_stops_on_sigterm_whatever_handler_the_caller_has(monkeypatch):
+    ("P07: a caller's own SIGTERM handler (here one that ignores it) is not a worker's: `terminate()` stops a worker waiting for "
+     "its next task, instead of leaving it to the 5 s `kill` that follows")
+    import multiprocessing as mp
+    import fastai_anneal.cli as cli
+    monkeypatch.setattr(cli, '_run', lambda i, bar: dict(i=i))
+    ctx = mp.get_context('fork')
+    todo,results = ctx.SimpleQueue(),ctx.Queue()
+    old = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        p = ctx.Process(target=cli._worker, args=(todo, results, os.getpid()), daemon=True); p.start()
+        todo.put((1,)); assert cli.pickle.loads(results.get(timeout=60)) == (True, dict(i=1))  # set up, now waiting for a task
+        p.terminate(); p.join(30)
+        assert p.exitcode == -signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        if p.is_alive(): p.kill(); p.join()
+
+def test_no_bar_in_parallel_prints_no_progress_lines(tmp_path, monkeypatch, capsys):
+    "P20: `--no-bar` with `--jobs 2`: neither the 'runs in 2 processes' header nor a line per run, only the table and what was written"
+    from fastai_anneal.cli import compare
+    _fake_runs(monkeypatch)
+    compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path)
+    out = capsys.readouterr().out
+    assert 'processes' not in out and '[1/2]' not in out and 'Final valid accuracy' in out

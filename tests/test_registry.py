@@ -276,8 +276,8 @@ def test_preview_flags_follow_a_plugin_builder_s_annotations(tmp_path):
     from fastai_anneal import cli
     import typing
     annos = (str, 'str', int, 'int|None', 'Optional[int]', int|None, typing.Optional[str], typing.Union[int, None], float, 'float|None',
-             'str|callable')
-    assert [cli._flag_kwargs(a)['type'] for a in annos] == [str, str, int, int, int, int, str, int, float, float, float]
+             'str|callable', 'int|float')  # an int flag only where every type is int
+    assert [cli._flag_kwargs(a)['type'] for a in annos] == [str, str, int, int, int, int, str, int, float, float, float, float]
     assert cli._flag_kwargs(typing.Literal['lin', 'cos']) == cli._flag_kwargs("Literal['lin', \"cos\"]") == dict(choices=['lin', 'cos'])
     for a in (bool, 'bool|None', typing.Optional[bool]): assert cli._flag_kwargs(a) == dict(action=argparse.BooleanOptionalAction)
     # a builder whose lr argument has a name of its own (`builder_lr`): `preview` gives it 1e-3, as it gives `lr_arg`
