@@ -1044,3 +1044,26 @@ def test_no_bar_in_parallel_prints_no_progress_lines(tmp_path, monkeypatch, caps
     compare('digits', epochs=1, lr=1e-3, seeds=2, schedules='constant', device='cpu', bar=False, jobs=2, out=tmp_path)
     out = capsys.readouterr().out
     assert 'processes' not in out and '[1/2]' not in out and 'Final valid accuracy' in out
+
+def test_an_error_terminates_the_other_workers(tmp_path, monkeypatch):
+    ("P18: when a run fails, the pool stops a worker still running with SIGTERM at once, not with the SIGKILL that follows its 5 s "
+     "`join` (which is for a worker that will not stop): seen in the workers' exit codes, no time measured")
+    import time, multiprocessing as mp
+    import fastai_anneal.cli as cli
+    ctx,made = mp.get_context('fork'),[]
+    class Recorded:
+        "The fork context, keeping every process it makes"
+        def __getattr__(self, k): return getattr(ctx, k)
+        def Process(self, *a, **kw): made.append(ctx.Process(*a, **kw)); return made[-1]
+    monkeypatch.setattr(cli.mp, 'get_context', lambda method: Recorded())
+    started = tmp_path/'started'
+    def run(i, bar):
+        if i == 1: started.touch(); time.sleep(600)  # a run that goes on
+        for _ in range(6000):
+            if started.exists(): break
+            time.sleep(0.01)
+        raise RuntimeError('boom')
+    monkeypatch.setattr(cli, '_run', run)
+    with pytest.raises(RuntimeError, match='boom'): list(cli._run_parallel([(0,), (1,)], 2))
+    codes = [p.exitcode for p in made]
+    assert len(made) == 2 and -signal.SIGTERM in codes and -signal.SIGKILL not in codes, codes
