@@ -133,7 +133,19 @@ def check_image_folder(path:str|Path,  # Folder to check (`~` is expanded)
             raise ValueError(f"data folder {str(path)!r} holds images directly: they need class subfolders, or names like "
                              "'<class>_<number>.jpg'")
         layout,classes = 'names',sorted({m.group(1) for m in names})
-    else: classes = sorted({f.parent.name for f in files})
+    else:
+        roots = image_roots(path)
+        stray = [str(f.relative_to(path)) for f in files if f.parent in roots]  # fastai would label them with the folder's name
+        if stray:
+            more = f' and {len(stray) - 3} more' if len(stray) > 3 else ''
+            raise ValueError(f"data folder {str(path)!r} holds images beside its class subfolders, which would make a class of the "
+                             f"folder's name: {', '.join(stray[:3])}{more}; move them into a class subfolder or out of the folder")
+        classes = sorted({f.parent.name for f in files})
+        if layout == 'train/valid':  # fastai's classes are the training split's: one only in 'valid' fails as it is validated
+            train = {f.parent.name for f in get_image_files(path/'train')}
+            if set(classes) - train:
+                raise ValueError(f"data folder {str(path/'valid')!r} holds classes that {str(path/'train')!r} lacks: "
+                                 f"{sorted(set(classes) - train)}")
     if len(classes) < 2:
         raise ValueError(f"data folder {str(path)!r} must hold at least 2 classes of images, found {len(classes)}: {classes}")
     return path,layout,classes

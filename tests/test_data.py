@@ -1,5 +1,6 @@
 "Embedded datasets: shapes, determinism, no network, image folders of every layout, and the bad inputs they reject."
 import random
+from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
 from fastai_anneal.data import *
@@ -46,7 +47,8 @@ def test_mnist1d_dls_and_cnn():
     assert xb.shape == (100, 1, 40) and xb.dtype == torch.float32 and yb.shape == (100,) and yb.dtype == torch.int64
     model = mnist1d_cnn()
     assert model(xb).shape == (100, 10)
-    assert 5000 < sum(p.numel() for p in model.parameters()) < 6000  # the paper's ~5k-parameter CNN
+    assert sum(p.numel() for p in model.parameters()) == 5210  # the paper's ~5k-parameter CNN
+    assert [m.kernel_size for m in model.body if isinstance(m, torch.nn.Conv1d)] == [(5,), (3,), (3,)]
     assert mnist1d_cnn(3)(xb).shape == (100, 3)
 
 def test_shuffle_follows_seed():
@@ -60,10 +62,14 @@ def test_digits():
     xb,yb = dls.one_batch()
     assert xb.shape == (32, 1, 8, 8) and 0 <= float(xb.min()) and float(xb.max()) <= 1
     assert digits_cnn()(xb).shape == (32, 10)
+    assert len(dls.train) == 45  # 1438 = 44*32 + 30: the partial batch is trained on
+    valid = lambda d: torch.stack([x for x,_ in d.valid_ds])
+    assert torch.equal(valid(dls), valid(digits_dls(bs=32, seed=1, device='cpu')))  # the split is fixed, whatever the shuffle's seed
 
 @pytest.mark.parametrize('call,match', [
     (lambda: mnist1d_dls(bs=0), 'bs must be >= 1, got 0'),
-    (lambda: mnist1d_dls(seed=-1), 'seed must be >= 0'),
+    (lambda: mnist1d_dls(seed=-1), '^seed must be >= 0'),  # the argument given, not `data_seed`
+    (lambda: mnist1d_arrays(seed=-1), '^seed must be >= 0, got -1'),
     (lambda: mnist1d_dls(bs=2.5), 'bs must be a whole number'),
     (lambda: mnist1d_cnn(0), 'n_out must be >= 1'),
     (lambda: digits_dls(valid_pct=1.5), r'valid_pct must be in \(0, 1\), got 1.5'),
@@ -101,9 +107,10 @@ def test_image_folder_layouts(tmp_path, layout):
     dls,model = get_data(tmp_path, device='cpu')
     assert list(dls.vocab) == ['cat', 'great_pyrenees'] and dls.c == 2
     assert (len(dls.train_ds), len(dls.valid_ds)) == ((6, 4) if layout == 'train/valid' else (8, 2))
+    assert len(dls.train) == 1 and dls.train.bs == len(dls.train_ds)  # bs=32 clamped to 6 or 8: one batch, not none
     dls = image_folder_dls(tmp_path, bs=2, size=16, device='cpu')
     xb,yb = dls.one_batch()
-    assert xb.shape == (2, 3, 16, 16) and abs(float(xb.mean())) < 2  # normalized
+    assert xb.shape == (2, 3, 16, 16) and abs(float(xb.mean())) < 2 and float(xb.min()) < 0  # normalized (ImageNet statistics)
     model.eval()
     assert model(xb).shape == (2, 2)
 
@@ -123,7 +130,17 @@ def test_image_folder_rejects(tmp_path):
     # the command line checks the split with the layout, before any model is built (it printed a traceback for --lr 1e-3)
     with pytest.raises(ValueError, match=r'gives 2 training and 0 validation images at valid_pct=0.2'): check_data(tmp_path/'tiny')
     assert check_data(tmp_path/'tiny', valid_pct=0.5) == tmp_path/'tiny'
+    assert check_data(tmp_path/'tiny', valid_pct=0.75) == tmp_path/'tiny'  # int(1.5) = 1 image for validation, as fastai cuts it
+    with pytest.raises(ValueError, match='does not exist or is not a folder'): check_image_folder(tmp_path/'tiny'/'c0'/'0.png')
     with pytest.raises(ValueError, match='size must be >= 1'): image_folder_dls(tmp_path/'one', size=0)
+    # an image beside class subfolders (fastai labels it with the folder's name: a class of its own, or a KeyError once validated)
+    for i in range(10): _img(tmp_path/'pets'/('cat', 'dog')[i % 2]/f'{i}.png', i)
+    _img(tmp_path/'pets'/'cover.png', 99)
+    with pytest.raises(ValueError, match=r"holds images beside its class subfolders.*: cover.png; move them"): check_data(tmp_path/'pets')
+    _img(tmp_path/'tv'/'valid'/'c0'/'0.png', 0); _img(tmp_path/'tv'/'train'/'extra.png', 5)  # train/ has an image of no class
+    with pytest.raises(ValueError, match=r"beside its class subfolders.*: train/extra.png;"): check_image_folder(tmp_path/'tv')
+    (tmp_path/'tv'/'train'/'extra.png').unlink(); _img(tmp_path/'tv'/'valid'/'c9'/'0.png', 9)
+    with pytest.raises(ValueError, match=r"valid' holds classes that .*train' lacks: \['c9'\]"): check_image_folder(tmp_path/'tv')
 
 @pytest.mark.parametrize('make', [lambda: (mnist1d_dls(bs=200, device='cpu'), mnist1d_cnn()), lambda: (digits_dls(device='cpu'), digits_cnn())],
                          ids=['mnist1d', 'digits'])
@@ -147,3 +164,48 @@ def test_embedded_loaders_read_items_as_stored(make):
     dls = make(device='cpu')
     for dl in dls.loaders:
         assert dl.fake_l.num_workers == 0 and dl.dataset[3] is dl.dataset.tls[0].items[3]
+
+# ---------------------------------------------------------------- from the mutation audit of data.py (twenty-fifth session)
+def test_mnist1d_data_seed_reaches_the_generator(monkeypatch):
+    "D03: `data_seed`/`seed` is the generator's seed (faked generator: no 2 s generation), and each seed is its own cache entry"
+    import mnist1d.data
+    seen = []
+    def fake(args):
+        seen.append(args.seed)
+        r = np.random.RandomState(args.seed)
+        return dict(x=r.rand(4, 40), y=np.arange(4), x_test=r.rand(2, 40), y_test=np.arange(2))
+    monkeypatch.setattr(mnist1d.data, 'make_dataset', fake)
+    _mnist1d_arrays.cache_clear()
+    try:
+        a,b = mnist1d_arrays(7)[0],mnist1d_arrays(8)[0]
+        assert seen == [7, 8] and not np.array_equal(a, b)
+    finally: _mnist1d_arrays.cache_clear()  # the next test gets the real dataset
+
+def test_embedded_loaders_default_to_fastais_device(monkeypatch):
+    "D14: `device=None` is fastai's `default_device()` (a GPU when present), not left `None` (the CPU, whatever the machine)"
+    import fastai_anneal.data as data
+    monkeypatch.setattr(data, 'default_device', lambda: torch.device('cpu', 0))  # a device `None` is not, on any machine
+    assert mnist1d_dls().device == torch.device('cpu', 0) and digits_dls().device == torch.device('cpu', 0)
+
+def test_image_folder_layout_edges(tmp_path, monkeypatch):
+    ("D31, D36, D53: a class subfolder named 'train' is a class (the train/valid layout needs both); a flat folder with one name "
+     "that is not `<class>_<n>` is refused by name; an existing folder given as a bare word is a folder, not a mistyped dataset")
+    for i in range(4): _img(tmp_path/'a'/('train', 'dog')[i % 2]/f'{i}.png', i)
+    assert check_image_folder(tmp_path/'a')[1:] == ('subfolders', ['dog', 'train'])
+    for i in range(4): _img(tmp_path/'b'/f"{('cat', 'dog')[i % 2]}_{i}.png", i)
+    _img(tmp_path/'b'/'cover.png', 9)
+    with pytest.raises(ValueError, match="holds images directly: they need class subfolders"): check_image_folder(tmp_path/'b')
+    monkeypatch.chdir(tmp_path)
+    assert check_data('a', valid_pct=0.5) == Path('a')
+
+@pytest.mark.parametrize('layout', ['subfolders', 'names'])
+def test_image_folder_split_follows_seed_and_valid_pct(tmp_path, layout):
+    "D47, D48, D49, D54: the random split is `seed`'s (the same seed, the same split; `get_data` passes it on) at `valid_pct`"
+    for i in range(20):
+        cls = ('cat', 'dog')[i % 2]
+        _img(tmp_path/cls/f'{i}.png' if layout == 'subfolders' else tmp_path/f'{cls}_{i}.png', i)
+    valid = lambda dls: sorted(p.name for p in dls.valid_ds.items)
+    a = valid(image_folder_dls(tmp_path, seed=1, device='cpu'))
+    assert a == valid(image_folder_dls(tmp_path, seed=1, device='cpu')) and a != valid(image_folder_dls(tmp_path, seed=0, device='cpu'))
+    assert valid(get_data(tmp_path, seed=1, device='cpu')[0]) == a
+    assert len(image_folder_dls(tmp_path, valid_pct=0.5, device='cpu').valid_ds) == 10
