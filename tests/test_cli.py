@@ -995,14 +995,19 @@ def test_a_worker_whose_parent_is_gone_exits_at_once():
         finally: os._exit(0)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 1
 
-def test_a_worker_ignores_ctrl_c(monkeypatch):
-    ("P06: a Ctrl-C reaching a worker (the terminal signals the whole process group) is ignored there, even while it waits for a "
-     "task: the parent handles it and stops the workers. Sent while the worker's SIGINT is still blocked, as `_run_parallel` forks")
-    import multiprocessing as mp, queue
+def _worker_queues(monkeypatch) -> tuple:
+    "What a `compare` worker is started with, its runs stubbed (a run gives back its argument): `(cli, fork context, tasks, results)`"
+    import multiprocessing as mp
     import fastai_anneal.cli as cli
     monkeypatch.setattr(cli, '_run', lambda i, bar: dict(i=i))
     ctx = mp.get_context('fork')
-    todo,results = ctx.SimpleQueue(),ctx.Queue()
+    return cli,ctx,ctx.SimpleQueue(),ctx.Queue()
+
+def test_a_worker_ignores_ctrl_c(monkeypatch):
+    ("P06: a Ctrl-C reaching a worker (the terminal signals the whole process group) is ignored there, even while it waits for a "
+     "task: the parent handles it and stops the workers. Sent while the worker's SIGINT is still blocked, as `_run_parallel` forks")
+    import queue
+    cli,ctx,todo,results = _worker_queues(monkeypatch)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try: p = ctx.Process(target=cli._worker, args=(todo, results, os.getpid()), daemon=True); p.start()
     finally: signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -1022,11 +1027,7 @@ def test_a_worker_ignores_ctrl_c(monkeypatch):
 def test_a_worker_stops_on_sigterm_whatever_handler_the_caller_has(monkeypatch):
     ("P07: a caller's own SIGTERM handler (here one that ignores it) is not a worker's: `terminate()` stops a worker waiting for "
      "its next task, instead of leaving it to the 5 s `kill` that follows")
-    import multiprocessing as mp
-    import fastai_anneal.cli as cli
-    monkeypatch.setattr(cli, '_run', lambda i, bar: dict(i=i))
-    ctx = mp.get_context('fork')
-    todo,results = ctx.SimpleQueue(),ctx.Queue()
+    cli,ctx,todo,results = _worker_queues(monkeypatch)
     old = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         p = ctx.Process(target=cli._worker, args=(todo, results, os.getpid()), daemon=True); p.start()
