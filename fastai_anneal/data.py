@@ -142,10 +142,8 @@ def check_image_folder(path:str|Path,  # Folder to check (`~` is expanded)
                              f"folder's name: {', '.join(stray[:3])}{more}; move them into a class subfolder or out of the folder")
         classes = sorted({f.parent.name for f in files})
         if layout == 'train/valid':  # fastai's classes are the training split's: one only in 'valid' fails as it is validated
-            train = {f.parent.name for f in get_image_files(path/'train')}
-            if set(classes) - train:
-                raise ValueError(f"data folder {str(path/'valid')!r} holds classes that {str(path/'train')!r} lacks: "
-                                 f"{sorted(set(classes) - train)}")
+            only = sorted(set(classes) - {f.parent.name for f in files if f.is_relative_to(path/'train')})
+            if only: raise ValueError(f"data folder {str(path/'valid')!r} holds classes that {str(path/'train')!r} lacks: {only}")
     if len(classes) < 2:
         raise ValueError(f"data folder {str(path)!r} must hold at least 2 classes of images, found {len(classes)}: {classes}")
     return path,layout,classes
