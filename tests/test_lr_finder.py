@@ -46,9 +46,14 @@ def _pretrain(learn, n=3):
     with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=_StopAt(n))
 
 class _StopAt(Callback):
-    def __init__(self, n): self.n = n
+    ("Raises `exc` in `after_batch` of training batch `n`; `order` 55: after the Recorder (50) logged the batch, before the finder "
+     "(60) did")
+    def __init__(self, n, exc=CancelFitException, order=0): store_attr()
     def after_batch(self):
-        if self.train_iter >= self.n: raise CancelFitException()
+        if self.train_iter >= self.n: raise self.exc()
+
+def _cos(n=100, s=1e-7, e=10.): return [SWEEPS['cos'](s, e, i/(n-1)) for i in range(n)]
+def _curve(lr): return 2.5 - np.tanh(np.log10(lr) + 3.) + 0.5*np.exp(2.*(np.log10(lr) + 0.5))  # falls around 1e-3, blows up near 1
 
 class _Fault(Callback):
     "Raise `exc` at `event` of sweep batch `at`"
@@ -540,10 +545,9 @@ def test_uneven_sweeps_resample_their_raw_losses():
      "sweep: the same curve gives the same suggestions; a loss spike ends the curve; the finder records the raw losses")
     from fastai_anneal.lr_finder import even_log_sweep, SWEEPS, _smooth
     from fastai.callback.schedule import SuggestionMethod as SM
-    curve = lambda lr: 2.5 - np.tanh(np.log10(lr) + 3.) + 0.5*np.exp(2.*(np.log10(lr) + 0.5))
     pos,funcs = np.arange(100)/99,(SM.Valley, SM.Minimum, SM.Steep, SM.Slide)
     lrs = {k: [SWEEPS[k](1e-7, 10, p) for p in pos] for k in ('exp', 'cos')}
-    raw = {k: [curve(lr) for lr in v] for k,v in lrs.items()}
+    raw = {k: [_curve(lr) for lr in v] for k,v in lrs.items()}
     exp,_ = suggest_lrs(lrs['exp'], list(_smooth(np.array(raw['exp']), 0.98)), 100, funcs)  # what fastai's Recorder records
     cos,_ = suggest_lrs(lrs['cos'], [0.]*100, 100, funcs, raw_losses=raw['cos'])             # the smoothed losses are not used
     for k in exp._fields:  # one log step of the sweep is a factor 10**(8/99) = 1.2
@@ -607,12 +611,11 @@ def test_uneven_sweeps_are_resampled_in_log_lr():
     "A 'cos' sweep's points are uneven in log(lr); its suggestions are computed on even log points and agree with the 'exp' sweep's"
     from fastai_anneal.lr_finder import even_log_points, SWEEPS
     from fastai.callback.schedule import SuggestionMethod as SM
-    curve = lambda lr: 2.5 - np.tanh(np.log10(lr) + 3.) + 0.5*np.exp(2.*(np.log10(lr) + 0.5))  # falls around 1e-3, blows up near 1
     pos = np.arange(100)/99
     sugg = {}
     for name in ('exp', 'cos'):
         lrs = [SWEEPS[name](1e-7, 10, p) for p in pos]
-        res,_ = suggest_lrs(lrs, [torch.tensor(curve(lr)) for lr in lrs], 100, (SM.Valley, SM.Minimum, SM.Steep))
+        res,_ = suggest_lrs(lrs, [torch.tensor(_curve(lr)) for lr in lrs], 100, (SM.Valley, SM.Minimum, SM.Steep))
         sugg[name] = res
     for k in ('valley', 'minimum', 'steep'):  # one log step of the 100-point sweep is a factor 10**(8/99) = 1.2
         assert abs(math.log10(getattr(sugg['cos'], k)) - math.log10(getattr(sugg['exp'], k))) < 0.25, (k, sugg)
@@ -917,9 +920,6 @@ def _mlp_learner(**kw):
     return Learner(mnist1d_dls(bs=400), nn.Sequential(nn.Flatten(), nn.Linear(40, 16), nn.ReLU(), nn.Linear(16, 10)),
                    **{'loss_func': CrossEntropyLossFlat(), **kw})
 
-def _cos(n=100, s=1e-7, e=10.): return [SWEEPS['cos'](s, e, i/(n-1)) for i in range(n)]
-def _curve(lr): return 2.5 - np.tanh(np.log10(lr) + 3.) + 0.5*np.exp(2.*(np.log10(lr) + 0.5))  # falls around 1e-3, blows up near 1
-
 # ------------------------------------------------------------------ the sweep's check (S07, S09, S10)
 def test_a_custom_sweep_is_checked_at_every_batch_it_runs():
     "A bad lr at the sweep's last batch, or at one batch mid-sweep, is refused before anything runs; pos=1, which no batch runs, is not tried"
@@ -977,17 +977,10 @@ def test_a_sweep_that_goes_back_and_forth_suggests_from_its_points():
     test_eq(len(learn.recorder.lrs), 30)
     test_eq(tuple(res), tuple(suggest_lrs(learn.recorder.lrs, learn.recorder.losses, 30)[0]))
 
-class _StopAfterRecorder(Callback):
-    "Raises `exc` in `after_batch` of training batch `n`: after the Recorder (order 50) logged it, before the finder (60) did"
-    order = 55
-    def __init__(self, n, exc=CancelFitException): self.n,self.exc = n,exc
-    def after_batch(self):
-        if self.train_iter >= self.n: raise self.exc()
-
 def test_a_sweep_cancelled_between_the_recorder_and_the_finder_suggests():
     "An uneven sweep another callback cancels after the Recorder logged a batch the finder did not: suggestions from the batches both have"
     learn = _mlp_learner()
-    with learn.no_bar(), learn.added_cbs(_StopAfterRecorder(20)): res = learn.lr_find(1e-5, 1., num_it=30, anneal='cos', show_plot=False)
+    with learn.no_bar(), learn.added_cbs(_StopAt(20, order=55)): res = learn.lr_find(1e-5, 1., num_it=30, anneal='cos', show_plot=False)
     test_eq(len(learn.recorder.lrs), 20)  # the finder saw 19
     assert res.valley > 0
 
@@ -1037,8 +1030,7 @@ def inf_rule(lrs, losses, num_it): return float('inf'), (float('inf'), 1.)
 
 def test_a_suggestion_function_that_returns_no_number_gives_nan_and_a_warning():
     "A suggestion function (a user's) that returns NaN or inf: NaN and a warning naming it, as for one that fails"
-    lrs = [1e-7*(1e8)**(i/100) for i in range(100)]
-    losses = [2. - math.sin(math.pi*i/100) for i in range(100)]
+    lrs,losses = _sweep(100)
     with pytest.warns(UserWarning) as w: res,pnts = suggest_lrs(lrs, losses, 100, (valley, nan_rule, inf_rule))
     assert res.valley > 0 and math.isnan(res.nan_rule) and math.isnan(res.inf_rule)
     msgs = [str(x.message) for x in w]
@@ -1057,7 +1049,7 @@ def test_a_finder_kept_on_the_learner_snapshots_afresh_after_an_interrupted_swee
      "found it (weights loaded since), not as the interrupted one found it")
     learn = mk_learner()
     learn.add_cb(AnnealLRFinder(1e-5, 1., 10))
-    with learn.no_bar(), learn.no_logging(), learn.added_cbs(_StopAfterRecorder(3, KeyboardInterrupt)), pytest.raises(KeyboardInterrupt): learn.fit(3)
+    with learn.no_bar(), learn.no_logging(), learn.added_cbs(_StopAt(3, KeyboardInterrupt, order=55)), pytest.raises(KeyboardInterrupt): learn.fit(3)
     with torch.no_grad():
         for p in learn.model.parameters(): p.mul_(0.5)  # the user moves on: a checkpoint loaded
     before = learner_state(learn)
